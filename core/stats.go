@@ -1,0 +1,30 @@
+package core
+
+import "sync/atomic"
+
+// Live object counters, read by the introspection surface.
+var (
+	liveChannels    atomic.Int64
+	liveServers     atomic.Int64
+	liveClientCalls atomic.Int64
+	liveServerCalls atomic.Int64
+)
+
+// Counters is a snapshot of the engine's live objects.
+type Counters struct {
+	Channels    int64
+	Servers     int64
+	ClientCalls int64
+	ServerCalls int64
+}
+
+// ReadCounters returns the current number of live channels, servers and
+// in-flight calls on each side.
+func ReadCounters() Counters {
+	return Counters{
+		Channels:    liveChannels.Load(),
+		Servers:     liveServers.Load(),
+		ClientCalls: liveClientCalls.Load(),
+		ServerCalls: liveServerCalls.Load(),
+	}
+}
