@@ -1,0 +1,96 @@
+package core
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// CallSpec is what a client call needs besides its messages.
+type CallSpec struct {
+	Method   string
+	Metadata metadata.MD
+	Timeout  time.Duration // 0: no deadline
+	// WaitForReady: 0 unset (fail fast), 1 wait, -1 explicitly fail fast.
+	WaitForReady int
+}
+
+func (ch *Channel) callContext(spec *CallSpec) (context.Context, context.CancelCauseFunc) {
+	ctx := ch.ctx
+	var stop context.CancelFunc
+	if spec.Timeout > 0 {
+		ctx, stop = context.WithTimeout(ctx, spec.Timeout)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	if len(spec.Metadata) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, spec.Metadata)
+	}
+	if stop == nil {
+		return ctx, cancel
+	}
+	return ctx, func(cause error) { cancel(cause); stop() }
+}
+
+func (ch *Channel) options(spec *CallSpec, extra ...grpc.CallOption) []grpc.CallOption {
+	opts := append(append(make([]grpc.CallOption, 0, len(ch.callOpts)+len(extra)+1), ch.callOpts...), extra...)
+	if spec.WaitForReady > 0 {
+		opts = append(opts, grpc.WaitForReady(true))
+	}
+	return opts
+}
+
+// UnaryCall is a unary-response call under way. Done is closed when it has
+// ended; then Response, Header and Status are set.
+type UnaryCall struct {
+	Done     chan struct{}
+	Response []byte
+	Header   metadata.MD
+	Status   *Status
+	cancel   context.CancelCauseFunc
+}
+
+// Unary performs a unary call on the calling goroutine.
+func (ch *Channel) Unary(spec *CallSpec, req []byte) (resp []byte, header metadata.MD, st *Status) {
+	ctx, cancel := ch.callContext(spec)
+	defer cancel(nil)
+	var trailer metadata.MD
+	liveClientCalls.Add(1)
+	err := ch.cc.Invoke(ctx, spec.Method, req, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
+	liveClientCalls.Add(-1)
+	st = statusFrom(ctx, err)
+	st.Trailer = trailer
+	if err != nil {
+		resp = nil
+	} else if resp == nil {
+		resp = []byte{}
+	}
+	return resp, header, st
+}
+
+// StartUnary begins a unary call on its own goroutine.
+func (ch *Channel) StartUnary(spec *CallSpec, req []byte) *UnaryCall {
+	c := &UnaryCall{Done: make(chan struct{})}
+	ctx, cancel := ch.callContext(spec)
+	c.cancel = cancel
+	go func() {
+		defer close(c.Done)
+		defer cancel(nil)
+		var trailer metadata.MD
+		liveClientCalls.Add(1)
+		err := ch.cc.Invoke(ctx, spec.Method, req, &c.Response, ch.options(spec, grpc.Header(&c.Header), grpc.Trailer(&trailer))...)
+		liveClientCalls.Add(-1)
+		c.Status = statusFrom(ctx, err)
+		c.Status.Trailer = trailer
+		if err != nil {
+			c.Response = nil
+		} else if c.Response == nil {
+			c.Response = []byte{}
+		}
+	}()
+	return c
+}
+
+// Cancel ends the call with CANCELLED if it has not ended yet.
+func (c *UnaryCall) Cancel() { c.cancel(errCallCancelled) }

@@ -1,0 +1,90 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// Channel is a client connection to one target.
+type Channel struct {
+	cc       *grpc.ClientConn
+	callOpts []grpc.CallOption
+	ctx      context.Context // cancelled when the channel closes
+	cancel   context.CancelCauseFunc
+	closed   atomic.Bool
+}
+
+// Dial creates a channel. Like grpcio, it does not connect until a call or
+// a connectivity request needs it.
+func Dial(target string, opts []Option) (*Channel, error) {
+	cfg := ChannelOptions(opts)
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	target, extra, err := resolveTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	dial = append(dial, extra...)
+	dial = append(dial, cfg.Dial...)
+	cc, err := grpc.NewClient(target, dial...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := &Channel{
+		cc:       cc,
+		callOpts: append([]grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}, cfg.Call...),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	liveChannels.Add(1)
+	return ch, nil
+}
+
+// resolveTarget handles grpcio's "ipv4:" and "ipv6:" address-list targets,
+// which grpc-go has no resolver for, with a static resolver of their own.
+func resolveTarget(target string) (string, []grpc.DialOption, error) {
+	var scheme string
+	switch {
+	case strings.HasPrefix(target, "ipv4:"):
+		scheme = "ipv4"
+	case strings.HasPrefix(target, "ipv6:"):
+		scheme = "ipv6"
+	default:
+		return target, nil, nil
+	}
+	list := strings.TrimPrefix(strings.TrimPrefix(target, scheme+":"), "//")
+	if list == "" {
+		return "", nil, fmt.Errorf("target %q names no address", target)
+	}
+	var addrs []resolver.Address
+	for _, a := range strings.Split(list, ",") {
+		addrs = append(addrs, resolver.Address{Addr: a})
+	}
+	r := manual.NewBuilderWithScheme("grpcgo-static")
+	r.InitialState(resolver.State{Addresses: addrs})
+	return "grpcgo-static:///" + list, []grpc.DialOption{grpc.WithResolvers(r)}, nil
+}
+
+// Close cancels every call on the channel and releases the connection.
+// It is idempotent.
+func (ch *Channel) Close() {
+	if ch.closed.Swap(true) {
+		return
+	}
+	ch.cancel(errChannelClosed)
+	ch.cc.Close()
+	liveChannels.Add(-1)
+}
+
+// Closed reports whether Close was called.
+func (ch *Channel) Closed() bool { return ch.closed.Load() }
+
+// Target is the target the channel was created with.
+func (ch *Channel) Target() string { return ch.cc.Target() }

@@ -1,0 +1,39 @@
+// Package introspect is the cold, read-only view of the engine that the
+// Python package exposes as grpc._introspect: versions and a snapshot of
+// live objects.
+//
+// It is bound to Python with gopy (see tools/gen_gopy.sh), so its surface is
+// kept to what gopy binds cleanly: functions returning strings, ints and a
+// plain struct of ints. No callbacks, no []byte, no errors.
+package introspect
+
+import "grpcgo/core"
+
+// Version returns the grpcgo engine version.
+func Version() string { return core.Version }
+
+// GrpcGoVersion returns the version of google.golang.org/grpc compiled in.
+func GrpcGoVersion() string { return core.GrpcGoVersion() }
+
+// GoVersion returns the Go toolchain version that built the engine.
+func GoVersion() string { return core.GoVersion() }
+
+// Counters is a snapshot of the engine's live objects.
+type Counters struct {
+	Channels    int
+	Servers     int
+	ClientCalls int
+	ServerCalls int
+}
+
+// Live returns the current number of live channels, servers and in-flight
+// client and server calls.
+func Live() Counters {
+	c := core.ReadCounters()
+	return Counters{
+		Channels:    int(c.Channels),
+		Servers:     int(c.Servers),
+		ClientCalls: int(c.ClientCalls),
+		ServerCalls: int(c.ServerCalls),
+	}
+}

@@ -1,0 +1,200 @@
+package core
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Option is one grpcio channel argument: a key and an int or string value.
+type Option struct {
+	Key   string
+	Int   int64
+	Str   string
+	IsInt bool
+}
+
+// ParseOptions decodes the JSON list of [key, value] pairs the binding sends.
+// Values that are neither numbers nor strings are dropped: grpcio ignores
+// options it does not understand, and so do we.
+func ParseOptions(data []byte) ([]Option, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var raw [][2]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("options must be a sequence of (key, value) pairs: %v", err)
+	}
+	out := make([]Option, 0, len(raw))
+	for _, kv := range raw {
+		key, ok := kv[0].(string)
+		if !ok {
+			continue
+		}
+		switch v := kv[1].(type) {
+		case float64:
+			out = append(out, Option{Key: key, Int: int64(v), IsInt: true, Str: strconv.FormatInt(int64(v), 10)})
+		case bool:
+			i := int64(0)
+			if v {
+				i = 1
+			}
+			out = append(out, Option{Key: key, Int: i, IsInt: true, Str: strconv.FormatInt(i, 10)})
+		case string:
+			i, err := strconv.ParseInt(v, 10, 64)
+			out = append(out, Option{Key: key, Str: v, Int: i, IsInt: err == nil})
+		}
+	}
+	return out, nil
+}
+
+// msgLimit turns grpcio's message length convention (-1 = unlimited) into a
+// grpc-go limit.
+func msgLimit(v int64) int {
+	if v < 0 || v > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(v)
+}
+
+func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+
+// ChannelConfig is what the channel arguments say, in grpc-go's terms.
+type ChannelConfig struct {
+	Dial      []grpc.DialOption
+	Call      []grpc.CallOption
+	Authority string
+}
+
+// ChannelOptions maps grpcio channel arguments onto grpc-go dial options.
+func ChannelOptions(opts []Option) ChannelConfig {
+	var cfg ChannelConfig
+	var ka keepalive.ClientParameters
+	haveKA := false
+	retries := true
+	serviceConfig := ""
+	lbPolicy := ""
+	for _, o := range opts {
+		switch o.Key {
+		case "grpc.max_receive_message_length", "grpc.max_message_length":
+			if o.IsInt {
+				cfg.Call = append(cfg.Call, grpc.MaxCallRecvMsgSize(msgLimit(o.Int)))
+			}
+		case "grpc.max_send_message_length":
+			if o.IsInt {
+				cfg.Call = append(cfg.Call, grpc.MaxCallSendMsgSize(msgLimit(o.Int)))
+			}
+		case "grpc.default_authority":
+			cfg.Authority = o.Str
+		case "grpc.primary_user_agent":
+			cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(o.Str))
+		case "grpc.keepalive_time_ms":
+			if o.IsInt && o.Int > 0 && o.Int < math.MaxInt32 {
+				ka.Time, haveKA = ms(o.Int), true
+			}
+		case "grpc.keepalive_timeout_ms":
+			if o.IsInt && o.Int > 0 {
+				ka.Timeout, haveKA = ms(o.Int), true
+			}
+		case "grpc.keepalive_permit_without_calls":
+			ka.PermitWithoutStream, haveKA = o.Int != 0, true
+		case "grpc.enable_retries":
+			retries = o.Int != 0
+		case "grpc.service_config":
+			serviceConfig = o.Str
+		case "grpc.lb_policy_name":
+			lbPolicy = o.Str
+		case "grpc.http2.initial_window_size":
+			if o.IsInt && o.Int > 0 {
+				cfg.Dial = append(cfg.Dial, grpc.WithInitialWindowSize(int32(o.Int)))
+			}
+		}
+	}
+	if haveKA {
+		cfg.Dial = append(cfg.Dial, grpc.WithKeepaliveParams(ka))
+	}
+	if !retries {
+		cfg.Dial = append(cfg.Dial, grpc.WithDisableRetry())
+	}
+	if serviceConfig == "" && lbPolicy != "" {
+		serviceConfig = fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, lbPolicy)
+	}
+	if serviceConfig != "" {
+		cfg.Dial = append(cfg.Dial, grpc.WithDefaultServiceConfig(serviceConfig))
+	}
+	if cfg.Authority != "" {
+		cfg.Dial = append(cfg.Dial, grpc.WithAuthority(cfg.Authority))
+	}
+	return cfg
+}
+
+// ServerConfig is what the server arguments say, in grpc-go's terms.
+type ServerConfig struct {
+	Server    []grpc.ServerOption
+	ReusePort bool
+}
+
+// ServerOptions maps grpcio server arguments onto grpc-go server options.
+func ServerOptions(opts []Option) ServerConfig {
+	cfg := ServerConfig{ReusePort: true}
+	var kp keepalive.ServerParameters
+	var ep keepalive.EnforcementPolicy
+	haveKP, haveEP := false, false
+	for _, o := range opts {
+		if !o.IsInt {
+			continue
+		}
+		switch o.Key {
+		case "grpc.max_receive_message_length", "grpc.max_message_length":
+			cfg.Server = append(cfg.Server, grpc.MaxRecvMsgSize(msgLimit(o.Int)))
+		case "grpc.max_send_message_length":
+			cfg.Server = append(cfg.Server, grpc.MaxSendMsgSize(msgLimit(o.Int)))
+		case "grpc.max_concurrent_streams":
+			if o.Int > 0 {
+				cfg.Server = append(cfg.Server, grpc.MaxConcurrentStreams(uint32(o.Int)))
+			}
+		case "grpc.so_reuseport":
+			cfg.ReusePort = o.Int != 0
+		case "grpc.keepalive_time_ms":
+			if o.Int > 0 && o.Int < math.MaxInt32 {
+				kp.Time, haveKP = ms(o.Int), true
+			}
+		case "grpc.keepalive_timeout_ms":
+			if o.Int > 0 {
+				kp.Timeout, haveKP = ms(o.Int), true
+			}
+		case "grpc.max_connection_idle_ms":
+			if o.Int > 0 && o.Int < math.MaxInt32 {
+				kp.MaxConnectionIdle, haveKP = ms(o.Int), true
+			}
+		case "grpc.max_connection_age_ms":
+			if o.Int > 0 && o.Int < math.MaxInt32 {
+				kp.MaxConnectionAge, haveKP = ms(o.Int), true
+			}
+		case "grpc.max_connection_age_grace_ms":
+			if o.Int > 0 && o.Int < math.MaxInt32 {
+				kp.MaxConnectionAgeGrace, haveKP = ms(o.Int), true
+			}
+		case "grpc.http2.min_recv_ping_interval_without_data_ms", "grpc.http2.min_ping_interval_without_data_ms":
+			ep.MinTime, haveEP = ms(o.Int), true
+		case "grpc.keepalive_permit_without_calls":
+			ep.PermitWithoutStream, haveEP = o.Int != 0, true
+		case "grpc.http2.initial_window_size":
+			if o.Int > 0 {
+				cfg.Server = append(cfg.Server, grpc.InitialWindowSize(int32(o.Int)))
+			}
+		}
+	}
+	if haveKP {
+		cfg.Server = append(cfg.Server, grpc.KeepaliveParams(kp))
+	}
+	if haveEP {
+		cfg.Server = append(cfg.Server, grpc.KeepaliveEnforcementPolicy(ep))
+	}
+	return cfg
+}

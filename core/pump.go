@@ -1,0 +1,179 @@
+package core
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// msgStream is what grpc-go's client and server streams share.
+type msgStream interface {
+	SendMsg(m any) error
+	RecvMsg(m any) error
+}
+
+// queueDepth bounds how many messages a stream buffers in each direction.
+// Buffering lets the binding hand over and take several messages per
+// crossing without waiting for the network each time.
+const queueDepth = 64
+
+// receiver reads a stream ahead into a bounded queue. The queue is closed
+// when the stream ends; err (read only after the close) holds the reason,
+// io.EOF on a clean end.
+type receiver struct {
+	q    chan []byte
+	err  error
+	stop chan struct{} // closed when nobody will read the queue any more
+	once sync.Once
+}
+
+func newReceiver() *receiver {
+	return &receiver{q: make(chan []byte, queueDepth), stop: make(chan struct{})}
+}
+
+// run reads until the stream ends, on the calling goroutine. before runs
+// first; after runs once the stream ended, before the queue closes, so
+// whatever it sets is visible to whoever sees the close.
+func (r *receiver) run(s msgStream, before func(), after func(error)) {
+	defer close(r.q)
+	if before != nil {
+		before()
+	}
+	for {
+		var m []byte
+		if err := s.RecvMsg(&m); err != nil {
+			r.err = err
+			if after != nil {
+				after(err)
+			}
+			return
+		}
+		if m == nil {
+			m = []byte{}
+		}
+		select {
+		case r.q <- m:
+		case <-r.stop:
+			r.err = errAbandoned
+			if after != nil {
+				after(r.err)
+			}
+			return
+		}
+	}
+}
+
+// abandon tells the reading goroutine that nobody reads the queue any more.
+func (r *receiver) abandon() { r.once.Do(func() { close(r.stop) }) }
+
+// Queue is where received messages appear; it is closed at the end.
+func (r *receiver) Queue() <-chan []byte { return r.q }
+
+var errAbandoned = errors.New("stream abandoned")
+
+// sender writes queued messages to a stream from its own goroutine, so that
+// handing over a message does not wait for flow control unless the queue is
+// full. A nil entry ends the sending side: last() runs (the client's
+// half-close) and the goroutine exits.
+type sender struct {
+	q        chan []byte
+	done     chan struct{} // closed when the goroutine has exited
+	stop     chan struct{} // closed to abandon whatever is queued
+	stopOnce sync.Once
+	ended    atomic.Bool
+	failed   atomic.Bool
+}
+
+func newSender() *sender {
+	return &sender{q: make(chan []byte, queueDepth), done: make(chan struct{}), stop: make(chan struct{})}
+}
+
+// start runs the writing goroutine. open waits for the stream to exist and
+// returns nil if it never will.
+func (w *sender) start(open func() msgStream, last func() error) {
+	w.startWith(func() func([]byte) error {
+		s := open()
+		if s == nil {
+			return nil
+		}
+		return func(m []byte) error { return s.SendMsg(m) }
+	}, last)
+}
+
+// startWith is start with a custom send function (nil: the stream never opened).
+func (w *sender) startWith(open func() func([]byte) error, last func() error) {
+	go func() {
+		defer close(w.done)
+		send := open()
+		if send == nil {
+			w.failed.Store(true)
+			return
+		}
+		for {
+			select {
+			case <-w.stop:
+				return
+			case m := <-w.q:
+				if m == nil {
+					if last != nil && !w.failed.Load() {
+						last()
+					}
+					return
+				}
+				if w.failed.Load() {
+					continue
+				}
+				if err := send(m); err != nil {
+					w.failed.Store(true)
+				}
+			}
+		}
+	}()
+}
+
+// offer queues m without waiting. It reports whether m was queued and
+// whether the stream can still take messages at all.
+func (w *sender) offer(m []byte) (queued, alive bool) {
+	if w.ended.Load() || w.failed.Load() {
+		return false, false
+	}
+	select {
+	case w.q <- m:
+		return true, true
+	case <-w.stop:
+		return false, false
+	default:
+		return false, true
+	}
+}
+
+// put queues m, waiting for room until the stream is abandoned or wait's
+// channel fires. It reports whether m was queued and whether the stream is
+// still alive.
+func (w *sender) put(m []byte, wait <-chan struct{}) (queued, alive bool) {
+	if w.ended.Load() || w.failed.Load() {
+		return false, false
+	}
+	select {
+	case w.q <- m:
+		return true, true
+	case <-w.stop:
+		return false, false
+	case <-wait:
+		return false, true
+	}
+}
+
+// end queues the end-of-sending marker once.
+func (w *sender) end() {
+	if w.ended.Swap(true) {
+		return
+	}
+	select {
+	case w.q <- nil:
+	case <-w.stop:
+	}
+}
+
+// abandon drops whatever is queued and stops the goroutine.
+func (w *sender) abandon() { w.stopOnce.Do(func() { close(w.stop) }) }

@@ -1,0 +1,210 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Server accepts calls on its ports and hands each one, whatever its
+// method, to whoever takes it from Next: grpcio's handler lookup, and the
+// handlers themselves, live with the caller.
+type Server struct {
+	gs        *grpc.Server
+	reusePort bool
+
+	incoming chan *ServerCall
+	quit     chan struct{} // closed when stopping starts: no new calls
+	stopped  chan struct{} // closed when the server has fully stopped
+
+	maxConcurrent int64 // 0: unlimited
+	active        atomic.Int64
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	started   bool
+	stopping  bool
+}
+
+// ErrServerStopped is returned by operations on a stopped server.
+var ErrServerStopped = errors.New("server is stopped")
+
+// NewServer creates a server. maxConcurrent > 0 refuses calls beyond that
+// many in flight with RESOURCE_EXHAUSTED.
+func NewServer(opts []Option, maxConcurrent int) *Server {
+	cfg := ServerOptions(opts)
+	s := &Server{
+		reusePort:     cfg.ReusePort,
+		incoming:      make(chan *ServerCall),
+		quit:          make(chan struct{}),
+		stopped:       make(chan struct{}),
+		maxConcurrent: int64(maxConcurrent),
+	}
+	sopts := append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(rawCodec{}),
+		grpc.UnknownServiceHandler(s.handle),
+	}, cfg.Server...)
+	s.gs = grpc.NewServer(sopts...)
+	liveServers.Add(1)
+	return s
+}
+
+// AddPort binds addr now and returns the bound port (useful with port 0).
+// grpcio address forms are accepted: "host:port", "[::]:port",
+// "unix:path", "unix-abstract:name".
+func (s *Server) AddPort(addr string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopping {
+		return 0, fmt.Errorf("cannot add a port to a server that has started")
+	}
+	network, address := splitAddress(addr)
+	lc := net.ListenConfig{}
+	if s.reusePort && network == "tcp" {
+		lc.Control = setReusePort
+	}
+	l, err := lc.Listen(context.Background(), network, address)
+	if err != nil {
+		return 0, fmt.Errorf("failed to bind to address %s: %v", addr, err)
+	}
+	port := 0
+	if ta, ok := l.Addr().(*net.TCPAddr); ok {
+		port = ta.Port
+	}
+	s.listeners = append(s.listeners, l)
+	// grpcio binds every address "localhost" names; do the same for the
+	// IPv6 loopback when it is there.
+	if host, _, _ := net.SplitHostPort(address); network == "tcp" && host == "localhost" {
+		if l6, err := lc.Listen(context.Background(), "tcp6", fmt.Sprintf("[::1]:%d", port)); err == nil {
+			s.listeners = append(s.listeners, l6)
+		}
+	}
+	return port, nil
+}
+
+func splitAddress(addr string) (network, address string) {
+	switch {
+	case strings.HasPrefix(addr, "unix-abstract:"):
+		return "unix", "@" + strings.TrimPrefix(addr, "unix-abstract:")
+	case strings.HasPrefix(addr, "unix://"):
+		return "unix", strings.TrimPrefix(addr, "unix://")
+	case strings.HasPrefix(addr, "unix:"):
+		return "unix", strings.TrimPrefix(addr, "unix:")
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "localhost" {
+		return "tcp", "localhost:" + port
+	}
+	return "tcp", addr
+}
+
+func setReusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Start serves every bound port.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return ErrServerStopped
+	}
+	if s.started {
+		return fmt.Errorf("the server has already started")
+	}
+	s.started = true
+	for _, l := range s.listeners {
+		go s.gs.Serve(l)
+	}
+	return nil
+}
+
+// Next waits for the next call, until wait fires (nil, true) or the server
+// stops (nil, false).
+func (s *Server) Next(wait <-chan struct{}) (*ServerCall, bool) {
+	select {
+	case c := <-s.incoming:
+		return c, true
+	case <-s.quit:
+		return nil, false
+	case <-wait:
+		return nil, true
+	}
+}
+
+// Stop refuses new calls at once, gives calls in flight grace to finish
+// (grace < 0: wait for them indefinitely; 0: cancel them now), then closes
+// every connection. It returns when the server has stopped; concurrent and
+// repeated calls are fine, and the smallest grace wins.
+func (s *Server) Stop(grace time.Duration) {
+	s.mu.Lock()
+	first := !s.stopping
+	s.stopping = true
+	if !s.started {
+		for _, l := range s.listeners {
+			l.Close()
+		}
+	}
+	s.mu.Unlock()
+	if first {
+		close(s.quit)
+		go func() {
+			s.gs.GracefulStop()
+			liveServers.Add(-1)
+			close(s.stopped)
+		}()
+	}
+	if grace >= 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-s.stopped:
+		case <-t.C:
+			s.gs.Stop()
+		}
+	}
+	<-s.stopped
+}
+
+// Stopped is closed once the server has fully stopped.
+func (s *Server) Stopped() <-chan struct{} { return s.stopped }
+
+// handle is grpc-go's handler for every method.
+func (s *Server) handle(_ any, ss grpc.ServerStream) error {
+	if s.maxConcurrent > 0 {
+		if s.active.Add(1) > s.maxConcurrent {
+			s.active.Add(-1)
+			return status.Error(codes.ResourceExhausted, "Concurrent RPC limit exceeded!")
+		}
+		defer s.active.Add(-1)
+	}
+	c := newServerCall(ss)
+	liveServerCalls.Add(1)
+	defer liveServerCalls.Add(-1)
+	select {
+	case s.incoming <- c:
+	case <-s.quit:
+		return status.Error(codes.Unavailable, "server is shutting down")
+	case <-c.ctx.Done():
+		return status.FromContextError(c.ctx.Err()).Err()
+	}
+	return c.wait()
+}

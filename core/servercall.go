@@ -1,0 +1,216 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// ServerCall is one incoming call, handed to the binding by Server.Next.
+// The binding reads requests, sends responses and finally calls Finish;
+// grpc-go's handler goroutine waits for that (or for the call to die) and
+// then writes the status.
+type ServerCall struct {
+	Method      string
+	Metadata    metadata.MD
+	Peer        string
+	Deadline    time.Time
+	HasDeadline bool
+
+	ctx context.Context
+	ss  grpc.ServerStream
+
+	inOnce sync.Once
+	in     atomic.Pointer[receiver]
+
+	// mu guards writes to the stream against the handler's return: ops take
+	// it shared and check over; the handler takes it exclusively to set over.
+	mu      sync.RWMutex
+	over    bool
+	out     *sender
+	trailer metadata.MD
+	final   *finish
+	done    chan struct{} // closed by Finish
+	once    sync.Once
+}
+
+type finish struct {
+	code    codes.Code
+	details string
+	last    []byte
+}
+
+// ErrCallOver is returned by operations on a call that has ended.
+var ErrCallOver = errors.New("the RPC has ended")
+
+func newServerCall(ss grpc.ServerStream) *ServerCall {
+	ctx := ss.Context()
+	c := &ServerCall{ctx: ctx, ss: ss, done: make(chan struct{})}
+	c.Method, _ = grpc.MethodFromServerStream(ss)
+	c.Metadata, _ = metadata.FromIncomingContext(ctx)
+	c.Peer = peerString(ctx)
+	c.Deadline, c.HasDeadline = ctx.Deadline()
+	return c
+}
+
+// Context is the call's context: done when the call is cancelled, its
+// deadline passes or it has ended.
+func (c *ServerCall) Context() context.Context { return c.ctx }
+
+// Active reports whether the call can still make progress.
+func (c *ServerCall) Active() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return !c.over && c.ctx.Err() == nil
+}
+
+// RecvOne reads a single request on the calling goroutine (for handlers
+// that take one request). It returns io.EOF if the client sent none.
+func (c *ServerCall) RecvOne() ([]byte, error) {
+	var m []byte
+	if err := c.ss.RecvMsg(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = []byte{}
+	}
+	return m, nil
+}
+
+// Requests returns the queue of incoming requests, reading ahead from the
+// first use on. The queue closes when the client half-closes or the call
+// ends.
+func (c *ServerCall) Requests() <-chan []byte {
+	c.inOnce.Do(func() {
+		r := newReceiver()
+		c.in.Store(r)
+		go r.run(c.ss, nil, nil)
+	})
+	return c.in.Load().q
+}
+
+func (c *ServerCall) sender() (*sender, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over || c.final != nil {
+		return nil, ErrCallOver
+	}
+	if c.out == nil {
+		c.out = newSender()
+		c.out.startWith(func() func([]byte) error { return c.guardedSend }, nil)
+	}
+	return c.out, nil
+}
+
+func (c *ServerCall) guardedSend(m []byte) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.over {
+		return ErrCallOver
+	}
+	return c.ss.SendMsg(m)
+}
+
+// Offer queues a response without waiting (see sender.offer).
+func (c *ServerCall) Offer(m []byte) (queued, alive bool) {
+	w, err := c.sender()
+	if err != nil {
+		return false, false
+	}
+	return w.offer(m)
+}
+
+// Put queues a response, waiting for room until wait fires.
+func (c *ServerCall) Put(m []byte, wait <-chan struct{}) (queued, alive bool) {
+	w, err := c.sender()
+	if err != nil {
+		return false, false
+	}
+	return w.put(m, wait)
+}
+
+// SendHeader sends the initial metadata now.
+func (c *ServerCall) SendHeader(md metadata.MD) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.over {
+		return ErrCallOver
+	}
+	return c.ss.SendHeader(md)
+}
+
+// SetTrailer adds trailing metadata to send with the status.
+func (c *ServerCall) SetTrailer(md metadata.MD) {
+	c.mu.Lock()
+	c.trailer = metadata.Join(c.trailer, md)
+	c.mu.Unlock()
+}
+
+// Finish ends the call: last (if non-nil) is sent after every queued
+// response, then the status with the trailing metadata. Only the first
+// Finish counts; later ones return ErrCallOver.
+func (c *ServerCall) Finish(code codes.Code, details string, last []byte) error {
+	c.mu.Lock()
+	if c.over || c.final != nil {
+		c.mu.Unlock()
+		return ErrCallOver
+	}
+	c.final = &finish{code: code, details: details, last: last}
+	c.mu.Unlock()
+	c.once.Do(func() { close(c.done) })
+	return nil
+}
+
+// wait runs on grpc-go's handler goroutine until the call is finished or
+// dies, and returns what the handler returns to grpc-go.
+func (c *ServerCall) wait() error {
+	select {
+	case <-c.done:
+	case <-c.ctx.Done():
+	}
+	c.mu.RLock()
+	out, fin := c.out, c.final
+	c.mu.RUnlock()
+	if out != nil {
+		if fin != nil {
+			out.end()
+		} else {
+			out.abandon()
+		}
+		select {
+		case <-out.done:
+		case <-c.ctx.Done():
+			out.abandon()
+			<-out.done
+		}
+	}
+	c.mu.Lock()
+	c.over = true
+	trailer := c.trailer
+	c.mu.Unlock()
+	if in := c.in.Load(); in != nil {
+		in.abandon()
+	}
+	if fin == nil || c.ctx.Err() != nil {
+		return status.FromContextError(c.ctx.Err()).Err()
+	}
+	if fin.last != nil && fin.code == codes.OK && (out == nil || !out.failed.Load()) {
+		if err := c.ss.SendMsg(fin.last); err != nil {
+			return err
+		}
+	}
+	if len(trailer) > 0 {
+		c.ss.SetTrailer(trailer)
+	}
+	if fin.code == codes.OK {
+		return nil
+	}
+	return status.Error(fin.code, fin.details)
+}

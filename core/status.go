@@ -1,0 +1,55 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Status is how a call ended: a gRPC code, its details and the trailing
+// metadata the peer sent.
+type Status struct {
+	Code    codes.Code
+	Details string
+	Trailer metadata.MD
+}
+
+// OK reports whether the call succeeded.
+func (s *Status) OK() bool { return s.Code == codes.OK }
+
+// statusFrom turns a grpc-go error into a Status, wording local deadline
+// expiry and cancellation the way grpcio users see them.
+func statusFrom(ctx context.Context, err error) *Status {
+	if err == nil || errors.Is(err, io.EOF) {
+		return &Status{Code: codes.OK}
+	}
+	st := status.Convert(err)
+	out := &Status{Code: st.Code(), Details: st.Message()}
+	if ctx != nil {
+		switch {
+		case st.Code() == codes.DeadlineExceeded && errors.Is(ctx.Err(), context.DeadlineExceeded):
+			out.Details = "Deadline Exceeded"
+		case st.Code() == codes.Canceled && errors.Is(ctx.Err(), context.Canceled):
+			out.Details = cancelReason(ctx)
+		}
+	}
+	return out
+}
+
+// errCallCancelled and errChannelClosed are the causes a call's context is
+// cancelled with, so the status can say which happened.
+var (
+	errCallCancelled = errors.New("Locally cancelled by application!")
+	errChannelClosed = errors.New("Channel closed!")
+)
+
+func cancelReason(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil && c != context.Canceled {
+		return c.Error()
+	}
+	return "Cancelled"
+}

@@ -1,0 +1,102 @@
+package core
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// Stream is a client call with a streaming request, a streaming response,
+// or both. Creating it never blocks: the stream opens on its own goroutine
+// and the queues in both directions fill as the network allows.
+type Stream struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// HeaderReady is closed once the response headers arrived or the call
+	// ended without them; Header is valid after that.
+	HeaderReady chan struct{}
+	Header      metadata.MD
+
+	out    *sender
+	in     *receiver
+	opened chan struct{} // closed when NewStream returned
+	cs     grpc.ClientStream
+
+	// Status is set before the response queue closes.
+	Status *Status
+}
+
+// StartStream opens a streaming call. If first is non-nil it is queued as
+// the first request, and with closeAfter the request side is then
+// half-closed (the shape of a server-streaming call).
+func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool, first []byte, closeAfter bool) *Stream {
+	ctx, cancel := ch.callContext(spec)
+	s := &Stream{
+		ctx:         ctx,
+		cancel:      cancel,
+		HeaderReady: make(chan struct{}),
+		out:         newSender(),
+		in:          newReceiver(),
+		opened:      make(chan struct{}),
+	}
+	liveClientCalls.Add(1)
+	s.out.start(func() msgStream {
+		<-s.opened
+		if s.cs == nil {
+			return nil
+		}
+		return s.cs
+	}, func() error { return s.cs.CloseSend() })
+	if first != nil {
+		s.out.offer(first)
+		if closeAfter {
+			s.out.end()
+		}
+	}
+	desc := &grpc.StreamDesc{ServerStreams: serverStreams, ClientStreams: clientStreams}
+	go func() {
+		defer liveClientCalls.Add(-1)
+		defer cancel(nil)
+		cs, err := ch.cc.NewStream(ctx, desc, spec.Method, ch.options(spec)...)
+		if err != nil {
+			close(s.opened)
+			close(s.HeaderReady)
+			s.Status = statusFrom(ctx, err)
+			close(s.in.q)
+			return
+		}
+		s.cs = cs
+		close(s.opened)
+		s.in.run(cs, func() {
+			s.Header, _ = cs.Header()
+			close(s.HeaderReady)
+		}, func(err error) {
+			s.Status = statusFrom(ctx, err)
+			s.Status.Trailer = cs.Trailer()
+			s.out.abandon()
+		})
+	}()
+	return s
+}
+
+// Responses is the queue of response messages; it closes when the call
+// ends, and Status is set by then.
+func (s *Stream) Responses() <-chan []byte { return s.in.q }
+
+// Offer queues a request without waiting (see sender.offer).
+func (s *Stream) Offer(m []byte) (queued, alive bool) { return s.out.offer(m) }
+
+// Put queues a request, waiting for room until wait fires.
+func (s *Stream) Put(m []byte, wait <-chan struct{}) (queued, alive bool) { return s.out.put(m, wait) }
+
+// CloseSend half-closes the request side after the queued requests.
+func (s *Stream) CloseSend() { s.out.end() }
+
+// Cancel ends the call with CANCELLED.
+func (s *Stream) Cancel() {
+	s.cancel(errCallCancelled)
+	s.out.abandon()
+	s.in.abandon()
+}
