@@ -27,6 +27,9 @@ func statusFrom(ctx context.Context, err error) *Status {
 	if err == nil || errors.Is(err, io.EOF) {
 		return &Status{Code: codes.OK}
 	}
+	if ctx != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		err = status.FromContextError(err).Err()
+	}
 	st := status.Convert(err)
 	out := &Status{Code: st.Code(), Details: st.Message()}
 	if ctx != nil {

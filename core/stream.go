@@ -24,8 +24,9 @@ type Stream struct {
 	opened chan struct{} // closed when NewStream returned
 	cs     grpc.ClientStream
 
-	// Status is set before the response queue closes.
+	// Status is set before ended and the response queue close.
 	Status *Status
+	ended  chan struct{}
 }
 
 // StartStream opens a streaming call. If first is non-nil it is queued as
@@ -40,6 +41,7 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		out:         newSender(),
 		in:          newReceiver(),
 		opened:      make(chan struct{}),
+		ended:       make(chan struct{}),
 	}
 	liveClientCalls.Add(1)
 	s.out.start(func() msgStream {
@@ -64,6 +66,7 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 			close(s.opened)
 			close(s.HeaderReady)
 			s.Status = statusFrom(ctx, err)
+			close(s.ended)
 			close(s.in.q)
 			return
 		}
@@ -73,8 +76,14 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 			s.Header, _ = cs.Header()
 			close(s.HeaderReady)
 		}, func(err error) {
-			s.Status = statusFrom(ctx, err)
-			s.Status.Trailer = cs.Trailer()
+			if err == errAbandoned {
+				cancel(errCallCancelled)
+				s.Status = statusFrom(ctx, ctx.Err())
+			} else {
+				s.Status = statusFrom(ctx, err)
+				s.Status.Trailer = cs.Trailer()
+			}
+			close(s.ended)
 			s.out.abandon()
 		})
 	}()
@@ -100,3 +109,7 @@ func (s *Stream) Cancel() {
 	s.out.abandon()
 	s.in.abandon()
 }
+
+// Ended is closed when the call is over; Status is set by then. Responses
+// not yet taken stay queued.
+func (s *Stream) Ended() <-chan struct{} { return s.ended }

@@ -1,0 +1,119 @@
+/* Small C helpers the Go side of the hot module calls.
+ *
+ * cgo cannot call Python's macros or variadic functions, so each one it
+ * needs is wrapped here as a static inline function. Everything here runs
+ * with the GIL held unless its name says otherwise. */
+#ifndef GRPCGO_HOT_H
+#define GRPCGO_HOT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* Exception kinds hot_raise understands. */
+enum { HOT_RUNTIME = 0, HOT_VALUE = 1, HOT_TYPE = 2 };
+
+static inline PyObject *hot_raise(int kind, const char *msg) {
+    PyObject *t = kind == HOT_VALUE ? PyExc_ValueError
+                : kind == HOT_TYPE  ? PyExc_TypeError
+                                    : PyExc_RuntimeError;
+    PyErr_SetString(t, msg);
+    return NULL;
+}
+
+static inline PyObject *hot_none(void) { Py_RETURN_NONE; }
+static inline int hot_is_none(PyObject *o) { return o == NULL || o == Py_None; }
+static inline PyObject *hot_bool(int v) { return PyBool_FromLong(v); }
+static inline PyObject *hot_int(long long v) { return PyLong_FromLongLong(v); }
+static inline PyObject *hot_float(double v) { return PyFloat_FromDouble(v); }
+static inline PyObject *hot_bytes(const char *p, Py_ssize_t n) { return PyBytes_FromStringAndSize(p, n); }
+static inline PyObject *hot_str(const char *p, Py_ssize_t n) {
+    return PyUnicode_DecodeUTF8(p, n, "replace");
+}
+static inline PyObject *hot_tuple(Py_ssize_t n) { return PyTuple_New(n); }
+/* Steals v. */
+static inline void hot_tuple_set(PyObject *t, Py_ssize_t i, PyObject *v) { PyTuple_SET_ITEM(t, i, v); }
+static inline PyObject *hot_list(Py_ssize_t n) { return PyList_New(n); }
+/* Steals v. */
+static inline void hot_list_set(PyObject *l, Py_ssize_t i, PyObject *v) { PyList_SET_ITEM(l, i, v); }
+static inline void hot_decref(PyObject *o) { Py_XDECREF(o); }
+
+/* Metadata: a sequence of (key, value) pairs, key str (or bytes), value str
+ * or bytes. hot_md_open returns a new reference to a fast sequence or NULL
+ * with TypeError set. */
+static inline PyObject *hot_md_open(PyObject *md, Py_ssize_t *n) {
+    PyObject *seq = PySequence_Fast(md, "metadata must be a sequence of (key, value) pairs");
+    if (seq != NULL) *n = PySequence_Fast_GET_SIZE(seq);
+    return seq;
+}
+
+/* Reads pair i as raw UTF-8 / bytes pointers valid while seq lives.
+ * Returns 0, or -1 with TypeError set. */
+static inline int hot_md_item(PyObject *seq, Py_ssize_t i, const char **k, Py_ssize_t *kn,
+                              const char **v, Py_ssize_t *vn) {
+    PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+    if (!PyTuple_Check(pair) && !PyList_Check(pair)) {
+        PyErr_SetString(PyExc_TypeError, "each metadata entry must be a (key, value) pair");
+        return -1;
+    }
+    if (PySequence_Fast_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "each metadata entry must be a (key, value) pair");
+        return -1;
+    }
+    PyObject *key = PySequence_Fast_GET_ITEM(pair, 0), *val = PySequence_Fast_GET_ITEM(pair, 1);
+    if (PyUnicode_Check(key)) {
+        *k = PyUnicode_AsUTF8AndSize(key, kn);
+        if (*k == NULL) return -1;
+    } else if (PyBytes_Check(key)) {
+        *k = PyBytes_AS_STRING(key);
+        *kn = PyBytes_GET_SIZE(key);
+    } else {
+        PyErr_Format(PyExc_TypeError, "metadata key must be str, not %.100s", Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    if (PyUnicode_Check(val)) {
+        *v = PyUnicode_AsUTF8AndSize(val, vn);
+        if (*v == NULL) return -1;
+    } else if (PyBytes_Check(val)) {
+        *v = PyBytes_AS_STRING(val);
+        *vn = PyBytes_GET_SIZE(val);
+    } else {
+        PyErr_Format(PyExc_TypeError, "metadata value must be str or bytes, not %.100s",
+                     Py_TYPE(val)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The GIL. hot_release may be called only with the GIL held, hot_acquire
+ * only with the thread state hot_release returned. */
+static inline PyThreadState *hot_release(void) { return PyEval_SaveThread(); }
+static inline void hot_acquire(PyThreadState *ts) { PyEval_RestoreThread(ts); }
+
+/* Safe without the GIL: is the interpreter shutting down? A thread that sees
+ * this must not take the GIL back. */
+static inline int hot_finalizing(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+/* Handle kinds: the capsule a Go object travels in is named after its kind,
+ * so a handle of one kind is never taken for another. */
+enum { HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4, HOT_KINDS = 5 };
+
+/* Defined in hotmodule.c: wraps a Go handle in a capsule that releases it. */
+PyObject *hot_capsule(uintptr_t handle, int kind);
+
+#endif
+}
+
+static inline int hot_check_signals(void) { return PyErr_CheckSignals(); }
+
+/* Handle kinds: the capsule a Go object travels in is named after its kind,
+ * so a handle of one kind is never taken for another. */
+enum { HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4, HOT_KINDS = 5 };
+
+/* Defined in hotmodule.c: wraps a Go handle in a capsule that releases it. */
+PyObject *hot_capsule(uintptr_t handle, int kind);
+
+#endif

@@ -1,0 +1,267 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"time"
+	"unsafe"
+
+	"grpcgo/core"
+)
+
+// Client side of the hot module: channels, unary calls and streams.
+
+//export hotChannelNew
+func hotChannelNew(target *C.char, tn C.Py_ssize_t, opts *C.char, on C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	options, err := core.ParseOptions(C.GoBytes(unsafe.Pointer(opts), C.int(on)))
+	if err != nil {
+		return raise(C.HOT_VALUE, "%v", err)
+	}
+	ch, err := core.Dial(C.GoStringN(target, C.int(tn)), options)
+	if err != nil {
+		return raise(C.HOT_VALUE, "cannot create a channel to %q: %v", C.GoStringN(target, C.int(tn)), err)
+	}
+	return capsule(ch, C.HOT_CHANNEL)
+}
+
+//export hotChannelClose
+func hotChannelClose(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	withoutGIL(ch.Close)
+	return C.hot_none()
+}
+
+// callSpec reads the arguments every call takes; ok=false: exception set.
+func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr C.int) (*core.CallSpec, bool) {
+	m, ok := mdFromPy(md)
+	if !ok {
+		return nil, false
+	}
+	spec := &core.CallSpec{Method: C.GoStringN(method, C.int(mn)), Metadata: m, WaitForReady: int(wfr)}
+	if timeout >= 0 {
+		spec.Timeout = max(seconds(timeout), time.Nanosecond)
+	}
+	return spec, true
+}
+
+// unaryResult is (code, details, response or None, initial md, trailing md).
+func unaryResult(resp []byte, c *core.UnaryCall) pyObj {
+	t := C.hot_tuple(5)
+	C.hot_tuple_set(t, 0, C.hot_int(C.longlong(c.Status.Code)))
+	C.hot_tuple_set(t, 1, pyStr(c.Status.Details))
+	if resp == nil {
+		C.hot_tuple_set(t, 2, C.hot_none())
+	} else {
+		C.hot_tuple_set(t, 2, pyBytes(resp))
+	}
+	C.hot_tuple_set(t, 3, mdToPy(c.Header))
+	C.hot_tuple_set(t, 4, mdToPy(c.Status.Trailer))
+	return t
+}
+
+//export hotUnary
+func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
+	timeout C.double, md pyObj, wfr C.int) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	spec, ok := callSpec(method, mn, timeout, md, wfr)
+	if !ok {
+		return nil
+	}
+	msg := goBytes(req, rn)
+	if !isMainThread() {
+		// Other threads see no signals: block in grpc-go directly.
+		var c core.UnaryCall
+		withoutGIL(func() { c.Response, c.Header, c.Status = ch.Unary(spec, msg) })
+		return unaryResult(c.Response, &c)
+	}
+	c := ch.StartUnary(spec, msg)
+	if _, _, r := await(c.Done, -1); r == waitInterrupted {
+		c.Cancel()
+		return nil
+	}
+	return unaryResult(c.Response, c)
+}
+
+//export hotUnaryStart
+func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
+	timeout C.double, md pyObj, wfr C.int) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	spec, ok := callSpec(method, mn, timeout, md, wfr)
+	if !ok {
+		return nil
+	}
+	return capsule(ch.StartUnary(spec, goBytes(req, rn)), C.HOT_UNARY)
+}
+
+// hotUnaryWait returns the result tuple, or None if timeout passed first.
+//
+//export hotUnaryWait
+func hotUnaryWait(h C.uintptr_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.UnaryCall](h)
+	switch _, _, r := await(c.Done, seconds(timeout)); r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_none()
+	}
+	return unaryResult(c.Response, c)
+}
+
+//export hotUnaryCancel
+func hotUnaryCancel(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	value[*core.UnaryCall](h).Cancel()
+	return C.hot_none()
+}
+
+//export hotStreamStart
+func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr C.int,
+	serverStreams, clientStreams C.int, first unsafe.Pointer, fn C.Py_ssize_t, hasFirst, closeAfter C.int) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	spec, ok := callSpec(method, mn, timeout, md, wfr)
+	if !ok {
+		return nil
+	}
+	var msg []byte
+	if hasFirst != 0 {
+		msg = goBytes(first, fn)
+	}
+	s := ch.StartStream(spec, serverStreams != 0, clientStreams != 0, msg, closeAfter != 0)
+	return capsule(s, C.HOT_STREAM)
+}
+
+// hotStreamSend queues a request; it returns False once the call can take
+// no more (it ended), True otherwise.
+//
+//export hotStreamSend
+func hotStreamSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	msg := goBytes(p, n)
+	queued, alive := s.Offer(msg)
+	for !queued && alive {
+		// The queue is full: wait for room without the GIL, in slices on
+		// the main thread so Ctrl-C still works.
+		tick := make(chan struct{})
+		var stop *time.Timer
+		if isMainThread() {
+			stop = time.AfterFunc(signalSlice, func() { close(tick) })
+		}
+		withoutGIL(func() { queued, alive = s.Put(msg, tick) })
+		if stop != nil {
+			stop.Stop()
+			if !queued && alive && C.hot_check_signals() != 0 {
+				return nil
+			}
+		}
+	}
+	return C.hot_bool(C.int(b2i(queued)))
+}
+
+//export hotStreamCloseSend
+func hotStreamCloseSend(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	withoutGIL(s.CloseSend)
+	return C.hot_none()
+}
+
+// hotStreamRecv returns a list of up to max responses: at least one unless
+// the call ended (empty list) or timeout passed (None).
+//
+//export hotStreamRecv
+func hotStreamRecv(h C.uintptr_t, maxN C.Py_ssize_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	return recvBatch(value[*core.Stream](h).Responses(), int(maxN), seconds(timeout))
+}
+
+// recvBatch takes what is queued (at least one message, waiting for it)
+// into a list.
+func recvBatch(q <-chan []byte, maxN int, timeout time.Duration) pyObj {
+	first, ok, r := await(q, timeout)
+	switch {
+	case r == waitInterrupted:
+		return nil
+	case r == waitTimeout:
+		return C.hot_none()
+	case !ok:
+		return C.hot_list(0)
+	}
+	batch := [][]byte{first}
+more:
+	for len(batch) < maxN {
+		select {
+		case m, ok := <-q:
+			if !ok {
+				break more
+			}
+			batch = append(batch, m)
+		default:
+			break more
+		}
+	}
+	l := C.hot_list(C.Py_ssize_t(len(batch)))
+	for i, m := range batch {
+		C.hot_list_set(l, C.Py_ssize_t(i), pyBytes(m))
+	}
+	return l
+}
+
+// hotStreamHeader returns the initial metadata, or None if timeout passed.
+//
+//export hotStreamHeader
+func hotStreamHeader(h C.uintptr_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	switch _, _, r := await(s.HeaderReady, seconds(timeout)); r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_none()
+	}
+	return mdToPy(s.Header)
+}
+
+// hotStreamStatus returns (code, details, trailing md) once the call has
+// ended, or None if timeout passed first. Responses not yet taken stay
+// queued.
+//
+//export hotStreamStatus
+func hotStreamStatus(h C.uintptr_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	switch _, _, r := await(s.Ended(), seconds(timeout)); r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_none()
+	}
+	t := C.hot_tuple(3)
+	C.hot_tuple_set(t, 0, C.hot_int(C.longlong(s.Status.Code)))
+	C.hot_tuple_set(t, 1, pyStr(s.Status.Details))
+	C.hot_tuple_set(t, 2, mdToPy(s.Status.Trailer))
+	return t
+}
+
+//export hotStreamCancel
+func hotStreamCancel(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	value[*core.Stream](h).Cancel()
+	return C.hot_none()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,230 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"io"
+	"time"
+	"unsafe"
+
+	"google.golang.org/grpc/codes"
+
+	"grpcgo/core"
+)
+
+// Server side of the hot module: servers, and the calls they hand over.
+
+//export hotServerNew
+func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret pyObj) {
+	defer guard(&ret)
+	options, err := core.ParseOptions(C.GoBytes(unsafe.Pointer(opts), C.int(on)))
+	if err != nil {
+		return raise(C.HOT_VALUE, "%v", err)
+	}
+	return capsule(core.NewServer(options, int(maxConcurrent)), C.HOT_SERVER)
+}
+
+//export hotServerAddPort
+func hotServerAddPort(h C.uintptr_t, addr *C.char, an C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	port, err := value[*core.Server](h).AddPort(C.GoStringN(addr, C.int(an)))
+	if err != nil {
+		return raise(C.HOT_RUNTIME, "%v", err)
+	}
+	return C.hot_int(C.longlong(port))
+}
+
+//export hotServerStart
+func hotServerStart(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	if err := value[*core.Server](h).Start(); err != nil {
+		return raise(C.HOT_VALUE, "%v", err)
+	}
+	return C.hot_none()
+}
+
+// hotServerNext waits for the next call and returns
+// (call, method, invocation metadata, peer, seconds left or None); None once
+// the server stopped. timeout >= 0 bounds the wait: then False means none came.
+//
+//export hotServerNext
+func hotServerNext(h C.uintptr_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	var c *core.ServerCall
+	var more bool
+	wake := make(chan struct{})
+	if timeout >= 0 {
+		t := time.AfterFunc(seconds(timeout), func() { close(wake) })
+		defer t.Stop()
+	}
+	withoutGIL(func() { c, more = s.Next(wake) })
+	if !more {
+		return C.hot_none()
+	}
+	if c == nil {
+		return C.hot_bool(0)
+	}
+	t := C.hot_tuple(5)
+	C.hot_tuple_set(t, 0, capsule(c, C.HOT_SERVER_CALL))
+	C.hot_tuple_set(t, 1, pyStr(c.Method))
+	C.hot_tuple_set(t, 2, mdToPy(c.Metadata))
+	C.hot_tuple_set(t, 3, pyStr(c.Peer))
+	if c.HasDeadline {
+		C.hot_tuple_set(t, 4, C.hot_float(C.double(time.Until(c.Deadline).Seconds())))
+	} else {
+		C.hot_tuple_set(t, 4, C.hot_none())
+	}
+	return t
+}
+
+// hotServerStop stops the server (see core.Server.Stop) and returns when it
+// has stopped.
+//
+//export hotServerStop
+func hotServerStop(h C.uintptr_t, grace C.double) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	withoutGIL(func() { s.Stop(seconds(grace)) })
+	return C.hot_none()
+}
+
+// hotServerWait waits until the server has stopped: True, or False if
+// timeout passed first.
+//
+//export hotServerWait
+func hotServerWait(h C.uintptr_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	switch _, _, r := await(value[*core.Server](h).Stopped(), seconds(timeout)); r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_bool(0)
+	}
+	return C.hot_bool(1)
+}
+
+// hotCallRecvOne reads the single request of a unary-request call: bytes,
+// or None if the client sent none.
+//
+//export hotCallRecvOne
+func hotCallRecvOne(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	var m []byte
+	var err error
+	withoutGIL(func() { m, err = c.RecvOne() })
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return C.hot_none()
+		}
+		return C.hot_none()
+	}
+	return pyBytes(m)
+}
+
+// hotCallRecv returns a list of up to max requests, waiting for at least
+// one; an empty list once the client is done sending.
+//
+//export hotCallRecv
+func hotCallRecv(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	return recvBatch(value[*core.ServerCall](h).Requests(), int(maxN), -1)
+}
+
+// hotCallSend queues a response; False once the call can take no more.
+//
+//export hotCallSend
+func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	msg := goBytes(p, n)
+	queued, alive := c.Offer(msg)
+	if !queued && alive {
+		withoutGIL(func() { queued, _ = c.Put(msg, c.Context().Done()) })
+	}
+	return C.hot_bool(C.int(b2i(queued)))
+}
+
+//export hotCallSendHeader
+func hotCallSendHeader(h C.uintptr_t, md pyObj) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	m, ok := mdFromPy(md)
+	if !ok {
+		return nil
+	}
+	var err error
+	withoutGIL(func() { err = c.SendHeader(m) })
+	return C.hot_bool(C.int(b2i(err == nil)))
+}
+
+// hotCallFinish ends the call with a status, trailing metadata and an
+// optional last response; False if it had already ended.
+//
+//export hotCallFinish
+func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, trailer pyObj,
+	last unsafe.Pointer, ln C.Py_ssize_t, hasLast C.int) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	md, ok := mdFromPy(trailer)
+	if !ok {
+		return nil
+	}
+	if len(md) > 0 {
+		c.SetTrailer(md)
+	}
+	var msg []byte
+	if hasLast != 0 {
+		msg = goBytes(last, ln)
+	}
+	err := c.Finish(codes.Code(code), C.GoStringN(details, C.int(dn)), msg)
+	return C.hot_bool(C.int(b2i(err == nil)))
+}
+
+//export hotCallActive
+func hotCallActive(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	return C.hot_bool(C.int(b2i(value[*core.ServerCall](h).Active())))
+}
+
+// hotCallWaitDone waits until the call is over (ended, cancelled or timed
+// out): True, or False if timeout passed first.
+//
+//export hotCallWaitDone
+func hotCallWaitDone(h C.uintptr_t, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	switch _, _, r := await(value[*core.ServerCall](h).Context().Done(), seconds(timeout)); r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_bool(0)
+	}
+	return C.hot_bool(1)
+}
+
+// hotRelease frees a handle when Python drops the capsule holding it, ending
+// whatever the object still has under way.
+//
+//export hotRelease
+func hotRelease(h C.uintptr_t) {
+	defer func() { recover() }()
+	handle := cgoHandle(h)
+	switch v := handle.Value().(type) {
+	case *core.Channel:
+		go v.Close()
+	case *core.UnaryCall:
+		v.Cancel()
+	case *core.Stream:
+		v.Cancel()
+	case *core.Server:
+		go v.Stop(0)
+	case *core.ServerCall:
+		v.Finish(codes.Unknown, "the handler ended without finishing the call", nil)
+	}
+	handle.Delete()
+}

@@ -1,0 +1,244 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/cgo"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"google.golang.org/grpc/metadata"
+)
+
+// pyObj is a Python object pointer as the Go side sees it.
+type pyObj = *C.PyObject
+
+// mainThread is the ident of Python's main thread, set by setup. Only the
+// main thread sees signals, so only it waits in slices.
+var mainThread atomic.Uint64
+
+// exiting is set when the interpreter starts shutting down; from then on no
+// thread that released the GIL takes it back.
+var exiting atomic.Bool
+
+//export hotSetup
+func hotSetup(mainIdent C.ulong) {
+	mainThread.Store(uint64(mainIdent))
+}
+
+//export hotExiting
+func hotExiting() { exiting.Store(true) }
+
+func isMainThread() bool {
+	return uint64(C.PyThread_get_thread_ident()) == mainThread.Load()
+}
+
+// release gives up the GIL; acquire takes it back. A thread that comes back
+// while the interpreter is finalizing parks for good instead: touching
+// Python then would crash or unwind through Go frames.
+func release() *C.PyThreadState { return C.hot_release() }
+
+func acquire(ts *C.PyThreadState) {
+	if exiting.Load() || C.hot_finalizing() != 0 {
+		select {}
+	}
+	C.hot_acquire(ts)
+}
+
+// withoutGIL runs f with the GIL released.
+func withoutGIL(f func()) {
+	ts := release()
+	defer acquire(ts)
+	f()
+}
+
+// raise sets a Python exception and returns NULL for the caller to return.
+func raise(kind C.int, format string, args ...any) pyObj {
+	msg := C.CString(fmt.Sprintf(format, args...))
+	defer C.free(unsafe.Pointer(msg))
+	return C.hot_raise(kind, msg)
+}
+
+// guard turns a Go panic in an exported function into a Python
+// RuntimeError. Use as: defer guard(&ret).
+func guard(ret *pyObj) {
+	if r := recover(); r != nil {
+		*ret = raise(C.HOT_RUNTIME, "grpcgo engine error: %v", r)
+	}
+}
+
+type waitResult int
+
+const (
+	waitReady       waitResult = iota
+	waitTimeout                // the timeout passed first
+	waitInterrupted            // a signal handler raised; the exception is set
+)
+
+// signalSlice is how long the main thread waits between signal checks, so
+// Ctrl-C interrupts any blocking call promptly.
+const signalSlice = 50 * time.Millisecond
+
+// await takes a value from q (or sees it closed), waiting with the GIL
+// released. timeout < 0 waits indefinitely; 0 only polls. On the main
+// thread it wakes every signalSlice to run Python's signal handlers.
+func await[T any](q <-chan T, timeout time.Duration) (v T, ok bool, r waitResult) {
+	select {
+	case v, ok = <-q:
+		return v, ok, waitReady
+	default:
+	}
+	if timeout == 0 {
+		return v, false, waitTimeout
+	}
+	main := isMainThread()
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	if !main && timeout < 0 {
+		ts := release()
+		v, ok = <-q
+		acquire(ts)
+		return v, ok, waitReady
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		step := signalSlice
+		if !main {
+			step = time.Until(deadline)
+		} else if timeout > 0 {
+			step = min(step, time.Until(deadline))
+		}
+		timer.Reset(max(step, 0))
+		got := false
+		ts := release()
+		select {
+		case v, ok = <-q:
+			got = true
+		case <-timer.C:
+		}
+		acquire(ts)
+		if got {
+			return v, ok, waitReady
+		}
+		if main && C.hot_check_signals() != 0 {
+			return v, false, waitInterrupted
+		}
+		if timeout > 0 && !time.Now().Before(deadline) {
+			return v, false, waitTimeout
+		}
+	}
+}
+
+// seconds converts Python's optional float seconds (negative: none).
+func seconds(s C.double) time.Duration {
+	if s < 0 {
+		return -1
+	}
+	return time.Duration(float64(s) * float64(time.Second))
+}
+
+// handles: every Go object Python holds travels as a cgo.Handle in a capsule.
+func capsule(v any, kind C.int) pyObj {
+	return C.hot_capsule(C.uintptr_t(cgo.NewHandle(v)), kind)
+}
+
+func value[T any](h C.uintptr_t) T { return cgo.Handle(h).Value().(T) }
+
+// goBytes copies a Python buffer into Go memory: grpc-go may still be
+// writing it after the call returns.
+func goBytes(p unsafe.Pointer, n C.Py_ssize_t) []byte {
+	if n == 0 {
+		return []byte{}
+	}
+	return C.GoBytes(p, C.int(n))
+}
+
+func pyBytes(b []byte) pyObj {
+	if len(b) == 0 {
+		return C.hot_bytes(nil, 0)
+	}
+	return C.hot_bytes((*C.char)(unsafe.Pointer(&b[0])), C.Py_ssize_t(len(b)))
+}
+
+func pyStr(s string) pyObj {
+	if s == "" {
+		return C.hot_str(nil, 0)
+	}
+	return C.hot_str((*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.Py_ssize_t(len(s)))
+}
+
+// mdFromPy reads a metadata sequence; ok=false means a Python exception is
+// set.
+func mdFromPy(obj pyObj) (md metadata.MD, ok bool) {
+	if C.hot_is_none(obj) != 0 {
+		return nil, true
+	}
+	var n C.Py_ssize_t
+	seq := C.hot_md_open(obj, &n)
+	if seq == nil {
+		return nil, false
+	}
+	defer C.hot_decref(seq)
+	md = make(metadata.MD, n)
+	for i := C.Py_ssize_t(0); i < n; i++ {
+		var k, v *C.char
+		var kn, vn C.Py_ssize_t
+		if C.hot_md_item(seq, i, &k, &kn, &v, &vn) != 0 {
+			return nil, false
+		}
+		key := strings.ToLower(C.GoStringN(k, C.int(kn)))
+		md[key] = append(md[key], C.GoStringN(v, C.int(vn)))
+	}
+	return md, true
+}
+
+// hiddenKey reports transport headers grpcio does not show as metadata.
+func hiddenKey(k string) bool {
+	return k == "" || k[0] == ':' || k == "content-type" || k == "te"
+}
+
+// mdToPy builds grpcio's metadata form: a tuple of (key, value) pairs, the
+// value bytes for "-bin" keys and str otherwise, keys in sorted order.
+func mdToPy(md metadata.MD) pyObj {
+	keys := make([]string, 0, len(md))
+	n := 0
+	for k, vs := range md {
+		if !hiddenKey(k) {
+			keys = append(keys, k)
+			n += len(vs)
+		}
+	}
+	sort.Strings(keys)
+	t := C.hot_tuple(C.Py_ssize_t(n))
+	if t == nil {
+		return nil
+	}
+	i := 0
+	for _, k := range keys {
+		bin := strings.HasSuffix(k, "-bin")
+		for _, v := range md[k] {
+			pair := C.hot_tuple(2)
+			C.hot_tuple_set(pair, 0, pyStr(k))
+			if bin {
+				C.hot_tuple_set(pair, 1, pyBytes([]byte(v)))
+			} else {
+				C.hot_tuple_set(pair, 1, pyStr(v))
+			}
+			C.hot_tuple_set(t, C.Py_ssize_t(i), pair)
+			i++
+		}
+	}
+	return t
+}
+
+func cgoHandle(h C.uintptr_t) cgo.Handle { return cgo.Handle(h) }

@@ -1,0 +1,376 @@
+/* grpc._hot: the hand-written CPython module on the hot path.
+ *
+ * Each function parses its arguments here, then makes exactly one call into
+ * Go (hot_*.go), which does the work and builds the result. Go objects
+ * travel as cgo handles inside capsules named after their kind. */
+#include "hot.h"
+#include "_cgo_export.h"
+#include <pthread.h>
+
+/* ---- fork ---------------------------------------------------------------
+ * The Go runtime does not survive fork(): a child must never call into Go.
+ * The child handler is plain C, so it runs without touching Go. */
+static volatile int forked = 0;
+static void on_fork_child(void) { forked = 1; }
+
+static PyObject *fork_error(void) {
+    PyErr_SetString(PyExc_RuntimeError,
+        "grpc cannot be used in a process forked after its Go engine started: "
+        "the Go runtime does not survive fork(). Create channels and servers "
+        "only in the child, or use multiprocessing's 'spawn' or 'forkserver' "
+        "start method.");
+    return NULL;
+}
+#define FORK_GUARD() do { if (forked) return fork_error(); } while (0)
+
+/* ---- handles ------------------------------------------------------------- */
+static const char *kind_names[HOT_KINDS] = {
+    "grpcgo.Channel", "grpcgo.UnaryCall", "grpcgo.Stream", "grpcgo.Server", "grpcgo.ServerCall",
+};
+
+static void capsule_release(PyObject *cap) {
+    const char *name = PyCapsule_GetName(cap);
+    uintptr_t h = (uintptr_t)PyCapsule_GetPointer(cap, name);
+    if (h != 0 && !forked) hotRelease(h);
+}
+
+PyObject *hot_capsule(uintptr_t handle, int kind) {
+    return PyCapsule_New((void *)handle, kind_names[kind], capsule_release);
+}
+
+/* O& converters: a capsule of the given kind to its handle. */
+static int as_handle(PyObject *o, uintptr_t *out, int kind) {
+    void *p = PyCapsule_GetPointer(o, kind_names[kind]);
+    if (p == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "expected a %s handle, got %.100s", kind_names[kind],
+                     Py_TYPE(o)->tp_name);
+        return 0;
+    }
+    *out = (uintptr_t)p;
+    return 1;
+}
+static int channel_h(PyObject *o, void *out) { return as_handle(o, out, HOT_CHANNEL); }
+static int unary_h(PyObject *o, void *out) { return as_handle(o, out, HOT_UNARY); }
+static int stream_h(PyObject *o, void *out) { return as_handle(o, out, HOT_STREAM); }
+static int server_h(PyObject *o, void *out) { return as_handle(o, out, HOT_SERVER); }
+static int call_h(PyObject *o, void *out) { return as_handle(o, out, HOT_SERVER_CALL); }
+
+/* An optional buffer: None leaves has=0. */
+typedef struct { Py_buffer view; int has; } optbuf;
+static int opt_buffer(PyObject *o, void *out) {
+    optbuf *b = out;
+    if (o == NULL) { /* cleanup call */
+        if (b->has) PyBuffer_Release(&b->view);
+        return 1;
+    }
+    b->has = 0;
+    if (o == Py_None) return 1;
+    if (PyObject_GetBuffer(o, &b->view, PyBUF_SIMPLE) < 0) return 0;
+    b->has = 1;
+    return Py_CLEANUP_SUPPORTED;
+}
+
+/* ---- module functions ---------------------------------------------------- */
+static PyObject *m_setup(PyObject *self, PyObject *args) {
+    unsigned long main_ident;
+    if (!PyArg_ParseTuple(args, "k", &main_ident)) return NULL;
+    FORK_GUARD();
+    hotSetup(main_ident);
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_exiting(PyObject *self, PyObject *unused) {
+    if (!forked) hotExiting();
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_channel_new(PyObject *self, PyObject *args) {
+    const char *target, *opts;
+    Py_ssize_t tn, on;
+    if (!PyArg_ParseTuple(args, "s#y#", &target, &tn, &opts, &on)) return NULL;
+    FORK_GUARD();
+    return hotChannelNew((char *)target, tn, (char *)opts, on);
+}
+
+static PyObject *m_channel_close(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", channel_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotChannelClose(h);
+}
+
+/* unary(channel, method, request, timeout, metadata, wait_for_ready) */
+static PyObject *unary_common(PyObject *args, int start) {
+    uintptr_t h;
+    const char *method;
+    Py_ssize_t mn;
+    Py_buffer req;
+    double timeout;
+    PyObject *md;
+    int wfr;
+    if (!PyArg_ParseTuple(args, "O&s#y*dOi", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr))
+        return NULL;
+    PyObject *r = NULL;
+    if (forked) {
+        fork_error();
+    } else if (start) {
+        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr);
+    } else {
+        r = hotUnary(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr);
+    }
+    PyBuffer_Release(&req);
+    return r;
+}
+static PyObject *m_unary(PyObject *self, PyObject *args) { return unary_common(args, 0); }
+static PyObject *m_unary_start(PyObject *self, PyObject *args) { return unary_common(args, 1); }
+
+static PyObject *m_unary_wait(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&d", unary_h, &h, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotUnaryWait(h, timeout);
+}
+
+static PyObject *m_unary_cancel(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", unary_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotUnaryCancel(h);
+}
+
+/* stream_start(channel, method, timeout, metadata, wait_for_ready,
+ *              server_streams, client_streams, first_or_None, close_after) */
+static PyObject *m_stream_start(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    const char *method;
+    Py_ssize_t mn;
+    double timeout;
+    PyObject *md;
+    int wfr, ss, cs, close_after;
+    optbuf first = {0};
+    if (!PyArg_ParseTuple(args, "O&s#dOippO&p", channel_h, &h, &method, &mn, &timeout, &md, &wfr, &ss,
+                          &cs, opt_buffer, &first, &close_after))
+        return NULL;
+    PyObject *r = forked ? fork_error()
+        : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, ss, cs,
+                         first.has ? first.view.buf : NULL, first.has ? first.view.len : 0, first.has,
+                         close_after);
+    if (first.has) PyBuffer_Release(&first.view);
+    return r;
+}
+
+static PyObject *m_stream_send(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    Py_buffer msg;
+    if (!PyArg_ParseTuple(args, "O&y*", stream_h, &h, &msg)) return NULL;
+    PyObject *r = forked ? fork_error() : hotStreamSend(h, msg.buf, msg.len);
+    PyBuffer_Release(&msg);
+    return r;
+}
+
+static PyObject *m_stream_close_send(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotStreamCloseSend(h);
+}
+
+static PyObject *m_stream_recv(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    Py_ssize_t max;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&nd", stream_h, &h, &max, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotStreamRecv(h, max, timeout);
+}
+
+static PyObject *m_stream_header(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&d", stream_h, &h, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotStreamHeader(h, timeout);
+}
+
+static PyObject *m_stream_status(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&d", stream_h, &h, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotStreamStatus(h, timeout);
+}
+
+static PyObject *m_stream_cancel(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotStreamCancel(h);
+}
+
+static PyObject *m_server_new(PyObject *self, PyObject *args) {
+    const char *opts;
+    Py_ssize_t on;
+    long long max_concurrent;
+    if (!PyArg_ParseTuple(args, "y#L", &opts, &on, &max_concurrent)) return NULL;
+    FORK_GUARD();
+    return hotServerNew((char *)opts, on, max_concurrent);
+}
+
+static PyObject *m_server_add_port(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    const char *addr;
+    Py_ssize_t an;
+    if (!PyArg_ParseTuple(args, "O&s#", server_h, &h, &addr, &an)) return NULL;
+    FORK_GUARD();
+    return hotServerAddPort(h, (char *)addr, an);
+}
+
+static PyObject *m_server_start(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotServerStart(h);
+}
+
+static PyObject *m_server_next(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotServerNext(h, timeout);
+}
+
+static PyObject *m_server_stop(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double grace;
+    if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &grace)) return NULL;
+    FORK_GUARD();
+    return hotServerStop(h, grace);
+}
+
+static PyObject *m_server_wait(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotServerWait(h, timeout);
+}
+
+static PyObject *m_call_recv_one(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotCallRecvOne(h);
+}
+
+static PyObject *m_call_recv(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    Py_ssize_t max;
+    if (!PyArg_ParseTuple(args, "O&n", call_h, &h, &max)) return NULL;
+    FORK_GUARD();
+    return hotCallRecv(h, max);
+}
+
+static PyObject *m_call_send(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    Py_buffer msg;
+    if (!PyArg_ParseTuple(args, "O&y*", call_h, &h, &msg)) return NULL;
+    PyObject *r = forked ? fork_error() : hotCallSend(h, msg.buf, msg.len);
+    PyBuffer_Release(&msg);
+    return r;
+}
+
+static PyObject *m_call_send_header(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    PyObject *md;
+    if (!PyArg_ParseTuple(args, "O&O", call_h, &h, &md)) return NULL;
+    FORK_GUARD();
+    return hotCallSendHeader(h, md);
+}
+
+/* call_finish(call, code, details, trailing_metadata, last_or_None) */
+static PyObject *m_call_finish(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    int code;
+    const char *details;
+    Py_ssize_t dn;
+    PyObject *md;
+    optbuf last = {0};
+    if (!PyArg_ParseTuple(args, "O&is#OO&", call_h, &h, &code, &details, &dn, &md, opt_buffer, &last))
+        return NULL;
+    PyObject *r = forked ? fork_error()
+        : hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
+                        last.has ? last.view.len : 0, last.has);
+    if (last.has) PyBuffer_Release(&last.view);
+    return r;
+}
+
+static PyObject *m_call_active(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotCallActive(h);
+}
+
+static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&d", call_h, &h, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotCallWaitDone(h, timeout);
+}
+
+static PyMethodDef methods[] = {
+    {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident): once, after loading."},
+    {"exiting", m_exiting, METH_NOARGS, "The interpreter is exiting: no thread takes the GIL back."},
+    {"channel_new", m_channel_new, METH_VARARGS, "channel_new(target, options_json) -> channel"},
+    {"channel_close", m_channel_close, METH_VARARGS, "channel_close(channel)"},
+    {"unary", m_unary, METH_VARARGS,
+     "unary(channel, method, request, timeout, metadata, wait_for_ready)\n"
+     "-> (code, details, response or None, initial_metadata, trailing_metadata)"},
+    {"unary_start", m_unary_start, METH_VARARGS, "unary_start(same as unary) -> call"},
+    {"unary_wait", m_unary_wait, METH_VARARGS, "unary_wait(call, timeout) -> result as unary, or None"},
+    {"unary_cancel", m_unary_cancel, METH_VARARGS, "unary_cancel(call)"},
+    {"stream_start", m_stream_start, METH_VARARGS,
+     "stream_start(channel, method, timeout, metadata, wait_for_ready, server_streams,\n"
+     "             client_streams, first_request_or_None, close_after_first) -> stream"},
+    {"stream_send", m_stream_send, METH_VARARGS, "stream_send(stream, request) -> queued"},
+    {"stream_close_send", m_stream_close_send, METH_VARARGS, "stream_close_send(stream)"},
+    {"stream_recv", m_stream_recv, METH_VARARGS,
+     "stream_recv(stream, max, timeout) -> list of responses ([] at the end), or None"},
+    {"stream_header", m_stream_header, METH_VARARGS, "stream_header(stream, timeout) -> metadata or None"},
+    {"stream_status", m_stream_status, METH_VARARGS,
+     "stream_status(stream, timeout) -> (code, details, trailing_metadata) or None"},
+    {"stream_cancel", m_stream_cancel, METH_VARARGS, "stream_cancel(stream)"},
+    {"server_new", m_server_new, METH_VARARGS, "server_new(options_json, max_concurrent) -> server"},
+    {"server_add_port", m_server_add_port, METH_VARARGS, "server_add_port(server, address) -> port"},
+    {"server_start", m_server_start, METH_VARARGS, "server_start(server)"},
+    {"server_next", m_server_next, METH_VARARGS,
+     "server_next(server, timeout) -> (call, method, metadata, peer, time_left) | False | None"},
+    {"server_stop", m_server_stop, METH_VARARGS, "server_stop(server, grace)"},
+    {"server_wait", m_server_wait, METH_VARARGS, "server_wait(server, timeout) -> stopped"},
+    {"call_recv_one", m_call_recv_one, METH_VARARGS, "call_recv_one(call) -> request or None"},
+    {"call_recv", m_call_recv, METH_VARARGS, "call_recv(call, max) -> list of requests ([] at the end)"},
+    {"call_send", m_call_send, METH_VARARGS, "call_send(call, response) -> queued"},
+    {"call_send_header", m_call_send_header, METH_VARARGS, "call_send_header(call, metadata) -> sent"},
+    {"call_finish", m_call_finish, METH_VARARGS,
+     "call_finish(call, code, details, trailing_metadata, last_response_or_None) -> finished"},
+    {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
+    {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_hot", "grpcgo's hot path: calls and servers in Go.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__hot(void) {
+    static int registered = 0;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, on_fork_child);
+        registered = 1;
+    }
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,69 @@
+"""Small pieces shared by the client and server sides."""
+
+import json
+import logging
+
+import grpc
+
+_LOGGER = logging.getLogger("grpc")
+
+# grpc.StatusCode by wire value.
+CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def code_value(code):
+    """The wire value of a grpc.StatusCode."""
+    return code.value[0]
+
+
+def timeout_arg(timeout):
+    """The engine's convention for an optional timeout: seconds, or -1."""
+    if timeout is None:
+        return -1.0
+    return max(float(timeout), 0.0)
+
+
+def wait_for_ready_arg(wait_for_ready):
+    if wait_for_ready is None:
+        return 0
+    return 1 if wait_for_ready else -1
+
+
+def options_json(options):
+    """Encodes channel or server options for the engine.
+
+    Options are (key, value) pairs; values the engine cannot use (objects
+    such as grpcio's pointer-valued arguments) are dropped, as grpcio ignores
+    options it does not know.
+    """
+    pairs = []
+    for option in options or ():
+        try:
+            key, value = option
+        except (TypeError, ValueError):
+            raise ValueError(
+                "options must be a sequence of (key, value) pairs, got %r" % (option,)
+            ) from None
+        if isinstance(key, bytes):
+            key = key.decode("ascii", "replace")
+        if not isinstance(key, str):
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, (bool, int, float, str)):
+            pairs.append((key, value))
+    return json.dumps(pairs).encode()
+
+
+def serialize(message, serializer):
+    """Returns the bytes to send, or raises whatever the serializer raised."""
+    data = message if serializer is None else serializer(message)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            "a serialized message must be bytes, got %s" % type(data).__name__
+        )
+    return data
+
+
+def deserialize(data, deserializer):
+    return data if deserializer is None else deserializer(data)

@@ -1,0 +1,352 @@
+"""The server side: grpc.Server on the Go engine.
+
+grpc-go accepts connections and calls, and hands every call, whatever its
+method, to one Python thread that waits in Go for the next one. That thread
+looks the handler up (interceptors, registered methods, generic handlers, as
+grpcio does) and runs it in the thread pool the user gave ``grpc.server``.
+"""
+
+import logging
+import threading
+
+import grpc
+from grpc import _common
+from grpc import _runtime
+from grpc._servicer_context import ServicerContext, Abort
+
+_LOGGER = logging.getLogger(__name__)
+
+_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
+_INTERNAL = grpc.StatusCode.INTERNAL.value[0]
+_UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+_CANCELLED = grpc.StatusCode.CANCELLED.value[0]
+_OK = 0
+
+# How many requests one crossing may bring in.
+_BATCH = 64
+
+
+class _HandlerCallDetails(grpc.HandlerCallDetails):
+    __slots__ = ("method", "invocation_metadata")
+
+    def __init__(self, method, invocation_metadata):
+        self.method = method
+        self.invocation_metadata = invocation_metadata
+
+
+class _RequestIterator:
+    """The request stream a handler iterates, taken from Go in batches."""
+
+    def __init__(self, hot, call, deserializer):
+        self._hot = hot
+        self._call = call
+        self._deserializer = deserializer
+        self._batch = []
+        self._next = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._next == len(self._batch):
+            self._batch = self._hot.call_recv(self._call, _BATCH)
+            self._next = 0
+            if not self._batch:
+                raise StopIteration()
+        data = self._batch[self._next]
+        self._next += 1
+        try:
+            return _common.deserialize(data, self._deserializer)
+        except Exception:
+            _LOGGER.exception("Exception deserializing request!")
+            raise Abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from None
+
+    def next(self):
+        return self.__next__()
+
+
+def _validate_generic_handlers(handlers):
+    for handler in handlers:
+        if not hasattr(handler, "service"):
+            raise AttributeError(
+                '"{}" must conform to grpc.GenericRpcHandler type but does '
+                'not have "service" method!'.format(handler)
+            )
+
+
+class _Server(grpc.Server):
+    def __init__(self, thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs):
+        _validate_generic_handlers(handlers)
+        for interceptor in interceptors:
+            if not isinstance(interceptor, grpc.ServerInterceptor):
+                raise TypeError(
+                    "interceptor %r is not a grpc.ServerInterceptor" % (interceptor,)
+                )
+        self._pool = thread_pool
+        self._generic = list(handlers)
+        self._registered = {}
+        self._interceptors = tuple(interceptors)
+        self._hot = _runtime.hot()
+        self._handle = self._hot.server_new(
+            _common.options_json(options), int(maximum_concurrent_rpcs or 0)
+        )
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self._stop_events = []
+        self._poller = None
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
+        _runtime.track_server(self)
+
+    # -- configuration --------------------------------------------------------
+    def add_generic_rpc_handlers(self, generic_rpc_handlers):
+        _validate_generic_handlers(generic_rpc_handlers)
+        with self._lock:
+            self._generic.extend(generic_rpc_handlers)
+
+    def add_registered_method_handlers(self, service_name, method_handlers):
+        if not method_handlers:
+            return
+        with self._lock:
+            for method, handler in method_handlers.items():
+                self._registered["/%s/%s" % (service_name, method)] = handler
+
+    def add_insecure_port(self, address):
+        if isinstance(address, bytes):
+            address = address.decode()
+        return self._hot.server_add_port(self._handle, address)
+
+    def add_secure_port(self, address, server_credentials):
+        raise NotImplementedError(
+            "secure ports are not supported yet by grpcgo (TLS is a later milestone)"
+        )
+
+    # -- life cycle -----------------------------------------------------------
+    def start(self):
+        with self._lock:
+            if self._started:
+                raise ValueError("Server already started!")
+            if self._stopped:
+                raise ValueError("Cannot start a stopped server!")
+            self._started = True
+        self._hot.server_start(self._handle)
+        self._poller = threading.Thread(
+            target=self._serve, name="grpcgo-server", daemon=True
+        )
+        self._poller.start()
+
+    def stop(self, grace):
+        """Stops the server; returns an Event set once every handler ended."""
+        event = threading.Event()
+        grace = 0.0 if grace is None else max(float(grace), 0.0)
+        with self._lock:
+            self._stopped = True
+            self._stop_events.append(event)
+        thread = threading.Thread(
+            target=self._stop, args=(grace,), name="grpcgo-server-stop", daemon=True
+        )
+        thread.start()
+        return event
+
+    def _stop(self, grace):
+        self._hot.server_stop(self._handle, grace)
+        with self._lock:
+            # Handlers still running after the grace period see their calls
+            # cancelled; the event waits for them to return.
+            while self._active:
+                self._idle.wait()
+            events, self._stop_events = self._stop_events, []
+        for event in events:
+            event.set()
+
+    def _shutdown_at_exit(self):
+        self._hot.server_stop(self._handle, 0.0)
+
+    def wait_for_termination(self, timeout=None):
+        """Blocks until the server stops; True if timeout passed first."""
+        return not self._hot.server_wait(self._handle, _common.timeout_arg(timeout))
+
+    # -- serving --------------------------------------------------------------
+    def _serve(self):
+        hot, handle = self._hot, self._handle
+        while True:
+            event = hot.server_next(handle, -1.0)
+            if event is None:
+                return
+            if event is False:
+                continue
+            with self._lock:
+                self._active += 1
+            try:
+                self._pool.submit(self._run, event)
+            except Exception:  # the pool was shut down
+                self._done()
+                hot.call_finish(event[0], _UNAVAILABLE, "server is shutting down", None, None)
+
+    def _done(self):
+        with self._lock:
+            self._active -= 1
+            if not self._active:
+                self._idle.notify_all()
+
+    def _lookup(self, details):
+        def query(call_details):
+            handler = self._registered.get(call_details.method)
+            if handler is not None:
+                return handler
+            for generic in self._generic:
+                handler = generic.service(call_details)
+                if handler is not None:
+                    return handler
+            return None
+
+        continuation = query
+        for interceptor in reversed(self._interceptors):
+            continuation = _intercepted(interceptor, continuation)
+        return continuation(details)
+
+    def _run(self, event):
+        try:
+            _handle_call(self, *event)
+        finally:
+            self._done()
+
+
+def _intercepted(interceptor, continuation):
+    return lambda details: interceptor.intercept_service(continuation, details)
+
+
+def _finish(hot, call, context, code, details, last=None):
+    hot.call_finish(call, code, details, context._trailing_metadata, last)
+    context._run_callbacks()
+
+
+def _handle_call(server, call, method, metadata, peer, time_left):
+    hot = server._hot
+    details = _HandlerCallDetails(method, metadata)
+    try:
+        handler = server._lookup(details)
+    except Exception:
+        _LOGGER.exception("Exception servicing handler lookup for %s", method)
+        hot.call_finish(call, _UNKNOWN, "Exception calling application: handler lookup failed", None, None)
+        return
+    if handler is None:
+        hot.call_finish(call, _UNIMPLEMENTED, "Method not found!", None, None)
+        return
+    context = ServicerContext(hot, call, metadata, peer, time_left)
+    try:
+        if handler.request_streaming:
+            request = _RequestIterator(hot, call, handler.request_deserializer)
+        else:
+            data = hot.call_recv_one(call)
+            if data is None:
+                _finish(hot, call, context, _CANCELLED, "Cancelled")
+                return
+            try:
+                request = _common.deserialize(data, handler.request_deserializer)
+            except Exception:
+                _LOGGER.exception("Exception deserializing request!")
+                raise Abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from None
+        if handler.response_streaming:
+            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
+            _stream_responses(hot, call, context, behavior(request, context), handler.response_serializer)
+        else:
+            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
+            _unary_response(hot, call, context, behavior(request, context), handler.response_serializer)
+    except Exception as error:
+        _fail(hot, call, context, error)
+
+
+def _fail(hot, call, context, error):
+    """Ends the call after the handler raised, as grpcio does: an abort's
+    status, else a code set on the context, else UNKNOWN."""
+    if isinstance(error, Abort):
+        code, details = error.code, error.details
+    elif context._aborted:
+        code, details = context._code, context._details
+    else:
+        details = "Exception calling application: {}".format(error)
+        _LOGGER.exception(details)
+        code = grpc.StatusCode.UNKNOWN
+        if context._code is not None and context._code is not grpc.StatusCode.OK:
+            code = context._code
+        if context._details is not None:
+            details = context._details
+    if code is grpc.StatusCode.OK:
+        code = grpc.StatusCode.UNKNOWN
+    _finish(hot, call, context, code.value[0], details or "")
+
+
+def _status(context):
+    code = context._code if context._code is not None else grpc.StatusCode.OK
+    return code.value[0], context._details or ""
+
+
+def _unary_response(hot, call, context, response, serializer):
+    code, details = _status(context)
+    if code != _OK:
+        _finish(hot, call, context, code, details)
+        return
+    try:
+        if response is None and serializer is None:
+            raise TypeError("the handler returned None")
+        payload = _common.serialize(response, serializer)
+    except Exception:
+        _LOGGER.exception("Failed to serialize response!")
+        _finish(hot, call, context, _INTERNAL, "Failed to serialize response!")
+        return
+    _finish(hot, call, context, _OK, details, payload)
+
+
+def _stream_responses(hot, call, context, responses, serializer):
+    iterator = iter(responses) if responses is not None else iter(())
+    while True:
+        try:
+            response = next(iterator)
+        except StopIteration:
+            break
+        except Exception as error:
+            if isinstance(error, Abort) or context._aborted:
+                raise
+            details = "Exception iterating responses: {}".format(error)
+            _LOGGER.exception(details)
+            code = grpc.StatusCode.UNKNOWN
+            if context._code is not None and context._code is not grpc.StatusCode.OK:
+                code = context._code
+            _finish(hot, call, context, code.value[0], context._details or details)
+            return
+        try:
+            payload = _common.serialize(response, serializer)
+        except Exception:
+            _LOGGER.exception("Failed to serialize response!")
+            _finish(hot, call, context, _INTERNAL, "Failed to serialize response!")
+            _close(iterator)
+            return
+        if not hot.call_send(call, payload):
+            _close(iterator)  # the client is gone
+            _finish(hot, call, context, _CANCELLED, "Cancelled")
+            return
+    code, details = _status(context)
+    _finish(hot, call, context, code, details)
+
+
+def _close(iterator):
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass
+
+
+def create_server(thread_pool, generic_rpc_handlers, interceptors, options,
+                  maximum_concurrent_rpcs, compression, xds):
+    """The implementation behind grpc.server()."""
+    if xds:
+        raise NotImplementedError("xDS servers are not supported yet by grpcgo")
+    if maximum_concurrent_rpcs is not None and maximum_concurrent_rpcs < 1:
+        raise ValueError("maximum_concurrent_rpcs must be a positive integer or None")
+    return _Server(thread_pool, generic_rpc_handlers, interceptors, options,
+                   maximum_concurrent_rpcs)

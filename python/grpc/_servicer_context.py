@@ -1,0 +1,124 @@
+"""grpc.ServicerContext for handlers running on the Go engine."""
+
+import logging
+import threading
+import time
+
+import grpc
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Abort(Exception):
+    """Raised to end a call with a status (context.abort, bad requests)."""
+
+    def __init__(self, code, details):
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class ServicerContext(grpc.ServicerContext):
+    def __init__(self, hot, call, metadata, peer, time_left):
+        self._hot = hot
+        self._call = call
+        self._metadata = metadata
+        self._peer = peer
+        self._deadline = None if time_left is None else time.monotonic() + time_left
+        self._code = None
+        self._details = None
+        self._trailing_metadata = None
+        self._aborted = False
+        self._initial_metadata_sent = False
+        self._callbacks = []
+        self._callbacks_lock = threading.Lock()
+        self._compression = None
+
+    # -- RpcContext -----------------------------------------------------------
+    def is_active(self):
+        return self._hot.call_active(self._call)
+
+    def time_remaining(self):
+        if self._deadline is None:
+            return None
+        return max(self._deadline - time.monotonic(), 0.0)
+
+    def cancel(self):
+        self._hot.call_finish(
+            self._call, grpc.StatusCode.CANCELLED.value[0], "Cancelled", None, None
+        )
+
+    def add_callback(self, callback):
+        with self._callbacks_lock:
+            if self._callbacks is None:
+                return False
+            self._callbacks.append(callback)
+        return True
+
+    def _run_callbacks(self):
+        with self._callbacks_lock:
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                _LOGGER.exception("Exception calling callback %r", callback)
+
+    # -- ServicerContext ------------------------------------------------------
+    def invocation_metadata(self):
+        return self._metadata
+
+    def peer(self):
+        return self._peer
+
+    def peer_identities(self):
+        return None
+
+    def peer_identity_key(self):
+        return None
+
+    def auth_context(self):
+        return {}
+
+    def set_compression(self, compression):
+        self._compression = compression
+
+    def disable_next_message_compression(self):
+        pass
+
+    def send_initial_metadata(self, initial_metadata):
+        if self._initial_metadata_sent:
+            raise ValueError("Initial metadata no longer allowed!")
+        self._initial_metadata_sent = True
+        self._hot.call_send_header(self._call, initial_metadata)
+
+    def set_trailing_metadata(self, trailing_metadata):
+        self._trailing_metadata = tuple(trailing_metadata) if trailing_metadata else None
+
+    def trailing_metadata(self):
+        return self._trailing_metadata
+
+    def abort(self, code, details):
+        if code is grpc.StatusCode.OK:
+            _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
+            code = grpc.StatusCode.UNKNOWN
+        self._aborted = True
+        self._code = code
+        self._details = details
+        raise Abort(code, details)
+
+    def abort_with_status(self, status):
+        self.set_trailing_metadata(status.trailing_metadata)
+        self.abort(status.code, status.details)
+
+    def set_code(self, code):
+        self._code = code
+
+    def set_details(self, details):
+        self._details = details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details

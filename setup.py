@@ -1,0 +1,56 @@
+"""Builds grpcgo: the `grpc` package plus its Go engine.
+
+The engine is ONE c-shared library, grpc/_engine<EXT_SUFFIX>, built with
+`go build -buildmode=c-shared ./pyext` against the headers of the Python
+that runs this build. It holds two C modules (the hand-written hot module
+and the gopy-generated cold one); grpc._runtime loads them on first use.
+Needs Go (see go.mod for the minimum version) and a C compiler.
+"""
+
+import os
+import shutil
+import subprocess
+import sysconfig
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+class GoExtension(Extension):
+    """An extension module built by `go build` from a Go package."""
+
+    def __init__(self, name, package):
+        super().__init__(name, sources=[])
+        self.package = package
+
+
+class build_go_ext(build_ext):
+    def build_extension(self, ext):
+        if not isinstance(ext, GoExtension):
+            return super().build_extension(ext)
+        go = shutil.which("go")
+        if go is None:
+            raise RuntimeError("grpcgo needs the Go toolchain (go) on PATH to build its engine")
+        out = os.path.abspath(self.get_ext_fullpath(ext.name))
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        env = dict(os.environ)
+        env["CGO_ENABLED"] = "1"
+        # Python's headers come from the interpreter running the build; the
+        # library does not link libpython: the interpreter that loads it
+        # provides those symbols.
+        include = sysconfig.get_paths()["include"]
+        env["CGO_CFLAGS"] = ("-I%s -O2 %s" % (include, env.get("CGO_CFLAGS", ""))).strip()
+        cmd = [go, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, ext.package]
+        self.announce("building %s: %s" % (ext.name, " ".join(cmd)), level=2)
+        subprocess.check_call(cmd, cwd=ROOT, env=env)
+        header = os.path.splitext(out)[0] + ".h"
+        if os.path.exists(header):
+            os.remove(header)
+
+
+setup(
+    ext_modules=[GoExtension("grpc._engine", "./pyext")],
+    cmdclass={"build_ext": build_go_ext},
+)

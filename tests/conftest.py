@@ -1,0 +1,150 @@
+"""Shared pytest fixtures for grpcgo's tests.
+
+* ``grpc_is_ours`` (autouse, session): fails every test loudly unless
+  ``import grpc`` gives grpcgo's package (it ships ``grpc/_engine*.so`` next
+  to ``grpc/__init__.py``; grpcio does not). Set GRPCGO_TEST_ALLOW_GRPCIO=1 to
+  run the suite against another ``grpc`` on purpose (for example grpcio, to
+  check the tests themselves).
+* ``gopeer_bin``: the Go test peers from tests/gopeer, built once per session.
+* ``go_echo_port``: a grpc-go server for grpcgo.testing.Echo; yields its port.
+* ``py_echo_port``: grpcgo's ``grpc.server`` serving the same service
+  (tests/echo_service.py); yields its port.
+
+Everything listens on 127.0.0.1 only.
+"""
+
+import concurrent.futures
+import glob
+import os
+import selectors
+import shutil
+import subprocess
+import time
+import types
+
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+
+GO_BUILD_TIMEOUT = 600  # seconds; a cold module cache compiles all of grpc-go
+SERVER_START_TIMEOUT = 30
+PROCESS_STOP_TIMEOUT = 10
+
+
+@pytest.fixture(scope="session", autouse=True)
+def grpc_is_ours():
+    """Fails loudly if ``grpc`` is not grpcgo's package (e.g. grpcio)."""
+    import grpc
+
+    here = os.path.dirname(os.path.abspath(grpc.__file__))
+    if glob.glob(os.path.join(here, "_engine*.so")):
+        return grpc
+    message = (
+        f"`import grpc` loaded {grpc.__file__}, which is not grpcgo's package: "
+        f"no grpc/_engine*.so beside it. Probably grpcio was installed over "
+        f"grpcgo (e.g. pulled in by grpcio-tools). Reinstall grpcgo."
+    )
+    if os.environ.get("GRPCGO_TEST_ALLOW_GRPCIO") == "1":
+        print(f"\nWARNING: {message} Continuing: GRPCGO_TEST_ALLOW_GRPCIO=1.")
+        return grpc
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def gopeer_bin(tmp_path_factory):
+    """Builds tests/gopeer's server and client; returns their paths."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail(
+            "the Go toolchain (`go`) is not on PATH: it is needed to build the "
+            "grpc-go test peers in tests/gopeer",
+            pytrace=False,
+        )
+    out = tmp_path_factory.mktemp("gopeer")
+    cmd = [go, "build", "-o", str(out) + os.sep,
+           "./tests/gopeer/server", "./tests/gopeer/client"]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=GO_BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{' '.join(cmd)}` took over {GO_BUILD_TIMEOUT}s", pytrace=False)
+    if proc.returncode != 0:
+        pytest.fail(f"`{' '.join(cmd)}` failed:\n{proc.stdout}{proc.stderr}",
+                    pytrace=False)
+    return types.SimpleNamespace(server=str(out / "server"),
+                                 client=str(out / "client"))
+
+
+def _read_line(proc, timeout):
+    """Reads one line of proc.stdout within timeout seconds, or returns None."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return None
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                return None
+            buf += chunk
+    finally:
+        sel.close()
+    return buf.decode(errors="replace").strip()
+
+
+def _stop(proc):
+    """Closes proc's stdin (its signal to stop), then kills it if it lingers."""
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(PROCESS_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(PROCESS_STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def go_echo_port(gopeer_bin, tmp_path_factory):
+    """Starts the grpc-go Echo server on 127.0.0.1; yields its port."""
+    log = tmp_path_factory.mktemp("gopeer-server") / "stderr.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([gopeer_bin.server, "--port", "0"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err)
+    try:
+        line = _read_line(proc, SERVER_START_TIMEOUT)
+        if not line or not line.startswith("LISTENING "):
+            proc.kill()
+            proc.wait(PROCESS_STOP_TIMEOUT)
+            pytest.fail(f"Go echo server did not start (first line {line!r}); "
+                        f"stderr:\n{log.read_text(errors='replace')}", pytrace=False)
+        yield int(line.split()[1])
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def py_echo_port(grpc_is_ours):
+    """Starts grpc.server serving the Python Echo service; yields its port."""
+    import grpc
+
+    import echo_service
+
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+    server = grpc.server(executor)
+    server.add_generic_rpc_handlers((echo_service.generic_handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    assert port > 0, "add_insecure_port('127.0.0.1:0') returned no port"
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(grace=None).wait(PROCESS_STOP_TIMEOUT)
+        executor.shutdown(wait=False)

@@ -1,0 +1,145 @@
+"""grpc._introspect: the gopy-bound cold module inside grpc/_engine<EXT_SUFFIX>.
+
+Runs against the INSTALLED grpc package. Expected values come from the repo
+(core/version.go) and from the library's own Go build info (`go version -m`),
+so they are the values core returns, not copies.
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def grpc_pkg():
+    import grpc
+
+    here = os.path.dirname(os.path.abspath(grpc.__file__))
+    assert glob.glob(os.path.join(here, "_engine*.so")), (
+        f"grpc is not grpcgo's package (no _engine*.so beside {grpc.__file__})"
+    )
+    return grpc
+
+
+@pytest.fixture(scope="module")
+def gi(grpc_pkg):
+    import grpc._introspect
+
+    return grpc._introspect
+
+
+@pytest.fixture(scope="module")
+def build_info(gi):
+    """`go version -m` of the engine library: (go version, {module: version})."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("go not on PATH")
+    out = subprocess.run(
+        [go, "version", "-m", gi.library_path()],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+    first, *rest = out.splitlines()
+    deps = {}
+    for line in rest:
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] in ("dep", "=>"):
+            deps[fields[1]] = fields[2]
+    return first.rsplit(" ", 1)[-1], deps
+
+
+def core_version():
+    with open(os.path.join(REPO_ROOT, "core", "version.go")) as f:
+        m = re.search(r'^const Version = "([^"]+)"', f.read(), re.M)
+    assert m, "const Version not found in core/version.go"
+    return m.group(1)
+
+
+def test_library_is_the_installed_engine(grpc_pkg, gi):
+    grpc_dir = os.path.dirname(os.path.abspath(grpc_pkg.__file__))
+    path = gi.library_path()
+    assert os.path.dirname(path) == grpc_dir
+    assert os.path.basename(path).startswith("_engine")
+    c_module = sys.modules["grpc._introspect._introspect"]
+    assert os.path.abspath(c_module.__file__) == path
+
+
+def test_version(gi):
+    v = gi.version()
+    assert isinstance(v, str) and v
+    assert v == core_version()
+
+
+def test_grpc_go_version(gi, build_info):
+    v = gi.grpc_go_version()
+    assert isinstance(v, str) and v
+    assert "v" + v == build_info[1]["google.golang.org/grpc"]
+
+
+def test_go_version(gi, build_info):
+    v = gi.go_version()
+    assert isinstance(v, str) and v.startswith("go")
+    assert v == build_info[0]
+
+
+def test_live(gi):
+    snap = gi.live()
+    assert isinstance(snap, gi.LiveCounters)
+    assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls"}
+    for name, value in snap._asdict().items():
+        assert type(value) is int, (name, value)
+        assert value >= 0, (name, value)
+
+
+def test_live_does_not_leak_go_handles(gi):
+    c_module = sys.modules["grpc._introspect._introspect"]
+    gi.live()
+    before = c_module.NumHandles()
+    for _ in range(200):
+        gi.live()
+    assert c_module.NumHandles() == before
+
+
+def test_import_grpc_does_not_load_introspection():
+    code = (
+        "import sys, grpc\n"
+        "assert 'grpc._introspect' not in sys.modules, 'grpc imported _introspect'\n"
+        "maps = '/proc/self/maps'\n"
+        "import os\n"
+        "if os.path.exists(maps):\n"
+        "    with open(maps) as f:\n"
+        "        assert '_engine' not in f.read(), 'import grpc loaded the engine'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_gets_clear_error(gi):
+    gi.version()  # the library is loaded in this process
+    pid = os.fork()
+    if pid == 0:  # child: must not call into Go
+        try:
+            gi.version()
+        except RuntimeError as e:
+            os._exit(0 if "spawn" in str(e) else 2)
+        except BaseException:
+            os._exit(3)
+        os._exit(1)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("forked child hung calling grpc._introspect")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
