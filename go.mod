@@ -1,6 +1,6 @@
 module grpcgo
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/go-python/gopy v0.4.10 // indirect

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -88,3 +89,36 @@ func (ch *Channel) Closed() bool { return ch.closed.Load() }
 
 // Target is the target the channel was created with.
 func (ch *Channel) Target() string { return ch.cc.Target() }
+
+// State reports the channel's connectivity state (grpc-go's
+// connectivity.State values, which match grpcio's ChannelConnectivity
+// order). With connect, an idle channel starts connecting.
+func (ch *Channel) State(connect bool) int {
+	if connect && !ch.closed.Load() {
+		ch.cc.Connect()
+	}
+	return int(ch.cc.GetState())
+}
+
+// WatchState returns a channel that yields the next state different from
+// `from`; it closes without a value if stop fires or the channel closes
+// first.
+func (ch *Channel) WatchState(from int, stop <-chan struct{}) <-chan int {
+	out := make(chan int, 1)
+	ctx, cancel := context.WithCancel(ch.ctx)
+	go func() {
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	go func() {
+		defer close(out)
+		defer cancel()
+		if ch.cc.WaitForStateChange(ctx, connectivity.State(from)) {
+			out <- int(ch.cc.GetState())
+		}
+	}()
+	return out
+}

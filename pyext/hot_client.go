@@ -265,3 +265,27 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+//export hotChannelState
+func hotChannelState(h C.uintptr_t, connect C.int) (ret pyObj) {
+	defer guard(&ret)
+	return C.hot_int(C.longlong(value[*core.Channel](h).State(connect != 0)))
+}
+
+// hotChannelWatch waits for the state to change from `from`: the new state,
+// or None if timeout passed (or the channel closed) first.
+//
+//export hotChannelWatch
+func hotChannelWatch(h C.uintptr_t, from C.int, timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	stop := make(chan struct{})
+	defer close(stop)
+	state, ok, r := await(value[*core.Channel](h).WatchState(int(from), stop), seconds(timeout))
+	switch {
+	case r == waitInterrupted:
+		return nil
+	case !ok:
+		return C.hot_none()
+	}
+	return C.hot_int(C.longlong(state))
+}

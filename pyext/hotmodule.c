@@ -100,6 +100,23 @@ static PyObject *m_channel_close(PyObject *self, PyObject *args) {
     return hotChannelClose(h);
 }
 
+static PyObject *m_channel_state(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    int connect;
+    if (!PyArg_ParseTuple(args, "O&p", channel_h, &h, &connect)) return NULL;
+    FORK_GUARD();
+    return hotChannelState(h, connect);
+}
+
+static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    int from;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "O&id", channel_h, &h, &from, &timeout)) return NULL;
+    FORK_GUARD();
+    return hotChannelWatch(h, from, timeout);
+}
+
 /* unary(channel, method, request, timeout, metadata, wait_for_ready) */
 static PyObject *unary_common(PyObject *args, int start) {
     uintptr_t h;
@@ -327,6 +344,9 @@ static PyMethodDef methods[] = {
     {"exiting", m_exiting, METH_NOARGS, "The interpreter is exiting: no thread takes the GIL back."},
     {"channel_new", m_channel_new, METH_VARARGS, "channel_new(target, options_json) -> channel"},
     {"channel_close", m_channel_close, METH_VARARGS, "channel_close(channel)"},
+    {"channel_state", m_channel_state, METH_VARARGS, "channel_state(channel, try_to_connect) -> state"},
+    {"channel_watch", m_channel_watch, METH_VARARGS,
+     "channel_watch(channel, from_state, timeout) -> new state, or None"},
     {"unary", m_unary, METH_VARARGS,
      "unary(channel, method, request, timeout, metadata, wait_for_ready)\n"
      "-> (code, details, response or None, initial_metadata, trailing_metadata)"},

@@ -824,6 +824,7 @@ class Channel(grpc.Channel):
         self._hot = _runtime.hot()
         self._handle = self._hot.channel_new(target, _common.options_json(options))
         self._closed = False
+        self._connectivity = _Connectivity(self)
         _runtime.track_channel(self)
 
     def _live_handle(self):
@@ -852,14 +853,10 @@ class Channel(grpc.Channel):
                                           response_deserializer)
 
     def subscribe(self, callback, try_to_connect=False):
-        raise NotImplementedError(
-            "connectivity subscriptions are not supported yet by grpcgo"
-        )
+        self._connectivity.subscribe(callback, try_to_connect)
 
     def unsubscribe(self, callback):
-        raise NotImplementedError(
-            "connectivity subscriptions are not supported yet by grpcgo"
-        )
+        self._connectivity.unsubscribe(callback)
 
     def close(self):
         if self._closed:
@@ -877,6 +874,64 @@ class Channel(grpc.Channel):
     def __del__(self):
         # The capsule's release closes the Go channel when this object goes.
         pass
+
+
+class _Connectivity:
+    """Delivers a channel's connectivity states to its subscribers from one
+    thread, which runs while anyone is subscribed."""
+
+    # How soon a new subscriber hears the current state.
+    _POLL = 0.05
+
+    def __init__(self, channel):
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._subscribers = []  # [callback, last state delivered]
+        self._connect = False
+        self._thread = None
+
+    def subscribe(self, callback, try_to_connect):
+        with self._lock:
+            self._subscribers.append([callback, None])
+            self._connect = self._connect or bool(try_to_connect)
+            if self._thread is None:
+                self._thread = _spawn(self._run)
+
+    def unsubscribe(self, callback):
+        with self._lock:
+            for i, (cb, _) in enumerate(self._subscribers):
+                if cb == callback:
+                    del self._subscribers[i]
+                    break
+
+    def _run(self):
+        channel = self._channel
+        hot, handle = channel._hot, channel._handle
+        state = None
+        while True:
+            with self._lock:
+                if not self._subscribers or channel._closed:
+                    self._thread = None
+                    return
+                connect = self._connect
+            if state is None or (connect and state == 0):
+                state = hot.channel_state(handle, connect)
+            with self._lock:
+                due = [s for s in self._subscribers if s[1] != state]
+                for s in due:
+                    s[1] = state
+            connectivity = _CONNECTIVITY[state]
+            for callback, _ in due:
+                try:
+                    callback(connectivity)
+                except Exception:
+                    _LOGGER.exception("Exception in connectivity callback %r", callback)
+            changed = hot.channel_watch(handle, state, self._POLL)
+            if changed is not None:
+                state = changed
+
+
+_CONNECTIVITY = {c.value[0]: c for c in grpc.ChannelConnectivity}
 
 
 def _method_name(method):
