@@ -26,11 +26,11 @@ Post-processing (each step fails loudly if gopy's output changes shape):
     order, i.e. differently on every run).
 
 Needs Go and, at generation time only, pybindgen (pip-installed into a
-throwaway venv under build/gopy/; set GOPY_PYTHON to an interpreter that
+throwaway venv under build/_gopy/; set GOPY_PYTHON to an interpreter that
 already has pybindgen to skip the venv, e.g. when offline). No C compiler.
 
 Usage: python3 tools/gen_gopy.py [--check]
-  --check  regenerate into build/gopy/ and fail if the committed files differ.
+  --check  regenerate into build/_gopy/ and fail if the committed files differ.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "build" / "gopy"
+WORK = ROOT / "build" / "_gopy"  # the leading _ keeps go ./... patterns out
 OUT = WORK / "out"  # gopy -output (must be inside the Go module)
 BIN = WORK / "bin"  # goimports
 VENV = WORK / "venv"  # pybindgen
@@ -60,7 +60,7 @@ GEN_NOTE = (
     f"(make gopy) from {GO_PKG}. DO NOT EDIT."
 )
 
-# generated file in build/gopy/out -> committed location
+# generated file in build/_gopy/out -> committed location
 DEST = {
     f"{NAME}.go": ROOT / "pyext" / "introspect_gopy.go",
     f"{NAME}.c": ROOT / "pyext" / "introspect_gopy.c",
@@ -159,7 +159,7 @@ def sort_build_py(text: str) -> str:
 
 
 def pybindgen_python() -> str:
-    """An interpreter that can import pybindgen (a venv under build/gopy)."""
+    """An interpreter that can import pybindgen (a venv under build/_gopy)."""
     override = os.environ.get("GOPY_PYTHON")
     if override:
         return override
