@@ -80,6 +80,11 @@ static PyObject *m_setup(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *m_check(PyObject *self, PyObject *unused) {
+    FORK_GUARD();
+    Py_RETURN_NONE;
+}
+
 static PyObject *m_exiting(PyObject *self, PyObject *unused) {
     if (!forked) hotExiting();
     Py_RETURN_NONE;
@@ -341,6 +346,7 @@ static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident): once, after loading."},
+    {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
     {"exiting", m_exiting, METH_NOARGS, "The interpreter is exiting: no thread takes the GIL back."},
     {"channel_new", m_channel_new, METH_VARARGS, "channel_new(target, options_json) -> channel"},
     {"channel_close", m_channel_close, METH_VARARGS, "channel_close(channel)"},

@@ -9,12 +9,9 @@ library; ``import grpc`` never imports this package.
 is not.
 """
 
-import importlib.machinery
-import importlib.util
-import os
-import sys
-import sysconfig
 from typing import NamedTuple
+
+from grpc import _runtime
 
 __all__ = [
     "LiveCounters",
@@ -31,59 +28,20 @@ _C_MODULE_NAME = __name__ + "._introspect"
 
 
 def library_path() -> str:
-    """Returns the path of the engine library, ``grpc/_engine<EXT_SUFFIX>``.
-
-    Looks next to the ``grpc`` package this module belongs to. Raises
-    ImportError naming the expected file if it is missing.
-    """
-    grpc_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    suffixes = [sysconfig.get_config_var("EXT_SUFFIX")]
-    suffixes += [s for s in importlib.machinery.EXTENSION_SUFFIXES if s not in suffixes]
-    for suffix in suffixes:
-        if suffix:
-            path = os.path.join(grpc_dir, "_engine" + suffix)
-            if os.path.isfile(path):
-                return path
-    raise ImportError(
-        f"grpcgo engine library not found: expected "
-        f"{os.path.join(grpc_dir, '_engine' + (suffixes[0] or '.so'))}; "
-        f"is grpcgo installed (pip install .)?",
-        path=grpc_dir,
-    )
-
-
-def _load_c_module():
-    module = sys.modules.get(_C_MODULE_NAME)
-    if module is not None:
-        return module
-    path = library_path()
-    loader = importlib.machinery.ExtensionFileLoader(_C_MODULE_NAME, path)
-    spec = importlib.util.spec_from_file_location(_C_MODULE_NAME, path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_C_MODULE_NAME] = module
-    try:
-        loader.exec_module(module)
-    except BaseException:
-        del sys.modules[_C_MODULE_NAME]
-        raise
-    return module
-
-
-_introspect = _load_c_module()
-_loaded_in_pid = os.getpid()
-
-from . import introspect as _bound  # noqa: E402  (needs _introspect registered)
+    """Returns the path of the engine library, ``grpc/_engine<EXT_SUFFIX>``."""
+    return _runtime.library_path()
 
 
 def _check_process() -> None:
-    # A Go runtime does not survive fork(): calls into it from a forked child
-    # hang. Fail clearly instead.
-    if os.getpid() != _loaded_in_pid:
-        raise RuntimeError(
-            "grpcgo's engine was loaded before this process was forked and "
-            "cannot be used in the child; use the 'spawn' or 'forkserver' "
-            "multiprocessing start method"
-        )
+    # A Go runtime does not survive fork(): the hot module (which loads the
+    # library first) raises a clear RuntimeError in a forked child.
+    _runtime.hot().check()
+
+
+_check_process()
+_introspect = _runtime.load_extension(_C_MODULE_NAME)
+
+from . import introspect as _bound  # noqa: E402  (needs _introspect registered)
 
 
 def version() -> str:
