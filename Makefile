@@ -15,7 +15,7 @@ TEST_DEPS := protobuf pytest pytest-timeout
 SOURCES := go.mod go.sum setup.py pyproject.toml MANIFEST.in \
 	$(shell find core pyext python -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.py' \) 2>/dev/null)
 
-.PHONY: all install test test-go test-py demo wheel clean
+.PHONY: all install test test-go test-py demo check-wheel clean
 
 all: install
 
@@ -43,8 +43,15 @@ test-go:
 test-py: install
 	cd tests && $(VENV_PY) -m pytest -q -p no:cacheprovider .
 
-wheel:
-	$(PYTHON) -m pip wheel --no-deps -w dist .
+# python -m build: an sdist, then a wheel built from it, installed into a
+# fresh venv and exercised.
+check-wheel: $(VENV)/.deps
+	rm -rf build/dist build/wheel-venv
+	$(VENV)/bin/pip install --quiet build
+	$(VENV_PY) -m build --outdir build/dist .
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/pip install --quiet build/dist/*.whl
+	cd build && wheel-venv/bin/python ../tools/wheel_smoke.py
 
 clean:
 	rm -rf build dist $(VENV) python/*.egg-info
