@@ -30,15 +30,20 @@ type ServerCall struct {
 	inOnce sync.Once
 	in     atomic.Pointer[receiver]
 
-	// mu guards writes to the stream against the handler's return: ops take
-	// it shared and check over; the handler takes it exclusively to set over.
-	mu      sync.RWMutex
-	over    bool
+	// mu guards writes to the stream against the handler's return: writers
+	// (which run without the GIL) hold it shared and check over; the handler
+	// holds it exclusively to set over. Nothing called with the GIL held may
+	// wait for mu: a writer blocked on flow control can hold it until a
+	// Python thread reads, and that thread may need the GIL.
+	mu   sync.RWMutex
+	over atomic.Bool
+
+	// fmu guards out, trailer and final; it is never held across a wait.
+	fmu     sync.Mutex
 	out     *sender
 	trailer metadata.MD
 	final   *finish
 	done    chan struct{} // closed by Finish
-	once    sync.Once
 }
 
 type finish struct {
@@ -66,9 +71,7 @@ func (c *ServerCall) Context() context.Context { return c.ctx }
 
 // Active reports whether the call can still make progress.
 func (c *ServerCall) Active() bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return !c.over && c.ctx.Err() == nil
+	return !c.over.Load() && c.ctx.Err() == nil
 }
 
 // RecvOne reads a single request on the calling goroutine (for handlers
@@ -97,9 +100,9 @@ func (c *ServerCall) Requests() <-chan []byte {
 }
 
 func (c *ServerCall) sender() (*sender, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.over || c.final != nil {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.over.Load() || c.final != nil {
 		return nil, ErrCallOver
 	}
 	if c.out == nil {
@@ -112,7 +115,7 @@ func (c *ServerCall) sender() (*sender, error) {
 func (c *ServerCall) guardedSend(m []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.over {
+	if c.over.Load() {
 		return ErrCallOver
 	}
 	return c.ss.SendMsg(m)
@@ -140,7 +143,7 @@ func (c *ServerCall) Put(m []byte, wait <-chan struct{}) (queued, alive bool) {
 func (c *ServerCall) SendHeader(md metadata.MD) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.over {
+	if c.over.Load() {
 		return ErrCallOver
 	}
 	return c.ss.SendHeader(md)
@@ -148,23 +151,22 @@ func (c *ServerCall) SendHeader(md metadata.MD) error {
 
 // SetTrailer adds trailing metadata to send with the status.
 func (c *ServerCall) SetTrailer(md metadata.MD) {
-	c.mu.Lock()
+	c.fmu.Lock()
 	c.trailer = metadata.Join(c.trailer, md)
-	c.mu.Unlock()
+	c.fmu.Unlock()
 }
 
 // Finish ends the call: last (if non-nil) is sent after every queued
 // response, then the status with the trailing metadata. Only the first
 // Finish counts; later ones return ErrCallOver.
 func (c *ServerCall) Finish(code codes.Code, details string, last []byte) error {
-	c.mu.Lock()
-	if c.over || c.final != nil {
-		c.mu.Unlock()
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.over.Load() || c.final != nil {
 		return ErrCallOver
 	}
 	c.final = &finish{code: code, details: details, last: last}
-	c.mu.Unlock()
-	c.once.Do(func() { close(c.done) })
+	close(c.done)
 	return nil
 }
 
@@ -175,9 +177,13 @@ func (c *ServerCall) wait() error {
 	case <-c.done:
 	case <-c.ctx.Done():
 	}
-	c.mu.RLock()
+	c.fmu.Lock()
 	out, fin := c.out, c.final
-	c.mu.RUnlock()
+	if fin == nil {
+		// The call died first: refuse senders created from now on.
+		c.final = &finish{code: codes.Canceled}
+	}
+	c.fmu.Unlock()
 	if out != nil {
 		if fin != nil {
 			out.end()
@@ -192,9 +198,11 @@ func (c *ServerCall) wait() error {
 		}
 	}
 	c.mu.Lock()
-	c.over = true
-	trailer := c.trailer
+	c.over.Store(true)
 	c.mu.Unlock()
+	c.fmu.Lock()
+	trailer := c.trailer
+	c.fmu.Unlock()
 	if in := c.in.Load(); in != nil {
 		in.abandon()
 	}
