@@ -79,7 +79,7 @@ func (s *Server) AddPort(addr string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("failed to bind to address %s: %v", addr, err)
 	}
-	port := 0
+	port := 1 // grpcio's answer for addresses without a port (unix sockets)
 	if ta, ok := l.Addr().(*net.TCPAddr); ok {
 		port = ta.Port
 	}

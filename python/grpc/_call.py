@@ -1,0 +1,576 @@
+"""The objects a client call returns: grpc.Call, grpc.Future, the response
+iterator of streaming calls, and grpc.RpcError for calls that failed."""
+
+import collections
+import logging
+import sys
+import threading
+import time
+
+import grpc
+from grpc import _common
+
+_LOGGER = logging.getLogger(__name__)
+
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
+_INTERNAL = grpc.StatusCode.INTERNAL
+_UNKNOWN = grpc.StatusCode.UNKNOWN
+
+# How many responses one crossing may bring back.
+_BATCH = 64
+
+SERIALIZE_FAILED = "Exception serializing request!"
+_DESERIALIZE_FAILED = "Exception deserializing response!"
+_ITERATION_FAILED = "Exception iterating requests!"
+_LOCALLY_CANCELLED = "Locally cancelled by application!"
+_NO_RESPONSE = "No response received for a unary-response call!"
+
+
+class _Outcome:
+    """How a call ended, as the application sees it."""
+
+    __slots__ = ("code", "details", "initial_metadata", "trailing_metadata", "response")
+
+    def __init__(self, code, details, initial_metadata, trailing_metadata, response=None):
+        self.code = code
+        self.details = details
+        self.initial_metadata = initial_metadata
+        self.trailing_metadata = trailing_metadata
+        self.response = response
+
+
+def _describe(cls_name, outcome):
+    return (
+        "<{} of RPC that terminated with:\n"
+        "\tstatus = {}\n"
+        '\tdetails = "{}"\n'
+        '\tdebug_error_string = "{}"\n'
+        ">".format(cls_name, outcome.code, outcome.details, _debug_string(outcome))
+    )
+
+
+def _debug_string(outcome):
+    return "grpc_status:%d, grpc_message:%r" % (outcome.code.value[0], outcome.details)
+
+
+class _InactiveRpcError(grpc.RpcError, grpc.Call, grpc.Future):
+    """An RPC that has ended with a non-OK status: the error and its Call."""
+
+    def __init__(self, outcome):
+        super().__init__()
+        self._outcome = outcome
+
+    def initial_metadata(self):
+        return self._outcome.initial_metadata
+
+    def trailing_metadata(self):
+        return self._outcome.trailing_metadata
+
+    def code(self):
+        return self._outcome.code
+
+    def details(self):
+        return self._outcome.details
+
+    def debug_error_string(self):
+        return _debug_string(self._outcome)
+
+    def __str__(self):
+        return _describe(type(self).__name__, self._outcome)
+
+    __repr__ = __str__
+
+    # Call/RpcContext
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def cancel(self):
+        return False
+
+    def add_callback(self, callback):
+        return False
+
+    # Future
+    def cancelled(self):
+        return False
+
+    def running(self):
+        return False
+
+    def done(self):
+        return True
+
+    def result(self, timeout=None):
+        raise self
+
+    def exception(self, timeout=None):
+        return self
+
+    def traceback(self, timeout=None):
+        try:
+            raise self
+        except grpc.RpcError:
+            return sys.exc_info()[2]
+
+    def add_done_callback(self, fn, timeout=None):
+        fn(self)
+
+
+class _CompletedCall(grpc.Call, grpc.Future):
+    """The Call of a unary-response RPC that succeeded (from with_call)."""
+
+    def __init__(self, outcome):
+        self._outcome = outcome
+
+    def initial_metadata(self):
+        return self._outcome.initial_metadata
+
+    def trailing_metadata(self):
+        return self._outcome.trailing_metadata
+
+    def code(self):
+        return self._outcome.code
+
+    def details(self):
+        return self._outcome.details
+
+    def debug_error_string(self):
+        return None
+
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def cancel(self):
+        return False
+
+    def add_callback(self, callback):
+        return False
+
+    def cancelled(self):
+        return False
+
+    def running(self):
+        return False
+
+    def done(self):
+        return True
+
+    def result(self, timeout=None):
+        return self._outcome.response
+
+    def exception(self, timeout=None):
+        return None
+
+    def traceback(self, timeout=None):
+        return None
+
+    def add_done_callback(self, fn, timeout=None):
+        fn(self)
+
+
+def _local_failure(code, details):
+    return _InactiveRpcError(_Outcome(code, details, (), ()))
+
+
+class _CallbackWatcher:
+    """Runs callbacks once, when a call ends, from a thread that waits for
+    the end (started only when someone asks for a callback)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._callbacks = []
+        self._fired = False
+        self._watching = False
+
+    def add(self, fn, start_watch):
+        """Returns False if the call already ended (fn not kept)."""
+        with self._lock:
+            if self._fired:
+                return False
+            self._callbacks.append(fn)
+            if not self._watching:
+                self._watching = True
+                start_watch()
+        return True
+
+    def fire(self, *args):
+        with self._lock:
+            if self._fired:
+                return
+            self._fired = True
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            try:
+                fn(*args)
+            except Exception:
+                _LOGGER.exception("Exception in callback %r", fn)
+
+
+def _spawn(target, *args):
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+class _UnaryFuture(grpc.RpcError, grpc.Call, grpc.Future):
+    """A unary-response call under way: a Call and a Future."""
+
+    def __init__(self, hot, call, make_outcome, deadline):
+        super().__init__()
+        self._hot = hot
+        self._call = call
+        self._make_outcome = make_outcome
+        self._deadline = deadline
+        self._lock = threading.Lock()
+        self._outcome = None
+        self._cancelled = False
+        self._rpc_callbacks = _CallbackWatcher()
+        self._done_callbacks = _CallbackWatcher()
+
+    def _wait(self, timeout):
+        """The outcome, waiting up to timeout (None: forever); None if not yet."""
+        if self._outcome is not None:
+            return self._outcome
+        result = self._hot.unary_wait(self._call, _common.timeout_arg(timeout))
+        if result is None:
+            return None
+        with self._lock:
+            if self._outcome is None:
+                outcome = self._make_outcome(*result)
+                if self._cancelled:
+                    outcome.code, outcome.details = _CANCELLED, _LOCALLY_CANCELLED
+                self._outcome = outcome
+        return self._outcome
+
+    def _watch(self):
+        _spawn(self._watch_until_done)
+
+    def _watch_until_done(self):
+        self._wait(None)
+        self._rpc_callbacks.fire()
+        self._done_callbacks.fire(self)
+
+    # Call
+    def initial_metadata(self):
+        return self._wait(None).initial_metadata
+
+    def trailing_metadata(self):
+        return self._wait(None).trailing_metadata
+
+    def code(self):
+        return self._wait(None).code
+
+    def details(self):
+        return self._wait(None).details
+
+    def debug_error_string(self):
+        return _debug_string(self._wait(None))
+
+    def is_active(self):
+        return self._wait(0) is None
+
+    def time_remaining(self):
+        if self._deadline is None:
+            return None
+        return max(self._deadline - time.monotonic(), 0.0)
+
+    def cancel(self):
+        with self._lock:
+            if self._outcome is not None or self._cancelled:
+                return False
+            self._cancelled = True
+        self._hot.unary_cancel(self._call)
+        return True
+
+    def add_callback(self, callback):
+        return self._rpc_callbacks.add(callback, self._watch)
+
+    # Future
+    def cancelled(self):
+        outcome = self._wait(0)
+        return outcome is not None and self._cancelled
+
+    def running(self):
+        return self._wait(0) is None
+
+    def done(self):
+        return self._wait(0) is not None
+
+    def result(self, timeout=None):
+        outcome = self._wait(timeout)
+        if outcome is None:
+            raise grpc.FutureTimeoutError()
+        if outcome.code is _OK:
+            return outcome.response
+        if self._cancelled:
+            raise grpc.FutureCancelledError()
+        raise _InactiveRpcError(outcome)
+
+    def exception(self, timeout=None):
+        outcome = self._wait(timeout)
+        if outcome is None:
+            raise grpc.FutureTimeoutError()
+        if outcome.code is _OK:
+            return None
+        if self._cancelled:
+            raise grpc.FutureCancelledError()
+        return _InactiveRpcError(outcome)
+
+    def traceback(self, timeout=None):
+        error = self.exception(timeout)
+        if error is None:
+            return None
+        try:
+            raise error
+        except grpc.RpcError:
+            return sys.exc_info()[2]
+
+    def add_done_callback(self, fn):
+        if not self._done_callbacks.add(fn, self._watch):
+            fn(self)
+
+    def __str__(self):
+        outcome = self._wait(0)
+        if outcome is None:
+            return "<_UnaryFuture object of in-flight RPC>"
+        return _describe("_UnaryFuture", outcome)
+
+    __repr__ = __str__
+
+
+def _consume_requests(hot, stream, iterator, serializer, call):
+    """Sends every request the iterator yields, then half-closes. Runs on its
+    own thread so requests flow while responses arrive."""
+    try:
+        for request in iterator:
+            try:
+                payload = _common.serialize(request, serializer)
+            except Exception:
+                _LOGGER.exception(SERIALIZE_FAILED)
+                call._abort(_INTERNAL, SERIALIZE_FAILED)
+                return
+            if not hot.stream_send(stream, payload):
+                return  # the call ended; the rest would go nowhere
+    except Exception:
+        _LOGGER.exception(_ITERATION_FAILED)
+        call._abort(_UNKNOWN, _ITERATION_FAILED)
+        return
+    hot.stream_close_send(stream)
+
+
+class _StreamCall(grpc.RpcError, grpc.Call, grpc.Future):
+    """A call with a streaming response or request: a Call, a Future, an
+    iterator of responses, and, once it failed, the RpcError itself."""
+
+    def __init__(self, hot, stream, deserializer, deadline):
+        super().__init__()
+        self._hot = hot
+        self._stream = stream
+        self._deserializer = deserializer
+        self._deadline = deadline
+        self._buffer = collections.deque()
+        self._lock = threading.Lock()
+        self._initial = None
+        self._outcome = None
+        self._override = None  # (code, details) set locally: cancel, bad request
+        self._settled = False  # the unary response has been taken
+        self._rpc_callbacks = _CallbackWatcher()
+        self._done_callbacks = _CallbackWatcher()
+
+    # -- ending ---------------------------------------------------------------
+    def _abort(self, code, details):
+        """Ends the call locally with code and details."""
+        with self._lock:
+            if self._outcome is not None or self._override is not None:
+                return False
+            self._override = (code, details)
+        self._hot.stream_cancel(self._stream)
+        return True
+
+    def _wait(self, timeout):
+        """The outcome once the call ended, waiting up to timeout; None if not."""
+        if self._outcome is not None:
+            return self._outcome
+        status = self._hot.stream_status(self._stream, _common.timeout_arg(timeout))
+        if status is None:
+            return None
+        code, details, trailing = status
+        with self._lock:
+            if self._outcome is None:
+                initial = self._initial
+                if initial is None:
+                    initial = self._hot.stream_header(self._stream, 0.0) or ()
+                outcome = _Outcome(_common.CODES[code], details, initial, trailing)
+                if self._override is not None:
+                    outcome.code, outcome.details = self._override
+                self._outcome = outcome
+        return self._outcome
+
+    def _watch(self):
+        _spawn(self._watch_until_done)
+
+    def _watch_until_done(self):
+        self._wait(None)
+        self._rpc_callbacks.fire()
+        self._done_callbacks.fire(self)
+
+    # -- iteration ------------------------------------------------------------
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._buffer:
+            batch = self._hot.stream_recv(self._stream, _BATCH, -1.0)
+            if not batch:
+                outcome = self._wait(None)
+                if outcome.code is _OK:
+                    raise StopIteration()
+                raise self
+            self._buffer.extend(batch)
+        data = self._buffer.popleft()
+        try:
+            return _common.deserialize(data, self._deserializer)
+        except Exception:
+            _LOGGER.exception(_DESERIALIZE_FAILED)
+            self._abort(_INTERNAL, _DESERIALIZE_FAILED)
+            self._wait(None)
+            raise self
+
+    def next(self):
+        return self.__next__()
+
+    def _unary_outcome(self, timeout):
+        """For stream-request unary calls: the outcome with its one response,
+        once the call ended; None if timeout passed first."""
+        outcome = self._wait(timeout)
+        if outcome is None or outcome.code is not _OK or self._settled:
+            return outcome
+        with self._lock:
+            if not self._settled:
+                self._settled = True
+                batch = list(self._buffer)
+                self._buffer.clear()
+                if not batch:
+                    batch = self._hot.stream_recv(self._stream, 1, 0.0) or []
+                if not batch:
+                    outcome.code, outcome.details = _INTERNAL, _NO_RESPONSE
+                else:
+                    try:
+                        outcome.response = _common.deserialize(batch[0], self._deserializer)
+                    except Exception:
+                        _LOGGER.exception(_DESERIALIZE_FAILED)
+                        outcome.code, outcome.details = _INTERNAL, _DESERIALIZE_FAILED
+        return outcome
+
+    # -- Call -----------------------------------------------------------------
+    def initial_metadata(self):
+        if self._initial is None:
+            initial = self._hot.stream_header(self._stream, -1.0)
+            self._initial = () if initial is None else initial
+        return self._initial
+
+    def trailing_metadata(self):
+        return self._wait(None).trailing_metadata
+
+    def code(self):
+        return self._wait(None).code
+
+    def details(self):
+        return self._wait(None).details
+
+    def debug_error_string(self):
+        return _debug_string(self._wait(None))
+
+    def is_active(self):
+        return self._wait(0) is None
+
+    def time_remaining(self):
+        if self._deadline is None:
+            return None
+        return max(self._deadline - time.monotonic(), 0.0)
+
+    def cancel(self):
+        return self._abort(_CANCELLED, _LOCALLY_CANCELLED)
+
+    def add_callback(self, callback):
+        return self._rpc_callbacks.add(callback, self._watch)
+
+    # -- Future ---------------------------------------------------------------
+    def cancelled(self):
+        outcome = self._wait(0)
+        return outcome is not None and outcome.code is _CANCELLED and self._override is not None
+
+    def running(self):
+        return self._wait(0) is None
+
+    def done(self):
+        return self._wait(0) is not None
+
+    def result(self, timeout=None):
+        outcome = self._wait(timeout)
+        if outcome is None:
+            raise grpc.FutureTimeoutError()
+        if outcome.code is _OK:
+            return outcome.response
+        if self.cancelled():
+            raise grpc.FutureCancelledError()
+        raise self
+
+    def exception(self, timeout=None):
+        outcome = self._wait(timeout)
+        if outcome is None:
+            raise grpc.FutureTimeoutError()
+        if outcome.code is _OK:
+            return None
+        if self.cancelled():
+            raise grpc.FutureCancelledError()
+        return self
+
+    def traceback(self, timeout=None):
+        if self.exception(timeout) is None:
+            return None
+        try:
+            raise self
+        except grpc.RpcError:
+            return sys.exc_info()[2]
+
+    def add_done_callback(self, fn):
+        if not self._done_callbacks.add(fn, self._watch):
+            fn(self)
+
+    def __str__(self):
+        outcome = self._wait(0)
+        if outcome is None:
+            return "<_MultiThreadedRendezvous object of in-flight RPC>"
+        return _describe("_MultiThreadedRendezvous", outcome)
+
+    __repr__ = __str__
+
+
+# grpcio's name for the streaming call object; some programs refer to it.
+_MultiThreadedRendezvous = _StreamCall
+
+
+class _StreamFuture(_StreamCall):
+    """A stream-request unary-response call started with .future()."""
+
+    def result(self, timeout=None):
+        self._unary_outcome(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout=None):
+        self._unary_outcome(timeout)
+        return super().exception(timeout)
+
+    def code(self):
+        return self._unary_outcome(None).code
+
+    def details(self):
+        return self._unary_outcome(None).details
