@@ -16,6 +16,7 @@ import (
 // Channel is a client connection to one target.
 type Channel struct {
 	cc       *grpc.ClientConn
+	target   string // as given to Dial
 	callOpts []grpc.CallOption
 	ctx      context.Context // cancelled when the channel closes
 	cancel   context.CancelCauseFunc
@@ -27,19 +28,20 @@ type Channel struct {
 func Dial(target string, opts []Option) (*Channel, error) {
 	cfg := ChannelOptions(opts)
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	target, extra, err := resolveTarget(target)
+	resolved, extra, err := resolveTarget(target)
 	if err != nil {
 		return nil, err
 	}
 	dial = append(dial, extra...)
 	dial = append(dial, cfg.Dial...)
-	cc, err := grpc.NewClient(target, dial...)
+	cc, err := grpc.NewClient(resolved, dial...)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := &Channel{
 		cc:       cc,
+		target:   target,
 		callOpts: append([]grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}, cfg.Call...),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -60,7 +62,10 @@ func resolveTarget(target string) (string, []grpc.DialOption, error) {
 	default:
 		return target, nil, nil
 	}
+	// "ipv4:addr", and the URI forms "ipv4:///addr" (empty authority)
+	// and "ipv4://addr".
 	list := strings.TrimPrefix(strings.TrimPrefix(target, scheme+":"), "//")
+	list = strings.TrimPrefix(list, "/")
 	if list == "" {
 		return "", nil, fmt.Errorf("target %q names no address", target)
 	}
@@ -88,7 +93,7 @@ func (ch *Channel) Close() {
 func (ch *Channel) Closed() bool { return ch.closed.Load() }
 
 // Target is the target the channel was created with.
-func (ch *Channel) Target() string { return ch.cc.Target() }
+func (ch *Channel) Target() string { return ch.target }
 
 // State reports the channel's connectivity state (grpc-go's
 // connectivity.State values, which match grpcio's ChannelConnectivity

@@ -134,7 +134,7 @@ func (w *sender) startWith(open func() func([]byte) error, last func() error) {
 // offer queues m without waiting. It reports whether m was queued and
 // whether the stream can still take messages at all.
 func (w *sender) offer(m []byte) (queued, alive bool) {
-	if w.ended.Load() || w.failed.Load() {
+	if w.dead() {
 		return false, false
 	}
 	select {
@@ -151,7 +151,7 @@ func (w *sender) offer(m []byte) (queued, alive bool) {
 // channel fires. It reports whether m was queued and whether the stream is
 // still alive.
 func (w *sender) put(m []byte, wait <-chan struct{}) (queued, alive bool) {
-	if w.ended.Load() || w.failed.Load() {
+	if w.dead() {
 		return false, false
 	}
 	select {
@@ -162,6 +162,19 @@ func (w *sender) put(m []byte, wait <-chan struct{}) (queued, alive bool) {
 	case <-wait:
 		return false, true
 	}
+}
+
+// dead reports whether the sender takes no more messages. The stop check
+// comes first: a select with room in the queue would otherwise pick
+// between queueing and the stop at random, and accept messages after an
+// abandon.
+func (w *sender) dead() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+	}
+	return w.ended.Load() || w.failed.Load()
 }
 
 // end queues the end-of-sending marker once.

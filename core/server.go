@@ -140,6 +140,13 @@ func (s *Server) Start() error {
 // Next waits for the next call, until wait fires (nil, true) or the server
 // stops (nil, false).
 func (s *Server) Next(wait <-chan struct{}) (*ServerCall, bool) {
+	// Once stopping, say so even if wait has fired too (a select would
+	// pick at random).
+	select {
+	case <-s.quit:
+		return nil, false
+	default:
+	}
 	select {
 	case c := <-s.incoming:
 		return c, true

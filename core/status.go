@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -34,13 +35,25 @@ func statusFrom(ctx context.Context, err error) *Status {
 	out := &Status{Code: st.Code(), Details: st.Message()}
 	if ctx != nil {
 		switch {
-		case st.Code() == codes.DeadlineExceeded && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		case st.Code() == codes.DeadlineExceeded && deadlinePassed(ctx):
 			out.Details = "Deadline Exceeded"
 		case st.Code() == codes.Canceled && errors.Is(ctx.Err(), context.Canceled):
 			out.Details = cancelReason(ctx)
 		}
 	}
 	return out
+}
+
+// deadlinePassed reports whether ctx's deadline has passed, even if its
+// timer has not fired yet: the server's deadline is never earlier than
+// ours (grpc-timeout rounds up), so its DEADLINE_EXCEEDED can arrive a
+// moment before our own timer fires, and is still our deadline.
+func deadlinePassed(ctx context.Context) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // errCallCancelled and errChannelClosed are the causes a call's context is

@@ -1,0 +1,529 @@
+package core
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+)
+
+// Small fixed flow-control windows (they also turn off grpc-go's dynamic
+// window), so that a peer that stops reading stalls the sender after a
+// few messages and the queues fill up.
+var smallWindow = Option{Key: "grpc.http2.initial_window_size", Int: 64 << 10, IsInt: true}
+
+const chunk = 64 << 10
+
+var chunkMsg = make([]byte, chunk)
+
+// fillServer offers chunks until the call's queue is full (Offer says
+// queued=false, alive=true). It must get there: Offer never waits.
+func fillServer(c *ServerCall) (n int, alive bool) {
+	for {
+		q, alive := c.Offer(chunkMsg)
+		if !q {
+			return n, alive
+		}
+		n++
+	}
+}
+
+// TestServerOfferDoesNotBlock: with a client that does not read, the
+// server's Offer reports a full queue instead of waiting for the network,
+// Put gives up when its wait fires, and SetTrailer, Active and Finish do
+// not wait for the network either.
+func TestServerOfferDoesNotBlock(t *testing.T) {
+	checkLeaks(t)
+	type report struct {
+		offered    int
+		alive      bool
+		putQ, putA bool
+	}
+	reports := make(chan report, 1)
+	finished := make(chan error, 1)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		c.RecvOne()
+		var r report
+		r.offered, r.alive = fillServer(c)
+		// The pipeline may still take a few; a Put whose wait fires on a
+		// queue that stays full gives up, still alive.
+		for r.alive {
+			r.putQ, r.putA = c.Put(chunkMsg, timeoutChan(20*time.Millisecond))
+			if !r.putQ {
+				break
+			}
+			r.offered++
+		}
+		reports <- r
+		if !r.alive {
+			return
+		}
+		c.SetTrailer(metadata.Pairs("t", "1"))
+		c.Active()
+		finished <- c.Finish(codes.OK, "", []byte("last"))
+	}, smallWindow)
+	ch := dial(t, target, smallWindow)
+	s := ch.StartStream(spec("/x/Flood"), true, false, []byte("go"), true)
+	defer s.Cancel()
+
+	var r report
+	select {
+	case r = <-reports:
+	case <-time.After(longWait):
+		s.Cancel() // unblock the server before failing
+		t.Fatal("the server's Offer blocked on a client that does not read")
+	}
+	if !r.alive || r.offered == 0 {
+		t.Fatalf("Offer: %d queued, alive %v; want some, then full and alive", r.offered, r.alive)
+	}
+	if r.putQ || !r.putA {
+		t.Fatalf("Put with a firing wait = %v, %v; want false, true", r.putQ, r.putA)
+	}
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+	case <-time.After(longWait):
+		s.Cancel()
+		t.Fatal("SetTrailer/Active/Finish blocked on a client that does not read")
+	}
+	// Now read everything: every queued response, the last one, the trailer.
+	got := drain(t, s)
+	st := ended(t, s)
+	wantStatus(t, st, codes.OK, "")
+	wantMD(t, "trailer", st.Trailer, metadata.MD{"t": {"1"}})
+	if len(got) != r.offered+1 || string(got[len(got)-1]) != "last" {
+		t.Fatalf("got %d responses, want %d then \"last\"", len(got), r.offered+1)
+	}
+}
+
+// TestClientStopsReadingThenCancels: a client that stops reading a
+// server stream and cancels leaves no goroutine behind on either side.
+func TestClientStopsReadingThenCancels(t *testing.T) {
+	checkLeaks(t)
+	handlerOut := make(chan int, 1)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		c.RecvOne()
+		n := 0
+		for put(c, chunkMsg) {
+			n++
+		}
+		handlerOut <- n
+		c.Finish(codes.OK, "", nil)
+	}, smallWindow)
+	ch := dial(t, target, smallWindow)
+	s := ch.StartStream(spec("/x/Flood"), true, false, []byte("go"), true)
+	for i := 0; i < 3; i++ {
+		if _, ok := recvChan(t, "response", s.Responses()); !ok {
+			t.Fatal("stream ended early")
+		}
+	}
+	// Let the queues fill up, then walk away.
+	waitFor(t, "the client's queue to fill", func() bool { return len(s.Responses()) == queueDepth })
+	s.Cancel()
+	wantStatus(t, ended(t, s), codes.Canceled, "Locally cancelled by application!")
+	recvChan(t, "handler end", handlerOut)
+	// Responses already queued stay readable; the queue closes after them.
+	n := 0
+	for range s.Responses() {
+		n++
+	}
+	if n == 0 {
+		t.Error("queued responses were dropped")
+	}
+}
+
+// TestClientPutUnblocksWhenStreamDies: a client Put waiting for room in
+// a full queue (with no wait of its own) returns when the call ends.
+func TestClientPutUnblocksWhenStreamDies(t *testing.T) {
+	checkLeaks(t)
+	calls := make(chan *ServerCall, 1)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		calls <- c // never reads
+		<-c.Context().Done()
+	}, smallWindow)
+	ch := dial(t, target, smallWindow)
+	s := ch.StartStream(spec("/x/Sink"), false, true, nil, false)
+	c, _ := recvChan(t, "server call", calls)
+	for {
+		q, alive := s.Offer(chunkMsg)
+		if !alive {
+			t.Fatal("stream died")
+		}
+		if !q {
+			break
+		}
+	}
+	// A Put whose wait fires on a queue that stays full gives up, alive.
+	for {
+		q, alive := s.Put(chunkMsg, timeoutChan(20*time.Millisecond))
+		if !alive {
+			t.Fatal("stream died")
+		}
+		if !q {
+			break
+		}
+	}
+	// Puts with no wait of their own, until one is refused.
+	var alive bool
+	var queued atomic.Int64
+	putDone := run(func() {
+		for {
+			var q bool
+			if q, alive = s.Put(chunkMsg, nil); !q {
+				return
+			}
+			queued.Add(1)
+		}
+	})
+	notYet(t, "Put returning while the queue is full", putDone)
+	closeDone := run(s.CloseSend)
+	c.Finish(codes.Aborted, "enough", nil)
+	closed(t, "Put after the call ended", putDone)
+	if alive {
+		t.Fatalf("Put refused with alive=true after the call ended")
+	}
+	closed(t, "CloseSend after the call ended", closeDone)
+	wantStatus(t, ended(t, s), codes.Aborted, "enough")
+	if q, alive := s.Offer(chunkMsg); q || alive {
+		t.Fatalf("Offer after the end = %v, %v", q, alive)
+	}
+}
+
+// TestServerPutUnblocksWhenClientCancels: the server's Put waiting for
+// room returns when the client cancels, and the call's goroutines go.
+func TestServerPutUnblocksWhenClientCancels(t *testing.T) {
+	checkLeaks(t)
+	var sent atomic.Int64
+	result := make(chan bool, 1) // alive, when Put gave up
+	_, target := newTestServer(t, func(c *ServerCall) {
+		c.RecvOne()
+		for {
+			q, alive := c.Put(chunkMsg, nil)
+			if !q {
+				result <- alive
+				break
+			}
+			sent.Add(1)
+		}
+		c.Finish(codes.OK, "", nil)
+	}, smallWindow)
+	ch := dial(t, target, smallWindow)
+	s := ch.StartStream(spec("/x/Flood"), true, true, []byte("go"), false)
+	// Wait for the pipeline to fill: our queue full, the server's count
+	// steady.
+	waitFor(t, "the client's queue to fill", func() bool { return len(s.Responses()) == queueDepth })
+	waitFor(t, "the server to stall", func() bool {
+		n := sent.Load()
+		time.Sleep(50 * time.Millisecond)
+		return sent.Load() == n
+	})
+	notYet(t, "server Put returning while the queue is full", result)
+	s.Cancel()
+	if alive, _ := recvChan(t, "server Put", result); alive {
+		t.Fatal("server Put gave up with alive=true after the client cancelled")
+	}
+	wantStatus(t, ended(t, s), codes.Canceled, "Locally cancelled by application!")
+}
+
+// TestServerRequestsReaderStops: a server that stops reading its Requests
+// queue does not keep a goroutine once the call is over.
+func TestServerRequestsReaderStops(t *testing.T) {
+	checkLeaks(t)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		<-c.Requests() // read one, ignore the rest
+		c.Finish(codes.OK, "", []byte("done"))
+	}, smallWindow)
+	ch := dial(t, target, smallWindow)
+	s := ch.StartStream(spec("/x/Sink"), false, true, nil, false)
+	for i := 0; i < 2*queueDepth; i++ {
+		if q, _ := s.Put(chunkMsg, timeoutChan(longWait)); !q {
+			break // the call ended under us: fine
+		}
+	}
+	s.CloseSend()
+	drain(t, s)
+	wantStatus(t, ended(t, s), codes.OK, "")
+}
+
+// ---- the pumps on their own ----
+
+// fakeStream is a msgStream whose sends block until released.
+type fakeStream struct {
+	mu      sync.Mutex
+	sent    [][]byte
+	gate    chan struct{} // each SendMsg takes one token
+	entered chan struct{} // if set, SendMsg signals here on entry
+	failing atomic.Bool
+	recv    chan []byte // closed: RecvMsg returns io.EOF
+}
+
+func (f *fakeStream) SendMsg(m any) error {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	<-f.gate
+	if f.failing.Load() {
+		return errors.New("broken")
+	}
+	f.mu.Lock()
+	f.sent = append(f.sent, m.([]byte))
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeStream) RecvMsg(m any) error {
+	b, ok := <-f.recv
+	if !ok {
+		return io.EOF
+	}
+	*(m.(*[]byte)) = b
+	return nil
+}
+
+func (f *fakeStream) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
+
+func TestSender(t *testing.T) {
+	f := &fakeStream{gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	w := newSender()
+	lastCalled := make(chan struct{})
+	w.start(func() msgStream { return f }, func() error { close(lastCalled); return nil })
+
+	// Fill: one message in SendMsg, queueDepth queued, then full.
+	w.offer([]byte{0})
+	recvChan(t, "the first send", f.entered)
+	n := 1
+	for {
+		q, alive := w.offer([]byte{byte(n)})
+		if !alive {
+			t.Fatal("not alive")
+		}
+		if !q {
+			break
+		}
+		n++
+	}
+	if n != queueDepth+1 {
+		t.Fatalf("queued %d before full, want %d", n, queueDepth+1)
+	}
+	if q, alive := w.put([]byte("x"), closedChan); q || !alive {
+		t.Fatalf("put(fired wait) = %v, %v", q, alive)
+	}
+	putDone := run(func() {
+		if q, alive := w.put([]byte("late"), nil); !q || !alive {
+			t.Errorf("put = %v, %v; want queued", q, alive)
+		}
+	})
+	notYet(t, "put with a full queue", putDone)
+	f.gate <- struct{}{} // one send: room for one
+	closed(t, "put", putDone)
+	endDone := run(w.end)
+	go func() {
+		for {
+			select {
+			case f.gate <- struct{}{}:
+			case <-w.done:
+				return
+			}
+		}
+	}()
+	closed(t, "end", endDone)
+	closed(t, "last()", lastCalled)
+	closed(t, "sender goroutine", w.done)
+	if got := f.count(); got != n+1 {
+		t.Fatalf("sent %d, want %d", got, n+1)
+	}
+	if q, alive := w.offer([]byte("after end")); q || alive {
+		t.Fatalf("offer after end = %v, %v", q, alive)
+	}
+	w.end() // twice: no-op
+}
+
+func TestSenderFailureAndAbandon(t *testing.T) {
+	f := &fakeStream{gate: make(chan struct{}, 1000)}
+	f.failing.Store(true)
+	w := newSender()
+	lastCalled := atomic.Bool{}
+	w.start(func() msgStream { return f }, func() error { lastCalled.Store(true); return nil })
+	f.gate <- struct{}{}
+	w.offer([]byte("fails"))
+	waitFor(t, "the failure", w.failed.Load)
+	if q, alive := w.offer([]byte("x")); q || alive {
+		t.Fatalf("offer after a failed send = %v, %v", q, alive)
+	}
+	if q, alive := w.put([]byte("x"), nil); q || alive {
+		t.Fatalf("put after a failed send = %v, %v", q, alive)
+	}
+	w.end()
+	closed(t, "sender goroutine", w.done)
+	if lastCalled.Load() {
+		t.Error("last() ran after a failed send")
+	}
+
+	// A stream that never opens.
+	w = newSender()
+	w.start(func() msgStream { return nil }, nil)
+	closed(t, "sender goroutine", w.done)
+	if q, alive := w.offer([]byte("x")); q || alive {
+		t.Fatalf("offer on a stream that never opened = %v, %v", q, alive)
+	}
+
+	// Abandon unblocks a waiting put and end, and stops the goroutine.
+	f = &fakeStream{gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	w = newSender()
+	w.start(func() msgStream { return f }, nil)
+	w.offer([]byte("m"))
+	recvChan(t, "the first send", f.entered)
+	for {
+		if q, _ := w.offer([]byte("m")); !q {
+			break
+		}
+	}
+	var q, alive bool
+	putDone := run(func() { q, alive = w.put([]byte("x"), nil) })
+	notYet(t, "put on a full queue", putDone)
+	endDone := run(w.end)
+	notYet(t, "end on a full queue", endDone)
+	w.abandon()
+	w.abandon()
+	closed(t, "put", putDone)
+	closed(t, "end", endDone)
+	if q || alive {
+		t.Fatalf("put after abandon = %v, %v", q, alive)
+	}
+	close(f.gate) // release the send in progress
+	closed(t, "sender goroutine", w.done)
+
+	// After an abandon, nothing is accepted even with room in the queue.
+	w = newSender()
+	w.start(func() msgStream { return &fakeStream{gate: make(chan struct{})} }, nil)
+	w.abandon()
+	for i := 0; i < 200; i++ {
+		if q, alive := w.offer([]byte("x")); q || alive {
+			t.Fatalf("offer after abandon = %v, %v", q, alive)
+		}
+		if q, alive := w.put([]byte("x"), nil); q || alive {
+			t.Fatalf("put after abandon = %v, %v", q, alive)
+		}
+	}
+	closed(t, "sender goroutine", w.done)
+}
+
+// TestServerRequestsEndOnCancel: a handler reading Requests sees the
+// queue close when the client cancels, and the call is no longer active.
+func TestServerRequestsEndOnCancel(t *testing.T) {
+	checkLeaks(t)
+	type out struct {
+		n      int
+		active bool
+	}
+	res := make(chan out, 1)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		n := 0
+		for range c.Requests() {
+			n++
+		}
+		<-c.Context().Done()
+		res <- out{n, c.Active()}
+		c.Finish(codes.OK, "", nil)
+	})
+	ch := dial(t, target)
+	s := ch.StartStream(spec("/x/Sink"), false, true, nil, false)
+	sendAll(t, s, []byte("1"), []byte("2"))
+	waitFor(t, "the server to take the call", func() bool { return ReadCounters().ServerCalls == 1 })
+	s.Cancel()
+	r, _ := recvChan(t, "handler", res)
+	if r.active || r.n > 2 {
+		t.Fatalf("handler saw %d requests, active %v", r.n, r.active)
+	}
+	wantStatus(t, ended(t, s), codes.Canceled, "Locally cancelled by application!")
+}
+
+func TestReceiver(t *testing.T) {
+	f := &fakeStream{recv: make(chan []byte)}
+	r := newReceiver()
+	var before atomic.Bool
+	var afterErr error
+	done := run(func() {
+		r.run(f, func() { before.Store(true) }, func(err error) { afterErr = err })
+	})
+	f.recv <- []byte("a")
+	f.recv <- nil // an empty message comes out non-nil
+	if m, _ := recvChan(t, "a", r.Queue()); string(m) != "a" {
+		t.Fatalf("got %q", m)
+	}
+	if m, _ := recvChan(t, "empty", r.Queue()); m == nil || len(m) != 0 {
+		t.Fatalf("got %#v, want empty non-nil", m)
+	}
+	close(f.recv)
+	if _, ok := recvChan(t, "close", r.Queue()); ok {
+		t.Fatal("queue not closed at EOF")
+	}
+	closed(t, "run", done)
+	if !before.Load() || afterErr != io.EOF || r.err != io.EOF {
+		t.Fatalf("before %v, after(%v), err %v", before.Load(), afterErr, r.err)
+	}
+
+	// Abandoned with a full queue: run returns, after sees errAbandoned.
+	f = &fakeStream{recv: make(chan []byte, 2*queueDepth)}
+	for i := 0; i < 2*queueDepth; i++ {
+		f.recv <- []byte{byte(i)}
+	}
+	r = newReceiver()
+	done = run(func() { r.run(f, nil, func(err error) { afterErr = err }) })
+	waitFor(t, "a full queue", func() bool { return len(r.Queue()) == queueDepth })
+	notYet(t, "run returning with a full queue", done)
+	r.abandon()
+	r.abandon()
+	closed(t, "run", done)
+	if afterErr != errAbandoned {
+		t.Fatalf("after(%v), want errAbandoned", afterErr)
+	}
+	n := 0
+	for range r.Queue() {
+		n++
+	}
+	if n != queueDepth {
+		t.Fatalf("%d messages left queued, want %d", n, queueDepth)
+	}
+}
+
+// TestClientPutUnblocksWhenChannelCloses: Put waiting for room returns
+// when the channel closes under it.
+func TestClientPutUnblocksWhenChannelCloses(t *testing.T) {
+	checkLeaks(t)
+	calls := make(chan *ServerCall, 1)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		calls <- c // never reads
+		<-c.Context().Done()
+	}, smallWindow)
+	ch := dial(t, target, smallWindow)
+	s := ch.StartStream(spec("/x/Sink"), false, true, nil, false)
+	recvChan(t, "server call", calls)
+	var alive bool
+	putDone := run(func() {
+		for {
+			var q bool
+			if q, alive = s.Put(chunkMsg, nil); !q {
+				return
+			}
+		}
+	})
+	notYet(t, "Put returning on a stalled stream", putDone)
+	ch.Close()
+	closed(t, "Put after Close", putDone)
+	if alive {
+		t.Fatal("Put refused with alive=true after the channel closed")
+	}
+	wantStatus(t, ended(t, s), codes.Canceled, "Channel closed!")
+}
