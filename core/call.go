@@ -15,6 +15,9 @@ type CallSpec struct {
 	Timeout  time.Duration // 0: no deadline
 	// WaitForReady: 0 unset (fail fast), 1 wait, -1 explicitly fail fast.
 	WaitForReady int
+	// Compressor overrides the channel's compression: "" keeps it,
+	// "identity" turns it off, else a registered compressor's name.
+	Compressor string
 }
 
 func (ch *Channel) callContext(spec *CallSpec) (context.Context, context.CancelCauseFunc) {
@@ -37,6 +40,9 @@ func (ch *Channel) options(spec *CallSpec, extra ...grpc.CallOption) []grpc.Call
 	opts := append(append(make([]grpc.CallOption, 0, len(ch.callOpts)+len(extra)+1), ch.callOpts...), extra...)
 	if spec.WaitForReady > 0 {
 		opts = append(opts, grpc.WaitForReady(true))
+	}
+	if spec.Compressor != "" {
+		opts = append(opts, grpc.UseCompressor(spec.Compressor))
 	}
 	return opts
 }
@@ -94,3 +100,10 @@ func (ch *Channel) StartUnary(spec *CallSpec, req []byte) *UnaryCall {
 
 // Cancel ends the call with CANCELLED if it has not ended yet.
 func (c *UnaryCall) Cancel() { c.cancel(errCallCancelled) }
+
+// FailedUnary is a unary call that ended before it started, with st.
+func FailedUnary(st *Status) *UnaryCall {
+	c := &UnaryCall{Done: make(chan struct{}), Status: st, cancel: func(error) {}}
+	close(c.Done)
+	return c
+}

@@ -113,6 +113,10 @@ func ChannelOptions(opts []Option) ChannelConfig {
 			if o.IsInt && o.Int > 0 {
 				cfg.Dial = append(cfg.Dial, grpc.WithInitialWindowSize(int32(o.Int)))
 			}
+		case "grpc.default_compression_algorithm":
+			if name := CompressorName(int(o.Int)); o.IsInt && name != "" {
+				cfg.Call = append(cfg.Call, grpc.UseCompressor(name))
+			}
 		}
 	}
 	if haveKA {
@@ -135,8 +139,9 @@ func ChannelOptions(opts []Option) ChannelConfig {
 
 // ServerConfig is what the server arguments say, in grpc-go's terms.
 type ServerConfig struct {
-	Server    []grpc.ServerOption
-	ReusePort bool
+	Server     []grpc.ServerOption
+	ReusePort  bool
+	Compressor string // compresses every response unless a call says otherwise
 }
 
 // ServerOptions maps grpcio server arguments onto grpc-go server options.
@@ -160,6 +165,8 @@ func ServerOptions(opts []Option) ServerConfig {
 			}
 		case "grpc.so_reuseport":
 			cfg.ReusePort = o.Int != 0
+		case "grpc.default_compression_algorithm":
+			cfg.Compressor = CompressorName(int(o.Int))
 		case "grpc.keepalive_time_ms":
 			if o.Int > 0 && o.Int < math.MaxInt32 {
 				kp.Time, haveKP = ms(o.Int), true

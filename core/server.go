@@ -22,8 +22,9 @@ import (
 // method, to whoever takes it from Next: grpcio's handler lookup, and the
 // handlers themselves, live with the caller.
 type Server struct {
-	gs        *grpc.Server
-	reusePort bool
+	gs         *grpc.Server
+	reusePort  bool
+	compressor string
 
 	incoming chan *ServerCall
 	quit     chan struct{} // closed when stopping starts: no new calls
@@ -47,6 +48,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 	cfg := ServerOptions(opts)
 	s := &Server{
 		reusePort:     cfg.ReusePort,
+		compressor:    cfg.Compressor,
 		incoming:      make(chan *ServerCall),
 		quit:          make(chan struct{}),
 		stopped:       make(chan struct{}),
@@ -202,6 +204,9 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 			return status.Error(codes.ResourceExhausted, "Concurrent RPC limit exceeded!")
 		}
 		defer s.active.Add(-1)
+	}
+	if s.compressor != "" {
+		setServerCompressor(ss, s.compressor)
 	}
 	c := newServerCall(ss)
 	liveServerCalls.Add(1)

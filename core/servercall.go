@@ -149,6 +149,18 @@ func (c *ServerCall) SendHeader(md metadata.MD) error {
 	return c.ss.SendHeader(md)
 }
 
+// SetCompressor sets how responses are compressed from now on ("" for
+// none); it has no effect once headers went out, or if the client cannot
+// decode it.
+func (c *ServerCall) SetCompressor(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over.Load() {
+		return ErrCallOver
+	}
+	return setServerCompressor(c.ss, name)
+}
+
 // SetTrailer adds trailing metadata to send with the status.
 func (c *ServerCall) SetTrailer(md metadata.MD) {
 	c.fmu.Lock()

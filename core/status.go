@@ -35,8 +35,10 @@ func statusFrom(ctx context.Context, err error) *Status {
 	out := &Status{Code: st.Code(), Details: st.Message()}
 	if ctx != nil {
 		switch {
-		case st.Code() == codes.DeadlineExceeded && deadlinePassed(ctx):
-			out.Details = "Deadline Exceeded"
+		case (st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled) && deadlinePassed(ctx):
+			// The peer may reset the stream at the shared deadline a moment
+			// before our own timer fires: it is our deadline all the same.
+			out.Code, out.Details = codes.DeadlineExceeded, "Deadline Exceeded"
 		case st.Code() == codes.Canceled && errors.Is(ctx.Err(), context.Canceled):
 			out.Details = cancelReason(ctx)
 		}

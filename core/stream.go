@@ -113,3 +113,22 @@ func (s *Stream) Cancel() {
 // Ended is closed when the call is over; Status is set by then. Responses
 // not yet taken stay queued.
 func (s *Stream) Ended() <-chan struct{} { return s.ended }
+
+// FailedStream is a streaming call that ended before it started, with st.
+func FailedStream(st *Status) *Stream {
+	s := &Stream{
+		cancel:      func(error) {},
+		HeaderReady: make(chan struct{}),
+		out:         newSender(),
+		in:          newReceiver(),
+		opened:      make(chan struct{}),
+		ended:       make(chan struct{}),
+		Status:      st,
+	}
+	s.out.abandon()
+	close(s.HeaderReady)
+	close(s.opened)
+	close(s.ended)
+	close(s.in.q)
+	return s
+}

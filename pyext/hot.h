@@ -47,42 +47,64 @@ static inline PyObject *hot_md_open(PyObject *md, Py_ssize_t *n) {
     return seq;
 }
 
-/* Reads pair i as raw UTF-8 / bytes pointers valid while seq lives.
- * Returns 0, or -1 with TypeError set. */
-static inline int hot_md_item(PyObject *seq, Py_ssize_t i, const char **k, Py_ssize_t *kn,
-                              const char **v, Py_ssize_t *vn) {
-    PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
-    if (!PyTuple_Check(pair) && !PyList_Check(pair)) {
-        PyErr_SetString(PyExc_TypeError, "each metadata entry must be a (key, value) pair");
+/* Reads pair i as raw UTF-8 / bytes pointers valid while seq and *pair
+ * live (*pair is a new reference the caller releases). Returns 0, or -1
+ * with the exception grpcio raises for the same mistake. */
+static inline int hot_md_item(PyObject *seq, Py_ssize_t i, PyObject **pair, const char **k,
+                              Py_ssize_t *kn, const char **v, Py_ssize_t *vn) {
+    PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+    *pair = NULL;
+    if (!PySequence_Check(item)) {
+        PyErr_Format(PyExc_TypeError, "cannot unpack non-iterable %.100s object", Py_TYPE(item)->tp_name);
         return -1;
     }
-    if (PySequence_Fast_GET_SIZE(pair) != 2) {
-        PyErr_SetString(PyExc_TypeError, "each metadata entry must be a (key, value) pair");
+    PyObject *p = PySequence_Fast(item, "metadata entries must be (key, value) pairs");
+    if (p == NULL) return -1;
+    *pair = p;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(p);
+    if (n != 2) {
+        if (n > 2) PyErr_SetString(PyExc_ValueError, "too many values to unpack (expected 2)");
+        else PyErr_Format(PyExc_ValueError, "not enough values to unpack (expected 2, got %zd)", n);
         return -1;
     }
-    PyObject *key = PySequence_Fast_GET_ITEM(pair, 0), *val = PySequence_Fast_GET_ITEM(pair, 1);
-    if (PyUnicode_Check(key)) {
-        *k = PyUnicode_AsUTF8AndSize(key, kn);
-        if (*k == NULL) return -1;
-    } else if (PyBytes_Check(key)) {
-        *k = PyBytes_AS_STRING(key);
-        *kn = PyBytes_GET_SIZE(key);
-    } else {
-        PyErr_Format(PyExc_TypeError, "metadata key must be str, not %.100s", Py_TYPE(key)->tp_name);
+    PyObject *key = PySequence_Fast_GET_ITEM(p, 0), *val = PySequence_Fast_GET_ITEM(p, 1);
+    if (!PyUnicode_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "Expected str, not %R", (PyObject *)Py_TYPE(key));
         return -1;
     }
-    if (PyUnicode_Check(val)) {
-        *v = PyUnicode_AsUTF8AndSize(val, vn);
-        if (*v == NULL) return -1;
-    } else if (PyBytes_Check(val)) {
+    *k = PyUnicode_AsUTF8AndSize(key, kn);
+    if (*k == NULL) return -1;
+    int binary = *kn > 4 && memcmp(*k + *kn - 4, "-bin", 4) == 0;
+    if (PyBytes_Check(val)) {
         *v = PyBytes_AS_STRING(val);
         *vn = PyBytes_GET_SIZE(val);
+    } else if (PyUnicode_Check(val) && !binary) {
+        *v = PyUnicode_AsUTF8AndSize(val, vn);
+        if (*v == NULL) return -1;
+    } else if (binary) {
+        PyErr_Format(PyExc_TypeError, "Binary metadata key=\"%s\" expected bytes, got %R", *k,
+                     (PyObject *)Py_TYPE(val));
+        return -1;
     } else {
-        PyErr_Format(PyExc_TypeError, "metadata value must be str or bytes, not %.100s",
-                     Py_TYPE(val)->tp_name);
+        PyErr_Format(PyExc_TypeError, "Expected str, not %R", (PyObject *)Py_TYPE(val));
         return -1;
     }
     return 0;
+}
+
+/* A (key, value) pair of the given tuple subclass (grpcio's _Metadatum
+ * namedtuple), made without running Python code. Steals k and v. */
+static inline PyObject *hot_metadatum(PyObject *type, PyObject *k, PyObject *v) {
+    PyObject *pair = PyTuple_Pack(2, k, v);
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    if (pair == NULL || type == NULL) return pair;
+    PyObject *args = PyTuple_Pack(1, pair);
+    Py_DECREF(pair);
+    if (args == NULL) return NULL;
+    PyObject *r = PyTuple_Type.tp_new((PyTypeObject *)type, args, NULL);
+    Py_DECREF(args);
+    return r;
 }
 
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire

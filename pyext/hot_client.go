@@ -9,6 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"google.golang.org/grpc/codes"
+
 	"grpcgo/core"
 )
 
@@ -36,18 +38,29 @@ func hotChannelClose(h C.uintptr_t) (ret pyObj) {
 	return C.hot_none()
 }
 
-// callSpec reads the arguments every call takes; ok=false: exception set.
-func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr C.int) (*core.CallSpec, bool) {
-	m, ok := mdFromPy(md)
-	if !ok {
-		return nil, false
+// callSpec reads the arguments every call takes. mdRaised: a Python
+// exception is set; mdInvalid: the call must fail with INTERNAL.
+func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, compression C.int) (*core.CallSpec, mdResult) {
+	m, r := mdFromPy(md)
+	if r == mdRaised {
+		return nil, r
 	}
 	spec := &core.CallSpec{Method: C.GoStringN(method, C.int(mn)), Metadata: m, WaitForReady: int(wfr)}
 	if timeout >= 0 {
 		spec.Timeout = max(seconds(timeout), time.Nanosecond)
 	}
-	return spec, true
+	switch {
+	case compression == 0:
+		spec.Compressor = "identity"
+	case compression > 0:
+		spec.Compressor = core.CompressorName(int(compression))
+	}
+	return spec, r
 }
+
+// invalidMetadata is how a call with metadata gRPC forbids ends, as in
+// grpcio: before anything is sent.
+var invalidMetadata = &core.Status{Code: codes.Internal, Details: "Invalid metadata"}
 
 // unaryResult is (code, details, response or None, initial md, trailing md).
 func unaryResult(resp []byte, c *core.UnaryCall) pyObj {
@@ -66,12 +79,15 @@ func unaryResult(resp []byte, c *core.UnaryCall) pyObj {
 
 //export hotUnary
 func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
-	timeout C.double, md pyObj, wfr C.int) (ret pyObj) {
+	timeout C.double, md pyObj, wfr, compression C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	spec, ok := callSpec(method, mn, timeout, md, wfr)
-	if !ok {
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression)
+	switch r {
+	case mdRaised:
 		return nil
+	case mdInvalid:
+		return unaryResult(nil, &core.UnaryCall{Status: invalidMetadata})
 	}
 	msg := goBytes(req, rn)
 	if !isMainThread() {
@@ -90,12 +106,15 @@ func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer
 
 //export hotUnaryStart
 func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
-	timeout C.double, md pyObj, wfr C.int) (ret pyObj) {
+	timeout C.double, md pyObj, wfr, compression C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	spec, ok := callSpec(method, mn, timeout, md, wfr)
-	if !ok {
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression)
+	switch r {
+	case mdRaised:
 		return nil
+	case mdInvalid:
+		return capsule(core.FailedUnary(invalidMetadata), C.HOT_UNARY)
 	}
 	return capsule(ch.StartUnary(spec, goBytes(req, rn)), C.HOT_UNARY)
 }
@@ -123,13 +142,16 @@ func hotUnaryCancel(h C.uintptr_t) (ret pyObj) {
 }
 
 //export hotStreamStart
-func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr C.int,
+func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, compression C.int,
 	serverStreams, clientStreams C.int, first unsafe.Pointer, fn C.Py_ssize_t, hasFirst, closeAfter C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	spec, ok := callSpec(method, mn, timeout, md, wfr)
-	if !ok {
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression)
+	switch r {
+	case mdRaised:
 		return nil
+	case mdInvalid:
+		return capsule(core.FailedStream(invalidMetadata), C.HOT_STREAM)
 	}
 	var msg []byte
 	if hasFirst != 0 {

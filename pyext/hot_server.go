@@ -154,9 +154,12 @@ func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
 func hotCallSendHeader(h C.uintptr_t, md pyObj) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	m, ok := mdFromPy(md)
-	if !ok {
+	m, r := mdFromPy(md)
+	switch r {
+	case mdRaised:
 		return nil
+	case mdInvalid:
+		return raise(C.HOT_VALUE, "Invalid metadata")
 	}
 	var err error
 	withoutGIL(func() { err = c.SendHeader(m) })
@@ -171,9 +174,13 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	last unsafe.Pointer, ln C.Py_ssize_t, hasLast C.int) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	md, ok := mdFromPy(trailer)
-	if !ok {
+	md, r := mdFromPy(trailer)
+	switch r {
+	case mdRaised:
 		return nil
+	case mdInvalid:
+		code, md = C.int(codes.Internal), nil
+		details, dn = invalidMetadataDetails, C.Py_ssize_t(len("Invalid metadata"))
 	}
 	if len(md) > 0 {
 		c.SetTrailer(md)
@@ -184,6 +191,19 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	}
 	err := c.Finish(codes.Code(code), C.GoStringN(details, C.int(dn)), msg)
 	return C.hot_bool(C.int(b2i(err == nil)))
+}
+
+var invalidMetadataDetails = C.CString("Invalid metadata")
+
+// hotCallSetCompression sets the compression of the call's responses
+// (grpcio's Compression value).
+//
+//export hotCallSetCompression
+func hotCallSetCompression(h C.uintptr_t, algorithm C.int) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	withoutGIL(func() { c.SetCompressor(core.CompressorName(int(algorithm))) })
+	return C.hot_none()
 }
 
 //export hotCallActive

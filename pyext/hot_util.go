@@ -28,9 +28,14 @@ var mainThread atomic.Uint64
 // thread that released the GIL takes it back.
 var exiting atomic.Bool
 
+// metadatum is grpcio's _Metadatum namedtuple type (a strong reference,
+// set once by setup); metadata pairs are made of it.
+var metadatum pyObj
+
 //export hotSetup
-func hotSetup(mainIdent C.ulong) {
+func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	mainThread.Store(uint64(mainIdent))
+	metadatum = metadatumType
 }
 
 //export hotExiting
@@ -177,29 +182,71 @@ func pyStr(s string) pyObj {
 	return C.hot_str((*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.Py_ssize_t(len(s)))
 }
 
-// mdFromPy reads a metadata sequence; ok=false means a Python exception is
-// set.
-func mdFromPy(obj pyObj) (md metadata.MD, ok bool) {
+// mdResult says how reading metadata went.
+type mdResult int
+
+const (
+	mdOK      mdResult = iota
+	mdRaised           // a Python exception is set (wrong types or shapes)
+	mdInvalid          // well-formed, but a key or value gRPC does not allow
+)
+
+// mdFromPy reads a metadata sequence of (key, value) pairs.
+func mdFromPy(obj pyObj) (metadata.MD, mdResult) {
 	if C.hot_is_none(obj) != 0 {
-		return nil, true
+		return nil, mdOK
 	}
 	var n C.Py_ssize_t
 	seq := C.hot_md_open(obj, &n)
 	if seq == nil {
-		return nil, false
+		return nil, mdRaised
 	}
 	defer C.hot_decref(seq)
-	md = make(metadata.MD, n)
+	md := make(metadata.MD, n)
+	result := mdOK
 	for i := C.Py_ssize_t(0); i < n; i++ {
+		var pair pyObj
 		var k, v *C.char
 		var kn, vn C.Py_ssize_t
-		if C.hot_md_item(seq, i, &k, &kn, &v, &vn) != 0 {
-			return nil, false
+		rc := C.hot_md_item(seq, i, &pair, &k, &kn, &v, &vn)
+		if rc != 0 {
+			C.hot_decref(pair)
+			return nil, mdRaised
 		}
-		key := strings.ToLower(C.GoStringN(k, C.int(kn)))
-		md[key] = append(md[key], C.GoStringN(v, C.int(vn)))
+		key := C.GoStringN(k, C.int(kn))
+		value := C.GoStringN(v, C.int(vn))
+		C.hot_decref(pair)
+		if !validKey(key) || (!strings.HasSuffix(key, "-bin") && !validValue(value)) {
+			result = mdInvalid
+		}
+		md[key] = append(md[key], value)
 	}
-	return md, true
+	return md, result
+}
+
+// validKey: gRPC metadata keys are non-empty lowercase ASCII letters,
+// digits, '-', '_' and '.'.
+func validKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue: text values are printable ASCII.
+func validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // hiddenKey reports transport headers grpcio does not show as metadata.
@@ -207,8 +254,9 @@ func hiddenKey(k string) bool {
 	return k == "" || k[0] == ':' || k == "content-type" || k == "te"
 }
 
-// mdToPy builds grpcio's metadata form: a tuple of (key, value) pairs, the
-// value bytes for "-bin" keys and str otherwise, keys in sorted order.
+// mdToPy builds grpcio's metadata form: a tuple of _Metadatum (key, value)
+// pairs, the value bytes for "-bin" keys and str otherwise, keys in sorted
+// order.
 func mdToPy(md metadata.MD) pyObj {
 	keys := make([]string, 0, len(md))
 	n := 0
@@ -227,14 +275,13 @@ func mdToPy(md metadata.MD) pyObj {
 	for _, k := range keys {
 		bin := strings.HasSuffix(k, "-bin")
 		for _, v := range md[k] {
-			pair := C.hot_tuple(2)
-			C.hot_tuple_set(pair, 0, pyStr(k))
+			var val pyObj
 			if bin {
-				C.hot_tuple_set(pair, 1, pyBytes([]byte(v)))
+				val = pyBytes([]byte(v))
 			} else {
-				C.hot_tuple_set(pair, 1, pyStr(v))
+				val = pyStr(v)
 			}
-			C.hot_tuple_set(t, C.Py_ssize_t(i), pair)
+			C.hot_tuple_set(t, C.Py_ssize_t(i), C.hot_metadatum(metadatum, pyStr(k), val))
 			i++
 		}
 	}

@@ -15,10 +15,10 @@ static void on_fork_child(void) { forked = 1; }
 
 static PyObject *fork_error(void) {
     PyErr_SetString(PyExc_RuntimeError,
-        "grpc cannot be used in a process forked after its Go engine started: "
-        "the Go runtime does not survive fork(). Create channels and servers "
-        "only in the child, or use multiprocessing's 'spawn' or 'forkserver' "
-        "start method.");
+        "grpc cannot be used in this process: it was forked after grpc's Go "
+        "engine had started in the parent, and a Go runtime does not survive "
+        "fork(). Use multiprocessing's 'spawn' or 'forkserver' start method, "
+        "or fork before the parent creates its first channel or server.");
     return NULL;
 }
 #define FORK_GUARD() do { if (forked) return fork_error(); } while (0)
@@ -74,9 +74,15 @@ static int opt_buffer(PyObject *o, void *out) {
 /* ---- module functions ---------------------------------------------------- */
 static PyObject *m_setup(PyObject *self, PyObject *args) {
     unsigned long main_ident;
-    if (!PyArg_ParseTuple(args, "k", &main_ident)) return NULL;
+    PyObject *metadatum;
+    if (!PyArg_ParseTuple(args, "kO!", &main_ident, &PyType_Type, &metadatum)) return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)metadatum, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "setup: the metadatum type must subclass tuple");
+        return NULL;
+    }
     FORK_GUARD();
-    hotSetup(main_ident);
+    Py_INCREF(metadatum); /* kept for the life of the process */
+    hotSetup(main_ident, metadatum);
     Py_RETURN_NONE;
 }
 
@@ -122,7 +128,7 @@ static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
     return hotChannelWatch(h, from, timeout);
 }
 
-/* unary(channel, method, request, timeout, metadata, wait_for_ready) */
+/* unary(channel, method, request, timeout, metadata, wait_for_ready, compression) */
 static PyObject *unary_common(PyObject *args, int start) {
     uintptr_t h;
     const char *method;
@@ -130,16 +136,17 @@ static PyObject *unary_common(PyObject *args, int start) {
     Py_buffer req;
     double timeout;
     PyObject *md;
-    int wfr;
-    if (!PyArg_ParseTuple(args, "O&s#y*dOi", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr))
+    int wfr, compression;
+    if (!PyArg_ParseTuple(args, "O&s#y*dOii", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr,
+                          &compression))
         return NULL;
     PyObject *r = NULL;
     if (forked) {
         fork_error();
     } else if (start) {
-        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr);
+        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression);
     } else {
-        r = hotUnary(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr);
+        r = hotUnary(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression);
     }
     PyBuffer_Release(&req);
     return r;
@@ -162,7 +169,7 @@ static PyObject *m_unary_cancel(PyObject *self, PyObject *args) {
     return hotUnaryCancel(h);
 }
 
-/* stream_start(channel, method, timeout, metadata, wait_for_ready,
+/* stream_start(channel, method, timeout, metadata, wait_for_ready, compression,
  *              server_streams, client_streams, first_or_None, close_after) */
 static PyObject *m_stream_start(PyObject *self, PyObject *args) {
     uintptr_t h;
@@ -170,13 +177,13 @@ static PyObject *m_stream_start(PyObject *self, PyObject *args) {
     Py_ssize_t mn;
     double timeout;
     PyObject *md;
-    int wfr, ss, cs, close_after;
+    int wfr, compression, ss, cs, close_after;
     optbuf first = {0};
-    if (!PyArg_ParseTuple(args, "O&s#dOippO&p", channel_h, &h, &method, &mn, &timeout, &md, &wfr, &ss,
-                          &cs, opt_buffer, &first, &close_after))
+    if (!PyArg_ParseTuple(args, "O&s#dOiippO&p", channel_h, &h, &method, &mn, &timeout, &md, &wfr,
+                          &compression, &ss, &cs, opt_buffer, &first, &close_after))
         return NULL;
     PyObject *r = forked ? fork_error()
-        : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, ss, cs,
+        : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, ss, cs,
                          first.has ? first.view.buf : NULL, first.has ? first.view.len : 0, first.has,
                          close_after);
     if (first.has) PyBuffer_Release(&first.view);
@@ -329,6 +336,14 @@ static PyObject *m_call_finish(PyObject *self, PyObject *args) {
     return r;
 }
 
+static PyObject *m_call_set_compression(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    int algorithm;
+    if (!PyArg_ParseTuple(args, "O&i", call_h, &h, &algorithm)) return NULL;
+    FORK_GUARD();
+    return hotCallSetCompression(h, algorithm);
+}
+
 static PyObject *m_call_active(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
@@ -345,7 +360,7 @@ static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident): once, after loading."},
+    {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
     {"exiting", m_exiting, METH_NOARGS, "The interpreter is exiting: no thread takes the GIL back."},
     {"channel_new", m_channel_new, METH_VARARGS, "channel_new(target, options_json) -> channel"},
@@ -354,14 +369,15 @@ static PyMethodDef methods[] = {
     {"channel_watch", m_channel_watch, METH_VARARGS,
      "channel_watch(channel, from_state, timeout) -> new state, or None"},
     {"unary", m_unary, METH_VARARGS,
-     "unary(channel, method, request, timeout, metadata, wait_for_ready)\n"
+     "unary(channel, method, request, timeout, metadata, wait_for_ready, compression)\n"
      "-> (code, details, response or None, initial_metadata, trailing_metadata)"},
     {"unary_start", m_unary_start, METH_VARARGS, "unary_start(same as unary) -> call"},
     {"unary_wait", m_unary_wait, METH_VARARGS, "unary_wait(call, timeout) -> result as unary, or None"},
     {"unary_cancel", m_unary_cancel, METH_VARARGS, "unary_cancel(call)"},
     {"stream_start", m_stream_start, METH_VARARGS,
-     "stream_start(channel, method, timeout, metadata, wait_for_ready, server_streams,\n"
-     "             client_streams, first_request_or_None, close_after_first) -> stream"},
+     "stream_start(channel, method, timeout, metadata, wait_for_ready, compression,\n"
+     "             server_streams, client_streams, first_request_or_None, close_after_first)\n"
+     "-> stream"},
     {"stream_send", m_stream_send, METH_VARARGS, "stream_send(stream, request) -> queued"},
     {"stream_close_send", m_stream_close_send, METH_VARARGS, "stream_close_send(stream)"},
     {"stream_recv", m_stream_recv, METH_VARARGS,
@@ -383,6 +399,8 @@ static PyMethodDef methods[] = {
     {"call_send_header", m_call_send_header, METH_VARARGS, "call_send_header(call, metadata) -> sent"},
     {"call_finish", m_call_finish, METH_VARARGS,
      "call_finish(call, code, details, trailing_metadata, last_response_or_None) -> finished"},
+    {"call_set_compression", m_call_set_compression, METH_VARARGS,
+     "call_set_compression(call, algorithm): compress responses from now on"},
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
     {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},
     {NULL, NULL, 0, NULL},

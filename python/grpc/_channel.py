@@ -35,11 +35,31 @@ _DESERIALIZE_FAILED = "Exception deserializing response!"
 
 
 def _check_call_args(credentials, compression):
+    if compression is not None and not isinstance(compression, grpc.Compression):
+        raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
     if credentials is not None:
         raise NotImplementedError(
             "per-call credentials are not supported yet by grpcgo (TLS and call "
             "credentials are a later milestone)"
         )
+
+
+def _serialize_request(request, serializer):
+    """The request's bytes, or None if the serializer raised (logged, as
+    grpcio does). A serializer that returns something other than bytes is a
+    programming error: TypeError, raised to the caller."""
+    if serializer is None:
+        payload = request
+    else:
+        try:
+            payload = serializer(request)
+        except Exception:
+            _LOGGER.exception(_SERIALIZE_FAILED)
+            return None
+        if payload is None:  # grpcio counts this as a failed serialization
+            return None
+    _common.check_bytes(payload)
+    return payload
 
 
 def _deadline(timeout):
@@ -56,10 +76,8 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
     def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression):
         _check_call_args(credentials, compression)
         handle = self._channel._live_handle()
-        try:
-            payload = _common.serialize(request, self._serializer)
-        except Exception:
-            _LOGGER.exception(_SERIALIZE_FAILED)
+        payload = _serialize_request(request, self._serializer)
+        if payload is None:
             return _Outcome(_INTERNAL, _SERIALIZE_FAILED, (), ())
         code, details, response, initial, trailing = self._channel._hot.unary(
             handle,
@@ -68,6 +86,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
             _common.timeout_arg(timeout),
             metadata,
             _common.wait_for_ready_arg(wait_for_ready),
+            _common.compression_arg(compression),
         )
         return self._outcome(code, details, response, initial, trailing)
 
@@ -120,11 +139,9 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
     ):
         _check_call_args(credentials, compression)
         handle = self._channel._live_handle()
-        try:
-            payload = _common.serialize(request, self._serializer)
-        except Exception:
-            _LOGGER.exception(_SERIALIZE_FAILED)
-            return _local_failure(_INTERNAL, _SERIALIZE_FAILED)
+        payload = _serialize_request(request, self._serializer)
+        if payload is None:
+            raise _local_failure(_INTERNAL, _SERIALIZE_FAILED)
         hot = self._channel._hot
         call = hot.unary_start(
             handle,
@@ -133,6 +150,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
             _common.timeout_arg(timeout),
             metadata,
             _common.wait_for_ready_arg(wait_for_ready),
+            _common.compression_arg(compression),
         )
         return _UnaryFuture(hot, call, self._outcome, _deadline(timeout))
 
@@ -156,17 +174,16 @@ class _StreamMultiCallable:
         hot = self._channel._hot
         first = None
         if not self._client_streams:
-            try:
-                first = _common.serialize(request_or_iterator, self._serializer)
-            except Exception:
-                _LOGGER.exception(_SERIALIZE_FAILED)
-                return _local_failure(_INTERNAL, _SERIALIZE_FAILED)
+            first = _serialize_request(request_or_iterator, self._serializer)
+            if first is None:
+                raise _local_failure(_INTERNAL, _SERIALIZE_FAILED)
         stream = hot.stream_start(
             handle,
             self._method,
             _common.timeout_arg(timeout),
             metadata,
             _common.wait_for_ready_arg(wait_for_ready),
+            _common.compression_arg(compression),
             self._server_streams,
             self._client_streams,
             first,
@@ -274,7 +291,9 @@ class Channel(grpc.Channel):
             raise TypeError("target must be str, not %s" % type(target).__name__)
         self._target = target
         self._hot = _runtime.hot()
-        self._handle = self._hot.channel_new(target, _common.options_json(options))
+        self._handle = self._hot.channel_new(
+            target, _common.options_json(_common.with_compression(options, compression))
+        )
         self._closed = False
         self._connectivity = _Connectivity(self)
         _runtime.track_channel(self)

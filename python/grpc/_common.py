@@ -1,11 +1,15 @@
 """Small pieces shared by the client and server sides."""
 
+import collections
 import json
 import logging
 
 import grpc
 
 _LOGGER = logging.getLogger("grpc")
+
+# One metadata entry, as grpcio hands them out: a tuple with names.
+Metadatum = collections.namedtuple("_Metadatum", ("key", "value"))
 
 # grpc.StatusCode by wire value.
 CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -56,13 +60,31 @@ def options_json(options):
 
 
 def serialize(message, serializer):
-    """Returns the bytes to send, or raises whatever the serializer raised."""
+    """The bytes to send. Raises what the serializer raised, or TypeError
+    (grpcio's wording) when the result is not bytes."""
     data = message if serializer is None else serializer(message)
+    check_bytes(data)
+    return data
+
+
+def check_bytes(data):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(
-            "a serialized message must be bytes, got %s" % type(data).__name__
+            "Argument 'message' has incorrect type (expected bytes, got %s)"
+            % type(data).__name__
         )
-    return data
+
+
+def compression_arg(compression):
+    """The engine's convention for an optional grpc.Compression: -1 unset."""
+    return -1 if compression is None else int(compression)
+
+
+def with_compression(options, compression):
+    """Channel or server options plus grpcio's default-compression option."""
+    if compression is None:
+        return options
+    return tuple(options or ()) + (("grpc.default_compression_algorithm", int(compression)),)
 
 
 def deserialize(data, deserializer):

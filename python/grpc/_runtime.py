@@ -57,7 +57,9 @@ def hot():
     with _lock:
         if _hot is None:
             module = load_extension("grpc._hot")
-            module.setup(threading.main_thread().ident)
+            from grpc._common import Metadatum
+
+            module.setup(threading.main_thread().ident, Metadatum)
             # threading's exit hooks run before concurrent.futures joins its
             # workers and before atexit: stop our servers first, so handlers
             # blocked on a client are released.

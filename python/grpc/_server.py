@@ -348,5 +348,5 @@ def create_server(thread_pool, generic_rpc_handlers, interceptors, options,
         raise NotImplementedError("xDS servers are not supported yet by grpcgo")
     if maximum_concurrent_rpcs is not None and maximum_concurrent_rpcs < 1:
         raise ValueError("maximum_concurrent_rpcs must be a positive integer or None")
-    return _Server(thread_pool, generic_rpc_handlers, interceptors, options,
-                   maximum_concurrent_rpcs)
+    return _Server(thread_pool, generic_rpc_handlers, interceptors,
+                   _common.with_compression(options, compression), maximum_concurrent_rpcs)

@@ -8,6 +8,9 @@ import grpc
 
 _LOGGER = logging.getLogger(__name__)
 
+# gRPC core's "infinite future" deadline, in seconds since the epoch.
+_INFINITE_FUTURE = float(2**63 - 1)
+
 
 class Abort(Exception):
     """Raised to end a call with a status (context.abort, bad requests)."""
@@ -32,7 +35,6 @@ class ServicerContext(grpc.ServicerContext):
         self._initial_metadata_sent = False
         self._callbacks = []
         self._callbacks_lock = threading.Lock()
-        self._compression = None
 
     # -- RpcContext -----------------------------------------------------------
     def is_active(self):
@@ -40,7 +42,8 @@ class ServicerContext(grpc.ServicerContext):
 
     def time_remaining(self):
         if self._deadline is None:
-            return None
+            # grpcio reports the time left to its infinite deadline.
+            return _INFINITE_FUTURE - time.time()
         return max(self._deadline - time.monotonic(), 0.0)
 
     def cancel(self):
@@ -78,12 +81,19 @@ class ServicerContext(grpc.ServicerContext):
         return None
 
     def auth_context(self):
-        return {}
+        return {
+            "transport_security_type": [b"insecure"],
+            "security_level": [b"TSI_SECURITY_NONE"],
+        }
 
     def set_compression(self, compression):
-        self._compression = compression
+        if self._initial_metadata_sent:
+            raise RuntimeError("Compression setting must be specified before sending initial metadata")
+        self._hot.call_set_compression(self._call, int(compression))
 
     def disable_next_message_compression(self):
+        # grpc-go compresses a call's messages alike; the hint changes no
+        # result, only bytes on the wire.
         pass
 
     def send_initial_metadata(self, initial_metadata):

@@ -1,0 +1,63 @@
+package core
+
+import (
+	"compress/zlib"
+	"io"
+	"slices"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/gzip" // registers "gzip"
+)
+
+// grpcio's Compression enum values, in order: NoCompression, Deflate, Gzip.
+var compressorNames = []string{"", "deflate", "gzip"}
+
+// CompressorName maps grpcio's Compression value to grpc-go's compressor
+// name; "" means no compression (and out-of-range values too).
+func CompressorName(algorithm int) string {
+	if algorithm < 0 || algorithm >= len(compressorNames) {
+		return ""
+	}
+	return compressorNames[algorithm]
+}
+
+func init() { encoding.RegisterCompressor(deflate{}) }
+
+// deflate is gRPC's "deflate" message encoding: zlib-wrapped DEFLATE, as
+// grpcio (and HTTP's deflate) use. grpc-go ships only gzip.
+type deflate struct{}
+
+var deflateWriters sync.Pool
+
+func (deflate) Name() string { return "deflate" }
+
+func (deflate) Compress(w io.Writer) (io.WriteCloser, error) {
+	if z, ok := deflateWriters.Get().(*zlib.Writer); ok {
+		z.Reset(w)
+		return pooledDeflate{z}, nil
+	}
+	return pooledDeflate{zlib.NewWriter(w)}, nil
+}
+
+func (deflate) Decompress(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }
+
+type pooledDeflate struct{ *zlib.Writer }
+
+func (p pooledDeflate) Close() error {
+	err := p.Writer.Close()
+	deflateWriters.Put(p.Writer)
+	return err
+}
+
+// setServerCompressor asks grpc-go to compress a call's responses with
+// name, if the client said it can decode it.
+func setServerCompressor(ss grpc.ServerStream, name string) error {
+	if name == "" {
+		name = encoding.Identity
+	} else if supported, err := grpc.ClientSupportedCompressors(ss.Context()); err != nil || !slices.Contains(supported, name) {
+		return nil
+	}
+	return grpc.SetSendCompressor(ss.Context(), name)
+}
