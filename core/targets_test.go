@@ -74,8 +74,8 @@ func TestTargetsIPv6(t *testing.T) {
 		"dns:///[::1]:" + p,
 	} {
 		t.Run(target, func(t *testing.T) {
-			if peer := reach(t, target); !strings.HasPrefix(peer, "ipv6:[::1]:") {
-				t.Errorf("server saw peer %q, want ipv6:[::1]:port", peer)
+			if peer := reach(t, target); !strings.HasPrefix(peer, "ipv6:%5B::1%5D:") {
+				t.Errorf("server saw peer %q, want grpcio's ipv6:%%5B::1%%5D:port", peer)
 			}
 		})
 	}
