@@ -18,6 +18,8 @@ type CallSpec struct {
 	// Compressor overrides the channel's compression: "" keeps it,
 	// "identity" turns it off, else a registered compressor's name.
 	Compressor string
+	// Credentials are this call's own call credentials, if any.
+	Credentials *CallCredentials
 }
 
 func (ch *Channel) callContext(spec *CallSpec) (context.Context, context.CancelCauseFunc) {
@@ -43,6 +45,9 @@ func (ch *Channel) options(spec *CallSpec, extra ...grpc.CallOption) []grpc.Call
 	}
 	if spec.Compressor != "" {
 		opts = append(opts, grpc.UseCompressor(spec.Compressor))
+	}
+	if spec.Credentials != nil {
+		opts = append(opts, grpc.PerRPCCredentials(spec.Credentials))
 	}
 	return opts
 }

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
@@ -23,11 +22,16 @@ type Channel struct {
 	closed   atomic.Bool
 }
 
-// Dial creates a channel. Like grpcio, it does not connect until a call or
-// a connectivity request needs it.
-func Dial(target string, opts []Option) (*Channel, error) {
+// Dial creates a channel secured by creds (nil: insecure). Like grpcio, it
+// does not connect until a call or a connectivity request needs it.
+func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, error) {
 	cfg := ChannelOptions(opts)
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds.transport(cfg.TLSServerName))}
+	if creds != nil {
+		for _, c := range creds.Call {
+			dial = append(dial, grpc.WithPerRPCCredentials(c))
+		}
+	}
 	resolved, extra, err := resolveTarget(target)
 	if err != nil {
 		return nil, err

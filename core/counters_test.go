@@ -12,19 +12,19 @@ func TestCounters(t *testing.T) {
 	countersZero(t) // nothing left over from earlier tests
 	h := newHold()
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0")
+	port, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Start()
 	done := dispatch(srv, h.serve)
 	defer func() { srv.Stop(0); <-done }()
-	ch, err := Dial("127.0.0.1:"+itoa(port), nil)
+	ch, err := Dial("127.0.0.1:"+itoa(port), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	ch2, err := Dial("127.0.0.1:"+itoa(port), nil)
+	ch2, err := Dial("127.0.0.1:"+itoa(port), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

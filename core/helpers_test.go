@@ -152,7 +152,7 @@ func newTestServer(t *testing.T, h handler, opts ...Option) (*Server, string) {
 func newTestServerOn(t *testing.T, addr string, maxConcurrent int, h handler, opts ...Option) (*Server, string) {
 	t.Helper()
 	srv := NewServer(opts, maxConcurrent)
-	port, err := srv.AddPort(addr)
+	port, err := srv.AddPort(addr, nil)
 	if err != nil {
 		srv.Stop(0)
 		t.Fatalf("AddPort(%q): %v", addr, err)
@@ -204,7 +204,7 @@ func dispatch(srv *Server, h handler) <-chan struct{} {
 // dial creates a channel closed when the test ends.
 func dial(t *testing.T, target string, opts ...Option) *Channel {
 	t.Helper()
-	ch, err := Dial(target, opts)
+	ch, err := Dial(target, opts, nil)
 	if err != nil {
 		t.Fatalf("Dial(%q): %v", target, err)
 	}

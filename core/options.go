@@ -66,9 +66,10 @@ func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 
 // ChannelConfig is what the channel arguments say, in grpc-go's terms.
 type ChannelConfig struct {
-	Dial      []grpc.DialOption
-	Call      []grpc.CallOption
-	Authority string
+	Dial          []grpc.DialOption
+	Call          []grpc.CallOption
+	Authority     string
+	TLSServerName string // the name the server's certificate must carry
 }
 
 // ChannelOptions maps grpcio channel arguments onto grpc-go dial options.
@@ -91,6 +92,8 @@ func ChannelOptions(opts []Option) ChannelConfig {
 			}
 		case "grpc.default_authority":
 			cfg.Authority = o.Str
+		case "grpc.ssl_target_name_override":
+			cfg.TLSServerName = o.Str
 		case "grpc.primary_user_agent":
 			cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(o.Str))
 		case "grpc.keepalive_time_ms":

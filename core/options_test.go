@@ -204,7 +204,7 @@ func TestOptionsEndToEnd(t *testing.T) {
 	// so_reuseport false: the port is ours alone.
 	other := NewServer(nil, 0)
 	defer other.Stop(0)
-	if _, err := other.AddPort(target); err == nil {
+	if _, err := other.AddPort(target, nil); err == nil {
 		t.Errorf("bound %s, held by a server with so_reuseport=false", target)
 	}
 }

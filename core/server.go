@@ -57,16 +57,18 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 	sopts := append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.UnknownServiceHandler(s.handle),
+		grpc.Creds(portCredentials{}),
 	}, cfg.Server...)
 	s.gs = grpc.NewServer(sopts...)
 	liveServers.Add(1)
 	return s
 }
 
-// AddPort binds addr now and returns the bound port (useful with port 0).
-// grpcio address forms are accepted: "host:port", "[::]:port",
-// "unix:path", "unix-abstract:name".
-func (s *Server) AddPort(addr string) (int, error) {
+// AddPort binds addr now and returns the bound port (useful with port 0);
+// connections to it are secured by creds (nil: insecure). grpcio address
+// forms are accepted: "host:port", "[::]:port", "unix:path",
+// "unix-abstract:name".
+func (s *Server) AddPort(addr string, creds *ServerCredentials) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started || s.stopping {
@@ -85,12 +87,12 @@ func (s *Server) AddPort(addr string) (int, error) {
 	if ta, ok := l.Addr().(*net.TCPAddr); ok {
 		port = ta.Port
 	}
-	s.listeners = append(s.listeners, l)
+	s.listeners = append(s.listeners, portListener{l, creds})
 	// grpcio binds every address "localhost" names; do the same for the
 	// IPv6 loopback when it is there.
 	if host, _, _ := net.SplitHostPort(address); network == "tcp" && host == "localhost" {
 		if l6, err := lc.Listen(context.Background(), "tcp6", fmt.Sprintf("[::1]:%d", port)); err == nil {
-			s.listeners = append(s.listeners, l6)
+			s.listeners = append(s.listeners, portListener{l6, creds})
 		}
 	}
 	return port, nil

@@ -61,14 +61,14 @@ func TestAddPortZero(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
 	defer srv.Stop(0)
-	port, err := srv.AddPort("127.0.0.1:0")
+	port, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if port <= 0 || port > 65535 {
 		t.Fatalf("AddPort returned port %d", port)
 	}
-	port2, err := srv.AddPort("127.0.0.1:0")
+	port2, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil || port2 == port || port2 <= 0 {
 		t.Fatalf("second AddPort = %d, %v (first %d)", port2, err, port)
 	}
@@ -97,7 +97,7 @@ func TestAddPortInUse(t *testing.T) {
 	addr := l.Addr().String()
 	for _, opts := range [][]Option{nil, {{Key: "grpc.so_reuseport", Int: 0, IsInt: true}}} {
 		srv := NewServer(opts, 0)
-		if port, err := srv.AddPort(addr); err == nil {
+		if port, err := srv.AddPort(addr, nil); err == nil {
 			t.Errorf("AddPort(%s) with %v = %d, want an error", addr, opts, port)
 		} else if !strings.Contains(err.Error(), addr) {
 			t.Errorf("error %q does not name the address", err)
@@ -112,31 +112,31 @@ func TestAddPortReusePort(t *testing.T) {
 	checkLeaks(t)
 	a := NewServer(nil, 0)
 	defer a.Stop(0)
-	port, err := a.AddPort("127.0.0.1:0")
+	port, err := a.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + itoa(port)
 	b := NewServer(nil, 0)
 	defer b.Stop(0)
-	if _, err := b.AddPort(addr); err != nil {
+	if _, err := b.AddPort(addr, nil); err != nil {
 		t.Fatalf("second server with SO_REUSEPORT on %s: %v", addr, err)
 	}
 	c := NewServer([]Option{{Key: "grpc.so_reuseport", Int: 0, IsInt: true}}, 0)
 	defer c.Stop(0)
-	if _, err := c.AddPort(addr); err == nil {
+	if _, err := c.AddPort(addr, nil); err == nil {
 		t.Fatalf("server without SO_REUSEPORT bound %s, which two others hold", addr)
 	}
 	// And a port bound without it refuses everyone else.
 	d := NewServer([]Option{{Key: "grpc.so_reuseport", Int: 0, IsInt: true}}, 0)
 	defer d.Stop(0)
-	port, err = d.AddPort("127.0.0.1:0")
+	port, err = d.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := NewServer(nil, 0)
 	defer e.Stop(0)
-	if _, err := e.AddPort("127.0.0.1:" + itoa(port)); err == nil {
+	if _, err := e.AddPort("127.0.0.1:"+itoa(port), nil); err == nil {
 		t.Fatalf("bound a port held without SO_REUSEPORT")
 	}
 }
@@ -144,13 +144,13 @@ func TestAddPortReusePort(t *testing.T) {
 func TestServerLifecycleErrors(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
-	if _, err := srv.AddPort("not an address"); err == nil {
+	if _, err := srv.AddPort("not an address", nil); err == nil {
 		t.Error("AddPort accepted a bad address")
 	}
-	if _, err := srv.AddPort("unix:" + t.TempDir() + "/no/such/dir/sock"); err == nil {
+	if _, err := srv.AddPort("unix:"+t.TempDir()+"/no/such/dir/sock", nil); err == nil {
 		t.Error("AddPort accepted a socket in a missing directory")
 	}
-	if _, err := srv.AddPort("127.0.0.1:0"); err != nil {
+	if _, err := srv.AddPort("127.0.0.1:0", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
@@ -159,7 +159,7 @@ func TestServerLifecycleErrors(t *testing.T) {
 	if err := srv.Start(); err == nil {
 		t.Error("second Start succeeded")
 	}
-	if _, err := srv.AddPort("127.0.0.1:0"); err == nil {
+	if _, err := srv.AddPort("127.0.0.1:0", nil); err == nil {
 		t.Error("AddPort after Start succeeded")
 	}
 	srv.Stop(0)
@@ -167,7 +167,7 @@ func TestServerLifecycleErrors(t *testing.T) {
 	if err := srv.Start(); !errors.Is(err, ErrServerStopped) {
 		t.Errorf("Start after Stop = %v, want ErrServerStopped", err)
 	}
-	if _, err := srv.AddPort("127.0.0.1:0"); err == nil {
+	if _, err := srv.AddPort("127.0.0.1:0", nil); err == nil {
 		t.Error("AddPort after Stop succeeded")
 	}
 	if c, ok := srv.Next(nil); c != nil || ok {
@@ -182,7 +182,7 @@ func TestServerLifecycleErrors(t *testing.T) {
 func TestStopBeforeStart(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer([]Option{{Key: "grpc.so_reuseport", Int: 0, IsInt: true}}, 0)
-	port, err := srv.AddPort("127.0.0.1:0")
+	port, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestNextWait(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
 	defer srv.Stop(0)
-	if _, err := srv.AddPort("127.0.0.1:0"); err != nil {
+	if _, err := srv.AddPort("127.0.0.1:0", nil); err != nil {
 		t.Fatal(err)
 	}
 	srv.Start()
@@ -443,7 +443,7 @@ func TestStopIdle(t *testing.T) {
 func TestStopWithUntakenCalls(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0")
+	port, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,7 +158,7 @@ func TestChannelClose(t *testing.T) {
 	checkLeaks(t)
 	h := newHang()
 	_, target := newTestServer(t, h.serve)
-	ch, err := Dial(target, nil)
+	ch, err := Dial(target, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestNoServer(t *testing.T) {
 func TestWaitForReady(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0")
+	port, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

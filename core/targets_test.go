@@ -29,7 +29,7 @@ func reach(t *testing.T, target string) string {
 func TestTargetsIPv4(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0")
+	port, err := srv.AddPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestTargetsIPv6(t *testing.T) {
 	needIPv6(t)
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("[::1]:0")
+	port, err := srv.AddPort("[::1]:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTargetsIPv6(t *testing.T) {
 func TestLocalhostPort(t *testing.T) {
 	checkLeaks(t)
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("localhost:0")
+	port, err := srv.AddPort("localhost:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestTargetsUnix(t *testing.T) {
 	checkLeaks(t)
 	path := unixSocket(t, "s.sock")
 	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("unix:" + path)
+	port, err := srv.AddPort("unix:"+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestTargetsUnix(t *testing.T) {
 		t.Errorf("AddPort(unix:...) = %d, want 1 (as grpcio)", port)
 	}
 	path2 := unixSocket(t, "t.sock")
-	if _, err := srv.AddPort("unix://" + path2); err != nil {
+	if _, err := srv.AddPort("unix://"+path2, nil); err != nil {
 		t.Fatal(err)
 	}
 	srv.Start()
@@ -141,7 +141,7 @@ func TestTargetsUnixAbstract(t *testing.T) {
 	checkLeaks(t)
 	name := "grpcgo-test-" + itoa(os.Getpid()) + "-" + strings.ReplaceAll(t.Name(), "/", "-")
 	srv := NewServer(nil, 0)
-	if _, err := srv.AddPort("unix-abstract:" + name); err != nil {
+	if _, err := srv.AddPort("unix-abstract:"+name, nil); err != nil {
 		srv.Stop(0)
 		t.Skipf("no abstract unix sockets here: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestTargetsUnixAbstract(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	checkLeaks(t)
 	for _, target := range []string{"ipv4:", "ipv6:", "ipv4://"} {
-		if ch, err := Dial(target, nil); err == nil {
+		if ch, err := Dial(target, nil, nil); err == nil {
 			ch.Close()
 			t.Errorf("Dial(%q) succeeded", target)
 		}

@@ -107,6 +107,40 @@ static inline PyObject *hot_metadatum(PyObject *type, PyObject *k, PyObject *v) 
     return r;
 }
 
+/* Cold-path readers for Go. hot_bytes_arg: 1 with the bytes' data, 0 for
+ * None, -1 with TypeError set. */
+static inline int hot_bytes_arg(PyObject *o, const char *what, char **p, Py_ssize_t *n) {
+    if (o == NULL || o == Py_None) return 0;
+    if (!PyBytes_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be bytes or None, not %.100s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *p = PyBytes_AS_STRING(o);
+    *n = PyBytes_GET_SIZE(o);
+    return 1;
+}
+static inline PyObject *hot_seq(PyObject *o, Py_ssize_t *n) {
+    PyObject *seq = PySequence_Fast(o, "expected a sequence");
+    if (seq != NULL) *n = PySequence_Fast_GET_SIZE(seq);
+    return seq;
+}
+static inline PyObject *hot_seq_item(PyObject *seq, Py_ssize_t i) { return PySequence_Fast_GET_ITEM(seq, i); }
+static inline const char *hot_str_arg(PyObject *o, Py_ssize_t *n) {
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "expected str, not %.100s", Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8AndSize(o, n);
+}
+static inline PyObject *hot_dict(void) { return PyDict_New(); }
+/* Steals v. */
+static inline int hot_dict_set(PyObject *d, PyObject *k, PyObject *v) {
+    int r = PyDict_SetItem(d, k, v);
+    Py_DECREF(k);
+    Py_DECREF(v);
+    return r;
+}
+
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire
  * only with the thread state hot_release returned. */
 static inline PyThreadState *hot_release(void) { return PyEval_SaveThread(); }
@@ -121,7 +155,13 @@ static inline int hot_finalizing(void) {
     return _Py_IsFinalizing();
 /* Handle kinds: the capsule a Go object travels in is named after its kind,
  * so a handle of one kind is never taken for another. */
-enum { HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4, HOT_KINDS = 5 };
+enum {
+    HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4,
+    HOT_CREDENTIALS = 5, HOT_CALLBACK = 6, HOT_KINDS = 7
+};
+
+/* The handle in a capsule of the given kind, or 0 with TypeError set. */
+uintptr_t hot_handle(PyObject *capsule, int kind);
 
 /* Defined in hotmodule.c: wraps a Go handle in a capsule that releases it. */
 PyObject *hot_capsule(uintptr_t handle, int kind);
@@ -133,7 +173,13 @@ static inline int hot_check_signals(void) { return PyErr_CheckSignals(); }
 
 /* Handle kinds: the capsule a Go object travels in is named after its kind,
  * so a handle of one kind is never taken for another. */
-enum { HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4, HOT_KINDS = 5 };
+enum {
+    HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4,
+    HOT_CREDENTIALS = 5, HOT_CALLBACK = 6, HOT_KINDS = 7
+};
+
+/* The handle in a capsule of the given kind, or 0 with TypeError set. */
+uintptr_t hot_handle(PyObject *capsule, int kind);
 
 /* Defined in hotmodule.c: wraps a Go handle in a capsule that releases it. */
 PyObject *hot_capsule(uintptr_t handle, int kind);

@@ -17,13 +17,17 @@ import (
 // Client side of the hot module: channels, unary calls and streams.
 
 //export hotChannelNew
-func hotChannelNew(target *C.char, tn C.Py_ssize_t, opts *C.char, on C.Py_ssize_t) (ret pyObj) {
+func hotChannelNew(target *C.char, tn C.Py_ssize_t, opts *C.char, on C.Py_ssize_t, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
 	options, err := core.ParseOptions(C.GoBytes(unsafe.Pointer(opts), C.int(on)))
 	if err != nil {
 		return raise(C.HOT_VALUE, "%v", err)
 	}
-	ch, err := core.Dial(C.GoStringN(target, C.int(tn)), options)
+	cc, ok := optCreds[*core.ChannelCredentials](creds, "ChannelCredentials")
+	if !ok {
+		return nil
+	}
+	ch, err := core.Dial(C.GoStringN(target, C.int(tn)), options, cc)
 	if err != nil {
 		return raise(C.HOT_VALUE, "cannot create a channel to %q: %v", C.GoStringN(target, C.int(tn)), err)
 	}
@@ -40,12 +44,17 @@ func hotChannelClose(h C.uintptr_t) (ret pyObj) {
 
 // callSpec reads the arguments every call takes. mdRaised: a Python
 // exception is set; mdInvalid: the call must fail with INTERNAL.
-func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, compression C.int) (*core.CallSpec, mdResult) {
+func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, compression C.int,
+	creds pyObj) (*core.CallSpec, mdResult) {
 	m, r := mdFromPy(md)
 	if r == mdRaised {
 		return nil, r
 	}
-	spec := &core.CallSpec{Method: C.GoStringN(method, C.int(mn)), Metadata: m, WaitForReady: int(wfr)}
+	cc, ok := optCreds[*core.CallCredentials](creds, "CallCredentials")
+	if !ok {
+		return nil, mdRaised
+	}
+	spec := &core.CallSpec{Method: C.GoStringN(method, C.int(mn)), Metadata: m, WaitForReady: int(wfr), Credentials: cc}
 	if timeout >= 0 {
 		spec.Timeout = max(seconds(timeout), time.Nanosecond)
 	}
@@ -79,10 +88,10 @@ func unaryResult(resp []byte, c *core.UnaryCall) pyObj {
 
 //export hotUnary
 func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
-	timeout C.double, md pyObj, wfr, compression C.int) (ret pyObj) {
+	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	spec, r := callSpec(method, mn, timeout, md, wfr, compression)
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	switch r {
 	case mdRaised:
 		return nil
@@ -106,10 +115,10 @@ func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer
 
 //export hotUnaryStart
 func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
-	timeout C.double, md pyObj, wfr, compression C.int) (ret pyObj) {
+	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	spec, r := callSpec(method, mn, timeout, md, wfr, compression)
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	switch r {
 	case mdRaised:
 		return nil
@@ -143,10 +152,10 @@ func hotUnaryCancel(h C.uintptr_t) (ret pyObj) {
 
 //export hotStreamStart
 func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, compression C.int,
-	serverStreams, clientStreams C.int, first unsafe.Pointer, fn C.Py_ssize_t, hasFirst, closeAfter C.int) (ret pyObj) {
+	creds pyObj, serverStreams, clientStreams C.int, first unsafe.Pointer, fn C.Py_ssize_t, hasFirst, closeAfter C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	spec, r := callSpec(method, mn, timeout, md, wfr, compression)
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	switch r {
 	case mdRaised:
 		return nil

@@ -29,9 +29,13 @@ func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret 
 }
 
 //export hotServerAddPort
-func hotServerAddPort(h C.uintptr_t, addr *C.char, an C.Py_ssize_t) (ret pyObj) {
+func hotServerAddPort(h C.uintptr_t, addr *C.char, an C.Py_ssize_t, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
-	port, err := value[*core.Server](h).AddPort(C.GoStringN(addr, C.int(an)))
+	sc, ok := optCreds[*core.ServerCredentials](creds, "ServerCredentials")
+	if !ok {
+		return nil
+	}
+	port, err := value[*core.Server](h).AddPort(C.GoStringN(addr, C.int(an)), sc)
 	if err != nil {
 		return raise(C.HOT_RUNTIME, "%v", err)
 	}

@@ -26,6 +26,7 @@ static PyObject *fork_error(void) {
 /* ---- handles ------------------------------------------------------------- */
 static const char *kind_names[HOT_KINDS] = {
     "grpcgo.Channel", "grpcgo.UnaryCall", "grpcgo.Stream", "grpcgo.Server", "grpcgo.ServerCall",
+    "grpcgo.Credentials", "grpcgo.Callback",
 };
 
 static void capsule_release(PyObject *cap) {
@@ -50,11 +51,17 @@ static int as_handle(PyObject *o, uintptr_t *out, int kind) {
     *out = (uintptr_t)p;
     return 1;
 }
+uintptr_t hot_handle(PyObject *capsule, int kind) {
+    uintptr_t h = 0;
+    return as_handle(capsule, &h, kind) ? h : 0;
+}
+
 static int channel_h(PyObject *o, void *out) { return as_handle(o, out, HOT_CHANNEL); }
 static int unary_h(PyObject *o, void *out) { return as_handle(o, out, HOT_UNARY); }
 static int stream_h(PyObject *o, void *out) { return as_handle(o, out, HOT_STREAM); }
 static int server_h(PyObject *o, void *out) { return as_handle(o, out, HOT_SERVER); }
 static int call_h(PyObject *o, void *out) { return as_handle(o, out, HOT_SERVER_CALL); }
+static int callback_h(PyObject *o, void *out) { return as_handle(o, out, HOT_CALLBACK); }
 
 /* An optional buffer: None leaves has=0. */
 typedef struct { Py_buffer view; int has; } optbuf;
@@ -99,9 +106,10 @@ static PyObject *m_exiting(PyObject *self, PyObject *unused) {
 static PyObject *m_channel_new(PyObject *self, PyObject *args) {
     const char *target, *opts;
     Py_ssize_t tn, on;
-    if (!PyArg_ParseTuple(args, "s#y#", &target, &tn, &opts, &on)) return NULL;
+    PyObject *creds = Py_None;
+    if (!PyArg_ParseTuple(args, "s#y#|O", &target, &tn, &opts, &on, &creds)) return NULL;
     FORK_GUARD();
-    return hotChannelNew((char *)target, tn, (char *)opts, on);
+    return hotChannelNew((char *)target, tn, (char *)opts, on, creds);
 }
 
 static PyObject *m_channel_close(PyObject *self, PyObject *args) {
@@ -128,25 +136,26 @@ static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
     return hotChannelWatch(h, from, timeout);
 }
 
-/* unary(channel, method, request, timeout, metadata, wait_for_ready, compression) */
+/* unary(channel, method, request, timeout, metadata, wait_for_ready, compression,
+ *       call_credentials_or_None) */
 static PyObject *unary_common(PyObject *args, int start) {
     uintptr_t h;
     const char *method;
     Py_ssize_t mn;
     Py_buffer req;
     double timeout;
-    PyObject *md;
+    PyObject *md, *creds = Py_None;
     int wfr, compression;
-    if (!PyArg_ParseTuple(args, "O&s#y*dOii", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr,
-                          &compression))
+    if (!PyArg_ParseTuple(args, "O&s#y*dOii|O", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr,
+                          &compression, &creds))
         return NULL;
     PyObject *r = NULL;
     if (forked) {
         fork_error();
     } else if (start) {
-        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression);
+        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression, creds);
     } else {
-        r = hotUnary(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression);
+        r = hotUnary(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression, creds);
     }
     PyBuffer_Release(&req);
     return r;
@@ -170,20 +179,21 @@ static PyObject *m_unary_cancel(PyObject *self, PyObject *args) {
 }
 
 /* stream_start(channel, method, timeout, metadata, wait_for_ready, compression,
- *              server_streams, client_streams, first_or_None, close_after) */
+ *              call_credentials_or_None, server_streams, client_streams, first_or_None,
+ *              close_after) */
 static PyObject *m_stream_start(PyObject *self, PyObject *args) {
     uintptr_t h;
     const char *method;
     Py_ssize_t mn;
     double timeout;
-    PyObject *md;
+    PyObject *md, *creds;
     int wfr, compression, ss, cs, close_after;
     optbuf first = {0};
-    if (!PyArg_ParseTuple(args, "O&s#dOiippO&p", channel_h, &h, &method, &mn, &timeout, &md, &wfr,
-                          &compression, &ss, &cs, opt_buffer, &first, &close_after))
+    if (!PyArg_ParseTuple(args, "O&s#dOiiOppO&p", channel_h, &h, &method, &mn, &timeout, &md, &wfr,
+                          &compression, &creds, &ss, &cs, opt_buffer, &first, &close_after))
         return NULL;
     PyObject *r = forked ? fork_error()
-        : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, ss, cs,
+        : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, creds, ss, cs,
                          first.has ? first.view.buf : NULL, first.has ? first.view.len : 0, first.has,
                          close_after);
     if (first.has) PyBuffer_Release(&first.view);
@@ -251,9 +261,10 @@ static PyObject *m_server_add_port(PyObject *self, PyObject *args) {
     uintptr_t h;
     const char *addr;
     Py_ssize_t an;
-    if (!PyArg_ParseTuple(args, "O&s#", server_h, &h, &addr, &an)) return NULL;
+    PyObject *creds = Py_None;
+    if (!PyArg_ParseTuple(args, "O&s#|O", server_h, &h, &addr, &an, &creds)) return NULL;
     FORK_GUARD();
-    return hotServerAddPort(h, (char *)addr, an);
+    return hotServerAddPort(h, (char *)addr, an, creds);
 }
 
 static PyObject *m_server_start(PyObject *self, PyObject *args) {
@@ -359,6 +370,91 @@ static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
     return hotCallWaitDone(h, timeout);
 }
 
+/* ---- credentials and callbacks (cold path) ------------------------------ */
+#define ARGS0(name, call) \
+    static PyObject *name(PyObject *self, PyObject *unused) { FORK_GUARD(); return call; }
+
+static PyObject *m_creds_ssl_channel(PyObject *self, PyObject *args) {
+    PyObject *roots, *key, *chain;
+    if (!PyArg_ParseTuple(args, "OOO", &roots, &key, &chain)) return NULL;
+    FORK_GUARD();
+    return hotCredsSSLChannel(roots, key, chain);
+}
+ARGS0(m_creds_local_channel, hotCredsLocalChannel())
+ARGS0(m_creds_local_server, hotCredsLocalServer())
+ARGS0(m_creds_alts_server, hotCredsALTSServer())
+ARGS0(m_creds_insecure_server, hotCredsInsecureServer())
+static PyObject *m_creds_alts_channel(PyObject *self, PyObject *args) {
+    PyObject *accounts;
+    if (!PyArg_ParseTuple(args, "O", &accounts)) return NULL;
+    FORK_GUARD();
+    return hotCredsALTSChannel(accounts);
+}
+static PyObject *m_creds_composite_channel(PyObject *self, PyObject *args) {
+    PyObject *channel, *calls;
+    if (!PyArg_ParseTuple(args, "OO", &channel, &calls)) return NULL;
+    FORK_GUARD();
+    return hotCredsCompositeChannel(channel, calls);
+}
+static PyObject *m_creds_access_token(PyObject *self, PyObject *args) {
+    PyObject *token;
+    if (!PyArg_ParseTuple(args, "O", &token)) return NULL;
+    FORK_GUARD();
+    return hotCredsAccessToken(token);
+}
+static PyObject *m_creds_plugin(PyObject *self, PyObject *args) {
+    long long id;
+    if (!PyArg_ParseTuple(args, "L", &id)) return NULL;
+    FORK_GUARD();
+    return hotCredsPlugin(id);
+}
+static PyObject *m_creds_composite_call(PyObject *self, PyObject *args) {
+    PyObject *calls;
+    if (!PyArg_ParseTuple(args, "O", &calls)) return NULL;
+    FORK_GUARD();
+    return hotCredsCompositeCall(calls);
+}
+static PyObject *m_creds_cert_config(PyObject *self, PyObject *args) {
+    PyObject *pairs, *roots;
+    if (!PyArg_ParseTuple(args, "OO", &pairs, &roots)) return NULL;
+    FORK_GUARD();
+    return hotCredsCertConfig(pairs, roots);
+}
+static PyObject *m_creds_ssl_server(PyObject *self, PyObject *args) {
+    PyObject *config;
+    int require;
+    if (!PyArg_ParseTuple(args, "Op", &config, &require)) return NULL;
+    FORK_GUARD();
+    return hotCredsSSLServer(config, require);
+}
+static PyObject *m_creds_dynamic_server(PyObject *self, PyObject *args) {
+    PyObject *initial;
+    long long fetcher;
+    int require;
+    if (!PyArg_ParseTuple(args, "OLp", &initial, &fetcher, &require)) return NULL;
+    FORK_GUARD();
+    return hotCredsDynamicServer(initial, fetcher, require);
+}
+static PyObject *m_callback_next(PyObject *self, PyObject *args) {
+    double timeout;
+    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+    FORK_GUARD();
+    return hotCallbackNext(timeout);
+}
+static PyObject *m_callback_reply(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    PyObject *md, *error, *cert;
+    if (!PyArg_ParseTuple(args, "O&OOO", callback_h, &h, &md, &error, &cert)) return NULL;
+    FORK_GUARD();
+    return hotCallbackReply(h, md, error, cert);
+}
+static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotCallAuthContext(h);
+}
+
 static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
@@ -403,6 +499,27 @@ static PyMethodDef methods[] = {
      "call_set_compression(call, algorithm): compress responses from now on"},
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
     {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},
+    {"creds_ssl_channel", m_creds_ssl_channel, METH_VARARGS, "creds_ssl_channel(roots, key, chain)"},
+    {"creds_local_channel", m_creds_local_channel, METH_NOARGS, "creds_local_channel()"},
+    {"creds_alts_channel", m_creds_alts_channel, METH_VARARGS, "creds_alts_channel(service_accounts)"},
+    {"creds_composite_channel", m_creds_composite_channel, METH_VARARGS,
+     "creds_composite_channel(channel_credentials, call_credentials_sequence)"},
+    {"creds_access_token", m_creds_access_token, METH_VARARGS, "creds_access_token(token)"},
+    {"creds_plugin", m_creds_plugin, METH_VARARGS, "creds_plugin(callback_id)"},
+    {"creds_composite_call", m_creds_composite_call, METH_VARARGS, "creds_composite_call(sequence)"},
+    {"creds_cert_config", m_creds_cert_config, METH_VARARGS, "creds_cert_config(pairs, roots)"},
+    {"creds_ssl_server", m_creds_ssl_server, METH_VARARGS, "creds_ssl_server(cert_config, require)"},
+    {"creds_dynamic_server", m_creds_dynamic_server, METH_VARARGS,
+     "creds_dynamic_server(initial_cert_config, fetcher_id, require)"},
+    {"creds_local_server", m_creds_local_server, METH_NOARGS, "creds_local_server()"},
+    {"creds_alts_server", m_creds_alts_server, METH_NOARGS, "creds_alts_server()"},
+    {"creds_insecure_server", m_creds_insecure_server, METH_NOARGS, "creds_insecure_server()"},
+    {"callback_next", m_callback_next, METH_VARARGS,
+     "callback_next(timeout) -> (request, kind, id, service_url, method_name) or None"},
+    {"callback_reply", m_callback_reply, METH_VARARGS,
+     "callback_reply(request, metadata, error_text, cert_config)"},
+    {"call_auth_context", m_call_auth_context, METH_VARARGS,
+     "call_auth_context(call) -> (properties, identity_key or None)"},
     {NULL, NULL, 0, NULL},
 };
 

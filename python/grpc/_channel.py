@@ -12,6 +12,7 @@ import time
 
 import grpc
 from grpc import _common
+from grpc import _credentials
 from grpc import _runtime
 from grpc._call import (
     SERIALIZE_FAILED as _SERIALIZE_FAILED,
@@ -35,13 +36,14 @@ _DESERIALIZE_FAILED = "Exception deserializing response!"
 
 
 def _check_call_args(credentials, compression):
+    """The engine's per-call credentials (or None), after checking types."""
     if compression is not None and not isinstance(compression, grpc.Compression):
         raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
-    if credentials is not None:
-        raise NotImplementedError(
-            "per-call credentials are not supported yet by grpcgo (TLS and call "
-            "credentials are a later milestone)"
-        )
+    if credentials is None:
+        return None
+    if not isinstance(credentials, grpc.CallCredentials):
+        raise TypeError("credentials must be grpc.CallCredentials, not %r" % (credentials,))
+    return _credentials.capsule_of(credentials._credentials)
 
 
 def _serialize_request(request, serializer):
@@ -74,7 +76,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
         self._deserializer = response_deserializer
 
     def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression):
-        _check_call_args(credentials, compression)
+        call_credentials = _check_call_args(credentials, compression)
         handle = self._channel._live_handle()
         payload = _serialize_request(request, self._serializer)
         if payload is None:
@@ -87,6 +89,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
             metadata,
             _common.wait_for_ready_arg(wait_for_ready),
             _common.compression_arg(compression),
+            call_credentials,
         )
         return self._outcome(code, details, response, initial, trailing)
 
@@ -137,7 +140,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
         wait_for_ready=None,
         compression=None,
     ):
-        _check_call_args(credentials, compression)
+        call_credentials = _check_call_args(credentials, compression)
         handle = self._channel._live_handle()
         payload = _serialize_request(request, self._serializer)
         if payload is None:
@@ -151,6 +154,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
             metadata,
             _common.wait_for_ready_arg(wait_for_ready),
             _common.compression_arg(compression),
+            call_credentials,
         )
         return _UnaryFuture(hot, call, self._outcome, _deadline(timeout))
 
@@ -169,7 +173,7 @@ class _StreamMultiCallable:
 
     def _start(self, request_or_iterator, timeout, metadata, credentials, wait_for_ready,
                compression, call_class=_StreamCall):
-        _check_call_args(credentials, compression)
+        call_credentials = _check_call_args(credentials, compression)
         handle = self._channel._live_handle()
         hot = self._channel._hot
         first = None
@@ -184,6 +188,7 @@ class _StreamMultiCallable:
             metadata,
             _common.wait_for_ready_arg(wait_for_ready),
             _common.compression_arg(compression),
+            call_credentials,
             self._server_streams,
             self._client_streams,
             first,
@@ -281,18 +286,17 @@ class Channel(grpc.Channel):
     """A grpc.Channel backed by a grpc-go ClientConn."""
 
     def __init__(self, target, options, credentials, compression):
-        if credentials is not None:
-            raise NotImplementedError(
-                "secure channels are not supported yet by grpcgo (TLS is a later milestone)"
-            )
         if isinstance(target, bytes):
             target = target.decode()
         if not isinstance(target, str):
             raise TypeError("target must be str, not %s" % type(target).__name__)
         self._target = target
         self._hot = _runtime.hot()
+        self._credentials = credentials  # keeps plugins registered while we live
         self._handle = self._hot.channel_new(
-            target, _common.options_json(_common.with_compression(options, compression))
+            target,
+            _common.options_json(_common.with_compression(options, compression)),
+            _credentials.capsule_of(credentials),
         )
         self._closed = False
         self._connectivity = _Connectivity(self)

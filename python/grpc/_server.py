@@ -11,6 +11,7 @@ import threading
 
 import grpc
 from grpc import _common
+from grpc import _credentials
 from grpc import _runtime
 from grpc._servicer_context import ServicerContext, Abort
 
@@ -91,6 +92,7 @@ class _Server(grpc.Server):
         self._handle = self._hot.server_new(
             _common.options_json(options), int(maximum_concurrent_rpcs or 0)
         )
+        self._credentials = []
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
@@ -119,9 +121,15 @@ class _Server(grpc.Server):
         return self._hot.server_add_port(self._handle, address)
 
     def add_secure_port(self, address, server_credentials):
-        raise NotImplementedError(
-            "secure ports are not supported yet by grpcgo (TLS is a later milestone)"
-        )
+        if not isinstance(server_credentials, grpc.ServerCredentials):
+            raise TypeError(
+                "server_credentials must be grpc.ServerCredentials, not %r" % (server_credentials,)
+            )
+        if isinstance(address, bytes):
+            address = address.decode()
+        inner = server_credentials._credentials
+        self._credentials.append(inner)  # keeps fetchers registered while we live
+        return self._hot.server_add_port(self._handle, address, _credentials.capsule_of(inner))
 
     # -- life cycle -----------------------------------------------------------
     def start(self):

@@ -33,6 +33,7 @@ class ServicerContext(grpc.ServicerContext):
         self._trailing_metadata = None
         self._aborted = False
         self._initial_metadata_sent = False
+        self._auth_context = None
         self._callbacks = []
         self._callbacks_lock = threading.Lock()
 
@@ -74,17 +75,20 @@ class ServicerContext(grpc.ServicerContext):
     def peer(self):
         return self._peer
 
+    def _auth(self):
+        if self._auth_context is None:
+            self._auth_context = self._hot.call_auth_context(self._call)
+        return self._auth_context
+
     def peer_identities(self):
-        return None
+        properties, key = self._auth()
+        return None if key is None else list(properties[key])
 
     def peer_identity_key(self):
-        return None
+        return self._auth()[1]
 
     def auth_context(self):
-        return {
-            "transport_security_type": [b"insecure"],
-            "security_level": [b"TSI_SECURITY_NONE"],
-        }
+        return {k: list(v) for k, v in self._auth()[0].items()}
 
     def set_compression(self, compression):
         if self._initial_metadata_sent:

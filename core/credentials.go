@@ -1,0 +1,201 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/alts"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials/local"
+)
+
+// ChannelCredentials is how a channel secures its connections, plus the
+// call credentials every call on it carries. The zero value is insecure.
+type ChannelCredentials struct {
+	newTransport func(serverName string) credentials.TransportCredentials
+	Call         []*CallCredentials
+}
+
+// Insecure reports whether connections go unencrypted and unauthenticated.
+func (c *ChannelCredentials) Insecure() bool { return c == nil || c.newTransport == nil }
+
+func (c *ChannelCredentials) transport(serverName string) credentials.TransportCredentials {
+	if c.Insecure() {
+		return insecure.NewCredentials()
+	}
+	return c.newTransport(serverName)
+}
+
+// TLSChannel verifies the server against roots (system roots when
+// hasRoots is false) and, given a key and chain, presents a client
+// certificate.
+func TLSChannel(roots []byte, hasRoots bool, key, chain []byte) (*ChannelCredentials, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if hasRoots {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(roots) {
+			return nil, errors.New("root_certificates holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	if len(key) > 0 || len(chain) > 0 {
+		pair, err := tls.X509KeyPair(chain, key)
+		if err != nil {
+			return nil, fmt.Errorf("bad private key or certificate chain: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return &ChannelCredentials{newTransport: func(serverName string) credentials.TransportCredentials {
+		c := cfg.Clone()
+		c.ServerName = serverName
+		return credentials.NewTLS(c)
+	}}, nil
+}
+
+// LocalChannel trusts the connection because it stays on this machine
+// (a unix socket, or loopback TCP).
+func LocalChannel() *ChannelCredentials {
+	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
+		return local.NewCredentials()
+	}}
+}
+
+// ALTSChannel uses Google's ALTS; it needs the ALTS handshaker service that
+// only Google Cloud provides, and says so elsewhere.
+func ALTSChannel(serviceAccounts []string) *ChannelCredentials {
+	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
+		if !onGoogleCloud() {
+			return unavailableTransport{errNoALTS}
+		}
+		return alts.NewClientCreds(&alts.ClientOptions{TargetServiceAccounts: serviceAccounts})
+	}}
+}
+
+// WithCall returns credentials that add call credentials to these.
+func (c *ChannelCredentials) WithCall(calls ...*CallCredentials) *ChannelCredentials {
+	out := &ChannelCredentials{}
+	if c != nil {
+		*out = *c
+	}
+	out.Call = append(append([]*CallCredentials(nil), out.Call...), calls...)
+	return out
+}
+
+// ServerCredentials is how one server port secures its connections; nil is
+// insecure.
+type ServerCredentials struct {
+	transport credentials.TransportCredentials
+}
+
+// CertConfig is a server's certificates and the roots it verifies client
+// certificates against.
+type CertConfig struct {
+	certs     []tls.Certificate
+	clientCAs *x509.CertPool
+}
+
+// NewCertConfig parses (key, chain) pairs and optional client roots.
+func NewCertConfig(keys, chains [][]byte, roots []byte, hasRoots bool) (*CertConfig, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("at least one private key-certificate chain pair is required")
+	}
+	cc := &CertConfig{}
+	for i := range keys {
+		pair, err := tls.X509KeyPair(chains[i], keys[i])
+		if err != nil {
+			return nil, fmt.Errorf("bad private key or certificate chain (pair %d): %v", i, err)
+		}
+		cc.certs = append(cc.certs, pair)
+	}
+	if hasRoots {
+		cc.clientCAs = x509.NewCertPool()
+		if !cc.clientCAs.AppendCertsFromPEM(roots) {
+			return nil, errors.New("root_certificates holds no PEM certificate")
+		}
+	}
+	return cc, nil
+}
+
+func (cc *CertConfig) tlsConfig(requireClientAuth bool) *tls.Config {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: cc.certs, ClientCAs: cc.clientCAs}
+	if requireClientAuth {
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg
+}
+
+// TLSServer serves TLS with fixed certificates.
+func TLSServer(cc *CertConfig, requireClientAuth bool) *ServerCredentials {
+	return &ServerCredentials{transport: credentials.NewTLS(cc.tlsConfig(requireClientAuth))}
+}
+
+// DynamicTLSServer asks fetch before every handshake whether the
+// certificates changed: a new CertConfig replaces the current one, nil
+// keeps it, and an error keeps it too (reported through onError).
+func DynamicTLSServer(initial *CertConfig, fetch func() (*CertConfig, error), requireClientAuth bool,
+	onError func(error)) *ServerCredentials {
+	current := make(chan *CertConfig, 1)
+	current <- initial
+	base := &tls.Config{MinVersion: tls.VersionTLS12}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cc := <-current
+		next, err := fetch()
+		switch {
+		case err != nil:
+			if onError != nil {
+				onError(err)
+			}
+		case next != nil:
+			cc = next
+		}
+		current <- cc
+		cfg := cc.tlsConfig(requireClientAuth)
+		cfg.NextProtos = []string{"h2"}
+		return cfg, nil
+	}
+	return &ServerCredentials{transport: credentials.NewTLS(base)}
+}
+
+// LocalServer accepts only connections from this machine.
+func LocalServer() *ServerCredentials { return &ServerCredentials{transport: local.NewCredentials()} }
+
+// ALTSServer serves ALTS; it needs Google Cloud's handshaker service.
+func ALTSServer() *ServerCredentials {
+	if !onGoogleCloud() {
+		return &ServerCredentials{transport: unavailableTransport{errNoALTS}}
+	}
+	return &ServerCredentials{transport: alts.NewServerCreds(alts.DefaultServerOptions())}
+}
+
+var errNoALTS = errors.New("ALTS needs Google Cloud's ALTS handshaker service, which this machine does not have")
+
+// onGoogleCloud tells whether this is a Google Cloud VM, the only place an
+// ALTS handshaker runs, the way Google's libraries tell it.
+func onGoogleCloud() bool {
+	b, err := os.ReadFile("/sys/class/dmi/id/product_name")
+	return err == nil && strings.Contains(string(b), "Google")
+}
+
+// unavailableTransport fails every handshake with err.
+type unavailableTransport struct{ err error }
+
+func (u unavailableTransport) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, u.err
+}
+
+func (u unavailableTransport) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, u.err
+}
+
+func (u unavailableTransport) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "alts"}
+}
+func (u unavailableTransport) Clone() credentials.TransportCredentials { return u }
+func (u unavailableTransport) OverrideServerName(string) error         { return nil }

@@ -1,0 +1,137 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"grpcgo/core"
+)
+
+// Callbacks into Python: Go never calls Python from its own goroutines.
+// Instead a Python thread waits in hotCallbackNext for requests, runs the
+// Python callable they name (by the id Python registered it under), and
+// answers through hotCallbackReply. So every callback runs on an ordinary
+// Python thread, with no thread state made up on the fly.
+
+const (
+	callbackMetadata = 0 // an AuthMetadataPlugin: (id, service_url, method_name)
+	callbackCerts    = 1 // a certificate configuration fetcher: (id)
+)
+
+type callbackRequest struct {
+	kind       int
+	target     int64
+	serviceURL string
+	method     string
+	reply      chan callbackReply // buffered: the first answer wins
+}
+
+type callbackReply struct {
+	md   metadata.MD
+	cert *core.CertConfig
+	err  error
+}
+
+var callbackRequests = make(chan *callbackRequest)
+
+// certFetchTimeout bounds how long a TLS handshake waits for Python's
+// certificate fetcher before keeping the current certificates.
+const certFetchTimeout = 10 * time.Second
+
+// ask hands req to Python and waits for the answer or for ctx.
+func ask(ctx context.Context, req *callbackRequest) callbackReply {
+	req.reply = make(chan callbackReply, 1)
+	select {
+	case callbackRequests <- req:
+	case <-ctx.Done():
+		return callbackReply{err: ctx.Err()}
+	}
+	select {
+	case r := <-req.reply:
+		return r
+	case <-ctx.Done():
+		return callbackReply{err: ctx.Err()}
+	}
+}
+
+func pluginFetcher(id int64) core.MetadataFetcher {
+	return func(ctx context.Context, serviceURL, method string) (metadata.MD, error) {
+		r := ask(ctx, &callbackRequest{kind: callbackMetadata, target: id, serviceURL: serviceURL, method: method})
+		return r.md, r.err
+	}
+}
+
+func certFetcher(id int64) func() (*core.CertConfig, error) {
+	return func() (*core.CertConfig, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), certFetchTimeout)
+		defer cancel()
+		r := ask(ctx, &callbackRequest{kind: callbackCerts, target: id})
+		return r.cert, r.err
+	}
+}
+
+// hotCallbackNext waits for the next callback request: (request, kind, id,
+// service_url, method_name); None if timeout passed first.
+//
+//export hotCallbackNext
+func hotCallbackNext(timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	req, _, r := await(callbackRequests, seconds(timeout))
+	switch r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_none()
+	}
+	t := C.hot_tuple(5)
+	C.hot_tuple_set(t, 0, capsule(req, C.HOT_CALLBACK))
+	C.hot_tuple_set(t, 1, C.hot_int(C.longlong(req.kind)))
+	C.hot_tuple_set(t, 2, C.hot_int(C.longlong(req.target)))
+	C.hot_tuple_set(t, 3, pyStr(req.serviceURL))
+	C.hot_tuple_set(t, 4, pyStr(req.method))
+	return t
+}
+
+// hotCallbackReply answers a request: metadata for a plugin, a certificate
+// configuration (or None) for a fetcher, or an error message. Later answers
+// to the same request are ignored.
+//
+//export hotCallbackReply
+func hotCallbackReply(h C.uintptr_t, md, errText, cert pyObj) (ret pyObj) {
+	defer guard(&ret)
+	req := value[*callbackRequest](h)
+	var reply callbackReply
+	if C.hot_is_none(errText) == 0 {
+		text, ok := strArg(errText)
+		if !ok {
+			return nil
+		}
+		reply.err = errors.New(text)
+	} else {
+		var ok bool
+		m, r := mdFromPy(md)
+		switch r {
+		case mdRaised:
+			return nil
+		case mdInvalid:
+			reply.err = errors.New("the plugin returned invalid metadata")
+		}
+		reply.md = m
+		if reply.cert, ok = optCreds[*core.CertConfig](cert, "a certificate configuration"); !ok {
+			return nil
+		}
+	}
+	select {
+	case req.reply <- reply:
+	default:
+	}
+	return C.hot_none()
+}
