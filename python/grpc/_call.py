@@ -219,59 +219,86 @@ def _spawn(target, *args):
     return thread
 
 
-class _UnaryFuture(grpc.RpcError, grpc.Call, grpc.Future):
-    """A unary-response call under way: a Call and a Future."""
+class _LiveCall(grpc.RpcError, grpc.Call, grpc.Future):
+    """A call under way, as grpcio returns them: a Call, a Future, and, once
+    it failed, the RpcError itself. Subclasses say how to learn the outcome
+    from the engine (_fetch) and how to stop the call there (_stop)."""
 
-    def __init__(self, hot, call, make_outcome, deadline):
+    _name = "_MultiThreadedRendezvous"
+
+    def __init__(self, deadline):
         super().__init__()
-        self._hot = hot
-        self._call = call
-        self._make_outcome = make_outcome
         self._deadline = deadline
         self._lock = threading.Lock()
         self._outcome = None
+        self._ended_locally = False  # cancelled, or failed on this side
         self._cancelled = False
         self._rpc_callbacks = _CallbackWatcher()
         self._done_callbacks = _CallbackWatcher()
+
+    def _fetch(self, timeout):
+        raise NotImplementedError()
+
+    def _stop(self):
+        raise NotImplementedError()
+
+    def _known_initial_metadata(self):
+        return ()
 
     def _wait(self, timeout):
         """The outcome, waiting up to timeout (None: forever); None if not yet."""
         if self._outcome is not None:
             return self._outcome
-        result = self._hot.unary_wait(self._call, _common.timeout_arg(timeout))
-        if result is None:
+        outcome = self._fetch(timeout)
+        if outcome is None:
             return None
         with self._lock:
             if self._outcome is None:
-                outcome = self._make_outcome(*result)
-                if self._cancelled:
-                    outcome.code, outcome.details = _CANCELLED, _LOCALLY_CANCELLED
                 self._outcome = outcome
         return self._outcome
+
+    # The outcome the Future methods report; stream-request unary calls
+    # also settle their response first.
+    _final = _wait
+
+    def _end_locally(self, code, details):
+        """Ends the call now with code and details; False if it had ended."""
+        with self._lock:
+            if self._outcome is not None:
+                return False
+            self._outcome = _Outcome(code, details, self._known_initial_metadata(), ())
+            self._ended_locally = True
+            self._cancelled = code is _CANCELLED
+        self._stop()
+        self._fire()
+        return True
+
+    def _fire(self):
+        self._rpc_callbacks.fire()
+        self._done_callbacks.fire(self)
 
     def _watch(self):
         _spawn(self._watch_until_done)
 
     def _watch_until_done(self):
         self._wait(None)
-        self._rpc_callbacks.fire()
-        self._done_callbacks.fire(self)
+        self._fire()
 
-    # Call
+    # -- Call -----------------------------------------------------------------
     def initial_metadata(self):
-        return self._wait(None).initial_metadata
+        return self._final(None).initial_metadata
 
     def trailing_metadata(self):
-        return self._wait(None).trailing_metadata
+        return self._final(None).trailing_metadata
 
     def code(self):
-        return self._wait(None).code
+        return self._final(None).code
 
     def details(self):
-        return self._wait(None).details
+        return self._final(None).details
 
     def debug_error_string(self):
-        return _debug_string(self._wait(None))
+        return _debug_string(self._final(None))
 
     def is_active(self):
         return self._wait(0) is None
@@ -282,20 +309,16 @@ class _UnaryFuture(grpc.RpcError, grpc.Call, grpc.Future):
         return max(self._deadline - time.monotonic(), 0.0)
 
     def cancel(self):
-        with self._lock:
-            if self._outcome is not None or self._cancelled:
-                return False
-            self._cancelled = True
-        self._hot.unary_cancel(self._call)
-        return True
+        return self._end_locally(_CANCELLED, _LOCALLY_CANCELLED)
 
     def add_callback(self, callback):
+        if self.done():
+            return False
         return self._rpc_callbacks.add(callback, self._watch)
 
-    # Future
+    # -- Future ---------------------------------------------------------------
     def cancelled(self):
-        outcome = self._wait(0)
-        return outcome is not None and self._cancelled
+        return self._cancelled
 
     def running(self):
         return self._wait(0) is None
@@ -304,45 +327,59 @@ class _UnaryFuture(grpc.RpcError, grpc.Call, grpc.Future):
         return self._wait(0) is not None
 
     def result(self, timeout=None):
-        outcome = self._wait(timeout)
+        outcome = self._final(timeout)
         if outcome is None:
             raise grpc.FutureTimeoutError()
+        if self._cancelled:
+            raise grpc.FutureCancelledError()
         if outcome.code is _OK:
             return outcome.response
-        if self._cancelled:
-            raise grpc.FutureCancelledError()
-        raise _InactiveRpcError(outcome)
+        raise self
 
     def exception(self, timeout=None):
-        outcome = self._wait(timeout)
+        outcome = self._final(timeout)
         if outcome is None:
             raise grpc.FutureTimeoutError()
-        if outcome.code is _OK:
-            return None
         if self._cancelled:
             raise grpc.FutureCancelledError()
-        return _InactiveRpcError(outcome)
+        return None if outcome.code is _OK else self
 
     def traceback(self, timeout=None):
-        error = self.exception(timeout)
-        if error is None:
+        if self.exception(timeout) is None:
             return None
         try:
-            raise error
+            raise self
         except grpc.RpcError:
             return sys.exc_info()[2]
 
     def add_done_callback(self, fn):
-        if not self._done_callbacks.add(fn, self._watch):
+        if self.done() or not self._done_callbacks.add(fn, self._watch):
             fn(self)
 
     def __str__(self):
         outcome = self._wait(0)
         if outcome is None:
-            return "<_UnaryFuture object of in-flight RPC>"
-        return _describe("_UnaryFuture", outcome)
+            return "<%s object of in-flight RPC>" % self._name
+        return _describe(self._name, outcome)
 
     __repr__ = __str__
+
+
+class _UnaryFuture(_LiveCall):
+    """A unary-response call started with .future()."""
+
+    def __init__(self, hot, call, make_outcome, deadline):
+        super().__init__(deadline)
+        self._hot = hot
+        self._call = call
+        self._make_outcome = make_outcome
+
+    def _fetch(self, timeout):
+        result = self._hot.unary_wait(self._call, _common.timeout_arg(timeout))
+        return None if result is None else self._make_outcome(*result)
+
+    def _stop(self):
+        self._hot.unary_cancel(self._call)
 
 
 def _consume_requests(hot, stream, iterator, serializer, call):
@@ -365,72 +402,49 @@ def _consume_requests(hot, stream, iterator, serializer, call):
     hot.stream_close_send(stream)
 
 
-class _StreamCall(grpc.RpcError, grpc.Call, grpc.Future):
-    """A call with a streaming response or request: a Call, a Future, an
-    iterator of responses, and, once it failed, the RpcError itself."""
+class _StreamCall(_LiveCall):
+    """A call with a streaming request or response; with a streaming
+    response it is also the iterator of responses."""
 
     def __init__(self, hot, stream, deserializer, deadline):
-        super().__init__()
+        super().__init__(deadline)
         self._hot = hot
         self._stream = stream
         self._deserializer = deserializer
-        self._deadline = deadline
         self._buffer = collections.deque()
-        self._lock = threading.Lock()
         self._initial = None
-        self._outcome = None
-        self._override = None  # (code, details) set locally: cancel, bad request
         self._settled = False  # the unary response has been taken
-        self._rpc_callbacks = _CallbackWatcher()
-        self._done_callbacks = _CallbackWatcher()
 
-    # -- ending ---------------------------------------------------------------
-    def _abort(self, code, details):
-        """Ends the call locally with code and details."""
-        with self._lock:
-            if self._outcome is not None or self._override is not None:
-                return False
-            self._override = (code, details)
-        self._hot.stream_cancel(self._stream)
-        return True
-
-    def _wait(self, timeout):
-        """The outcome once the call ended, waiting up to timeout; None if not."""
-        if self._outcome is not None:
-            return self._outcome
+    def _fetch(self, timeout):
         status = self._hot.stream_status(self._stream, _common.timeout_arg(timeout))
         if status is None:
             return None
         code, details, trailing = status
-        with self._lock:
-            if self._outcome is None:
-                initial = self._initial
-                if initial is None:
-                    initial = self._hot.stream_header(self._stream, 0.0) or ()
-                outcome = _Outcome(_common.CODES[code], details, initial, trailing)
-                if self._override is not None:
-                    outcome.code, outcome.details = self._override
-                self._outcome = outcome
-        return self._outcome
+        initial = self._initial
+        if initial is None:
+            initial = self._hot.stream_header(self._stream, 0.0) or ()
+        return _Outcome(_common.CODES[code], details, initial, trailing)
 
-    def _watch(self):
-        _spawn(self._watch_until_done)
+    def _stop(self):
+        self._hot.stream_cancel(self._stream)
 
-    def _watch_until_done(self):
-        self._wait(None)
-        self._rpc_callbacks.fire()
-        self._done_callbacks.fire(self)
+    def _known_initial_metadata(self):
+        return self._initial or ()
+
+    # Ends the call on this side (bad request, bad response, cancel).
+    _abort = _LiveCall._end_locally
 
     # -- iteration ------------------------------------------------------------
     def __iter__(self):
         return self
 
     def __next__(self):
+        if self._ended_locally:
+            raise self
         if not self._buffer:
             batch = self._hot.stream_recv(self._stream, _BATCH, -1.0)
             if not batch:
-                outcome = self._wait(None)
-                if outcome.code is _OK:
+                if self._wait(None).code is _OK:
                     raise StopIteration()
                 raise self
             self._buffer.extend(batch)
@@ -440,7 +454,6 @@ class _StreamCall(grpc.RpcError, grpc.Call, grpc.Future):
         except Exception:
             _LOGGER.exception(_DESERIALIZE_FAILED)
             self._abort(_INTERNAL, _DESERIALIZE_FAILED)
-            self._wait(None)
             raise self
 
     def next(self):
@@ -469,89 +482,11 @@ class _StreamCall(grpc.RpcError, grpc.Call, grpc.Future):
                         outcome.code, outcome.details = _INTERNAL, _DESERIALIZE_FAILED
         return outcome
 
-    # -- Call -----------------------------------------------------------------
     def initial_metadata(self):
         if self._initial is None:
             initial = self._hot.stream_header(self._stream, -1.0)
             self._initial = () if initial is None else initial
         return self._initial
-
-    def trailing_metadata(self):
-        return self._wait(None).trailing_metadata
-
-    def code(self):
-        return self._wait(None).code
-
-    def details(self):
-        return self._wait(None).details
-
-    def debug_error_string(self):
-        return _debug_string(self._wait(None))
-
-    def is_active(self):
-        return self._wait(0) is None
-
-    def time_remaining(self):
-        if self._deadline is None:
-            return None
-        return max(self._deadline - time.monotonic(), 0.0)
-
-    def cancel(self):
-        return self._abort(_CANCELLED, _LOCALLY_CANCELLED)
-
-    def add_callback(self, callback):
-        return self._rpc_callbacks.add(callback, self._watch)
-
-    # -- Future ---------------------------------------------------------------
-    def cancelled(self):
-        outcome = self._wait(0)
-        return outcome is not None and outcome.code is _CANCELLED and self._override is not None
-
-    def running(self):
-        return self._wait(0) is None
-
-    def done(self):
-        return self._wait(0) is not None
-
-    def result(self, timeout=None):
-        outcome = self._wait(timeout)
-        if outcome is None:
-            raise grpc.FutureTimeoutError()
-        if outcome.code is _OK:
-            return outcome.response
-        if self.cancelled():
-            raise grpc.FutureCancelledError()
-        raise self
-
-    def exception(self, timeout=None):
-        outcome = self._wait(timeout)
-        if outcome is None:
-            raise grpc.FutureTimeoutError()
-        if outcome.code is _OK:
-            return None
-        if self.cancelled():
-            raise grpc.FutureCancelledError()
-        return self
-
-    def traceback(self, timeout=None):
-        if self.exception(timeout) is None:
-            return None
-        try:
-            raise self
-        except grpc.RpcError:
-            return sys.exc_info()[2]
-
-    def add_done_callback(self, fn):
-        if not self._done_callbacks.add(fn, self._watch):
-            fn(self)
-
-    def __str__(self):
-        outcome = self._wait(0)
-        if outcome is None:
-            return "<_MultiThreadedRendezvous object of in-flight RPC>"
-        return _describe("_MultiThreadedRendezvous", outcome)
-
-    __repr__ = __str__
 
 
 # grpcio's name for the streaming call object; some programs refer to it.
@@ -561,16 +496,4 @@ _MultiThreadedRendezvous = _StreamCall
 class _StreamFuture(_StreamCall):
     """A stream-request unary-response call started with .future()."""
 
-    def result(self, timeout=None):
-        self._unary_outcome(timeout)
-        return super().result(timeout)
-
-    def exception(self, timeout=None):
-        self._unary_outcome(timeout)
-        return super().exception(timeout)
-
-    def code(self):
-        return self._unary_outcome(None).code
-
-    def details(self):
-        return self._unary_outcome(None).details
+    _final = _StreamCall._unary_outcome

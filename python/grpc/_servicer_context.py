@@ -36,6 +36,7 @@ class ServicerContext(grpc.ServicerContext):
         self._auth_context = None
         self._callbacks = []
         self._callbacks_lock = threading.Lock()
+        self._watching = False
 
     # -- RpcContext -----------------------------------------------------------
     def is_active(self):
@@ -57,7 +58,17 @@ class ServicerContext(grpc.ServicerContext):
             if self._callbacks is None:
                 return False
             self._callbacks.append(callback)
+            watch = not self._watching
+            self._watching = True
+        if watch:
+            # The RPC may end while the handler still runs (the client
+            # cancels, the deadline passes): callbacks run then, not later.
+            threading.Thread(target=self._watch, name="grpcgo-rpc-callbacks", daemon=True).start()
         return True
+
+    def _watch(self):
+        self._hot.call_wait_done(self._call, -1.0)
+        self._run_callbacks()
 
     def _run_callbacks(self):
         with self._callbacks_lock:
