@@ -58,3 +58,5 @@ clean:
 
 include mk/gopy.mk
 include mk/examples.mk
+include mk/interop.mk
+include mk/bench.mk

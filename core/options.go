@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -80,6 +82,7 @@ func ChannelOptions(opts []Option) ChannelConfig {
 	retries := true
 	serviceConfig := ""
 	lbPolicy := ""
+	primaryUA, secondaryUA := "", ""
 	for _, o := range opts {
 		switch o.Key {
 		case "grpc.max_receive_message_length", "grpc.max_message_length":
@@ -95,7 +98,9 @@ func ChannelOptions(opts []Option) ChannelConfig {
 		case "grpc.ssl_target_name_override":
 			cfg.TLSServerName = o.Str
 		case "grpc.primary_user_agent":
-			cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(o.Str))
+			primaryUA = o.Str
+		case "grpc.secondary_user_agent":
+			secondaryUA = o.Str
 		case "grpc.keepalive_time_ms":
 			if o.IsInt && o.Int > 0 && o.Int < math.MaxInt32 {
 				ka.Time, haveKA = ms(o.Int), true
@@ -125,8 +130,15 @@ func ChannelOptions(opts []Option) ChannelConfig {
 	if haveKA {
 		cfg.Dial = append(cfg.Dial, grpc.WithKeepaliveParams(ka))
 	}
+	// grpc-go puts its own "grpc-go/<version>" after whatever is given.
+	if ua := strings.TrimSpace(primaryUA + " " + secondaryUA); ua != "" {
+		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(ua))
+	}
 	if !retries {
 		cfg.Dial = append(cfg.Dial, grpc.WithDisableRetry())
+	}
+	if lbPolicy != "" && balancer.Get(lbPolicy) == nil {
+		lbPolicy = "" // grpcio falls back to its default for a name it does not know
 	}
 	if serviceConfig == "" && lbPolicy != "" {
 		serviceConfig = fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, lbPolicy)

@@ -207,9 +207,9 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 		}
 		defer s.active.Add(-1)
 	}
-	if s.compressor != "" {
-		setServerCompressor(ss, s.compressor)
-	}
+	// grpc-go answers in the request's encoding; grpcio compresses responses
+	// only when the server (or the handler) asks for it.
+	setServerCompressor(ss, s.compressor)
 	c := newServerCall(ss)
 	liveServerCalls.Add(1)
 	defer liveServerCalls.Add(-1)

@@ -48,8 +48,9 @@ static inline PyObject *hot_md_open(PyObject *md, Py_ssize_t *n) {
 }
 
 /* Reads pair i as raw UTF-8 / bytes pointers valid while seq and *pair
- * live (*pair is a new reference the caller releases). Returns 0, or -1
- * with the exception grpcio raises for the same mistake. */
+ * live (*pair is a new reference the caller releases). Returns 0; 1 for a
+ * None key (grpcio fails such a call with INTERNAL); or -1 with the
+ * exception grpcio raises for the same mistake. */
 static inline int hot_md_item(PyObject *seq, Py_ssize_t i, PyObject **pair, const char **k,
                               Py_ssize_t *kn, const char **v, Py_ssize_t *vn) {
     PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
@@ -68,14 +69,22 @@ static inline int hot_md_item(PyObject *seq, Py_ssize_t i, PyObject **pair, cons
         return -1;
     }
     PyObject *key = PySequence_Fast_GET_ITEM(p, 0), *val = PySequence_Fast_GET_ITEM(p, 1);
-    if (!PyUnicode_Check(key)) {
+    if (key == Py_None) return 1; /* grpcio: "Invalid metadata" */
+    if (PyBytes_Check(key)) {
+        *k = PyBytes_AS_STRING(key);
+        *kn = PyBytes_GET_SIZE(key);
+    } else if (PyUnicode_Check(key)) {
+        *k = PyUnicode_AsUTF8AndSize(key, kn);
+        if (*k == NULL) return -1;
+    } else {
         PyErr_Format(PyExc_TypeError, "Expected str, not %R", (PyObject *)Py_TYPE(key));
         return -1;
     }
-    *k = PyUnicode_AsUTF8AndSize(key, kn);
-    if (*k == NULL) return -1;
     int binary = *kn > 4 && memcmp(*k + *kn - 4, "-bin", 4) == 0;
-    if (PyBytes_Check(val)) {
+    if (val == Py_None) { /* grpcio sends None as an empty value */
+        *v = "";
+        *vn = 0;
+    } else if (PyBytes_Check(val)) {
         *v = PyBytes_AS_STRING(val);
         *vn = PyBytes_GET_SIZE(val);
     } else if (PyUnicode_Check(val) && !binary) {

@@ -163,7 +163,7 @@ func hotCallSendHeader(h C.uintptr_t, md pyObj) (ret pyObj) {
 	case mdRaised:
 		return nil
 	case mdInvalid:
-		return raise(C.HOT_VALUE, "Invalid metadata")
+		return C.hot_none() // the caller ends the call with INTERNAL
 	}
 	var err error
 	withoutGIL(func() { err = c.SendHeader(m) })
@@ -181,6 +181,9 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	md, r := mdFromPy(trailer)
 	switch r {
 	case mdRaised:
+		// The call must end whatever the metadata was; the exception
+		// still tells the caller what was wrong.
+		c.Finish(codes.Internal, "Invalid metadata", nil)
 		return nil
 	case mdInvalid:
 		code, md = C.int(codes.Internal), nil

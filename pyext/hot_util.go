@@ -24,9 +24,13 @@ type pyObj = *C.PyObject
 // main thread sees signals, so only it waits in slices.
 var mainThread atomic.Uint64
 
-// exiting is set when the interpreter starts shutting down; from then on no
-// thread that released the GIL takes it back.
-var exiting atomic.Bool
+// exiting is set when the interpreter starts shutting down: from then on a
+// thread that released the GIL takes it back only if it is in the set
+// (the threads the shutdown still waits for); nil lets no thread back.
+var (
+	exiting      atomic.Bool
+	exitingAllow atomic.Pointer[map[uint64]bool]
+)
 
 // metadatum is grpcio's _Metadatum namedtuple type (a strong reference,
 // set once by setup); metadata pairs are made of it.
@@ -38,8 +42,39 @@ func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	metadatum = metadatumType
 }
 
+// exitAllowed collects, before hotExiting, the threads the shutdown still
+// waits for.
+var exitAllowed = map[uint64]bool{}
+
+//export hotExitAllow
+func hotExitAllow(ident C.ulong) { exitAllowed[uint64(ident)] = true }
+
+// hotExiting starts the shutdown: with all, no thread comes back into
+// Python; otherwise only the threads hotExitAllow named.
+//
 //export hotExiting
-func hotExiting() { exiting.Store(true) }
+func hotExiting(all C.int) {
+	if all != 0 {
+		exitingAllow.Store(nil)
+	} else {
+		set := exitAllowed
+		exitAllowed = map[uint64]bool{}
+		exitingAllow.Store(&set)
+	}
+	exiting.Store(true)
+}
+
+// mayReturn tells whether this thread may take the GIL back.
+func mayReturn() bool {
+	if C.hot_finalizing() != 0 {
+		return false
+	}
+	if !exiting.Load() {
+		return true
+	}
+	allow := exitingAllow.Load()
+	return allow != nil && (*allow)[uint64(C.PyThread_get_thread_ident())]
+}
 
 func isMainThread() bool {
 	return uint64(C.PyThread_get_thread_ident()) == mainThread.Load()
@@ -51,7 +86,7 @@ func isMainThread() bool {
 func release() *C.PyThreadState { return C.hot_release() }
 
 func acquire(ts *C.PyThreadState) {
-	if exiting.Load() || C.hot_finalizing() != 0 {
+	if !mayReturn() {
 		select {}
 	}
 	C.hot_acquire(ts)
@@ -209,9 +244,14 @@ func mdFromPy(obj pyObj) (metadata.MD, mdResult) {
 		var k, v *C.char
 		var kn, vn C.Py_ssize_t
 		rc := C.hot_md_item(seq, i, &pair, &k, &kn, &v, &vn)
-		if rc != 0 {
+		if rc < 0 {
 			C.hot_decref(pair)
 			return nil, mdRaised
+		}
+		if rc > 0 { // a None key: grpcio fails the call
+			C.hot_decref(pair)
+			result = mdInvalid
+			continue
 		}
 		key := C.GoStringN(k, C.int(kn))
 		value := C.GoStringN(v, C.int(vn))
@@ -249,9 +289,10 @@ func validValue(v string) bool {
 	return true
 }
 
-// hiddenKey reports transport headers grpcio does not show as metadata.
+// hiddenKey reports transport headers and gRPC's reserved "grpc-" keys,
+// which grpcio does not show as metadata.
 func hiddenKey(k string) bool {
-	return k == "" || k[0] == ':' || k == "content-type" || k == "te"
+	return k == "" || k[0] == ':' || k == "content-type" || k == "te" || strings.HasPrefix(k, "grpc-")
 }
 
 // mdToPy builds grpcio's metadata form: a tuple of _Metadatum (key, value)

@@ -98,8 +98,28 @@ static PyObject *m_check(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static PyObject *m_exiting(PyObject *self, PyObject *unused) {
-    if (!forked) hotExiting();
+/* exiting(allowed_thread_idents or None): from now on only those threads
+ * (None: no thread) take the GIL back after waiting in Go. */
+static PyObject *m_exiting(PyObject *self, PyObject *args) {
+    PyObject *allowed = Py_None;
+    if (!PyArg_ParseTuple(args, "|O", &allowed)) return NULL;
+    if (forked) Py_RETURN_NONE;
+    if (allowed == Py_None) {
+        hotExiting(1);
+        Py_RETURN_NONE;
+    }
+    PyObject *seq = PySequence_Fast(allowed, "allowed must be a sequence of thread idents");
+    if (seq == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        unsigned long ident = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        hotExitAllow(ident);
+    }
+    Py_DECREF(seq);
+    hotExiting(0);
     Py_RETURN_NONE;
 }
 
@@ -458,7 +478,9 @@ static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
-    {"exiting", m_exiting, METH_NOARGS, "The interpreter is exiting: no thread takes the GIL back."},
+    {"exiting", m_exiting, METH_VARARGS,
+     "exiting(allowed_thread_idents=None): the interpreter is exiting; only the allowed\n"
+     "threads take the GIL back after waiting in Go."},
     {"channel_new", m_channel_new, METH_VARARGS, "channel_new(target, options_json) -> channel"},
     {"channel_close", m_channel_close, METH_VARARGS, "channel_close(channel)"},
     {"channel_state", m_channel_state, METH_VARARGS, "channel_state(channel, try_to_connect) -> state"},

@@ -37,7 +37,7 @@ _DESERIALIZE_FAILED = "Exception deserializing response!"
 
 def _check_call_args(credentials, compression):
     """The engine's per-call credentials (or None), after checking types."""
-    if compression is not None and not isinstance(compression, grpc.Compression):
+    if compression is not None and not isinstance(compression, int):
         raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
     if credentials is None:
         return None
@@ -51,6 +51,9 @@ def _serialize_request(request, serializer):
     grpcio does). A serializer that returns something other than bytes is a
     programming error: TypeError, raised to the caller."""
     if serializer is None:
+        if request is None:  # grpcio: nothing to send is a failed serialization
+            _LOGGER.error(_SERIALIZE_FAILED)
+            return None
         payload = request
     else:
         try:
@@ -382,16 +385,15 @@ class _Connectivity:
     def _run(self):
         channel = self._channel
         hot, handle = channel._hot, channel._handle
-        state = None
+        state = hot.channel_state(handle, False)
         while True:
             with self._lock:
                 if not self._subscribers or channel._closed:
                     self._thread = None
                     return
-                connect = self._connect
-            if state is None or (connect and state == 0):
-                state = hot.channel_state(handle, connect)
-            with self._lock:
+                # A connect request is used once, as grpcio does: after the
+                # channel goes idle again it stays idle until a call.
+                connect, self._connect = self._connect, False
                 due = [s for s in self._subscribers if s[1] != state]
                 for s in due:
                     s[1] = state
@@ -401,6 +403,8 @@ class _Connectivity:
                     callback(connectivity)
                 except Exception:
                     _LOGGER.exception("Exception in connectivity callback %r", callback)
+            if connect:
+                hot.channel_state(handle, True)
             changed = hot.channel_watch(handle, state, self._POLL)
             if changed is not None:
                 state = changed

@@ -24,6 +24,8 @@ def timeout_arg(timeout):
     """The engine's convention for an optional timeout: seconds, or -1."""
     if timeout is None:
         return -1.0
+    if not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds, not %s" % type(timeout).__name__)
     return max(float(timeout), 0.0)
 
 
@@ -36,9 +38,9 @@ def wait_for_ready_arg(wait_for_ready):
 def options_json(options):
     """Encodes channel or server options for the engine.
 
-    Options are (key, value) pairs; values the engine cannot use (objects
-    such as grpcio's pointer-valued arguments) are dropped, as grpcio ignores
-    options it does not know.
+    Options are (key, value) pairs with int, float, str or bytes values, as
+    grpcio accepts; other values are a TypeError there and here. Options the
+    engine does not know are ignored, as grpcio ignores them.
     """
     pairs = []
     for option in options or ():
@@ -54,8 +56,12 @@ def options_json(options):
             continue
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
-        if isinstance(value, (bool, int, float, str)):
-            pairs.append((key, value))
+        if not isinstance(value, (int, float, str)):
+            raise TypeError(
+                "Expected int, bytes, or behavior, got %s for channel argument %r"
+                % (type(value), key)
+            )
+        pairs.append((key, value))
     return json.dumps(pairs).encode()
 
 
@@ -68,7 +74,7 @@ def serialize(message, serializer):
 
 
 def check_bytes(data):
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    if type(data) is not bytes:
         raise TypeError(
             "Argument 'message' has incorrect type (expected bytes, got %s)"
             % type(data).__name__
@@ -76,13 +82,14 @@ def check_bytes(data):
 
 
 def compression_arg(compression):
-    """The engine's convention for an optional grpc.Compression: -1 unset."""
-    return -1 if compression is None else int(compression)
+    """The engine's convention for an optional grpc.Compression: -1 unset.
+    NoCompression counts as unset, as in grpcio."""
+    return int(compression) if compression else -1
 
 
 def with_compression(options, compression):
     """Channel or server options plus grpcio's default-compression option."""
-    if compression is None:
+    if not compression:
         return options
     return tuple(options or ()) + (("grpc.default_compression_algorithm", int(compression)),)
 

@@ -160,48 +160,55 @@ class _Intercepted:
             self._method, timeout, metadata, credentials, wait_for_ready, compression
         )
 
-    def _invoke(self, how, details, request):
-        """Runs the call below with details an interceptor chose; failures
-        come back as outcomes, as grpcio's continuations return them."""
+    def _call_below(self, how, details, request):
+        """Runs the call on the channel below with the details an
+        interceptor chose."""
         method, timeout, metadata, credentials, wait_for_ready, compression = details
         target = self._thunk(method)
         if how is not None:
             target = getattr(target, how)
-        try:
-            return target(
-                request,
-                timeout=timeout,
-                metadata=metadata,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-        except grpc.RpcError as rpc_error:
-            return rpc_error
-        except Exception as exception:
-            return _FailureOutcome(exception, sys.exc_info()[2])
+        return target(
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+
+def _failure():
+    return _FailureOutcome(sys.exc_info()[1], sys.exc_info()[2])
 
 
 class _UnaryResponse(_Intercepted):
-    """Unary-response shapes: __call__, with_call and future."""
+    """Unary-response shapes. As in grpcio: with_call's continuation turns
+    failures into outcomes but an interceptor's own exception propagates;
+    future() turns both into a failed future."""
 
     _intercept_name = None
 
-    def _intercept(self, how, request, timeout, metadata, credentials, wait_for_ready,
-                   compression):
+    def _intercept(self, request, timeout, metadata, credentials, wait_for_ready,
+                   compression, continuation):
         original = self._details(timeout, metadata, credentials, wait_for_ready, compression)
-
-        def continuation(new_details, new_request):
-            details = _unwrap(new_details, original)
-            if how == "with_call":
-                outcome = self._invoke("with_call", details, new_request)
-                if isinstance(outcome, tuple):
-                    return _UnaryOutcome(*outcome)
-                return outcome
-            return self._invoke("future", details, new_request)
-
         intercept = getattr(self._interceptor, self._intercept_name)
-        return intercept(continuation, original, request)
+        return intercept(lambda new_details, new_request: continuation(
+            _unwrap(new_details, original), new_request), original, request)
+
+    def _with_call_below(self, details, request):
+        try:
+            response, call = self._call_below("with_call", details, request)
+            return _UnaryOutcome(response, call)
+        except grpc.RpcError as rpc_error:
+            return rpc_error
+        except Exception:
+            return _failure()
+
+    def _future_below(self, details, request):
+        try:
+            return self._call_below("future", details, request)
+        except Exception:
+            return _failure()
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None,
                  wait_for_ready=None, compression=None):
@@ -212,32 +219,38 @@ class _UnaryResponse(_Intercepted):
 
     def with_call(self, request, timeout=None, metadata=None, credentials=None,
                   wait_for_ready=None, compression=None):
-        call = self._intercept(
-            "with_call", request, timeout, metadata, credentials, wait_for_ready, compression
-        )
+        call = self._intercept(request, timeout, metadata, credentials, wait_for_ready,
+                               compression, self._with_call_below)
         return call.result(), call
 
     def future(self, request, timeout=None, metadata=None, credentials=None,
                wait_for_ready=None, compression=None):
-        return self._intercept(
-            "future", request, timeout, metadata, credentials, wait_for_ready, compression
-        )
+        try:
+            return self._intercept(request, timeout, metadata, credentials, wait_for_ready,
+                                   compression, self._future_below)
+        except Exception:
+            return _failure()
 
 
 class _StreamResponse(_Intercepted):
-    """Streaming-response shapes: __call__ returns the call iterator."""
+    """Streaming-response shapes: any exception, the interceptor's or the
+    call's, comes back as a failed call object that raises when used."""
 
     _intercept_name = None
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None,
                  wait_for_ready=None, compression=None):
         original = self._details(timeout, metadata, credentials, wait_for_ready, compression)
-
-        def continuation(new_details, new_request):
-            return self._invoke(None, _unwrap(new_details, original), new_request)
-
         intercept = getattr(self._interceptor, self._intercept_name)
-        return intercept(continuation, original, request)
+        try:
+            return intercept(
+                lambda new_details, new_request: self._call_below(
+                    None, _unwrap(new_details, original), new_request),
+                original,
+                request,
+            )
+        except Exception:
+            return _failure()
 
 
 class _UnaryUnary(_UnaryResponse, grpc.UnaryUnaryMultiCallable):

@@ -5,7 +5,7 @@
 The engine library is loaded by the first channel or server instead. After
 that, a forked child that touches grpc gets a clear error (raised in C,
 before any call into Go), and at interpreter exit servers are stopped and
-channels closed before any thread could come back into Python from Go.
+no thread comes back into Python from Go once finalization began.
 """
 
 import atexit
@@ -60,10 +60,7 @@ def hot():
             from grpc._common import Metadatum
 
             module.setup(threading.main_thread().ident, Metadatum)
-            # threading's exit hooks run before concurrent.futures joins its
-            # workers and before atexit: stop our servers first, so handlers
-            # blocked on a client are released.
-            threading._register_atexit(_stop_everything)
+            threading._register_atexit(_on_threading_exit)
             atexit.register(_finalize, module)
             _hot = module
     return _hot
@@ -77,21 +74,38 @@ def track_channel(channel):
     _channels.add(channel)
 
 
-def _stop_everything():
-    for server in list(_servers):
-        try:
-            server._shutdown_at_exit()
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
+def _on_threading_exit():
+    # Runs before the interpreter joins its non-daemon threads (and before
+    # concurrent.futures joins its workers). Daemon threads are abandoned:
+    # one waiting in Go stays there, as a thread blocked in grpcio does.
+    # Non-daemon threads must finish, so their calls are cancelled: channels
+    # close, servers stop (releasing handlers blocked on a client).
+    keep = [t.ident for t in _joined_at_exit() if t.ident is not None]
+    _hot.exiting(keep)
     for channel in list(_channels):
         try:
             channel.close()
         except Exception:  # pragma: no cover - best effort at exit
             pass
+    for server in list(_servers):
+        try:
+            server._shutdown_at_exit()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+def _joined_at_exit():
+    """The threads the interpreter still waits for: non-daemon threads, and
+    concurrent.futures' workers (joined at exit even when daemonic, as they
+    are when a daemon thread, like the server's, started them)."""
+    threads = [t for t in threading.enumerate() if not t.daemon]
+    futures_thread = sys.modules.get("concurrent.futures.thread")
+    if futures_thread is not None:
+        threads.extend(getattr(futures_thread, "_threads_queues", {}).keys())
+    return threads
 
 
 def _finalize(module):
-    _stop_everything()
-    # From here on a thread returning from Go parks instead of taking the
-    # GIL back from a finalizing interpreter.
+    # From here on no thread returning from Go takes the GIL back from a
+    # finalizing interpreter.
     module.exiting()

@@ -79,11 +79,6 @@ def _validate_generic_handlers(handlers):
 class _Server(grpc.Server):
     def __init__(self, thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs):
         _validate_generic_handlers(handlers)
-        for interceptor in interceptors:
-            if not isinstance(interceptor, grpc.ServerInterceptor):
-                raise TypeError(
-                    "interceptor %r is not a grpc.ServerInterceptor" % (interceptor,)
-                )
         self._pool = thread_pool
         self._generic = list(handlers)
         self._registered = {}
@@ -150,19 +145,36 @@ class _Server(grpc.Server):
         event = threading.Event()
         grace = 0.0 if grace is None else max(float(grace), 0.0)
         with self._lock:
+            first = not self._stopped
             self._stopped = True
+            if not first and not self._stop_events:
+                event.set()  # already stopped, every handler ended
+                return event
             self._stop_events.append(event)
-        thread = threading.Thread(
-            target=self._stop, args=(grace,), name="grpcgo-server-stop", daemon=True
-        )
-        thread.start()
+        if grace == 0.0:
+            # Without grace, stopping does not wait for anyone: do it now, so
+            # an idle server's Event is set on return, as grpcio's is.
+            self._stop(grace)
+        else:
+            threading.Thread(
+                target=self._stop, args=(grace,), name="grpcgo-server-stop", daemon=True
+            ).start()
         return event
 
     def _stop(self, grace):
         self._hot.server_stop(self._handle, grace)
         with self._lock:
-            # Handlers still running after the grace period see their calls
-            # cancelled; the event waits for them to return.
+            if self._active:
+                # Handlers still running see their calls cancelled; the
+                # events wait for them to return.
+                threading.Thread(target=self._set_when_idle, daemon=True).start()
+                return
+            events, self._stop_events = self._stop_events, []
+        for event in events:
+            event.set()
+
+    def _set_when_idle(self):
+        with self._lock:
             while self._active:
                 self._idle.wait()
             events, self._stop_events = self._stop_events, []
@@ -227,8 +239,13 @@ def _intercepted(interceptor, continuation):
 
 
 def _finish(hot, call, context, code, details, last=None):
-    hot.call_finish(call, code, details, context._trailing_metadata, last)
-    context._run_callbacks()
+    try:
+        hot.call_finish(call, code, details, context._trailing_metadata, last)
+    except Exception:
+        # The engine ended the call with INTERNAL; say why.
+        _LOGGER.exception("Invalid trailing metadata %r", context._trailing_metadata)
+    finally:
+        context._run_callbacks()
 
 
 def _handle_call(server, call, method, metadata, peer, time_left):
@@ -237,8 +254,8 @@ def _handle_call(server, call, method, metadata, peer, time_left):
     try:
         handler = server._lookup(details)
     except Exception:
-        _LOGGER.exception("Exception servicing handler lookup for %s", method)
-        hot.call_finish(call, _UNKNOWN, "Exception calling application: handler lookup failed", None, None)
+        _LOGGER.exception("Exception servicing handler for %s", method)
+        hot.call_finish(call, _UNKNOWN, "Error in service handler!", None, None)
         return
     if handler is None:
         hot.call_finish(call, _UNIMPLEMENTED, "Method not found!", None, None)
@@ -309,7 +326,7 @@ def _unary_response(hot, call, context, response, serializer):
 
 
 def _stream_responses(hot, call, context, responses, serializer):
-    iterator = iter(responses) if responses is not None else iter(())
+    iterator = responses
     while True:
         try:
             response = next(iterator)
@@ -325,6 +342,8 @@ def _stream_responses(hot, call, context, responses, serializer):
                 code = context._code
             _finish(hot, call, context, code.value[0], context._details or details)
             return
+        if response is None:
+            break  # grpcio ends the stream there
         try:
             payload = _common.serialize(response, serializer)
         except Exception:

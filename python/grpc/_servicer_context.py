@@ -102,9 +102,10 @@ class ServicerContext(grpc.ServicerContext):
         return {k: list(v) for k, v in self._auth()[0].items()}
 
     def set_compression(self, compression):
-        if self._initial_metadata_sent:
-            raise RuntimeError("Compression setting must be specified before sending initial metadata")
-        self._hot.call_set_compression(self._call, int(compression))
+        # grpcio: NoCompression keeps the default, and a setting after the
+        # initial metadata went out has no effect.
+        if compression and not self._initial_metadata_sent:
+            self._hot.call_set_compression(self._call, int(compression))
 
     def disable_next_message_compression(self):
         # grpc-go compresses a call's messages alike; the hint changes no
@@ -115,7 +116,9 @@ class ServicerContext(grpc.ServicerContext):
         if self._initial_metadata_sent:
             raise ValueError("Initial metadata no longer allowed!")
         self._initial_metadata_sent = True
-        self._hot.call_send_header(self._call, initial_metadata)
+        if self._hot.call_send_header(self._call, initial_metadata) is None:
+            # Metadata gRPC forbids: grpcio ends the call with INTERNAL.
+            raise Abort(grpc.StatusCode.INTERNAL, "Invalid metadata")
 
     def set_trailing_metadata(self, trailing_metadata):
         self._trailing_metadata = tuple(trailing_metadata) if trailing_metadata else None
@@ -127,6 +130,7 @@ class ServicerContext(grpc.ServicerContext):
         if code is grpc.StatusCode.OK:
             _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
             code = grpc.StatusCode.UNKNOWN
+            details = ""
         self._aborted = True
         self._code = code
         self._details = details
@@ -146,4 +150,7 @@ class ServicerContext(grpc.ServicerContext):
         return self._code
 
     def details(self):
+        # grpcio keeps details encoded.
+        if isinstance(self._details, str):
+            return self._details.encode("utf-8")
         return self._details

@@ -1,0 +1,52 @@
+"""Keeps `make bench` working: runs bench/run.py in smoke mode (tiny counts,
+one repeat) for grpcgo <-> grpcgo only, against the installed package.
+
+Needs neither grpcio nor ghz nor the Go toolchain. Asserts only that every
+workload completed and produced numbers: no timing assertions.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(REPO_ROOT, "bench", "run.py")
+
+CLIENT_METRICS = [
+    "unary.calls_per_s", "unary.p50_us", "unary.p99_us",
+    "unary.client_cpu_s_per_10k", "unary.server_cpu_s_per_10k",
+    "unary8.calls_per_s", "sstream.msgs_per_s", "cstream.msgs_per_s",
+    "bidi.rt_per_s", "big.mib_per_s",
+]
+
+
+@pytest.mark.timeout(60)
+def test_bench_smoke_ours(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    results = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, RUN, "--smoke", "--contenders", "ours",
+         "--ours-python", sys.executable, "--out", str(out), "--json", str(results),
+         "--logdir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    data = json.loads(results.read_text())
+    assert data["errors"] == []
+    (sample,) = data["samples"]
+    assert set(sample) == {"ours-ours", "rss-ours", "import-ours"}
+    for key in CLIENT_METRICS:
+        value = sample["ours-ours"][key]
+        assert isinstance(value, float) and math.isfinite(value) and value >= 0, (key, value)
+    for key in ("rss.idle_mib", "rss.loaded_mib", "rss.load_calls_per_s"):
+        assert sample["rss-ours"][key] > 0, key
+    assert math.isfinite(sample["import-ours"]["import.ms"])
+
+    table = out.read_text()
+    assert "unary ping-pong, calls/s" in table
+    assert "grpcgo" in table

@@ -1,0 +1,343 @@
+"""Clean interpreter exit with grpc objects alive, each case in a subprocess.
+
+The interpreter must exit promptly, with status 0 and without a hang, a
+crash or a traceback, while it still has: live channels, a running server,
+calls in flight in both directions (a client blocked in a thread, a server
+handler blocked on its client), pending done callbacks, connectivity
+subscriptions and a stop() under way. (test_runtime.py covers a few
+in-flight cases already: streams in flight, a pending unary future, exit
+from a non-main thread.)
+
+Expected behaviour is grpcio 1.85's where grpcio exits cleanly (checked by
+running this file against grpcio, GRPCGO_TEST_ALLOW_GRPCIO=1 in a venv
+holding grpcio); where grpcio 1.85 hangs, the case is grpcgo's promise and
+is skipped under grpcio.
+"""
+
+import glob
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import grpc
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+EXIT_BOUND = 20  # seconds: a child still running after this hangs
+
+IS_GRPCGO = bool(
+    glob.glob(os.path.join(os.path.dirname(os.path.abspath(grpc.__file__)), "_engine*.so"))
+)
+
+PRELUDE = textwrap.dedent(
+    """
+    import concurrent.futures, os, socket, sys, threading, time
+    import grpc
+
+    FOREVER = threading.Event()  # never set
+
+    def _echo(request, context):
+        return request
+
+    def _hold(request, context):
+        # Blocked until its call ends (bounded).
+        deadline = time.monotonic() + 60
+        while context.is_active() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return request
+
+    def _drain(request_iterator, context):
+        # Blocked reading requests the client never finishes sending.
+        return b"".join(request_iterator)
+
+    def _flood(request, context):
+        # Blocked sending: 1 MiB messages to a client that stops reading.
+        for _ in range(1000):
+            if not context.is_active():
+                return
+            yield bytes(1 << 20)
+
+    def _bidi(request_iterator, context):
+        for request in request_iterator:
+            yield request
+
+    HANDLER = grpc.method_handlers_generic_handler("t.Exit", {
+        "Echo": grpc.unary_unary_rpc_method_handler(_echo),
+        "Hold": grpc.unary_unary_rpc_method_handler(_hold),
+        "Drain": grpc.stream_unary_rpc_method_handler(_drain),
+        "Flood": grpc.unary_stream_rpc_method_handler(_flood),
+        "Bidi": grpc.stream_stream_rpc_method_handler(_bidi),
+    })
+
+    def start_server(workers=8):
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        server = grpc.server(pool, handlers=[HANDLER])
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        return server, port
+
+    def blocked_requests(first=b"one"):
+        yield first
+        FOREVER.wait()
+
+    REMOTE_SERVER = (
+        "import concurrent.futures, grpc, sys, time\\n"
+        "def hold(request, context):\\n"
+        "    deadline = time.monotonic() + 30\\n"
+        "    while context.is_active() and time.monotonic() < deadline:\\n"
+        "        time.sleep(0.01)\\n"
+        "    return request\\n"
+        "def drain(request_iterator, context):\\n"
+        "    return b''.join(request_iterator)\\n"
+        "h = grpc.method_handlers_generic_handler('t.Exit', {\\n"
+        "    'Hold': grpc.unary_unary_rpc_method_handler(hold),\\n"
+        "    'Drain': grpc.stream_unary_rpc_method_handler(drain)})\\n"
+        "s = grpc.server(concurrent.futures.ThreadPoolExecutor(4), handlers=[h])\\n"
+        "print(s.add_insecure_port('127.0.0.1:0'), flush=True)\\n"
+        "s.start()\\n"
+        "sys.stdin.read()\\n"
+        "s.stop(None)\\n"
+    )
+
+    def start_remote_server():
+        # A server in another process (so that no handler of this process
+        # keeps it alive); killed when this process exits.
+        import atexit, subprocess
+        proc = subprocess.Popen([sys.executable, "-c", REMOTE_SERVER],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        atexit.register(proc.kill)
+        return int(proc.stdout.readline())
+    """
+)
+
+CASES = {
+    "idle_channel": """
+        channel = grpc.insecure_channel("127.0.0.1:1")
+    """,
+    "connected_channel": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        assert channel.unary_unary("/t.Exit/Echo")(b"x", timeout=10) == b"x"
+        server.stop(None).wait(10)
+    """,
+    "many_channels": """
+        server, port = start_server()
+        channels = [grpc.insecure_channel("127.0.0.1:%d" % port) for _ in range(50)]
+        for ch in channels:
+            assert ch.unary_unary("/t.Exit/Echo")(b"x", timeout=10) == b"x"
+    """,
+    "running_server": """
+        server, port = start_server()
+    """,
+    "running_server_and_channel": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        assert channel.unary_unary("/t.Exit/Echo")(b"x", timeout=10) == b"x"
+    """,
+    "unstarted_server": """
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        server = grpc.server(pool, handlers=[HANDLER])
+        server.add_insecure_port("127.0.0.1:0")
+    """,
+    "client_blocked_in_a_daemon_thread": """
+        port = start_remote_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        started = threading.Event()
+
+        def client():
+            started.set()
+            channel.unary_unary("/t.Exit/Hold")(b"x", timeout=60)
+
+        threading.Thread(target=client, daemon=True).start()
+        started.wait(10)
+        time.sleep(0.3)
+    """,
+    "client_stream_blocked_in_a_daemon_thread": """
+        port = start_remote_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        started = threading.Event()
+
+        def client():
+            started.set()
+            channel.stream_unary("/t.Exit/Drain")(blocked_requests(), timeout=60)
+
+        threading.Thread(target=client, daemon=True).start()
+        started.wait(10)
+        time.sleep(0.3)
+    """,
+    "client_blocked_in_a_daemon_thread_with_a_local_server": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        started = threading.Event()
+
+        def client():
+            started.set()
+            channel.unary_unary("/t.Exit/Hold")(b"x", timeout=60)
+
+        threading.Thread(target=client, daemon=True).start()
+        started.wait(10)
+        time.sleep(0.2)
+    """,
+    "server_handler_blocked_sending": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        call = channel.unary_stream("/t.Exit/Flood")(b"", timeout=60)
+        assert len(next(call)) == 1 << 20
+        time.sleep(0.3)  # the handler fills the window and blocks
+    """,
+    "server_handler_blocked_receiving": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        future = channel.stream_unary("/t.Exit/Drain").future(blocked_requests(), timeout=60)
+        time.sleep(0.3)
+        assert future.running()
+    """,
+    "server_handler_blocked_on_a_remote_client": """
+        # The server's client is another process that stays connected.
+        import subprocess
+        server, port = start_server()
+        client = subprocess.Popen([sys.executable, "-c", (
+            "import grpc, sys\\n"
+            "ch = grpc.insecure_channel('127.0.0.1:%d')\\n"
+            "print('calling', flush=True)\\n"
+            "try:\\n"
+            "    ch.unary_unary('/t.Exit/Hold')(b'x', timeout=30)\\n"
+            "except grpc.RpcError as e:\\n"
+            "    print(e.code(), flush=True)\\n") % port],
+            stdout=subprocess.PIPE, text=True)
+        assert client.stdout.readline().strip() == "calling"
+        time.sleep(0.5)
+        import atexit
+        atexit.register(lambda: client.kill())
+    """,
+    "pending_done_callbacks": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        futures = []
+        for i in range(5):
+            future = channel.unary_unary("/t.Exit/Hold").future(b"x", timeout=60)
+            future.add_done_callback(lambda f: f.code())
+            futures.append(future)
+        call = channel.unary_stream("/t.Exit/Flood")(b"", timeout=60)
+        call.add_done_callback(lambda c: c.code())
+        call.add_callback(lambda: None)
+        time.sleep(0.3)
+    """,
+    "pending_done_callbacks_no_deadline": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        future = channel.unary_unary("/t.Exit/Hold").future(b"x")
+        future.add_done_callback(lambda f: f.exception())
+        stream = channel.stream_unary("/t.Exit/Drain").future(blocked_requests())
+        stream.add_done_callback(lambda f: f.exception())
+        time.sleep(0.3)
+    """,
+    "futures_to_a_server_in_another_process_in_flight": """
+        port = start_remote_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        futures = [channel.unary_unary("/t.Exit/Hold").future(b"x", timeout=60)
+                   for _ in range(3)]
+        for future in futures:
+            future.add_done_callback(lambda f: None)
+        time.sleep(0.3)
+    """,
+    "connectivity_subscription": """
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        channel = grpc.insecure_channel("127.0.0.1:%d" % listener.getsockname()[1])
+        channel.subscribe(lambda state: None, try_to_connect=True)
+        ready = grpc.channel_ready_future(channel)
+        ready.add_done_callback(lambda f: None)
+        time.sleep(0.3)
+    """,
+    "stop_with_grace_under_way": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        future = channel.unary_unary("/t.Exit/Hold").future(b"x", timeout=60)
+        time.sleep(0.2)
+        server.stop(30)
+        time.sleep(0.1)
+    """,
+    "sys_exit_with_calls_in_flight": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        call = channel.stream_stream("/t.Exit/Bidi")(blocked_requests(), timeout=60)
+        assert next(call) == b"one"
+        print("leaving", flush=True)
+        sys.exit(0)
+    """,
+    "closed_channel_and_stopped_server": """
+        server, port = start_server()
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        assert channel.unary_unary("/t.Exit/Echo")(b"x", timeout=10) == b"x"
+        channel.close()
+        server.stop(None).wait(10)
+    """,
+}
+
+# Where grpcio 1.85 does not exit promptly (it hangs until its threads end).
+GRPCIO_HANGS = {
+    "client_blocked_in_a_non_daemon_thread",
+    "server_handler_blocked_on_a_remote_client",
+    "server_handler_blocked_sending",
+    "server_handler_blocked_receiving",
+    "pending_done_callbacks",
+    "pending_done_callbacks_no_deadline",
+    "stop_with_grace_under_way",
+    "sys_exit_with_calls_in_flight",
+    "client_blocked_in_a_daemon_thread_with_a_local_server",
+}
+
+CASES["client_blocked_in_a_non_daemon_thread"] = """
+    port = start_remote_server()
+    channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+    started = threading.Event()
+
+    def client():
+        started.set()
+        try:
+            channel.unary_unary("/t.Exit/Hold")(b"x", timeout=60)
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=client).start()
+    started.wait(10)
+    time.sleep(0.3)
+"""
+
+
+def run_child(body):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = TESTS_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    code = PRELUDE + "\n" + textwrap.dedent(body)
+    if "sys.exit(0)" not in body:
+        code += '\nprint("leaving", flush=True)\n'
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=EXIT_BOUND, stdin=subprocess.DEVNULL, cwd=TESTS_DIR,
+                              env=env)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
+        pytest.fail(f"the child did not exit within {EXIT_BOUND}s (hang)\n"
+                    f"stdout:\n{out}\nstderr:\n{err}")
+    return proc, time.monotonic() - start
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_exit_is_prompt_and_clean(case):
+    if case in GRPCIO_HANGS and not IS_GRPCGO:
+        pytest.skip("grpcgo's promise; grpcio 1.85 does not exit promptly here")
+    proc, elapsed = run_child(CASES[case])
+    detail = f"exit status {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, detail
+    assert proc.stdout.splitlines()[-1:] == ["leaving"], detail
+    assert "Traceback" not in proc.stderr, detail
+    assert "Fatal Python error" not in proc.stderr, detail
+    assert "panic" not in proc.stderr, detail
+    print(f"{case}: {elapsed:.2f} s")

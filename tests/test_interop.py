@@ -1,0 +1,88 @@
+"""The gRPC interop cases against grpc-go's own interop client and server.
+
+The plaintext grpc-go directions of `make interop`, fast cases only (the soak
+cases, TLS and the grpcio directions run in `make interop`):
+
+* grpc-go's interop client (google.golang.org/grpc/interop/client at
+  interop/peers.py's GRPC_GO_VERSION) -> interop/server.py on our grpc;
+* interop/client.py on our grpc -> grpc-go's interop server.
+
+The grpc-go programs are built from the module proxy once and kept under
+build/interop/ (a cold build takes a minute or two). Every process listens on
+127.0.0.1 (grpc-go's server on all interfaces; only loopback connects) and
+every wait is bounded.
+"""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "interop"))
+
+import harness  # noqa: E402
+import peers  # noqa: E402
+
+CASE_TIMEOUT = 60
+LOGS = os.path.join(peers.BUILD, "logs", "pytest")
+
+
+@pytest.fixture(scope="session")
+def go_interop():
+    try:
+        return peers.go_interop()
+    except peers.PeerError as error:
+        pytest.fail(f"could not build grpc-go's interop programs: {error}", pytrace=False)
+
+
+def _server(cmd_for_port, name):
+    port = harness.free_port()
+    server = harness.Server(cmd_for_port(port), port, os.path.join(LOGS, f"{name}.log"))
+    if server.failure:
+        server.stop()
+        pytest.fail(f"{name} did not start: {server.failure}", pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="module")
+def our_server():
+    """interop/server.py on our grpc (this interpreter), plaintext."""
+    server = _server(lambda port: harness.python_server(sys.executable, port, False),
+                     "grpcgo-server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def go_server(go_interop):
+    """grpc-go's interop server, plaintext."""
+    server = _server(lambda port: harness.go_server(go_interop[1], port, False),
+                     "grpc-go-server")
+    yield server
+    server.stop()
+
+
+def _run(cmd, server, name):
+    assert server.alive(), f"the server died earlier:\n{server.log()[-3000:]}"
+    passed, detail = harness.run_client(cmd, CASE_TIMEOUT,
+                                        os.path.join(LOGS, f"{name}.log"))
+    assert passed, f"{' '.join(cmd)}\n{detail}\n--- server log tail ---\n{server.log()[-2000:]}"
+    assert server.alive(), f"the server died during the case:\n{server.log()[-3000:]}"
+
+
+@pytest.mark.parametrize("case", harness.FAST_CASES)
+def test_grpc_go_client_to_our_server(case, go_interop, our_server):
+    _run(harness.go_client(go_interop[0], our_server.port, case, False),
+         our_server, f"grpc-go-client-{case}")
+
+
+@pytest.mark.parametrize("case", harness.FAST_CASES)
+def test_our_client_to_grpc_go_server(case, go_server):
+    _run(harness.python_client(sys.executable, go_server.port, case, False),
+         go_server, f"grpcgo-client-{case}")
+
+
+def test_our_server_stops_on_sigterm(our_server):
+    # Last in the module: the server we started must end by itself on SIGTERM.
+    assert our_server.stop() == 0, our_server.log()[-3000:]

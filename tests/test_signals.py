@@ -1,0 +1,251 @@
+"""Ctrl-C: SIGINT reaches a main thread blocked in grpc, over loopback.
+
+Each case runs a child Python process whose main thread blocks in grpc: a
+unary call, with_call, iterating a response stream, future.result(),
+channel_ready_future(...).result() or server.wait_for_termination(). The
+test sends it SIGINT and checks that KeyboardInterrupt arrives promptly
+(the child prints the wall-clock time it caught it; the bound is generous),
+that the interrupted call is cancelled on the server (which runs in this
+process), and that the child's channel still works afterwards. Expected
+behaviour is grpcio 1.85's, checked by running this file against grpcio
+(GRPCGO_TEST_ALLOW_GRPCIO=1 in a venv holding grpcio).
+
+Every wait is bounded; every child has a timeout.
+"""
+
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import grpc
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+WAIT = 10  # seconds, for every event that should happen
+CHILD_TIMEOUT = 30  # seconds, for every child process
+INTERRUPT_BOUND = 2.0  # seconds from SIGINT to KeyboardInterrupt (issue: 0.5 s)
+
+SERVICE = "grpcgo.testing.Signals"
+
+
+class _Service:
+    """Handlers keyed by the request (the case name): Hold blocks until the
+    call ends and records whether it ended by cancellation."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = {}
+        self.ended = {}
+
+    def event(self, name):
+        with self.lock:
+            return self.events.setdefault(name, threading.Event())
+
+    def _hold(self, key, context):
+        self.event(key + ":started").set()
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while context.is_active() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.ended[key] = "cancelled" if not context.is_active() else "timeout"
+        self.event(key + ":ended").set()
+
+    def hold(self, request, context):
+        self._hold(request.decode(), context)
+        return request
+
+    def hold_stream(self, request, context):
+        yield b"first"
+        self._hold(request.decode(), context)
+
+    def hold_stream_unary(self, request_iterator, context):
+        key = next(request_iterator)
+        self._hold(key.decode(), context)
+        return key
+
+    def hold_bidi(self, request_iterator, context):
+        key = next(request_iterator)
+        yield key
+        self._hold(key.decode(), context)
+
+    def echo(self, request, context):
+        return request
+
+    def handler(self):
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            "Hold": grpc.unary_unary_rpc_method_handler(self.hold),
+            "HoldStream": grpc.unary_stream_rpc_method_handler(self.hold_stream),
+            "HoldStreamUnary": grpc.stream_unary_rpc_method_handler(self.hold_stream_unary),
+            "HoldBidi": grpc.stream_stream_rpc_method_handler(self.hold_bidi),
+            "Echo": grpc.unary_unary_rpc_method_handler(self.echo),
+        })
+
+
+@pytest.fixture(scope="module")
+def served():
+    service = _Service()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+    server = grpc.server(pool, handlers=[service.handler()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    assert port > 0
+    server.start()
+    try:
+        yield service, port
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+
+
+PRELUDE = textwrap.dedent(
+    """
+    import concurrent.futures, gc, sys, time
+    import grpc
+
+    PORT = int(sys.argv[1])
+    SILENT = int(sys.argv[2])
+    KEY = sys.argv[3]
+    channel = grpc.insecure_channel("127.0.0.1:%d" % PORT)
+    hold = channel.unary_unary("/SERVICE/Hold")
+    hold_stream = channel.unary_stream("/SERVICE/HoldStream")
+    hold_stream_unary = channel.stream_unary("/SERVICE/HoldStreamUnary")
+    hold_bidi = channel.stream_stream("/SERVICE/HoldBidi")
+    echo = channel.unary_unary("/SERVICE/Echo")
+    assert echo(b"warm-up", timeout=10) == b"warm-up"
+
+    def blocked():
+    """
+).replace("SERVICE", SERVICE)
+
+EPILOGUE = textwrap.dedent(
+    """
+    try:
+        blocked()
+        print("not interrupted", flush=True)
+    except KeyboardInterrupt:
+        print("caught %.6f" % time.time(), flush=True)
+    gc.collect()
+    # The channel still works.
+    print("after", echo(b"after", timeout=10) == b"after", flush=True)
+    """
+)
+
+CASES = {
+    "unary": """
+        hold(KEY.encode(), timeout=60)
+    """,
+    "with_call": """
+        hold.with_call(KEY.encode(), timeout=60)
+    """,
+    "response_stream": """
+        call = hold_stream(KEY.encode(), timeout=60)
+        for response in call:
+            pass
+    """,
+    "stream_unary": """
+        hold_stream_unary(iter([KEY.encode()]), timeout=60)
+    """,
+    "bidi_stream": """
+        for response in hold_bidi(iter([KEY.encode()]), timeout=60):
+            pass
+    """,
+    "unary_no_deadline": """
+        hold(KEY.encode())
+    """,
+    "future_result": """
+        future = hold.future(KEY.encode(), timeout=60)
+        future.result()
+    """,
+    "future_result_timeout": """
+        future = hold.future(KEY.encode(), timeout=60)
+        future.result(timeout=50)
+    """,
+    "channel_ready_future": """
+        silent = grpc.insecure_channel("127.0.0.1:%d" % SILENT)
+        print("blocking", flush=True)
+        grpc.channel_ready_future(silent).result()
+    """,
+    "channel_ready_future_timeout": """
+        silent = grpc.insecure_channel("127.0.0.1:%d" % SILENT)
+        print("blocking", flush=True)
+        grpc.channel_ready_future(silent).result(timeout=50)
+    """,
+    "wait_for_termination": """
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        server = grpc.server(pool)
+        server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        print("blocking", flush=True)
+        server.wait_for_termination()
+    """,
+    "wait_for_termination_timeout": """
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        server = grpc.server(pool)
+        server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        print("blocking", flush=True)
+        server.wait_for_termination(timeout=50)
+    """,
+}
+
+# Cases whose blocked call reaches the server's Hold handler.
+CALL_CASES = {"unary", "with_call", "response_stream", "stream_unary", "bidi_stream",
+              "unary_no_deadline", "future_result", "future_result_timeout"}
+
+
+def _read_line(proc, deadline):
+    """One line of the child's stdout before deadline (or b"")."""
+    result = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()),
+                              daemon=True)
+    reader.start()
+    reader.join(max(deadline - time.monotonic(), 0))
+    return result[0] if result else b""
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ctrl_c_interrupts_a_blocked_main_thread(served, case):
+    service, port = served
+    key = f"{case}-{os.getpid()}-{time.monotonic_ns()}"
+    script = PRELUDE + textwrap.indent(textwrap.dedent(CASES[case]), "    ") + EPILOGUE
+    env = dict(os.environ)
+    env["PYTHONPATH"] = TESTS_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts connections, never answers: never READY
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(port), str(silent.getsockname()[1]), key],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=TESTS_DIR, env=env)
+        try:
+            deadline = time.monotonic() + CHILD_TIMEOUT
+            if case in CALL_CASES:
+                assert service.event(key + ":started").wait(WAIT), "the call never started"
+            else:
+                assert _read_line(proc, deadline).strip() == b"blocking"
+            time.sleep(0.3)  # let the main thread settle into its wait
+            sent = time.time()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=CHILD_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    out = out.decode(errors="replace")
+    err = err.decode(errors="replace")
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+    lines = [line for line in out.splitlines() if line != "blocking"]
+    assert len(lines) == 2 and lines[0].startswith("caught "), out + err
+    latency = float(lines[0].split()[1]) - sent
+    print(f"{case}: KeyboardInterrupt {latency:.3f} s after SIGINT")
+    assert latency < INTERRUPT_BOUND, f"KeyboardInterrupt took {latency:.3f} s"
+    assert lines[1] == "after True"
+    assert "Fatal Python error" not in err, err
+    if case in CALL_CASES:
+        # The interrupted call was cancelled: its handler saw the call end.
+        assert service.event(key + ":ended").wait(WAIT), "the server never saw the call end"
+        assert service.ended[key] == "cancelled"
