@@ -290,9 +290,10 @@ func validValue(v string) bool {
 }
 
 // hiddenKey reports transport headers and gRPC's reserved "grpc-" keys,
-// which grpcio does not show as metadata.
+// which grpcio does not show as metadata (rich status details excepted).
 func hiddenKey(k string) bool {
-	return k == "" || k[0] == ':' || k == "content-type" || k == "te" || strings.HasPrefix(k, "grpc-")
+	return k == "" || k[0] == ':' || k == "content-type" || k == "te" ||
+		strings.HasPrefix(k, "grpc-") && k != "grpc-status-details-bin"
 }
 
 // mdToPy builds grpcio's metadata form: a tuple of _Metadatum (key, value)
