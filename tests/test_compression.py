@@ -341,6 +341,7 @@ def test_set_compression_on_a_response_stream():
         assert down > MiB
 
 
+@pytest.mark.xfail(strict=True, reason='known gap: grpc-go compresses every message of a call alike; the hint is accepted and ignored')
 def test_disable_next_message_compression():
     with setup() as (ch, proxy, service):
         _, down = wire(proxy, lambda: _check(
