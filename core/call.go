@@ -82,10 +82,20 @@ func (ch *Channel) Unary(spec *CallSpec, req []byte) (resp []byte, header metada
 
 // StartUnary begins a unary call on its own goroutine.
 func (ch *Channel) StartUnary(spec *CallSpec, req []byte) *UnaryCall {
+	return ch.StartUnaryNotify(spec, req, nil)
+}
+
+// StartUnaryNotify is StartUnary that also calls notify (if not nil) on the
+// call's goroutine once it has ended: a waiter outside Go can sleep on its
+// own primitive instead of a Go channel.
+func (ch *Channel) StartUnaryNotify(spec *CallSpec, req []byte, notify func()) *UnaryCall {
 	c := &UnaryCall{Done: make(chan struct{})}
 	ctx, cancel := ch.callContext(spec)
 	c.cancel = cancel
 	go func() {
+		if notify != nil {
+			defer notify()
+		}
 		defer close(c.Done)
 		defer cancel(nil)
 		var trailer metadata.MD

@@ -64,6 +64,12 @@ func (c *CallCredentials) GetRequestMetadata(ctx context.Context, uri ...string)
 			if _, ok := status.FromError(err); ok {
 				return nil, err
 			}
+			if ctx.Err() != nil {
+				// The call's deadline passed (or it was cancelled) while
+				// the plugin had not answered: grpcio reports the deadline
+				// or the cancellation, not a plugin failure.
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
 			return nil, status.Errorf(codes.Unavailable, "Getting metadata from plugin failed with error: %v", err)
 		}
 		for k, vs := range md {

@@ -35,8 +35,22 @@ func (c *ChannelCredentials) transport(serverName string) credentials.TransportC
 
 // TLSChannel verifies the server against roots (system roots when
 // hasRoots is false) and, given a key and chain, presents a client
-// certificate.
+// certificate. Like grpcio, it accepts PEM it cannot use: every connection
+// attempt then fails (UNAVAILABLE for the calls) saying why.
 func TLSChannel(roots []byte, hasRoots bool, key, chain []byte) (*ChannelCredentials, error) {
+	cfg, err := tlsClientConfig(roots, hasRoots, key, chain)
+	if err != nil {
+		fail := unavailableTransport{err: fmt.Errorf("cannot create the TLS handshaker: %v", err), protocol: "tls"}
+		return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials { return fail }}, nil
+	}
+	return &ChannelCredentials{newTransport: func(serverName string) credentials.TransportCredentials {
+		c := cfg.Clone()
+		c.ServerName = serverName
+		return credentials.NewTLS(c)
+	}}, nil
+}
+
+func tlsClientConfig(roots []byte, hasRoots bool, key, chain []byte) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if hasRoots {
 		pool := x509.NewCertPool()
@@ -52,11 +66,7 @@ func TLSChannel(roots []byte, hasRoots bool, key, chain []byte) (*ChannelCredent
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
-	return &ChannelCredentials{newTransport: func(serverName string) credentials.TransportCredentials {
-		c := cfg.Clone()
-		c.ServerName = serverName
-		return credentials.NewTLS(c)
-	}}, nil
+	return cfg, nil
 }
 
 // LocalChannel trusts the connection because it stays on this machine
@@ -72,7 +82,7 @@ func LocalChannel() *ChannelCredentials {
 func ALTSChannel(serviceAccounts []string) *ChannelCredentials {
 	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
 		if !onGoogleCloud() {
-			return unavailableTransport{errNoALTS}
+			return unavailableTransport{err: errNoALTS, protocol: "alts"}
 		}
 		return alts.NewClientCreds(&alts.ClientOptions{TargetServiceAccounts: serviceAccounts})
 	}}
@@ -169,7 +179,7 @@ func LocalServer() *ServerCredentials { return &ServerCredentials{transport: loc
 // ALTSServer serves ALTS; it needs Google Cloud's handshaker service.
 func ALTSServer() *ServerCredentials {
 	if !onGoogleCloud() {
-		return &ServerCredentials{transport: unavailableTransport{errNoALTS}}
+		return &ServerCredentials{transport: unavailableTransport{err: errNoALTS, protocol: "alts"}}
 	}
 	return &ServerCredentials{transport: alts.NewServerCreds(alts.DefaultServerOptions())}
 }
@@ -184,7 +194,10 @@ func onGoogleCloud() bool {
 }
 
 // unavailableTransport fails every handshake with err.
-type unavailableTransport struct{ err error }
+type unavailableTransport struct {
+	err      error
+	protocol string
+}
 
 func (u unavailableTransport) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	return nil, nil, u.err
@@ -195,7 +208,7 @@ func (u unavailableTransport) ServerHandshake(net.Conn) (net.Conn, credentials.A
 }
 
 func (u unavailableTransport) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "alts"}
+	return credentials.ProtocolInfo{SecurityProtocol: u.protocol}
 }
 func (u unavailableTransport) Clone() credentials.TransportCredentials { return u }
 func (u unavailableTransport) OverrideServerName(string) error         { return nil }

@@ -23,6 +23,9 @@ type ServerCall struct {
 	Peer        string
 	Deadline    time.Time
 	HasDeadline bool
+	// First is the request read before the call was handed over (for
+	// methods marked unary-request), or nil.
+	First []byte
 
 	ctx context.Context
 	ss  grpc.ServerStream

@@ -8,6 +8,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <semaphore.h>
 #include <stdint.h>
 
 /* Exception kinds hot_raise understands. */
@@ -149,6 +150,10 @@ static inline int hot_dict_set(PyObject *d, PyObject *k, PyObject *v) {
     Py_DECREF(v);
     return r;
 }
+
+/* Wakes a thread waiting in C (see hotmodule.c's wait_posted). Safe from
+ * any goroutine: it touches no Python object. */
+static inline void hot_post(void *sem) { sem_post((sem_t *)sem); }
 
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire
  * only with the thread state hot_release returned. */

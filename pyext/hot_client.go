@@ -86,9 +86,15 @@ func unaryResult(resp []byte, c *core.UnaryCall) pyObj {
 	return t
 }
 
-//export hotUnary
-func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
-	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
+// hotUnaryBegin starts a blocking unary call whose caller waits in C: the
+// call posts sem when it ends (exactly once, then never touches it again).
+// It returns the call's capsule; hotUnaryResult then builds the result.
+// Waiting in C, not in Go, spares Go a locked thread's park and hand-back
+// on every call.
+//
+//export hotUnaryBegin
+func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
+	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, sem unsafe.Pointer) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
 	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
@@ -96,22 +102,27 @@ func hotUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer
 	case mdRaised:
 		return nil
 	case mdInvalid:
-		return unaryResult(nil, &core.UnaryCall{Status: invalidMetadata})
+		C.hot_post(sem)
+		return capsule(core.FailedUnary(invalidMetadata), C.HOT_UNARY)
 	}
-	msg := goBytes(req, rn)
-	if !isMainThread() {
-		// Other threads see no signals: block in grpc-go directly.
-		var c core.UnaryCall
-		withoutGIL(func() { c.Response, c.Header, c.Status = ch.Unary(spec, msg) })
-		return unaryResult(c.Response, &c)
-	}
-	c := ch.StartUnary(spec, msg)
-	if _, _, r := await(c.Done, -1); r == waitInterrupted {
-		c.Cancel()
-		return nil
-	}
+	post := func() { C.hot_post(sem) }
+	return capsule(ch.StartUnaryNotify(spec, goBytes(req, rn), post), C.HOT_UNARY)
+}
+
+// hotUnaryResult is the result tuple of an ended call (see unaryResult).
+//
+//export hotUnaryResult
+func hotUnaryResult(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.UnaryCall](h)
 	return unaryResult(c.Response, c)
 }
+
+// hotMayReturn tells a thread that waited outside Go whether it may run
+// Python again (see mayReturn).
+//
+//export hotMayReturn
+func hotMayReturn() C.int { return C.int(b2i(mayReturn())) }
 
 //export hotUnaryStart
 func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,

@@ -51,8 +51,8 @@ func hotServerStart(h C.uintptr_t) (ret pyObj) {
 	return C.hot_none()
 }
 
-// hotServerNext waits for the next call and returns
-// (call, method, invocation metadata, peer, seconds left or None); None once
+// hotServerNext waits for the next call and returns (call, method,
+// invocation metadata, peer, seconds left or None, request or None); None once
 // the server stopped. timeout >= 0 bounds the wait: then False means none came.
 //
 //export hotServerNext
@@ -73,7 +73,7 @@ func hotServerNext(h C.uintptr_t, timeout C.double) (ret pyObj) {
 	if c == nil {
 		return C.hot_bool(0)
 	}
-	t := C.hot_tuple(5)
+	t := C.hot_tuple(6)
 	C.hot_tuple_set(t, 0, capsule(c, C.HOT_SERVER_CALL))
 	C.hot_tuple_set(t, 1, pyStr(c.Method))
 	C.hot_tuple_set(t, 2, mdToPy(c.Metadata))
@@ -83,7 +83,22 @@ func hotServerNext(h C.uintptr_t, timeout C.double) (ret pyObj) {
 	} else {
 		C.hot_tuple_set(t, 4, C.hot_none())
 	}
+	if c.First != nil {
+		C.hot_tuple_set(t, 5, pyBytes(c.First))
+	} else {
+		C.hot_tuple_set(t, 5, C.hot_none())
+	}
 	return t
+}
+
+// hotServerMarkUnary says method's handler takes one request (see
+// core.Server.MarkUnaryRequest).
+//
+//export hotServerMarkUnary
+func hotServerMarkUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	value[*core.Server](h).MarkUnaryRequest(C.GoStringN(method, C.int(mn)))
+	return C.hot_none()
 }
 
 // hotServerStop stops the server (see core.Server.Stop) and returns when it

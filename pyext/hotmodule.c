@@ -6,6 +6,11 @@
 #include "hot.h"
 #include "_cgo_export.h"
 #include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Python's main thread: the only one that sees signals. */
+static unsigned long main_thread_ident = 0;
 
 /* ---- fork ---------------------------------------------------------------
  * The Go runtime does not survive fork(): a child must never call into Go.
@@ -89,6 +94,7 @@ static PyObject *m_setup(PyObject *self, PyObject *args) {
     }
     FORK_GUARD();
     Py_INCREF(metadatum); /* kept for the life of the process */
+    main_thread_ident = main_ident;
     hotSetup(main_ident, metadatum);
     Py_RETURN_NONE;
 }
@@ -156,6 +162,64 @@ static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
     return hotChannelWatch(h, from, timeout);
 }
 
+/* ---- waiting outside Go ----------------------------------------------------
+ * A blocking call started in Go posts a semaphore when it ends; the caller
+ * waits for it here with the GIL released. On the main thread the wait
+ * wakes every 50 ms to run Python's signal handlers; if one raises, the
+ * call is cancelled (cancel) and the wait goes on until Go posts, so the
+ * semaphore outlives every use. Returns 0, or -1 with the exception set. */
+static int wait_posted(sem_t *sem, uintptr_t call, void (*cancel)(uintptr_t)) {
+    int is_main = PyThread_get_thread_ident() == main_thread_ident;
+    int failed = 0;
+    PyThreadState *ts = PyEval_SaveThread();
+    if (!is_main) {
+        while (sem_wait(sem) != 0) {
+        }
+    } else {
+        for (;;) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 50 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec += 1;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (sem_timedwait(sem, &until) == 0) break;
+            if (failed) continue; /* cancelled: wait for Go's post */
+            PyEval_RestoreThread(ts);
+            if (PyErr_CheckSignals() != 0) {
+                failed = 1;
+                cancel(call);
+            }
+            ts = PyEval_SaveThread();
+        }
+    }
+    if (!hotMayReturn()) {
+        for (;;) pause(); /* the interpreter is exiting without this thread */
+    }
+    PyEval_RestoreThread(ts);
+    return failed ? -1 : 0;
+}
+
+static void cancel_unary(uintptr_t call) { hotUnaryCancel(call); }
+
+/* unary(...) with the wait in C: see hotUnaryBegin. */
+static PyObject *unary_blocking(uintptr_t h, const char *method, Py_ssize_t mn, Py_buffer *req,
+                                double timeout, PyObject *md, int wfr, int compression, PyObject *creds) {
+    sem_t sem;
+    sem_init(&sem, 0, 0);
+    PyObject *call = hotUnaryBegin(h, (char *)method, mn, req->buf, req->len, timeout, md, wfr,
+                                   compression, creds, &sem);
+    PyObject *result = NULL;
+    if (call != NULL) {
+        uintptr_t ch = hot_handle(call, HOT_UNARY);
+        if (wait_posted(&sem, ch, cancel_unary) == 0) result = hotUnaryResult(ch);
+        Py_DECREF(call);
+    }
+    sem_destroy(&sem);
+    return result;
+}
+
 /* unary(channel, method, request, timeout, metadata, wait_for_ready, compression,
  *       call_credentials_or_None) */
 static PyObject *unary_common(PyObject *args, int start) {
@@ -175,7 +239,7 @@ static PyObject *unary_common(PyObject *args, int start) {
     } else if (start) {
         r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression, creds);
     } else {
-        r = hotUnary(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression, creds);
+        r = unary_blocking(h, method, mn, &req, timeout, md, wfr, compression, creds);
     }
     PyBuffer_Release(&req);
     return r;
@@ -300,6 +364,15 @@ static PyObject *m_server_next(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &timeout)) return NULL;
     FORK_GUARD();
     return hotServerNext(h, timeout);
+}
+
+static PyObject *m_server_mark_unary(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    const char *method;
+    Py_ssize_t mn;
+    if (!PyArg_ParseTuple(args, "O&s#", server_h, &h, &method, &mn)) return NULL;
+    FORK_GUARD();
+    return hotServerMarkUnary(h, (char *)method, mn);
 }
 
 static PyObject *m_server_stop(PyObject *self, PyObject *args) {
@@ -508,7 +581,10 @@ static PyMethodDef methods[] = {
     {"server_add_port", m_server_add_port, METH_VARARGS, "server_add_port(server, address) -> port"},
     {"server_start", m_server_start, METH_VARARGS, "server_start(server)"},
     {"server_next", m_server_next, METH_VARARGS,
-     "server_next(server, timeout) -> (call, method, metadata, peer, time_left) | False | None"},
+     "server_next(server, timeout)\n"
+     "-> (call, method, metadata, peer, time_left, request_or_None) | False | None"},
+    {"server_mark_unary", m_server_mark_unary, METH_VARARGS,
+     "server_mark_unary(server, method): its calls arrive with their one request read"},
     {"server_stop", m_server_stop, METH_VARARGS, "server_stop(server, grace)"},
     {"server_wait", m_server_wait, METH_VARARGS, "server_wait(server, timeout) -> stopped"},
     {"call_recv_one", m_call_recv_one, METH_VARARGS, "call_recv_one(call) -> request or None"},

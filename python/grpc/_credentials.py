@@ -93,8 +93,9 @@ def metadata_call_credentials(metadata_plugin, name):
 
 
 def composite_call_credentials(*call_credentials):
-    if len(call_credentials) < 2:
-        raise ValueError("composite_call_credentials needs at least two CallCredentials")
+    if not call_credentials:
+        # grpcio accepts this but its calls then fail with StopIteration.
+        raise ValueError("composite_call_credentials needs at least one CallCredentials")
     capsule = _runtime.hot().creds_composite_call([c.capsule for c in call_credentials])
     return Credentials(capsule, call_credentials)
 

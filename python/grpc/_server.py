@@ -39,11 +39,13 @@ class _HandlerCallDetails(grpc.HandlerCallDetails):
 class _RequestIterator:
     """The request stream a handler iterates, taken from Go in batches."""
 
-    def __init__(self, hot, call, deserializer):
+    def __init__(self, hot, call, deserializer, first=None):
         self._hot = hot
         self._call = call
         self._deserializer = deserializer
-        self._batch = []
+        # A request the engine read ahead (the method's handler used to take
+        # a single request) comes first.
+        self._batch = [] if first is None else [first]
         self._next = 0
 
     def __iter__(self):
@@ -248,7 +250,7 @@ def _finish(hot, call, context, code, details, last=None):
         context._run_callbacks()
 
 
-def _handle_call(server, call, method, metadata, peer, time_left):
+def _handle_call(server, call, method, metadata, peer, time_left, first):
     hot = server._hot
     details = _HandlerCallDetails(method, metadata)
     try:
@@ -263,9 +265,14 @@ def _handle_call(server, call, method, metadata, peer, time_left):
     context = ServicerContext(hot, call, metadata, peer, time_left)
     try:
         if handler.request_streaming:
-            request = _RequestIterator(hot, call, handler.request_deserializer)
+            request = _RequestIterator(hot, call, handler.request_deserializer, first)
         else:
-            data = hot.call_recv_one(call)
+            if first is not None:
+                data = first
+            else:
+                # Next time the engine reads this method's request itself.
+                hot.server_mark_unary(server._handle, method)
+                data = hot.call_recv_one(call)
             if data is None:
                 _finish(hot, call, context, _CANCELLED, "Cancelled")
                 return
