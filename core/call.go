@@ -64,6 +64,9 @@ type UnaryCall struct {
 
 // Unary performs a unary call on the calling goroutine.
 func (ch *Channel) Unary(spec *CallSpec, req []byte) (resp []byte, header metadata.MD, st *Status) {
+	if ch.refuse != nil {
+		return nil, nil, ch.refuse
+	}
 	ctx, cancel := ch.callContext(spec)
 	defer cancel(nil)
 	var trailer metadata.MD
@@ -89,6 +92,13 @@ func (ch *Channel) StartUnary(spec *CallSpec, req []byte) *UnaryCall {
 // call's goroutine once it has ended: a waiter outside Go can sleep on its
 // own primitive instead of a Go channel.
 func (ch *Channel) StartUnaryNotify(spec *CallSpec, req []byte, notify func()) *UnaryCall {
+	if ch.refuse != nil {
+		c := FailedUnary(ch.refuse)
+		if notify != nil {
+			notify()
+		}
+		return c
+	}
 	c := &UnaryCall{Done: make(chan struct{})}
 	ctx, cancel := ch.callContext(spec)
 	c.cancel = cancel

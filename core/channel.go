@@ -3,11 +3,13 @@ package core
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
@@ -17,6 +19,7 @@ type Channel struct {
 	cc       *grpc.ClientConn
 	target   string // as given to Dial
 	callOpts []grpc.CallOption
+	refuse   *Status         // set: every call fails at once with it
 	ctx      context.Context // cancelled when the channel closes
 	cancel   context.CancelCauseFunc
 	closed   atomic.Bool
@@ -26,7 +29,14 @@ type Channel struct {
 // does not connect until a call or a connectivity request needs it.
 func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, error) {
 	cfg := ChannelOptions(opts)
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds.transport(cfg.TLSServerName))}
+	transport := creds.transport(cfg.TLSServerName)
+	if cfg.Authority != "" && cfg.TLSServerName != "" {
+		// grpcio sends one name as :authority and checks the certificate
+		// against the other; grpc-go refuses two different names unless the
+		// credentials keep theirs to themselves.
+		transport = privateServerName{transport, cfg.TLSServerName}
+	}
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
 	if creds != nil {
 		for _, c := range creds.Call {
 			dial = append(dial, grpc.WithPerRPCCredentials(c))
@@ -45,6 +55,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := &Channel{
 		cc:       cc,
+		refuse:   creds.refusal(),
 		target:   target,
 		callOpts: append([]grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}, cfg.Call...),
 		ctx:      ctx,
@@ -130,4 +141,25 @@ func (ch *Channel) WatchState(from int, stop <-chan struct{}) <-chan int {
 		}
 	}()
 	return out
+}
+
+// privateServerName hides the TLS server name from grpc-go's authority
+// check, and verifies the certificate against it, not the authority.
+type privateServerName struct {
+	credentials.TransportCredentials
+	name string
+}
+
+func (p privateServerName) ClientHandshake(ctx context.Context, _ string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return p.TransportCredentials.ClientHandshake(ctx, p.name, conn)
+}
+
+func (p privateServerName) Info() credentials.ProtocolInfo {
+	info := p.TransportCredentials.Info()
+	info.ServerName = ""
+	return info
+}
+
+func (p privateServerName) Clone() credentials.TransportCredentials {
+	return privateServerName{p.TransportCredentials.Clone(), p.name}
 }

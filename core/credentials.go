@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/alts"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,6 +22,14 @@ import (
 type ChannelCredentials struct {
 	newTransport func(serverName string) credentials.TransportCredentials
 	Call         []*CallCredentials
+	refuse       *Status // set: every call fails at once with it
+}
+
+func (c *ChannelCredentials) refusal() *Status {
+	if c == nil {
+		return nil
+	}
+	return c.refuse
 }
 
 // Insecure reports whether connections go unencrypted and unauthenticated.
@@ -71,19 +80,58 @@ func tlsClientConfig(roots []byte, hasRoots bool, key, chain []byte) (*tls.Confi
 
 // LocalChannel trusts the connection because it stays on this machine
 // (a unix socket, or loopback TCP).
-func LocalChannel() *ChannelCredentials {
+func LocalChannel(uds bool) *ChannelCredentials {
 	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
-		return local.NewCredentials()
+		return localKind{local.NewCredentials(), uds}
 	}}
+}
+
+// localKind restricts local credentials to one kind of connection, as
+// grpcio's LocalConnectionType does: unix sockets, or loopback TCP.
+type localKind struct {
+	credentials.TransportCredentials
+	uds bool
+}
+
+func (l localKind) check(conn net.Conn) error {
+	isUnix := conn.RemoteAddr().Network() == "unix"
+	if isUnix != l.uds {
+		if l.uds {
+			return errors.New("local credentials for UDS refuse a TCP connection")
+		}
+		return errors.New("local credentials for LOCAL_TCP refuse a unix socket connection")
+	}
+	return nil
+}
+
+func (l localKind) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if err := l.check(conn); err != nil {
+		return nil, nil, err
+	}
+	return l.TransportCredentials.ClientHandshake(ctx, authority, conn)
+}
+
+func (l localKind) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if err := l.check(conn); err != nil {
+		return nil, nil, err
+	}
+	return l.TransportCredentials.ServerHandshake(conn)
+}
+
+func (l localKind) Clone() credentials.TransportCredentials {
+	return localKind{l.TransportCredentials.Clone(), l.uds}
 }
 
 // ALTSChannel uses Google's ALTS; it needs the ALTS handshaker service that
 // only Google Cloud provides, and says so elsewhere.
 func ALTSChannel(serviceAccounts []string) *ChannelCredentials {
-	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
-		if !onGoogleCloud() {
+	if !onGoogleCloud() {
+		// As grpcio: every call fails at once with INTERNAL.
+		return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
 			return unavailableTransport{err: errNoALTS, protocol: "alts"}
-		}
+		}, refuse: &Status{Code: codes.Internal, Details: errNoALTS.Error()}}
+	}
+	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
 		return alts.NewClientCreds(&alts.ClientOptions{TargetServiceAccounts: serviceAccounts})
 	}}
 }
@@ -102,6 +150,7 @@ func (c *ChannelCredentials) WithCall(calls ...*CallCredentials) *ChannelCredent
 // insecure.
 type ServerCredentials struct {
 	transport credentials.TransportCredentials
+	err       error // why no port can use these credentials
 }
 
 // CertConfig is a server's certificates and the roots it verifies client
@@ -109,6 +158,7 @@ type ServerCredentials struct {
 type CertConfig struct {
 	certs     []tls.Certificate
 	clientCAs *x509.CertPool
+	err       error // unusable PEM: reported when a port or handshake uses it, as grpcio does
 }
 
 // NewCertConfig parses (key, chain) pairs and optional client roots.
@@ -120,14 +170,15 @@ func NewCertConfig(keys, chains [][]byte, roots []byte, hasRoots bool) (*CertCon
 	for i := range keys {
 		pair, err := tls.X509KeyPair(chains[i], keys[i])
 		if err != nil {
-			return nil, fmt.Errorf("bad private key or certificate chain (pair %d): %v", i, err)
+			cc.err = fmt.Errorf("bad private key or certificate chain (pair %d): %v", i, err)
+			return cc, nil
 		}
 		cc.certs = append(cc.certs, pair)
 	}
 	if hasRoots {
 		cc.clientCAs = x509.NewCertPool()
 		if !cc.clientCAs.AppendCertsFromPEM(roots) {
-			return nil, errors.New("root_certificates holds no PEM certificate")
+			cc.err = errors.New("root_certificates holds no PEM certificate")
 		}
 	}
 	return cc, nil
@@ -143,6 +194,9 @@ func (cc *CertConfig) tlsConfig(requireClientAuth bool) *tls.Config {
 
 // TLSServer serves TLS with fixed certificates.
 func TLSServer(cc *CertConfig, requireClientAuth bool) *ServerCredentials {
+	if cc.err != nil {
+		return &ServerCredentials{err: cc.err}
+	}
 	return &ServerCredentials{transport: credentials.NewTLS(cc.tlsConfig(requireClientAuth))}
 }
 
@@ -151,6 +205,9 @@ func TLSServer(cc *CertConfig, requireClientAuth bool) *ServerCredentials {
 // keeps it, and an error keeps it too (reported through onError).
 func DynamicTLSServer(initial *CertConfig, fetch func() (*CertConfig, error), requireClientAuth bool,
 	onError func(error)) *ServerCredentials {
+	if initial.err != nil {
+		return &ServerCredentials{err: initial.err}
+	}
 	current := make(chan *CertConfig, 1)
 	current <- initial
 	base := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -174,12 +231,14 @@ func DynamicTLSServer(initial *CertConfig, fetch func() (*CertConfig, error), re
 }
 
 // LocalServer accepts only connections from this machine.
-func LocalServer() *ServerCredentials { return &ServerCredentials{transport: local.NewCredentials()} }
+func LocalServer(uds bool) *ServerCredentials {
+	return &ServerCredentials{transport: localKind{local.NewCredentials(), uds}}
+}
 
 // ALTSServer serves ALTS; it needs Google Cloud's handshaker service.
 func ALTSServer() *ServerCredentials {
 	if !onGoogleCloud() {
-		return &ServerCredentials{transport: unavailableTransport{err: errNoALTS, protocol: "alts"}}
+		return &ServerCredentials{err: errNoALTS}
 	}
 	return &ServerCredentials{transport: alts.NewServerCreds(alts.DefaultServerOptions())}
 }

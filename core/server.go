@@ -79,6 +79,9 @@ func (s *Server) AddPort(addr string, creds *ServerCredentials) (int, error) {
 	if s.started || s.stopping {
 		return 0, fmt.Errorf("cannot add a port to a server that has started")
 	}
+	if creds != nil && creds.err != nil {
+		return 0, fmt.Errorf("Failed to bind to address %s: %v", addr, creds.err)
+	}
 	network, address := splitAddress(addr)
 	lc := net.ListenConfig{}
 	if s.reusePort && network == "tcp" {
@@ -86,7 +89,7 @@ func (s *Server) AddPort(addr string, creds *ServerCredentials) (int, error) {
 	}
 	l, err := lc.Listen(context.Background(), network, address)
 	if err != nil {
-		return 0, fmt.Errorf("failed to bind to address %s: %v", addr, err)
+		return 0, fmt.Errorf("Failed to bind to address %s: %v", addr, err)
 	}
 	port := 1 // grpcio's answer for addresses without a port (unix sockets)
 	if ta, ok := l.Addr().(*net.TCPAddr); ok {

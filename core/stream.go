@@ -33,6 +33,9 @@ type Stream struct {
 // the first request, and with closeAfter the request side is then
 // half-closed (the shape of a server-streaming call).
 func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool, first []byte, closeAfter bool) *Stream {
+	if ch.refuse != nil {
+		return FailedStream(ch.refuse)
+	}
 	ctx, cancel := ch.callContext(spec)
 	s := &Stream{
 		ctx:         ctx,

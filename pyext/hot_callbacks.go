@@ -10,7 +10,9 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"grpcgo/core"
 )
@@ -122,7 +124,7 @@ func hotCallbackReply(h C.uintptr_t, md, errText, cert pyObj) (ret pyObj) {
 		case mdRaised:
 			return nil
 		case mdInvalid:
-			reply.err = errors.New("the plugin returned invalid metadata")
+			reply.err = status.Error(codes.Unavailable, "Illegal metadata") // grpcio's words
 		}
 		reply.md = m
 		if reply.cert, ok = optCreds[*core.CertConfig](cert, "a certificate configuration"); !ok {

@@ -93,9 +93,9 @@ func hotCredsSSLChannel(roots, key, chain pyObj) (ret pyObj) {
 }
 
 //export hotCredsLocalChannel
-func hotCredsLocalChannel() (ret pyObj) {
+func hotCredsLocalChannel(uds C.int) (ret pyObj) {
 	defer guard(&ret)
-	return capsule(core.LocalChannel(), C.HOT_CREDENTIALS)
+	return capsule(core.LocalChannel(uds != 0), C.HOT_CREDENTIALS)
 }
 
 //export hotCredsALTSChannel
@@ -226,9 +226,9 @@ func hotCredsDynamicServer(initial pyObj, fetcherID C.longlong, require C.int) (
 }
 
 //export hotCredsLocalServer
-func hotCredsLocalServer() (ret pyObj) {
+func hotCredsLocalServer(uds C.int) (ret pyObj) {
 	defer guard(&ret)
-	return capsule(core.LocalServer(), C.HOT_CREDENTIALS)
+	return capsule(core.LocalServer(uds != 0), C.HOT_CREDENTIALS)
 }
 
 //export hotCredsALTSServer

@@ -473,8 +473,18 @@ static PyObject *m_creds_ssl_channel(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return hotCredsSSLChannel(roots, key, chain);
 }
-ARGS0(m_creds_local_channel, hotCredsLocalChannel())
-ARGS0(m_creds_local_server, hotCredsLocalServer())
+static PyObject *m_creds_local_channel(PyObject *self, PyObject *args) {
+    int uds;
+    if (!PyArg_ParseTuple(args, "p", &uds)) return NULL;
+    FORK_GUARD();
+    return hotCredsLocalChannel(uds);
+}
+static PyObject *m_creds_local_server(PyObject *self, PyObject *args) {
+    int uds;
+    if (!PyArg_ParseTuple(args, "p", &uds)) return NULL;
+    FORK_GUARD();
+    return hotCredsLocalServer(uds);
+}
 ARGS0(m_creds_alts_server, hotCredsALTSServer())
 ARGS0(m_creds_insecure_server, hotCredsInsecureServer())
 static PyObject *m_creds_alts_channel(PyObject *self, PyObject *args) {
@@ -598,7 +608,7 @@ static PyMethodDef methods[] = {
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
     {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},
     {"creds_ssl_channel", m_creds_ssl_channel, METH_VARARGS, "creds_ssl_channel(roots, key, chain)"},
-    {"creds_local_channel", m_creds_local_channel, METH_NOARGS, "creds_local_channel()"},
+    {"creds_local_channel", m_creds_local_channel, METH_VARARGS, "creds_local_channel(uds)"},
     {"creds_alts_channel", m_creds_alts_channel, METH_VARARGS, "creds_alts_channel(service_accounts)"},
     {"creds_composite_channel", m_creds_composite_channel, METH_VARARGS,
      "creds_composite_channel(channel_credentials, call_credentials_sequence)"},
@@ -609,7 +619,7 @@ static PyMethodDef methods[] = {
     {"creds_ssl_server", m_creds_ssl_server, METH_VARARGS, "creds_ssl_server(cert_config, require)"},
     {"creds_dynamic_server", m_creds_dynamic_server, METH_VARARGS,
      "creds_dynamic_server(initial_cert_config, fetcher_id, require)"},
-    {"creds_local_server", m_creds_local_server, METH_NOARGS, "creds_local_server()"},
+    {"creds_local_server", m_creds_local_server, METH_VARARGS, "creds_local_server(uds)"},
     {"creds_alts_server", m_creds_alts_server, METH_NOARGS, "creds_alts_server()"},
     {"creds_insecure_server", m_creds_insecure_server, METH_NOARGS, "creds_insecure_server()"},
     {"callback_next", m_callback_next, METH_VARARGS,

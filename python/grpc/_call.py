@@ -235,6 +235,7 @@ class _LiveCall(grpc.RpcError, grpc.Call, grpc.Future):
         self._cancelled = False
         self._rpc_callbacks = _CallbackWatcher()
         self._done_callbacks = _CallbackWatcher()
+        self._credentials = None  # the call's own CallCredentials, kept alive
 
     def _fetch(self, timeout):
         raise NotImplementedError()

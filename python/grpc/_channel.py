@@ -159,7 +159,9 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
             _common.compression_arg(compression),
             call_credentials,
         )
-        return _UnaryFuture(hot, call, self._outcome, _deadline(timeout))
+        future = _UnaryFuture(hot, call, self._outcome, _deadline(timeout))
+        future._credentials = credentials  # keeps a plugin registered until the call ends
+        return future
 
 
 class _StreamMultiCallable:
@@ -198,6 +200,7 @@ class _StreamMultiCallable:
             not self._client_streams,
         )
         call = call_class(hot, stream, self._deserializer, _deadline(timeout))
+        call._credentials = credentials  # keeps a plugin registered until the call ends
         if self._client_streams:
             _spawn(_consume_requests, hot, stream, request_or_iterator, self._serializer, call)
         return call

@@ -45,7 +45,9 @@ def ssl_channel_credentials(root_certificates, private_key, certificate_chain):
 
 def local_channel_credentials(local_connect_type):
     _check_local_type(local_connect_type)
-    return Credentials(_runtime.hot().creds_local_channel())
+    return Credentials(
+        _runtime.hot().creds_local_channel(local_connect_type is grpc.LocalConnectionType.UDS)
+    )
 
 
 def alts_channel_credentials(service_accounts):
@@ -135,7 +137,9 @@ def dynamic_ssl_server_credentials(initial_certificate_configuration,
 
 def local_server_credentials(local_connect_type):
     _check_local_type(local_connect_type)
-    return Credentials(_runtime.hot().creds_local_server())
+    return Credentials(
+        _runtime.hot().creds_local_server(local_connect_type is grpc.LocalConnectionType.UDS)
+    )
 
 
 def alts_server_credentials():
