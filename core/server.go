@@ -26,7 +26,12 @@ type Server struct {
 	reusePort  bool
 	compressor string
 
+	// incoming queues accepted calls for Next/Take; enqueueing happens
+	// under inMu's read lock and only before quit closes, so once Stop holds
+	// the write lock no call can be queued behind its back.
 	incoming chan *ServerCall
+	inMu     sync.RWMutex
+	notify   func() // called after each call is queued, and once at stop
 	quit     chan struct{} // closed when stopping starts: no new calls
 	stopped  chan struct{} // closed when the server has fully stopped
 
@@ -54,7 +59,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 	s := &Server{
 		reusePort:     cfg.ReusePort,
 		compressor:    cfg.Compressor,
-		incoming:      make(chan *ServerCall),
+		incoming:      make(chan *ServerCall, incomingDepth),
 		quit:          make(chan struct{}),
 		stopped:       make(chan struct{}),
 		maxConcurrent: int64(maxConcurrent),
@@ -149,6 +154,31 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// incomingDepth bounds how many accepted calls wait to be taken; beyond it
+// new calls are refused with RESOURCE_EXHAUSTED.
+const incomingDepth = 1 << 14
+
+// SetNotify installs f, called after every call is queued and once when the
+// server stops, so a taker can sleep outside Go and use Take. Call it
+// before Start.
+func (s *Server) SetNotify(f func()) { s.notify = f }
+
+// Take returns the next queued call without waiting: (call, true), or
+// (nil, true) if none is queued, or (nil, false) once the server stops.
+func (s *Server) Take() (*ServerCall, bool) {
+	select {
+	case <-s.quit:
+		return nil, false
+	default:
+	}
+	select {
+	case c := <-s.incoming:
+		return c, true
+	default:
+		return nil, true
+	}
+}
+
 // Next waits for the next call, until wait fires (nil, true) or the server
 // stops (nil, false).
 func (s *Server) Next(wait <-chan struct{}) (*ServerCall, bool) {
@@ -184,7 +214,21 @@ func (s *Server) Stop(grace time.Duration) {
 	}
 	s.mu.Unlock()
 	if first {
+		s.inMu.Lock()
 		close(s.quit)
+		s.inMu.Unlock()
+		// Calls queued but never taken end now.
+		for drained := false; !drained; {
+			select {
+			case c := <-s.incoming:
+				c.Finish(codes.Unavailable, "server is shutting down", nil)
+			default:
+				drained = true
+			}
+		}
+		if s.notify != nil {
+			s.notify()
+		}
 		go func() {
 			s.gs.GracefulStop()
 			liveServers.Add(-1)
@@ -210,6 +254,25 @@ func (s *Server) MarkUnaryRequest(method string) { s.unaryRequest.Store(method, 
 // Stopped is closed once the server has fully stopped.
 func (s *Server) Stopped() <-chan struct{} { return s.stopped }
 
+func (s *Server) enqueue(c *ServerCall) error {
+	s.inMu.RLock()
+	defer s.inMu.RUnlock()
+	select {
+	case <-s.quit:
+		return status.Error(codes.Unavailable, "server is shutting down")
+	default:
+	}
+	select {
+	case s.incoming <- c:
+	default:
+		return status.Error(codes.ResourceExhausted, "too many calls waiting for a handler")
+	}
+	if s.notify != nil {
+		s.notify()
+	}
+	return nil
+}
+
 // handle is grpc-go's handler for every method.
 func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 	if s.maxConcurrent > 0 {
@@ -230,12 +293,8 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 			c.First = m
 		}
 	}
-	select {
-	case s.incoming <- c:
-	case <-s.quit:
-		return status.Error(codes.Unavailable, "server is shutting down")
-	case <-c.ctx.Done():
-		return status.FromContextError(c.ctx.Err()).Err()
+	if err := s.enqueue(c); err != nil {
+		return err
 	}
 	return c.wait()
 }

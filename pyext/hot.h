@@ -154,6 +154,11 @@ static inline int hot_dict_set(PyObject *d, PyObject *k, PyObject *v) {
 /* Wakes a thread waiting in C (see hotmodule.c's wait_posted). Safe from
  * any goroutine: it touches no Python object. */
 static inline void hot_post(void *sem) { sem_post((sem_t *)sem); }
+static inline sem_t *hot_sem_new(void) {
+    sem_t *sem = (sem_t *)PyMem_RawMalloc(sizeof(sem_t));
+    if (sem != NULL) sem_init(sem, 0, 0);
+    return sem;
+}
 
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire
  * only with the thread state hot_release returned. */

@@ -8,6 +8,7 @@ import "C"
 import (
 	"errors"
 	"io"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -25,7 +26,40 @@ func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret 
 	if err != nil {
 		return raise(C.HOT_VALUE, "%v", err)
 	}
-	return capsule(core.NewServer(options, int(maxConcurrent)), C.HOT_SERVER)
+	srv := core.NewServer(options, int(maxConcurrent))
+	// The taker sleeps on a semaphore outside Go (hotmodule.c); it lives as
+	// long as the process, since a handler may still post after release.
+	sem := C.hot_sem_new()
+	servers.Store(srv, unsafe.Pointer(sem))
+	srv.SetNotify(func() { C.hot_post(unsafe.Pointer(sem)) })
+	return capsule(srv, C.HOT_SERVER)
+}
+
+// servers maps each server to the semaphore its calls are announced on.
+var servers sync.Map
+
+// hotServerSem is the server's announcement semaphore.
+//
+//export hotServerSem
+func hotServerSem(h C.uintptr_t) unsafe.Pointer {
+	v, _ := servers.Load(value[*core.Server](h))
+	return v.(unsafe.Pointer)
+}
+
+// hotServerTake returns the next queued call without waiting (see
+// serverEvent), False if none is queued, None once the server stopped.
+//
+//export hotServerTake
+func hotServerTake(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	c, more := value[*core.Server](h).Take()
+	if !more {
+		return C.hot_none()
+	}
+	if c == nil {
+		return C.hot_bool(0)
+	}
+	return serverEvent(c)
 }
 
 //export hotServerAddPort
@@ -51,28 +85,9 @@ func hotServerStart(h C.uintptr_t) (ret pyObj) {
 	return C.hot_none()
 }
 
-// hotServerNext waits for the next call and returns (call, method,
-// invocation metadata, peer, seconds left or None, request or None); None once
-// the server stopped. timeout >= 0 bounds the wait: then False means none came.
-//
-//export hotServerNext
-func hotServerNext(h C.uintptr_t, timeout C.double) (ret pyObj) {
-	defer guard(&ret)
-	s := value[*core.Server](h)
-	var c *core.ServerCall
-	var more bool
-	wake := make(chan struct{})
-	if timeout >= 0 {
-		t := time.AfterFunc(seconds(timeout), func() { close(wake) })
-		defer t.Stop()
-	}
-	withoutGIL(func() { c, more = s.Next(wake) })
-	if !more {
-		return C.hot_none()
-	}
-	if c == nil {
-		return C.hot_bool(0)
-	}
+// serverEvent is what the binding gets for an incoming call: (call, method,
+// invocation metadata, peer, seconds left or None, request or None).
+func serverEvent(c *core.ServerCall) pyObj {
 	t := C.hot_tuple(6)
 	C.hot_tuple_set(t, 0, capsule(c, C.HOT_SERVER_CALL))
 	C.hot_tuple_set(t, 1, pyStr(c.Method))

@@ -358,12 +358,37 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
     return hotServerStart(h);
 }
 
+/* server_next(server, timeout): the next incoming call. The server posts
+ * its semaphore for every call it queues and once when it stops; this
+ * thread sleeps on it with the GIL released, outside Go. */
 static PyObject *m_server_next(PyObject *self, PyObject *args) {
     uintptr_t h;
     double timeout;
     if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &timeout)) return NULL;
     FORK_GUARD();
-    return hotServerNext(h, timeout);
+    PyObject *event = hotServerTake(h);
+    if (event != Py_False) return event; /* a call, None (stopped), or an error */
+    Py_DECREF(event);
+    sem_t *sem = (sem_t *)hotServerSem(h);
+    int got;
+    Py_BEGIN_ALLOW_THREADS
+    if (timeout < 0) {
+        while ((got = sem_wait(sem)) != 0) {
+        }
+    } else {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long long ns = until.tv_nsec + (long long)(timeout * 1e9);
+        until.tv_sec += ns / 1000000000LL;
+        until.tv_nsec = ns % 1000000000LL;
+        got = sem_timedwait(sem, &until);
+    }
+    if (!hotMayReturn()) {
+        for (;;) pause(); /* the interpreter is exiting without this thread */
+    }
+    Py_END_ALLOW_THREADS
+    (void)got;
+    return hotServerTake(h);
 }
 
 static PyObject *m_server_mark_unary(PyObject *self, PyObject *args) {
