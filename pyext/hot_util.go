@@ -7,6 +7,8 @@ import "C"
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"runtime/cgo"
 	"sort"
 	"strings"
@@ -40,7 +42,17 @@ var metadatum pyObj
 func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	mainThread.Store(uint64(mainIdent))
 	metadatum = metadatumType
+	// Every Python thread inside Go holds one of Go's Ps; with as few Ps
+	// as CPUs, threads queue for them. At least minProcs keeps eight busy
+	// Python threads from waiting (measured: +25% calls/s from 8 client
+	// threads on 2 CPUs; more than 8 spent it on spinning threads). The
+	// GOMAXPROCS environment variable still decides when set.
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
+		runtime.GOMAXPROCS(minProcs)
+	}
 }
+
+const minProcs = 8
 
 // exitAllowed collects, before hotExiting, the threads the shutdown still
 // waits for.
