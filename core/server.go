@@ -31,7 +31,7 @@ type Server struct {
 	// the write lock no call can be queued behind its back.
 	incoming chan *ServerCall
 	inMu     sync.RWMutex
-	notify   func() // called after each call is queued, and once at stop
+	notify   func()        // called after each call is queued, and once at stop
 	quit     chan struct{} // closed when stopping starts: no new calls
 	stopped  chan struct{} // closed when the server has fully stopped
 
