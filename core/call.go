@@ -69,6 +69,12 @@ func (ch *Channel) Unary(spec *CallSpec, req []byte) (resp []byte, header metada
 	}
 	ctx, cancel := ch.callContext(spec)
 	defer cancel(nil)
+	return ch.invoke(ctx, spec, req)
+}
+
+// invoke performs a unary call under ctx: the response ([]byte{} when
+// empty, nil on failure), the initial metadata and the status.
+func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req []byte) (resp []byte, header metadata.MD, st *Status) {
 	var trailer metadata.MD
 	liveClientCalls.Add(1)
 	err := ch.cc.Invoke(ctx, spec.Method, req, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
@@ -108,17 +114,7 @@ func (ch *Channel) StartUnaryNotify(spec *CallSpec, req []byte, notify func()) *
 		}
 		defer close(c.Done)
 		defer cancel(nil)
-		var trailer metadata.MD
-		liveClientCalls.Add(1)
-		err := ch.cc.Invoke(ctx, spec.Method, req, &c.Response, ch.options(spec, grpc.Header(&c.Header), grpc.Trailer(&trailer))...)
-		liveClientCalls.Add(-1)
-		c.Status = statusFrom(ctx, err)
-		c.Status.Trailer = trailer
-		if err != nil {
-			c.Response = nil
-		} else if c.Response == nil {
-			c.Response = []byte{}
-		}
+		c.Response, c.Header, c.Status = ch.invoke(ctx, spec, req)
 	}()
 	return c
 }
