@@ -291,15 +291,15 @@ def _handle_call(server, call, method, metadata, peer, time_left, first):
         _fail(hot, call, context, error)
 
 
-def _fail(hot, call, context, error):
+def _fail(hot, call, context, error, what="Exception calling application"):
     """Ends the call after the handler raised, as grpcio does: an abort's
-    status, else a code set on the context, else UNKNOWN."""
+    status, else a code set on the context, else UNKNOWN ("<what>: error")."""
     if isinstance(error, Abort):
         code, details = error.code, error.details
     elif context._aborted:
         code, details = context._code, context._details
     else:
-        details = "Exception calling application: {}".format(error)
+        details = "{}: {}".format(what, error)
         _LOGGER.exception(details)
         code = grpc.StatusCode.UNKNOWN
         if context._code is not None and context._code is not grpc.StatusCode.OK:
@@ -340,14 +340,7 @@ def _stream_responses(hot, call, context, responses, serializer):
         except StopIteration:
             break
         except Exception as error:
-            if isinstance(error, Abort) or context._aborted:
-                raise
-            details = "Exception iterating responses: {}".format(error)
-            _LOGGER.exception(details)
-            code = grpc.StatusCode.UNKNOWN
-            if context._code is not None and context._code is not grpc.StatusCode.OK:
-                code = context._code
-            _finish(hot, call, context, code.value[0], context._details or details)
+            _fail(hot, call, context, error, "Exception iterating responses")
             return
         if response is None:
             break  # grpcio ends the stream there
