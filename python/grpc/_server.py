@@ -84,7 +84,11 @@ class _Server(grpc.Server):
         self._pool = thread_pool
         self._generic = list(handlers)
         self._registered = {}
-        self._interceptors = tuple(interceptors)
+        # The lookup with the interceptors in front, built once: the first
+        # interceptor given sees each call first.
+        self._lookup = self._query
+        for interceptor in reversed(tuple(interceptors)):
+            self._lookup = _intercepted(interceptor, self._lookup)
         self._hot = _runtime.hot()
         self._handle = self._hot.server_new(
             _common.options_json(options), int(maximum_concurrent_rpcs or 0)
@@ -213,21 +217,17 @@ class _Server(grpc.Server):
             if not self._active:
                 self._idle.notify_all()
 
-    def _lookup(self, details):
-        def query(call_details):
-            handler = self._registered.get(call_details.method)
+    def _query(self, call_details):
+        """The handler for a call: a registered one, else the first generic
+        handler's answer (the lists are read at call time)."""
+        handler = self._registered.get(call_details.method)
+        if handler is not None:
+            return handler
+        for generic in self._generic:
+            handler = generic.service(call_details)
             if handler is not None:
                 return handler
-            for generic in self._generic:
-                handler = generic.service(call_details)
-                if handler is not None:
-                    return handler
-            return None
-
-        continuation = query
-        for interceptor in reversed(self._interceptors):
-            continuation = _intercepted(interceptor, continuation)
-        return continuation(details)
+        return None
 
     def _run(self, event):
         try:
