@@ -56,14 +56,14 @@ func (ch *Channel) options(spec *CallSpec, extra ...grpc.CallOption) []grpc.Call
 // ended; then Response, Header and Status are set.
 type UnaryCall struct {
 	Done     chan struct{}
-	Response []byte
+	Response Msg
 	Header   metadata.MD
 	Status   *Status
 	cancel   context.CancelCauseFunc
 }
 
 // Unary performs a unary call on the calling goroutine.
-func (ch *Channel) Unary(spec *CallSpec, req []byte) (resp []byte, header metadata.MD, st *Status) {
+func (ch *Channel) Unary(spec *CallSpec, req Msg) (resp Msg, header metadata.MD, st *Status) {
 	if ch.refuse != nil {
 		return nil, nil, ch.refuse
 	}
@@ -72,9 +72,9 @@ func (ch *Channel) Unary(spec *CallSpec, req []byte) (resp []byte, header metada
 	return ch.invoke(ctx, spec, req)
 }
 
-// invoke performs a unary call under ctx: the response ([]byte{} when
-// empty, nil on failure), the initial metadata and the status.
-func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req []byte) (resp []byte, header metadata.MD, st *Status) {
+// invoke performs a unary call under ctx: the response (empty when empty,
+// nil on failure), the initial metadata and the status.
+func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Msg, header metadata.MD, st *Status) {
 	var trailer metadata.MD
 	liveClientCalls.Add(1)
 	err := ch.cc.Invoke(ctx, spec.Method, req, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
@@ -82,22 +82,21 @@ func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req []byte) (resp
 	st = statusFrom(ctx, err)
 	st.Trailer = trailer
 	if err != nil {
-		resp = nil
-	} else if resp == nil {
-		resp = []byte{}
+		resp.Free()
+		return nil, header, st
 	}
-	return resp, header, st
+	return emptyIfNil(resp), header, st
 }
 
 // StartUnary begins a unary call on its own goroutine.
-func (ch *Channel) StartUnary(spec *CallSpec, req []byte) *UnaryCall {
+func (ch *Channel) StartUnary(spec *CallSpec, req Msg) *UnaryCall {
 	return ch.StartUnaryNotify(spec, req, nil)
 }
 
 // StartUnaryNotify is StartUnary that also calls notify (if not nil) on the
 // call's goroutine once it has ended: a waiter outside Go can sleep on its
 // own primitive instead of a Go channel.
-func (ch *Channel) StartUnaryNotify(spec *CallSpec, req []byte, notify func()) *UnaryCall {
+func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func()) *UnaryCall {
 	if ch.refuse != nil {
 		c := FailedUnary(ch.refuse)
 		if notify != nil {

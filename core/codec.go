@@ -6,8 +6,10 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// rawCodec moves message bytes through grpc-go untouched. Messages are
-// passed as *[]byte (receive) or []byte (send).
+// rawCodec moves message bytes through grpc-go untouched. Messages are sent
+// as Msg (ownership passes to grpc-go, which frees it once written) or
+// []byte, and received into *Msg (the transport's buffers, referenced) or
+// *[]byte (a copy).
 type rawCodec struct{}
 
 // Name is reported as the content-subtype; "proto" keeps the content-type
@@ -16,6 +18,8 @@ func (rawCodec) Name() string { return "proto" }
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
+	case Msg:
+		return m, nil
 	case []byte:
 		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
 	case *[]byte:
@@ -25,10 +29,14 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	p, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("grpcgo: raw codec cannot unmarshal into %T", v)
+	switch p := v.(type) {
+	case *Msg:
+		data.Ref() // grpc-go frees data when Unmarshal returns
+		*p = data
+		return nil
+	case *[]byte:
+		*p = data.Materialize()
+		return nil
 	}
-	*p = data.Materialize()
-	return nil
+	return fmt.Errorf("grpcgo: raw codec cannot unmarshal into %T", v)
 }

@@ -252,15 +252,15 @@ func tlsServer(t *testing.T, l leaf, clientRoots []byte, require bool) *ServerCr
 
 // call makes one unary call and returns its status.
 func call(ch *Channel, sp *CallSpec) *Status {
-	_, _, st := ch.Unary(sp, []byte("ping"))
+	_, _, st := ch.Unary(sp, BytesMsg([]byte("ping")))
 	return st
 }
 
 func mustCall(t *testing.T, ch *Channel) {
 	t.Helper()
-	resp, _, st := ch.Unary(spec(mUnary), []byte("ping"))
+	resp, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("ping")))
 	wantStatus(t, st, codes.OK, "")
-	wantBytes(t, "response", resp, []byte("ping"))
+	wantBytes(t, "response", resp.Materialize(), []byte("ping"))
 }
 
 func wantFailure(t *testing.T, ch *Channel, code codes.Code, detailsHave ...string) *Status {

@@ -52,9 +52,9 @@ func echoedTrailer() metadata.MD {
 
 func TestUnary(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
-		resp, header, st := ch.Unary(spec(mUnary, echoPairs...), []byte("ping\x00\xff"))
+		resp, header, st := ch.Unary(spec(mUnary, echoPairs...), BytesMsg([]byte("ping\x00\xff")))
 		wantStatus(t, st, codes.OK, "")
-		wantBytes(t, "response", resp, []byte("ping\x00\xff"))
+		wantBytes(t, "response", resp.Materialize(), []byte("ping\x00\xff"))
 		wantMD(t, "header", header, echoedHeader())
 		wantMD(t, "trailer", st.Trailer, echoedTrailer())
 	})
@@ -64,13 +64,13 @@ func TestUnaryEmptyMessages(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		resp, _, st := ch.Unary(spec(mUnary), nil)
 		wantStatus(t, st, codes.OK, "")
-		if resp == nil || len(resp) != 0 {
+		if resp == nil || resp.Len() != 0 {
 			t.Fatalf("response = %#v, want empty non-nil", resp)
 		}
-		c := ch.StartUnary(spec(mUnary), []byte{})
+		c := ch.StartUnary(spec(mUnary), BytesMsg([]byte{}))
 		closed(t, "unary done", c.Done)
 		wantStatus(t, c.Status, codes.OK, "")
-		if c.Response == nil || len(c.Response) != 0 {
+		if c.Response == nil || c.Response.Len() != 0 {
 			t.Fatalf("StartUnary response = %#v, want empty non-nil", c.Response)
 		}
 	})
@@ -80,12 +80,12 @@ func TestStartUnary(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		var calls []*UnaryCall
 		for i := 0; i < 8; i++ {
-			calls = append(calls, ch.StartUnary(spec(mUnary, echoPairs...), []byte{byte(i)}))
+			calls = append(calls, ch.StartUnary(spec(mUnary, echoPairs...), BytesMsg([]byte{byte(i)})))
 		}
 		for i, c := range calls {
 			closed(t, "unary done", c.Done)
 			wantStatus(t, c.Status, codes.OK, "")
-			wantBytes(t, "response", c.Response, []byte{byte(i)})
+			wantBytes(t, "response", c.Response.Materialize(), []byte{byte(i)})
 			wantMD(t, "header", c.Header, echoedHeader())
 			wantMD(t, "trailer", c.Status.Trailer, echoedTrailer())
 			c.Cancel() // after the end: harmless
@@ -98,7 +98,7 @@ func TestUnaryError(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		details := "it failed: ünïcödé ☃ \t and spaces"
 		md := append([]string{"x-code", "9", "x-details-bin", details}, echoPairs...)
-		resp, header, st := ch.Unary(spec(mUnary, md...), []byte("req"))
+		resp, header, st := ch.Unary(spec(mUnary, md...), BytesMsg([]byte("req")))
 		wantStatus(t, st, codes.FailedPrecondition, details)
 		if resp != nil {
 			t.Fatalf("response on error = %q, want nil", resp)
@@ -107,7 +107,7 @@ func TestUnaryError(t *testing.T) {
 		wantMD(t, "trailer on error", st.Trailer, echoedTrailer())
 		wantMD(t, "trailer on error", st.Trailer, metadata.MD{"t-x-details-bin": {details}})
 
-		c := ch.StartUnary(spec(mUnary, md...), []byte("req"))
+		c := ch.StartUnary(spec(mUnary, md...), BytesMsg([]byte("req")))
 		closed(t, "unary done", c.Done)
 		wantStatus(t, c.Status, codes.FailedPrecondition, details)
 		wantMD(t, "trailer on error", c.Status.Trailer, echoedTrailer())
@@ -121,7 +121,7 @@ func TestEveryCodeCrossesTheWire(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		for code := codes.Canceled; code <= codes.Unauthenticated; code++ {
 			details := "details for " + code.String()
-			_, _, st := ch.Unary(spec(mUnary, "x-code", itoa(int(code)), "x-details", details), []byte("x"))
+			_, _, st := ch.Unary(spec(mUnary, "x-code", itoa(int(code)), "x-details", details), BytesMsg([]byte("x")))
 			wantStatus(t, st, code, details)
 		}
 	})
@@ -129,7 +129,7 @@ func TestEveryCodeCrossesTheWire(t *testing.T) {
 
 func TestServerStreaming(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
-		s := ch.StartStream(spec(mServerStream, echoPairs...), true, false, []byte("a,,b\x00,c"), true)
+		s := ch.StartStream(spec(mServerStream, echoPairs...), true, false, BytesMsg([]byte("a,,b\x00,c")), true)
 		got := drain(t, s)
 		if want := msgs("a", "", "b\x00", "c"); !equalMsgs(got, want) {
 			t.Fatalf("responses = %q, want %q", got, want)
@@ -144,7 +144,7 @@ func TestServerStreaming(t *testing.T) {
 
 func TestServerStreamingError(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
-		s := ch.StartStream(spec(mServerStream, "x-code", "10", "x-details", "aborted!", "x-k", "v"), true, false, []byte("a,b,c"), true)
+		s := ch.StartStream(spec(mServerStream, "x-code", "10", "x-details", "aborted!", "x-k", "v"), true, false, BytesMsg([]byte("a,b,c")), true)
 		got := drain(t, s)
 		// The last response goes with the status, and a non-OK status drops it.
 		if want := msgs("a", "b"); !equalMsgs(got, want) {
@@ -159,16 +159,16 @@ func TestServerStreamingError(t *testing.T) {
 func TestClientStreaming(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		s := ch.StartStream(spec(mClientStream, echoPairs...), false, true, nil, false)
-		if q, alive := s.Offer([]byte("one")); !q || !alive {
+		if q, alive := s.Offer(BytesMsg([]byte("one"))); !q || !alive {
 			t.Fatalf("Offer = %v, %v; want queued and alive", q, alive)
 		}
 		sendAll(t, s, []byte("two"), []byte{}, []byte("four"))
 		s.CloseSend()
 		s.CloseSend() // idempotent
-		if q, alive := s.Offer([]byte("late")); q || alive {
+		if q, alive := s.Offer(BytesMsg([]byte("late"))); q || alive {
 			t.Fatalf("Offer after CloseSend = %v, %v; want not queued, not alive", q, alive)
 		}
-		if q, alive := s.Put([]byte("late"), nil); q || alive {
+		if q, alive := s.Put(BytesMsg([]byte("late")), nil); q || alive {
 			t.Fatalf("Put after CloseSend = %v, %v; want not queued, not alive", q, alive)
 		}
 		got := drain(t, s)
@@ -197,7 +197,7 @@ func TestClientStreamingNoRequests(t *testing.T) {
 func TestClientStreamingFirstMessage(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		// first without closeAfter: more requests may follow.
-		s := ch.StartStream(spec(mClientStream), false, true, []byte("first"), false)
+		s := ch.StartStream(spec(mClientStream), false, true, BytesMsg([]byte("first")), false)
 		sendAll(t, s, []byte("second"))
 		s.CloseSend()
 		if got, want := drain(t, s), msgs("first,second"); !equalMsgs(got, want) {
@@ -217,7 +217,7 @@ func TestBidiPingPong(t *testing.T) {
 			if !ok {
 				t.Fatalf("stream ended early: %+v", s.Status)
 			}
-			wantBytes(t, "echo", got, m)
+			wantBytes(t, "echo", got.Materialize(), m)
 			if i == 0 {
 				closed(t, "header", s.HeaderReady)
 				wantMD(t, "header", s.Header, echoedHeader())
@@ -258,9 +258,9 @@ func TestBidiManyMessages(t *testing.T) {
 
 func TestBidiError(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
-		s := ch.StartStream(spec(mBidi, "x-code", "5", "x-details", "gone"), true, true, []byte("m1"), false)
+		s := ch.StartStream(spec(mBidi, "x-code", "5", "x-details", "gone"), true, true, BytesMsg([]byte("m1")), false)
 		got, _ := recvChan(t, "echo", s.Responses())
-		wantBytes(t, "echo", got, []byte("m1"))
+		wantBytes(t, "echo", got.Materialize(), []byte("m1"))
 		s.CloseSend()
 		drain(t, s)
 		wantStatus(t, ended(t, s), codes.NotFound, "gone")
@@ -271,7 +271,7 @@ func TestStreamHeaderWithoutExplicitSend(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		// No x- metadata: the server never sends headers explicitly; they
 		// go out with the first message.
-		s := ch.StartStream(spec(mServerStream), true, false, []byte("a,b"), true)
+		s := ch.StartStream(spec(mServerStream), true, false, BytesMsg([]byte("a,b")), true)
 		closed(t, "header", s.HeaderReady)
 		if got := drain(t, s); !equalMsgs(got, msgs("a", "b")) {
 			t.Fatalf("responses = %q", got)
@@ -307,13 +307,13 @@ func TestServerCallInfo(t *testing.T) {
 	_, target := newTestServer(t, func(c *ServerCall) {
 		got <- seen{c.Method, c.Peer, c.Metadata, c.Deadline, c.HasDeadline, c.Active()}
 		c.RecvOne()
-		c.Finish(codes.OK, "", []byte("ok"))
+		c.Finish(codes.OK, "", BytesMsg([]byte("ok")))
 	})
 	ch := dial(t, target, Option{Key: "grpc.primary_user_agent", Str: "agent-smith/1.0"})
 
 	before := time.Now()
 	_, _, st := ch.Unary(&CallSpec{Method: "/pkg.Svc/Method", Timeout: 30 * time.Second,
-		Metadata: metadata.Pairs("k", "v", "k2-bin", "\x00\x01")}, []byte("x"))
+		Metadata: metadata.Pairs("k", "v", "k2-bin", "\x00\x01")}, BytesMsg([]byte("x")))
 	wantStatus(t, st, codes.OK, "")
 	s, _ := recvChan(t, "call info", got)
 	if s.method != "/pkg.Svc/Method" {
@@ -334,7 +334,7 @@ func TestServerCallInfo(t *testing.T) {
 	}
 
 	// No timeout: no deadline.
-	_, _, st = ch.Unary(&CallSpec{Method: "/pkg.Svc/Method"}, []byte("x"))
+	_, _, st = ch.Unary(&CallSpec{Method: "/pkg.Svc/Method"}, BytesMsg([]byte("x")))
 	wantStatus(t, st, codes.OK, "")
 	s, _ = recvChan(t, "call info", got)
 	if s.hasDeadline {
@@ -362,10 +362,10 @@ func TestServerCallLifecycle(t *testing.T) {
 		r.activeBefore = c.Active()
 		c.SetTrailer(metadata.Pairs("a", "1"))
 		c.SetTrailer(metadata.Pairs("a", "2", "b-bin", "\xff"))
-		r.finishedFirst = c.Finish(codes.OK, "", []byte("last"))
+		r.finishedFirst = c.Finish(codes.OK, "", BytesMsg([]byte("last")))
 		r.finish2 = c.Finish(codes.Internal, "second finish", nil)
-		r.offerAfter[0], r.offerAfter[1] = c.Offer([]byte("x"))
-		r.putAfter[0], r.putAfter[1] = c.Put([]byte("x"), nil)
+		r.offerAfter[0], r.offerAfter[1] = c.Offer(BytesMsg([]byte("x")))
+		r.putAfter[0], r.putAfter[1] = c.Put(BytesMsg([]byte("x")), nil)
 		<-c.Context().Done() // the handler goroutine wrote the status
 		r.ctxDoneAfter = true
 		r.sendHdrAfter = c.SendHeader(metadata.Pairs("late", "1"))
@@ -414,16 +414,16 @@ func TestFinishErrorDropsLast(t *testing.T) {
 	_, target := newTestServer(t, func(c *ServerCall) {
 		c.RecvOne()
 		if c.Method == "/x/Unary" {
-			c.Finish(codes.PermissionDenied, "denied", []byte("never sent"))
+			c.Finish(codes.PermissionDenied, "denied", BytesMsg([]byte("never sent")))
 			return
 		}
-		c.Offer([]byte("queued-1"))
+		c.Offer(BytesMsg([]byte("queued-1")))
 		put(c, []byte("queued-2"))
 		c.SetTrailer(metadata.Pairs("why-bin", "\x00because"))
-		c.Finish(codes.PermissionDenied, "denied", []byte("never sent"))
+		c.Finish(codes.PermissionDenied, "denied", BytesMsg([]byte("never sent")))
 	})
 	ch := dial(t, target)
-	s := ch.StartStream(spec("/x/ServerStream"), true, false, []byte("go"), true)
+	s := ch.StartStream(spec("/x/ServerStream"), true, false, BytesMsg([]byte("go")), true)
 	got := drain(t, s)
 	if !equalMsgs(got, msgs("queued-1", "queued-2")) {
 		t.Fatalf("responses = %q, want the two queued ones only", got)
@@ -432,7 +432,7 @@ func TestFinishErrorDropsLast(t *testing.T) {
 	wantStatus(t, st, codes.PermissionDenied, "denied")
 	wantMD(t, "trailer", st.Trailer, metadata.MD{"why-bin": {"\x00because"}})
 
-	resp, _, st := ch.Unary(spec("/x/Unary"), []byte("go"))
+	resp, _, st := ch.Unary(spec("/x/Unary"), BytesMsg([]byte("go")))
 	wantStatus(t, st, codes.PermissionDenied, "denied")
 	if resp != nil {
 		t.Fatalf("unary response with an error status: %q", resp)
@@ -459,12 +459,12 @@ func TestSendHeaderOrdering(t *testing.T) {
 		c.Finish(codes.OK, "", nil)
 	})
 	ch := dial(t, target)
-	s := ch.StartStream(spec("/x/S"), true, false, []byte("go"), true)
+	s := ch.StartStream(spec("/x/S"), true, false, BytesMsg([]byte("go")), true)
 	closed(t, "header before any message", s.HeaderReady)
 	wantMD(t, "header", s.Header, metadata.MD{"h": {"1"}, "h-bin": {binValue}})
 	close(release)
 	m, _ := recvChan(t, "response", s.Responses())
-	wantBytes(t, "response", m, []byte("m"))
+	wantBytes(t, "response", m.Materialize(), []byte("m"))
 	close(gotM)
 	if rest := drain(t, s); len(rest) != 0 {
 		t.Fatalf("extra responses %q", rest)
@@ -484,16 +484,16 @@ func TestConcurrentCalls(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				resp, _, st := ch.Unary(spec(mUnary), []byte(itoa(i)))
-				if !st.OK() || string(resp) != itoa(i) {
-					errs <- "unary: " + st.Details + " " + string(resp)
+				resp, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte(itoa(i))))
+				if !st.OK() || string(resp.Materialize()) != itoa(i) {
+					errs <- "unary: " + st.Details + " " + string(resp.Materialize())
 				}
 			}()
 			go func() {
 				defer wg.Done()
 				s := ch.StartStream(spec(mBidi), true, true, nil, false)
 				for j := 0; j < 10; j++ {
-					if q, _ := s.Put([]byte(itoa(j)), timeoutChan(longWait)); !q {
+					if q, _ := s.Put(BytesMsg([]byte(itoa(j))), timeoutChan(longWait)); !q {
 						errs <- "put failed"
 						s.Cancel()
 						return
@@ -562,19 +562,19 @@ func TestServerFinishesEarly(t *testing.T) {
 	checkLeaks(t)
 	_, target := newTestServer(t, func(c *ServerCall) {
 		m, _ := c.RecvOne()
-		c.Finish(codes.OK, "", append([]byte("early:"), m...))
+		c.Finish(codes.OK, "", BytesMsg(append([]byte("early:"), m.Materialize()...)))
 	})
 	ch := dial(t, target)
-	s := ch.StartStream(spec("/x/C"), false, true, []byte("one"), false)
+	s := ch.StartStream(spec("/x/C"), false, true, BytesMsg([]byte("one")), false)
 	got := drain(t, s)
 	wantStatus(t, ended(t, s), codes.OK, "")
 	if !equalMsgs(got, msgs("early:one")) {
 		t.Fatalf("responses %q", got)
 	}
-	if q, alive := s.Offer([]byte("two")); q || alive {
+	if q, alive := s.Offer(BytesMsg([]byte("two"))); q || alive {
 		t.Fatalf("Offer after the end = %v, %v", q, alive)
 	}
-	if q, alive := s.Put([]byte("two"), nil); q || alive {
+	if q, alive := s.Put(BytesMsg([]byte("two")), nil); q || alive {
 		t.Fatalf("Put after the end = %v, %v", q, alive)
 	}
 	s.CloseSend()

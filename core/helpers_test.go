@@ -309,7 +309,7 @@ func drain(t *testing.T, s *Stream) [][]byte {
 			if !ok {
 				return out
 			}
-			out = append(out, m)
+			out = append(out, m.Materialize())
 		case <-timeout:
 			t.Fatalf("stream did not end; got %d responses", len(out))
 		}
@@ -327,14 +327,14 @@ func ended(t *testing.T, s *Stream) *Status {
 func requests(c *ServerCall) [][]byte {
 	var out [][]byte
 	for m := range c.Requests() {
-		out = append(out, m)
+		out = append(out, m.Materialize())
 	}
 	return out
 }
 
 // put queues m on a server call, waiting at most longWait.
 func put(c *ServerCall, m []byte) bool {
-	q, _ := c.Put(m, timeoutChan(longWait))
+	q, _ := c.Put(BytesMsg(m), timeoutChan(longWait))
 	return q
 }
 
@@ -349,7 +349,7 @@ func timeoutChan(d time.Duration) <-chan struct{} {
 func sendAll(t *testing.T, s *Stream, ms ...[]byte) {
 	t.Helper()
 	for _, m := range ms {
-		if q, alive := s.Put(m, timeoutChan(longWait)); !q {
+		if q, alive := s.Put(BytesMsg(m), timeoutChan(longWait)); !q {
 			t.Fatalf("Put(%q) = queued false, alive %v", trunc(m), alive)
 		}
 	}

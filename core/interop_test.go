@@ -212,21 +212,21 @@ func TestProtoServerInterop(t *testing.T) {
 	ch := dial(t, lisTarget)
 
 	req, _ := proto.Marshal(wrapperspb.String("hello"))
-	resp, _, st := ch.Unary(spec("/proto.Echo/Upper"), req)
+	resp, _, st := ch.Unary(spec("/proto.Echo/Upper"), BytesMsg(req))
 	wantStatus(t, st, codes.OK, "")
 	out := new(wrapperspb.StringValue)
-	if err := proto.Unmarshal(resp, out); err != nil || out.Value != "HELLO" {
+	if err := proto.Unmarshal(resp.Materialize(), out); err != nil || out.Value != "HELLO" {
 		t.Fatalf("response %q (%v)", out.Value, err)
 	}
 	req, _ = proto.Marshal(wrapperspb.String("fail"))
-	_, _, st = ch.Unary(spec("/proto.Echo/Upper"), req)
+	_, _, st = ch.Unary(spec("/proto.Echo/Upper"), BytesMsg(req))
 	wantStatus(t, st, codes.InvalidArgument, "bad value")
 	// Bytes that are not the message the server expects.
-	_, _, st = ch.Unary(spec("/proto.Echo/Upper"), []byte{0xff, 0xff, 0xff})
+	_, _, st = ch.Unary(spec("/proto.Echo/Upper"), BytesMsg([]byte{0xff, 0xff, 0xff}))
 	wantCode(t, st, codes.Internal)
 
 	req, _ = proto.Marshal(wrapperspb.Int32(5))
-	s := ch.StartStream(spec("/proto.Echo/Count"), true, false, req, true)
+	s := ch.StartStream(spec("/proto.Echo/Count"), true, false, BytesMsg(req), true)
 	got := drain(t, s)
 	wantStatus(t, ended(t, s), codes.OK, "")
 	if len(got) != 5 {

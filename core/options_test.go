@@ -191,15 +191,15 @@ func TestOptionsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := dial(t, target, copts...)
-	_, _, st := ch.Unary(spec("/size/Respond"), []byte("10"))
+	_, _, st := ch.Unary(spec("/size/Respond"), BytesMsg([]byte("10")))
 	wantStatus(t, st, codes.OK, "")
 	if a, _ := recvChan(t, "authority", authority); a != "my.authority" {
 		t.Errorf(":authority = %q, want my.authority", a)
 	}
-	_, _, st = ch.Unary(spec("/size/Respond"), []byte("11"))
+	_, _, st = ch.Unary(spec("/size/Respond"), BytesMsg([]byte("11")))
 	wantCode(t, st, codes.ResourceExhausted)
 	recvChan(t, "authority", authority)
-	_, _, st = ch.Unary(spec("/size/Count"), make([]byte, 101))
+	_, _, st = ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 101)))
 	wantCode(t, st, codes.ResourceExhausted)
 	// so_reuseport false: the port is ours alone.
 	other := NewServer(nil, 0)
@@ -223,7 +223,7 @@ func TestKeepaliveOptions(t *testing.T) {
 		opt("grpc.keepalive_permit_without_calls", 1), opt("grpc.enable_retries", 0),
 		opt("grpc.lb_policy_name", "pick_first"), opt("grpc.primary_user_agent", "ua/1"),
 		opt("grpc.service_config", `{"methodConfig":[{"name":[{"service":"test.Echo"}],"timeout":"10s"}]}`))
-	resp, _, st := ch.Unary(spec(mUnary), []byte("ka"))
+	resp, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("ka")))
 	wantStatus(t, st, codes.OK, "")
-	wantBytes(t, "response", resp, []byte("ka"))
+	wantBytes(t, "response", resp.Materialize(), []byte("ka"))
 }

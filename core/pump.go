@@ -21,14 +21,14 @@ const queueDepth = 64
 // when the stream ends; err (read only after the close) holds the reason,
 // io.EOF on a clean end.
 type receiver struct {
-	q    chan []byte
+	q    chan Msg
 	err  error
 	stop chan struct{} // closed when nobody will read the queue any more
 	once sync.Once
 }
 
 func newReceiver() *receiver {
-	return &receiver{q: make(chan []byte, queueDepth), stop: make(chan struct{})}
+	return &receiver{q: make(chan Msg, queueDepth), stop: make(chan struct{})}
 }
 
 // run reads until the stream ends, on the calling goroutine. before runs
@@ -40,7 +40,7 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 		before()
 	}
 	for {
-		var m []byte
+		var m Msg
 		if err := s.RecvMsg(&m); err != nil {
 			r.err = err
 			if after != nil {
@@ -48,9 +48,7 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 			}
 			return
 		}
-		if m == nil {
-			m = []byte{}
-		}
+		m = emptyIfNil(m)
 		select {
 		case r.q <- m:
 		case <-r.stop:
@@ -67,7 +65,7 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 func (r *receiver) abandon() { r.once.Do(func() { close(r.stop) }) }
 
 // Queue is where received messages appear; it is closed at the end.
-func (r *receiver) Queue() <-chan []byte { return r.q }
+func (r *receiver) Queue() <-chan Msg { return r.q }
 
 var errAbandoned = errors.New("stream abandoned")
 
@@ -76,7 +74,7 @@ var errAbandoned = errors.New("stream abandoned")
 // full. A nil entry ends the sending side: last() runs (the client's
 // half-close) and the goroutine exits.
 type sender struct {
-	q        chan []byte
+	q        chan Msg
 	done     chan struct{} // closed when the goroutine has exited
 	stop     chan struct{} // closed to abandon whatever is queued
 	stopOnce sync.Once
@@ -85,23 +83,23 @@ type sender struct {
 }
 
 func newSender() *sender {
-	return &sender{q: make(chan []byte, queueDepth), done: make(chan struct{}), stop: make(chan struct{})}
+	return &sender{q: make(chan Msg, queueDepth), done: make(chan struct{}), stop: make(chan struct{})}
 }
 
 // start runs the writing goroutine. open waits for the stream to exist and
 // returns nil if it never will.
 func (w *sender) start(open func() msgStream, last func() error) {
-	w.startWith(func() func([]byte) error {
+	w.startWith(func() func(Msg) error {
 		s := open()
 		if s == nil {
 			return nil
 		}
-		return func(m []byte) error { return s.SendMsg(m) }
+		return func(m Msg) error { return s.SendMsg(m) }
 	}, last)
 }
 
 // startWith is start with a custom send function (nil: the stream never opened).
-func (w *sender) startWith(open func() func([]byte) error, last func() error) {
+func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 	go func() {
 		defer close(w.done)
 		send := open()
@@ -133,7 +131,7 @@ func (w *sender) startWith(open func() func([]byte) error, last func() error) {
 
 // offer queues m without waiting. It reports whether m was queued and
 // whether the stream can still take messages at all.
-func (w *sender) offer(m []byte) (queued, alive bool) {
+func (w *sender) offer(m Msg) (queued, alive bool) {
 	if w.dead() {
 		return false, false
 	}
@@ -150,7 +148,7 @@ func (w *sender) offer(m []byte) (queued, alive bool) {
 // put queues m, waiting for room until the stream is abandoned or wait's
 // channel fires. It reports whether m was queued and whether the stream is
 // still alive.
-func (w *sender) put(m []byte, wait <-chan struct{}) (queued, alive bool) {
+func (w *sender) put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 	if w.dead() {
 		return false, false
 	}

@@ -25,7 +25,7 @@ var chunkMsg = make([]byte, chunk)
 // queued=false, alive=true). It must get there: Offer never waits.
 func fillServer(c *ServerCall) (n int, alive bool) {
 	for {
-		q, alive := c.Offer(chunkMsg)
+		q, alive := c.Offer(BytesMsg(chunkMsg))
 		if !q {
 			return n, alive
 		}
@@ -53,7 +53,7 @@ func TestServerOfferDoesNotBlock(t *testing.T) {
 		// The pipeline may still take a few; a Put whose wait fires on a
 		// queue that stays full gives up, still alive.
 		for r.alive {
-			r.putQ, r.putA = c.Put(chunkMsg, timeoutChan(20*time.Millisecond))
+			r.putQ, r.putA = c.Put(BytesMsg(chunkMsg), timeoutChan(20*time.Millisecond))
 			if !r.putQ {
 				break
 			}
@@ -65,10 +65,10 @@ func TestServerOfferDoesNotBlock(t *testing.T) {
 		}
 		c.SetTrailer(metadata.Pairs("t", "1"))
 		c.Active()
-		finished <- c.Finish(codes.OK, "", []byte("last"))
+		finished <- c.Finish(codes.OK, "", BytesMsg([]byte("last")))
 	}, smallWindow)
 	ch := dial(t, target, smallWindow)
-	s := ch.StartStream(spec("/x/Flood"), true, false, []byte("go"), true)
+	s := ch.StartStream(spec("/x/Flood"), true, false, BytesMsg([]byte("go")), true)
 	defer s.Cancel()
 
 	var r report
@@ -118,7 +118,7 @@ func TestClientStopsReadingThenCancels(t *testing.T) {
 		c.Finish(codes.OK, "", nil)
 	}, smallWindow)
 	ch := dial(t, target, smallWindow)
-	s := ch.StartStream(spec("/x/Flood"), true, false, []byte("go"), true)
+	s := ch.StartStream(spec("/x/Flood"), true, false, BytesMsg([]byte("go")), true)
 	for i := 0; i < 3; i++ {
 		if _, ok := recvChan(t, "response", s.Responses()); !ok {
 			t.Fatal("stream ended early")
@@ -152,7 +152,7 @@ func TestClientPutUnblocksWhenStreamDies(t *testing.T) {
 	s := ch.StartStream(spec("/x/Sink"), false, true, nil, false)
 	c, _ := recvChan(t, "server call", calls)
 	for {
-		q, alive := s.Offer(chunkMsg)
+		q, alive := s.Offer(BytesMsg(chunkMsg))
 		if !alive {
 			t.Fatal("stream died")
 		}
@@ -162,7 +162,7 @@ func TestClientPutUnblocksWhenStreamDies(t *testing.T) {
 	}
 	// A Put whose wait fires on a queue that stays full gives up, alive.
 	for {
-		q, alive := s.Put(chunkMsg, timeoutChan(20*time.Millisecond))
+		q, alive := s.Put(BytesMsg(chunkMsg), timeoutChan(20*time.Millisecond))
 		if !alive {
 			t.Fatal("stream died")
 		}
@@ -176,7 +176,7 @@ func TestClientPutUnblocksWhenStreamDies(t *testing.T) {
 	putDone := run(func() {
 		for {
 			var q bool
-			if q, alive = s.Put(chunkMsg, nil); !q {
+			if q, alive = s.Put(BytesMsg(chunkMsg), nil); !q {
 				return
 			}
 			queued.Add(1)
@@ -191,7 +191,7 @@ func TestClientPutUnblocksWhenStreamDies(t *testing.T) {
 	}
 	closed(t, "CloseSend after the call ended", closeDone)
 	wantStatus(t, ended(t, s), codes.Aborted, "enough")
-	if q, alive := s.Offer(chunkMsg); q || alive {
+	if q, alive := s.Offer(BytesMsg(chunkMsg)); q || alive {
 		t.Fatalf("Offer after the end = %v, %v", q, alive)
 	}
 }
@@ -205,7 +205,7 @@ func TestServerPutUnblocksWhenClientCancels(t *testing.T) {
 	_, target := newTestServer(t, func(c *ServerCall) {
 		c.RecvOne()
 		for {
-			q, alive := c.Put(chunkMsg, nil)
+			q, alive := c.Put(BytesMsg(chunkMsg), nil)
 			if !q {
 				result <- alive
 				break
@@ -215,7 +215,7 @@ func TestServerPutUnblocksWhenClientCancels(t *testing.T) {
 		c.Finish(codes.OK, "", nil)
 	}, smallWindow)
 	ch := dial(t, target, smallWindow)
-	s := ch.StartStream(spec("/x/Flood"), true, true, []byte("go"), false)
+	s := ch.StartStream(spec("/x/Flood"), true, true, BytesMsg([]byte("go")), false)
 	// Wait for the pipeline to fill: our queue full, the server's count
 	// steady.
 	waitFor(t, "the client's queue to fill", func() bool { return len(s.Responses()) == queueDepth })
@@ -238,12 +238,12 @@ func TestServerRequestsReaderStops(t *testing.T) {
 	checkLeaks(t)
 	_, target := newTestServer(t, func(c *ServerCall) {
 		<-c.Requests() // read one, ignore the rest
-		c.Finish(codes.OK, "", []byte("done"))
+		c.Finish(codes.OK, "", BytesMsg([]byte("done")))
 	}, smallWindow)
 	ch := dial(t, target, smallWindow)
 	s := ch.StartStream(spec("/x/Sink"), false, true, nil, false)
 	for i := 0; i < 2*queueDepth; i++ {
-		if q, _ := s.Put(chunkMsg, timeoutChan(longWait)); !q {
+		if q, _ := s.Put(BytesMsg(chunkMsg), timeoutChan(longWait)); !q {
 			break // the call ended under us: fine
 		}
 	}
@@ -273,7 +273,7 @@ func (f *fakeStream) SendMsg(m any) error {
 		return errors.New("broken")
 	}
 	f.mu.Lock()
-	f.sent = append(f.sent, m.([]byte))
+	f.sent = append(f.sent, m.(Msg).Materialize())
 	f.mu.Unlock()
 	return nil
 }
@@ -283,7 +283,7 @@ func (f *fakeStream) RecvMsg(m any) error {
 	if !ok {
 		return io.EOF
 	}
-	*(m.(*[]byte)) = b
+	*(m.(*Msg)) = BytesMsg(b)
 	return nil
 }
 
@@ -300,11 +300,11 @@ func TestSender(t *testing.T) {
 	w.start(func() msgStream { return f }, func() error { close(lastCalled); return nil })
 
 	// Fill: one message in SendMsg, queueDepth queued, then full.
-	w.offer([]byte{0})
+	w.offer(BytesMsg([]byte{0}))
 	recvChan(t, "the first send", f.entered)
 	n := 1
 	for {
-		q, alive := w.offer([]byte{byte(n)})
+		q, alive := w.offer(BytesMsg([]byte{byte(n)}))
 		if !alive {
 			t.Fatal("not alive")
 		}
@@ -316,11 +316,11 @@ func TestSender(t *testing.T) {
 	if n != queueDepth+1 {
 		t.Fatalf("queued %d before full, want %d", n, queueDepth+1)
 	}
-	if q, alive := w.put([]byte("x"), closedChan); q || !alive {
+	if q, alive := w.put(BytesMsg([]byte("x")), closedChan); q || !alive {
 		t.Fatalf("put(fired wait) = %v, %v", q, alive)
 	}
 	putDone := run(func() {
-		if q, alive := w.put([]byte("late"), nil); !q || !alive {
+		if q, alive := w.put(BytesMsg([]byte("late")), nil); !q || !alive {
 			t.Errorf("put = %v, %v; want queued", q, alive)
 		}
 	})
@@ -343,7 +343,7 @@ func TestSender(t *testing.T) {
 	if got := f.count(); got != n+1 {
 		t.Fatalf("sent %d, want %d", got, n+1)
 	}
-	if q, alive := w.offer([]byte("after end")); q || alive {
+	if q, alive := w.offer(BytesMsg([]byte("after end"))); q || alive {
 		t.Fatalf("offer after end = %v, %v", q, alive)
 	}
 	w.end() // twice: no-op
@@ -356,12 +356,12 @@ func TestSenderFailureAndAbandon(t *testing.T) {
 	lastCalled := atomic.Bool{}
 	w.start(func() msgStream { return f }, func() error { lastCalled.Store(true); return nil })
 	f.gate <- struct{}{}
-	w.offer([]byte("fails"))
+	w.offer(BytesMsg([]byte("fails")))
 	waitFor(t, "the failure", w.failed.Load)
-	if q, alive := w.offer([]byte("x")); q || alive {
+	if q, alive := w.offer(BytesMsg([]byte("x"))); q || alive {
 		t.Fatalf("offer after a failed send = %v, %v", q, alive)
 	}
-	if q, alive := w.put([]byte("x"), nil); q || alive {
+	if q, alive := w.put(BytesMsg([]byte("x")), nil); q || alive {
 		t.Fatalf("put after a failed send = %v, %v", q, alive)
 	}
 	w.end()
@@ -374,7 +374,7 @@ func TestSenderFailureAndAbandon(t *testing.T) {
 	w = newSender()
 	w.start(func() msgStream { return nil }, nil)
 	closed(t, "sender goroutine", w.done)
-	if q, alive := w.offer([]byte("x")); q || alive {
+	if q, alive := w.offer(BytesMsg([]byte("x"))); q || alive {
 		t.Fatalf("offer on a stream that never opened = %v, %v", q, alive)
 	}
 
@@ -382,15 +382,15 @@ func TestSenderFailureAndAbandon(t *testing.T) {
 	f = &fakeStream{gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
 	w = newSender()
 	w.start(func() msgStream { return f }, nil)
-	w.offer([]byte("m"))
+	w.offer(BytesMsg([]byte("m")))
 	recvChan(t, "the first send", f.entered)
 	for {
-		if q, _ := w.offer([]byte("m")); !q {
+		if q, _ := w.offer(BytesMsg([]byte("m"))); !q {
 			break
 		}
 	}
 	var q, alive bool
-	putDone := run(func() { q, alive = w.put([]byte("x"), nil) })
+	putDone := run(func() { q, alive = w.put(BytesMsg([]byte("x")), nil) })
 	notYet(t, "put on a full queue", putDone)
 	endDone := run(w.end)
 	notYet(t, "end on a full queue", endDone)
@@ -409,10 +409,10 @@ func TestSenderFailureAndAbandon(t *testing.T) {
 	w.start(func() msgStream { return &fakeStream{gate: make(chan struct{})} }, nil)
 	w.abandon()
 	for i := 0; i < 200; i++ {
-		if q, alive := w.offer([]byte("x")); q || alive {
+		if q, alive := w.offer(BytesMsg([]byte("x"))); q || alive {
 			t.Fatalf("offer after abandon = %v, %v", q, alive)
 		}
-		if q, alive := w.put([]byte("x"), nil); q || alive {
+		if q, alive := w.put(BytesMsg([]byte("x")), nil); q || alive {
 			t.Fatalf("put after abandon = %v, %v", q, alive)
 		}
 	}
@@ -459,10 +459,10 @@ func TestReceiver(t *testing.T) {
 	})
 	f.recv <- []byte("a")
 	f.recv <- nil // an empty message comes out non-nil
-	if m, _ := recvChan(t, "a", r.Queue()); string(m) != "a" {
+	if m, _ := recvChan(t, "a", r.Queue()); string(m.Materialize()) != "a" {
 		t.Fatalf("got %q", m)
 	}
-	if m, _ := recvChan(t, "empty", r.Queue()); m == nil || len(m) != 0 {
+	if m, _ := recvChan(t, "empty", r.Queue()); m == nil || m.Len() != 0 {
 		t.Fatalf("got %#v, want empty non-nil", m)
 	}
 	close(f.recv)
@@ -514,7 +514,7 @@ func TestClientPutUnblocksWhenChannelCloses(t *testing.T) {
 	putDone := run(func() {
 		for {
 			var q bool
-			if q, alive = s.Put(chunkMsg, nil); !q {
+			if q, alive = s.Put(BytesMsg(chunkMsg), nil); !q {
 				return
 			}
 		}

@@ -25,7 +25,7 @@ func newHold() *holdHandler {
 func (h *holdHandler) serve(c *ServerCall) {
 	if c.Method == "/x/Quick" {
 		c.RecvOne()
-		c.Finish(codes.OK, "", []byte("quick"))
+		c.Finish(codes.OK, "", BytesMsg([]byte("quick")))
 		return
 	}
 	h.calls <- c
@@ -36,7 +36,7 @@ func (h *holdHandler) serve(c *ServerCall) {
 // release finishes a held call with OK.
 func release(c *ServerCall) {
 	c.RecvOne()
-	c.Finish(codes.OK, "", []byte("released"))
+	c.Finish(codes.OK, "", BytesMsg([]byte("released")))
 }
 
 var closedChan = func() chan struct{} {
@@ -79,9 +79,9 @@ func TestAddPortZero(t *testing.T) {
 	defer func() { srv.Stop(0); <-done }()
 	for _, p := range []int{port, port2} {
 		ch := dial(t, "127.0.0.1:"+itoa(p))
-		resp, _, st := ch.Unary(spec(mUnary), []byte("hi"))
+		resp, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("hi")))
 		wantStatus(t, st, codes.OK, "")
-		wantBytes(t, "response", resp, []byte("hi"))
+		wantBytes(t, "response", resp.Materialize(), []byte("hi"))
 	}
 }
 
@@ -231,12 +231,12 @@ func TestMaxConcurrent(t *testing.T) {
 	h := newHold()
 	srv, target := newTestServerOn(t, "127.0.0.1:0", 2, h.serve)
 	ch := dial(t, target)
-	a := ch.StartUnary(spec("/x/A"), []byte("a"))
+	a := ch.StartUnary(spec("/x/A"), BytesMsg([]byte("a")))
 	ca, _ := recvChan(t, "call a", h.calls)
 	b := ch.StartStream(spec("/x/B"), true, true, nil, false)
 	recvChan(t, "call b", h.calls)
 
-	_, _, st := ch.Unary(spec("/x/Quick"), []byte("c"))
+	_, _, st := ch.Unary(spec("/x/Quick"), BytesMsg([]byte("c")))
 	wantStatus(t, st, codes.ResourceExhausted, "Concurrent RPC limit exceeded!")
 	s := ch.StartStream(spec("/x/Quick"), true, true, nil, false)
 	drain(t, s)
@@ -246,9 +246,9 @@ func TestMaxConcurrent(t *testing.T) {
 	closed(t, "a", a.Done)
 	wantStatus(t, a.Status, codes.OK, "")
 	// A slot is free again.
-	resp, _, st := ch.Unary(spec("/x/Quick"), []byte("c"))
+	resp, _, st := ch.Unary(spec("/x/Quick"), BytesMsg([]byte("c")))
 	wantStatus(t, st, codes.OK, "")
-	wantBytes(t, "response", resp, []byte("quick"))
+	wantBytes(t, "response", resp.Materialize(), []byte("quick"))
 
 	b.Cancel()
 	recvChan(t, "b ended", h.ended)
@@ -277,7 +277,7 @@ func TestStopGraceLetsCallsFinish(t *testing.T) {
 	h := newHold()
 	srv, target := newTestServer(t, h.serve)
 	ch := dial(t, target)
-	u := ch.StartUnary(spec("/x/Held"), []byte("x"))
+	u := ch.StartUnary(spec("/x/Held"), BytesMsg([]byte("x")))
 	c, _ := recvChan(t, "held call", h.calls)
 	s := ch.StartStream(spec("/x/HeldStream"), true, true, nil, false)
 	cs, _ := recvChan(t, "held stream", h.calls)
@@ -298,17 +298,17 @@ func TestStopGraceLetsCallsFinish(t *testing.T) {
 	}
 	sendAll(t, s, []byte("still here"))
 	m, _ := recvChan(t, "request during stop", cs.Requests())
-	wantBytes(t, "request", m, []byte("still here"))
+	wantBytes(t, "request", m.Materialize(), []byte("still here"))
 	if !put(cs, []byte("reply during stop")) {
 		t.Fatal("Put during stop")
 	}
 	r, _ := recvChan(t, "response during stop", s.Responses())
-	wantBytes(t, "response", r, []byte("reply during stop"))
+	wantBytes(t, "response", r.Materialize(), []byte("reply during stop"))
 
 	release(c)
 	closed(t, "held unary", u.Done)
 	wantStatus(t, u.Status, codes.OK, "")
-	wantBytes(t, "response", u.Response, []byte("released"))
+	wantBytes(t, "response", u.Response.Materialize(), []byte("released"))
 	cs.Finish(codes.OK, "", nil)
 	s.CloseSend()
 	drain(t, s)
@@ -331,7 +331,7 @@ func TestStopGraceExpires(t *testing.T) {
 	h := newHold()
 	srv, target := newTestServer(t, h.serve)
 	ch := dial(t, target)
-	u := ch.StartUnary(spec("/x/Held"), []byte("x"))
+	u := ch.StartUnary(spec("/x/Held"), BytesMsg([]byte("x")))
 	c, _ := recvChan(t, "held call", h.calls)
 	s := ch.StartStream(spec("/x/HeldStream"), true, true, nil, false)
 	recvChan(t, "held stream", h.calls)
@@ -350,7 +350,7 @@ func TestStopGraceExpires(t *testing.T) {
 	if c.Active() {
 		t.Error("call still active after the stop")
 	}
-	if err := c.Finish(codes.OK, "", []byte("late")); err == nil {
+	if err := c.Finish(codes.OK, "", BytesMsg([]byte("late"))); err == nil {
 		t.Error("Finish after the stop succeeded")
 	}
 	closed(t, "unary", u.Done)
@@ -431,10 +431,10 @@ func TestStopIdle(t *testing.T) {
 	checkLeaks(t)
 	srv, target := newTestServer(t, coreEcho)
 	ch := dial(t, target)
-	_, _, st := ch.Unary(spec(mUnary), []byte("x")) // a live connection
+	_, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("x"))) // a live connection
 	wantStatus(t, st, codes.OK, "")
 	closed(t, "Stop(1h) of an idle server", run(func() { srv.Stop(time.Hour) }))
-	_, _, st = ch.Unary(spec(mUnary), []byte("x"))
+	_, _, st = ch.Unary(spec(mUnary), BytesMsg([]byte("x")))
 	wantCode(t, st, codes.Unavailable)
 }
 
@@ -449,7 +449,7 @@ func TestStopWithUntakenCalls(t *testing.T) {
 	}
 	srv.Start()
 	ch := dial(t, "127.0.0.1:"+itoa(port))
-	u := ch.StartUnary(spec(mUnary), []byte("x"))
+	u := ch.StartUnary(spec(mUnary), BytesMsg([]byte("x")))
 	s := ch.StartStream(spec(mBidi), true, true, nil, false)
 	waitFor(t, "calls to reach the server", func() bool { return ReadCounters().ServerCalls == 2 })
 	srv.Stop(-1)

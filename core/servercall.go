@@ -25,7 +25,7 @@ type ServerCall struct {
 	HasDeadline bool
 	// First is the request read before the call was handed over (for
 	// methods marked unary-request), or nil.
-	First []byte
+	First Msg
 
 	ctx context.Context
 	ss  grpc.ServerStream
@@ -52,7 +52,7 @@ type ServerCall struct {
 type finish struct {
 	code    codes.Code
 	details string
-	last    []byte
+	last    Msg
 }
 
 // ErrCallOver is returned by operations on a call that has ended.
@@ -79,21 +79,18 @@ func (c *ServerCall) Active() bool {
 
 // RecvOne reads a single request on the calling goroutine (for handlers
 // that take one request). It returns io.EOF if the client sent none.
-func (c *ServerCall) RecvOne() ([]byte, error) {
-	var m []byte
+func (c *ServerCall) RecvOne() (Msg, error) {
+	var m Msg
 	if err := c.ss.RecvMsg(&m); err != nil {
 		return nil, err
 	}
-	if m == nil {
-		m = []byte{}
-	}
-	return m, nil
+	return emptyIfNil(m), nil
 }
 
 // Requests returns the queue of incoming requests, reading ahead from the
 // first use on. The queue closes when the client half-closes or the call
 // ends.
-func (c *ServerCall) Requests() <-chan []byte {
+func (c *ServerCall) Requests() <-chan Msg {
 	c.inOnce.Do(func() {
 		r := newReceiver()
 		c.in.Store(r)
@@ -110,12 +107,12 @@ func (c *ServerCall) sender() (*sender, error) {
 	}
 	if c.out == nil {
 		c.out = newSender()
-		c.out.startWith(func() func([]byte) error { return c.guardedSend }, nil)
+		c.out.startWith(func() func(Msg) error { return c.guardedSend }, nil)
 	}
 	return c.out, nil
 }
 
-func (c *ServerCall) guardedSend(m []byte) error {
+func (c *ServerCall) guardedSend(m Msg) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.over.Load() {
@@ -125,7 +122,7 @@ func (c *ServerCall) guardedSend(m []byte) error {
 }
 
 // Offer queues a response without waiting (see sender.offer).
-func (c *ServerCall) Offer(m []byte) (queued, alive bool) {
+func (c *ServerCall) Offer(m Msg) (queued, alive bool) {
 	w, err := c.sender()
 	if err != nil {
 		return false, false
@@ -134,7 +131,7 @@ func (c *ServerCall) Offer(m []byte) (queued, alive bool) {
 }
 
 // Put queues a response, waiting for room until wait fires.
-func (c *ServerCall) Put(m []byte, wait <-chan struct{}) (queued, alive bool) {
+func (c *ServerCall) Put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 	w, err := c.sender()
 	if err != nil {
 		return false, false
@@ -174,7 +171,7 @@ func (c *ServerCall) SetTrailer(md metadata.MD) {
 // Finish ends the call: last (if non-nil) is sent after every queued
 // response, then the status with the trailing metadata. Only the first
 // Finish counts; later ones return ErrCallOver.
-func (c *ServerCall) Finish(code codes.Code, details string, last []byte) error {
+func (c *ServerCall) Finish(code codes.Code, details string, last Msg) error {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	if c.over.Load() || c.final != nil {

@@ -89,20 +89,20 @@ func coreEcho(c *ServerCall) {
 			c.Finish(codes.Internal, "RecvOne: "+err.Error(), nil)
 			return
 		}
-		parts := bytes.Split(req, []byte(","))
+		parts := bytes.Split(req.Materialize(), []byte(","))
 		for _, p := range parts[:len(parts)-1] {
-			if q, alive := c.Offer(p); !q && alive {
+			if q, alive := c.Offer(BytesMsg(p)); !q && alive {
 				if !put(c, p) {
 					return
 				}
 			}
 		}
-		c.Finish(code, details, parts[len(parts)-1])
+		c.Finish(code, details, BytesMsg(parts[len(parts)-1]))
 	case mClientStream:
-		c.Finish(code, details, bytes.Join(requests(c), []byte(",")))
+		c.Finish(code, details, BytesMsg(bytes.Join(requests(c), []byte(","))))
 	case mBidi:
 		for m := range c.Requests() {
-			if !put(c, m) {
+			if !put(c, m.Materialize()) {
 				break
 			}
 		}

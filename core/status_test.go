@@ -26,7 +26,7 @@ func (h *hangHandler) serve(c *ServerCall) {
 	h.calls <- c
 	<-c.Context().Done()
 	h.died <- c.Context().Err()
-	c.Finish(codes.OK, "", []byte("too late")) // must not matter
+	c.Finish(codes.OK, "", BytesMsg([]byte("too late"))) // must not matter
 }
 
 func TestDeadlineExceeded(t *testing.T) {
@@ -36,7 +36,7 @@ func TestDeadlineExceeded(t *testing.T) {
 	ch := dial(t, target)
 	short := func(m string) *CallSpec { return &CallSpec{Method: m, Timeout: 50 * time.Millisecond} }
 
-	resp, _, st := ch.Unary(short("/x/Unary"), []byte("x"))
+	resp, _, st := ch.Unary(short("/x/Unary"), BytesMsg([]byte("x")))
 	wantStatus(t, st, codes.DeadlineExceeded, "Deadline Exceeded")
 	if resp != nil {
 		t.Errorf("response = %q", resp)
@@ -48,7 +48,7 @@ func TestDeadlineExceeded(t *testing.T) {
 		t.Errorf("server call context not done")
 	}
 
-	u := ch.StartUnary(short("/x/StartUnary"), []byte("x"))
+	u := ch.StartUnary(short("/x/StartUnary"), BytesMsg([]byte("x")))
 	closed(t, "unary done", u.Done)
 	wantStatus(t, u.Status, codes.DeadlineExceeded, "Deadline Exceeded")
 	recvChan(t, "server call", h.calls)
@@ -64,7 +64,7 @@ func TestDeadlineExceeded(t *testing.T) {
 		{"client-streaming", false, true, nil, false},
 		{"bidi", true, true, []byte("x"), false},
 	} {
-		s := ch.StartStream(short("/x/"+shape.name), shape.ss, shape.cs, shape.first, shape.closeAft)
+		s := ch.StartStream(short("/x/"+shape.name), shape.ss, shape.cs, BytesMsg(shape.first), shape.closeAft)
 		drain(t, s)
 		wantStatus(t, ended(t, s), codes.DeadlineExceeded, "Deadline Exceeded")
 		closed(t, "header ready", s.HeaderReady)
@@ -100,7 +100,7 @@ func TestCancel(t *testing.T) {
 	_, target := newTestServer(t, h.serve)
 	ch := dial(t, target)
 
-	u := ch.StartUnary(spec("/x/Unary"), []byte("x"))
+	u := ch.StartUnary(spec("/x/Unary"), BytesMsg([]byte("x")))
 	recvChan(t, "server call", h.calls)
 	u.Cancel()
 	closed(t, "unary done", u.Done)
@@ -114,17 +114,17 @@ func TestCancel(t *testing.T) {
 		name   string
 		ss, cs bool
 	}{{"server", true, false}, {"client", false, true}, {"bidi", true, true}} {
-		s := ch.StartStream(spec("/x/"+shape.name), shape.ss, shape.cs, []byte("x"), !shape.cs)
+		s := ch.StartStream(spec("/x/"+shape.name), shape.ss, shape.cs, BytesMsg([]byte("x")), !shape.cs)
 		recvChan(t, "server call", h.calls)
 		s.Cancel()
 		drain(t, s)
 		wantStatus(t, ended(t, s), codes.Canceled, "Locally cancelled by application!")
 		closed(t, "header ready", s.HeaderReady)
 		recvChan(t, "server side end", h.died)
-		if q, alive := s.Offer([]byte("y")); q || alive {
+		if q, alive := s.Offer(BytesMsg([]byte("y"))); q || alive {
 			t.Errorf("Offer after Cancel = %v, %v", q, alive)
 		}
-		if q, alive := s.Put([]byte("y"), nil); q || alive {
+		if q, alive := s.Put(BytesMsg([]byte("y")), nil); q || alive {
 			t.Errorf("Put after Cancel = %v, %v", q, alive)
 		}
 		s.CloseSend() // must not block
@@ -139,11 +139,11 @@ func TestCancelImmediately(t *testing.T) {
 	_, target := newTestServer(t, coreEcho)
 	ch := dial(t, target)
 	for i := 0; i < 20; i++ {
-		s := ch.StartStream(spec(mBidi), true, true, []byte("x"), false)
+		s := ch.StartStream(spec(mBidi), true, true, BytesMsg([]byte("x")), false)
 		s.Cancel()
 		drain(t, s)
 		wantStatus(t, ended(t, s), codes.Canceled, "Locally cancelled by application!")
-		u := ch.StartUnary(spec(mUnary), []byte("x"))
+		u := ch.StartUnary(spec(mUnary), BytesMsg([]byte("x")))
 		u.Cancel()
 		closed(t, "unary done", u.Done)
 		// It may have completed before the cancel took; either is fine,
@@ -163,12 +163,12 @@ func TestChannelClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	u := ch.StartUnary(spec("/x/Unary"), []byte("x"))
+	u := ch.StartUnary(spec("/x/Unary"), BytesMsg([]byte("x")))
 	recvChan(t, "server call", h.calls)
 	s := ch.StartStream(spec("/x/Bidi"), true, true, nil, false)
 	recvChan(t, "server call", h.calls)
 	var plain *Status
-	plainDone := run(func() { _, _, plain = ch.Unary(spec("/x/Unary2"), []byte("x")) })
+	plainDone := run(func() { _, _, plain = ch.Unary(spec("/x/Unary2"), BytesMsg([]byte("x"))) })
 	recvChan(t, "server call", h.calls)
 	if ch.Closed() {
 		t.Fatal("Closed() before Close")
@@ -229,14 +229,14 @@ func TestWaitForReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := dial(t, "127.0.0.1:"+itoa(port))
-	u := ch.StartUnary(&CallSpec{Method: mUnary, Timeout: longWait, WaitForReady: 1}, []byte("patient"))
+	u := ch.StartUnary(&CallSpec{Method: mUnary, Timeout: longWait, WaitForReady: 1}, BytesMsg([]byte("patient")))
 	notYet(t, "call completion before the server started", u.Done)
 	srv.Start()
 	done := dispatch(srv, coreEcho)
 	defer func() { srv.Stop(0); <-done }()
 	closed(t, "unary done", u.Done)
 	wantStatus(t, u.Status, codes.OK, "")
-	wantBytes(t, "response", u.Response, []byte("patient"))
+	wantBytes(t, "response", u.Response.Materialize(), []byte("patient"))
 }
 
 // ---- message size limits ----
@@ -254,14 +254,14 @@ func sizeHandler(c *ServerCall) {
 			c.Finish(codes.Internal, err.Error(), nil)
 			return
 		}
-		c.Finish(codes.OK, "", make([]byte, atoi(string(req))))
+		c.Finish(codes.OK, "", BytesMsg(make([]byte, atoi(string(req.Materialize())))))
 	case "/size/Stream":
 		req, err := c.RecvOne()
 		if err != nil {
 			c.Finish(codes.Internal, err.Error(), nil)
 			return
 		}
-		n := atoi(string(req))
+		n := atoi(string(req.Materialize()))
 		if !put(c, make([]byte, n)) {
 			return
 		}
@@ -269,9 +269,9 @@ func sizeHandler(c *ServerCall) {
 	default:
 		n := 0
 		for m := range c.Requests() {
-			n += len(m)
+			n += m.Len()
 		}
-		c.Finish(codes.OK, "", []byte(itoa(n)))
+		c.Finish(codes.OK, "", BytesMsg([]byte(itoa(n))))
 	}
 }
 
@@ -284,28 +284,28 @@ func TestReceiveLimitDefault(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ch := dial(t, b.start(t))
 			// Client side: responses up to 4 MiB are fine, one byte more is not.
-			resp, _, st := ch.Unary(spec("/size/Respond"), []byte(itoa(4*mib)))
+			resp, _, st := ch.Unary(spec("/size/Respond"), BytesMsg([]byte(itoa(4*mib))))
 			wantStatus(t, st, codes.OK, "")
-			if len(resp) != 4*mib {
-				t.Fatalf("response of %d bytes, want %d", len(resp), 4*mib)
+			if resp.Len() != 4*mib {
+				t.Fatalf("response of %d bytes, want %d", resp.Len(), 4*mib)
 			}
-			_, _, st = ch.Unary(spec("/size/Respond"), []byte(itoa(4*mib+1)))
+			_, _, st = ch.Unary(spec("/size/Respond"), BytesMsg([]byte(itoa(4*mib+1))))
 			wantCode(t, st, codes.ResourceExhausted)
-			s := ch.StartStream(spec("/size/Stream"), true, false, []byte(itoa(4*mib+1)), true)
+			s := ch.StartStream(spec("/size/Stream"), true, false, BytesMsg([]byte(itoa(4*mib+1))), true)
 			drain(t, s)
 			wantCode(t, ended(t, s), codes.ResourceExhausted)
 
 			// Server side: the same for requests.
-			_, _, st = ch.Unary(spec("/size/Count"), make([]byte, 4*mib+1))
+			_, _, st = ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 4*mib+1)))
 			wantCode(t, st, codes.ResourceExhausted)
 			s = ch.StartStream(spec("/size/Count"), false, true, nil, false)
 			sendAll(t, s, []byte("abc"), make([]byte, 4*mib+1))
 			s.CloseSend()
 			drain(t, s)
 			wantCode(t, ended(t, s), codes.ResourceExhausted)
-			resp, _, st = ch.Unary(spec("/size/Count"), make([]byte, 4*mib))
+			resp, _, st = ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 4*mib)))
 			wantStatus(t, st, codes.OK, "")
-			wantBytes(t, "count", resp, []byte(itoa(4*mib)))
+			wantBytes(t, "count", resp.Materialize(), []byte(itoa(4*mib)))
 		})
 	}
 }
@@ -315,63 +315,63 @@ func TestReceiveLimitOptions(t *testing.T) {
 	_, target := newTestServer(t, sizeHandler)
 
 	ch := dial(t, target, Option{Key: "grpc.max_receive_message_length", Int: 1000, IsInt: true})
-	_, _, st := ch.Unary(spec("/size/Respond"), []byte("1000"))
+	_, _, st := ch.Unary(spec("/size/Respond"), BytesMsg([]byte("1000")))
 	wantStatus(t, st, codes.OK, "")
-	_, _, st = ch.Unary(spec("/size/Respond"), []byte("1001"))
+	_, _, st = ch.Unary(spec("/size/Respond"), BytesMsg([]byte("1001")))
 	wantCode(t, st, codes.ResourceExhausted)
 
 	// The older name, and the limit given as a string.
 	ch = dial(t, target, Option{Key: "grpc.max_message_length", Str: "10", Int: 10, IsInt: true})
-	_, _, st = ch.Unary(spec("/size/Respond"), []byte("11"))
+	_, _, st = ch.Unary(spec("/size/Respond"), BytesMsg([]byte("11")))
 	wantCode(t, st, codes.ResourceExhausted)
 
 	// -1: unlimited.
 	ch = dial(t, target, Option{Key: "grpc.max_receive_message_length", Int: -1, IsInt: true})
-	resp, _, st := ch.Unary(spec("/size/Respond"), []byte(itoa(5*mib)))
+	resp, _, st := ch.Unary(spec("/size/Respond"), BytesMsg([]byte(itoa(5*mib))))
 	wantStatus(t, st, codes.OK, "")
-	if len(resp) != 5*mib {
-		t.Fatalf("response of %d bytes, want %d", len(resp), 5*mib)
+	if resp.Len() != 5*mib {
+		t.Fatalf("response of %d bytes, want %d", resp.Len(), 5*mib)
 	}
 
 	// Sending limit on the channel.
 	ch = dial(t, target, Option{Key: "grpc.max_send_message_length", Int: 100, IsInt: true})
-	_, _, st = ch.Unary(spec("/size/Count"), make([]byte, 101))
+	_, _, st = ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 101)))
 	wantCode(t, st, codes.ResourceExhausted)
-	s := ch.StartStream(spec("/size/Count"), false, true, make([]byte, 101), true)
+	s := ch.StartStream(spec("/size/Count"), false, true, BytesMsg(make([]byte, 101)), true)
 	drain(t, s)
 	wantCode(t, ended(t, s), codes.ResourceExhausted)
-	resp, _, st = ch.Unary(spec("/size/Count"), make([]byte, 100))
+	resp, _, st = ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 100)))
 	wantStatus(t, st, codes.OK, "")
-	wantBytes(t, "count", resp, []byte("100"))
+	wantBytes(t, "count", resp.Materialize(), []byte("100"))
 }
 
 func TestServerMessageLimitOptions(t *testing.T) {
 	checkLeaks(t)
 	_, unlimited := newTestServer(t, sizeHandler, Option{Key: "grpc.max_receive_message_length", Int: -1, IsInt: true})
 	ch := dial(t, unlimited)
-	resp, _, st := ch.Unary(spec("/size/Count"), make([]byte, 5*mib))
+	resp, _, st := ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 5*mib)))
 	wantStatus(t, st, codes.OK, "")
-	wantBytes(t, "count", resp, []byte(itoa(5*mib)))
+	wantBytes(t, "count", resp.Materialize(), []byte(itoa(5*mib)))
 
 	_, small := newTestServer(t, sizeHandler,
 		Option{Key: "grpc.max_receive_message_length", Int: 50, IsInt: true},
 		Option{Key: "grpc.max_send_message_length", Int: 60, IsInt: true})
 	ch = dial(t, small)
-	_, _, st = ch.Unary(spec("/size/Count"), make([]byte, 51))
+	_, _, st = ch.Unary(spec("/size/Count"), BytesMsg(make([]byte, 51)))
 	wantCode(t, st, codes.ResourceExhausted)
-	s := ch.StartStream(spec("/size/Count"), false, true, make([]byte, 51), true)
+	s := ch.StartStream(spec("/size/Count"), false, true, BytesMsg(make([]byte, 51)), true)
 	drain(t, s)
 	wantCode(t, ended(t, s), codes.ResourceExhausted)
-	_, _, st = ch.Unary(spec("/size/Respond"), []byte("61"))
+	_, _, st = ch.Unary(spec("/size/Respond"), BytesMsg([]byte("61")))
 	wantCode(t, st, codes.ResourceExhausted)
 	// A streamed response over the server's send limit fails the call; it
 	// does not vanish and leave an OK status.
-	s = ch.StartStream(spec("/size/Stream"), true, false, []byte("61"), true)
+	s = ch.StartStream(spec("/size/Stream"), true, false, BytesMsg([]byte("61")), true)
 	if got := drain(t, s); len(got) != 0 {
 		t.Fatalf("got %d responses", len(got))
 	}
 	wantCode(t, ended(t, s), codes.ResourceExhausted)
-	_, _, st = ch.Unary(spec("/size/Respond"), []byte("60"))
+	_, _, st = ch.Unary(spec("/size/Respond"), BytesMsg([]byte("60")))
 	wantStatus(t, st, codes.OK, "")
 }
 

@@ -32,7 +32,7 @@ type Stream struct {
 // StartStream opens a streaming call. If first is non-nil it is queued as
 // the first request, and with closeAfter the request side is then
 // half-closed (the shape of a server-streaming call).
-func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool, first []byte, closeAfter bool) *Stream {
+func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool, first Msg, closeAfter bool) *Stream {
 	if ch.refuse != nil {
 		return FailedStream(ch.refuse)
 	}
@@ -95,13 +95,13 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 
 // Responses is the queue of response messages; it closes when the call
 // ends, and Status is set by then.
-func (s *Stream) Responses() <-chan []byte { return s.in.q }
+func (s *Stream) Responses() <-chan Msg { return s.in.q }
 
 // Offer queues a request without waiting (see sender.offer).
-func (s *Stream) Offer(m []byte) (queued, alive bool) { return s.out.offer(m) }
+func (s *Stream) Offer(m Msg) (queued, alive bool) { return s.out.offer(m) }
 
 // Put queues a request, waiting for room until wait fires.
-func (s *Stream) Put(m []byte, wait <-chan struct{}) (queued, alive bool) { return s.out.put(m, wait) }
+func (s *Stream) Put(m Msg, wait <-chan struct{}) (queued, alive bool) { return s.out.put(m, wait) }
 
 // CloseSend half-closes the request side after the queued requests.
 func (s *Stream) CloseSend() { s.out.end() }

@@ -11,7 +11,7 @@ import (
 // peerHandler answers every call with the peer string the server saw.
 func peerHandler(c *ServerCall) {
 	c.RecvOne()
-	c.Finish(codes.OK, "", []byte(c.Peer))
+	c.Finish(codes.OK, "", BytesMsg([]byte(c.Peer)))
 }
 
 // reach makes a unary call on target and returns the server's view of the
@@ -23,7 +23,7 @@ func reach(t *testing.T, target string) string {
 	if !st.OK() {
 		t.Fatalf("call on %q: %v %q", target, st.Code, st.Details)
 	}
-	return string(resp)
+	return string(resp.Materialize())
 }
 
 func TestTargetsIPv4(t *testing.T) {

@@ -28,6 +28,7 @@ static inline PyObject *hot_bool(int v) { return PyBool_FromLong(v); }
 static inline PyObject *hot_int(long long v) { return PyLong_FromLongLong(v); }
 static inline PyObject *hot_float(double v) { return PyFloat_FromDouble(v); }
 static inline PyObject *hot_bytes(const char *p, Py_ssize_t n) { return PyBytes_FromStringAndSize(p, n); }
+static inline char *hot_bytes_data(PyObject *b) { return PyBytes_AS_STRING(b); }
 static inline PyObject *hot_str(const char *p, Py_ssize_t n) {
     return PyUnicode_DecodeUTF8(p, n, "replace");
 }
@@ -38,6 +39,7 @@ static inline PyObject *hot_list(Py_ssize_t n) { return PyList_New(n); }
 /* Steals v. */
 static inline void hot_list_set(PyObject *l, Py_ssize_t i, PyObject *v) { PyList_SET_ITEM(l, i, v); }
 static inline void hot_decref(PyObject *o) { Py_XDECREF(o); }
+static inline void hot_incref(PyObject *o) { Py_INCREF(o); }
 
 /* Metadata: a sequence of (key, value) pairs, key str (or bytes), value str
  * or bytes. hot_md_open returns a new reference to a fast sequence or NULL
@@ -172,19 +174,6 @@ static inline int hot_finalizing(void) {
     return Py_IsFinalizing();
 #else
     return _Py_IsFinalizing();
-/* Handle kinds: the capsule a Go object travels in is named after its kind,
- * so a handle of one kind is never taken for another. */
-enum {
-    HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4,
-    HOT_CREDENTIALS = 5, HOT_CALLBACK = 6, HOT_KINDS = 7
-};
-
-/* The handle in a capsule of the given kind, or 0 with TypeError set. */
-uintptr_t hot_handle(PyObject *capsule, int kind);
-
-/* Defined in hotmodule.c: wraps a Go handle in a capsule that releases it. */
-PyObject *hot_capsule(uintptr_t handle, int kind);
-
 #endif
 }
 

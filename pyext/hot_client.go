@@ -71,16 +71,41 @@ func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, 
 // grpcio: before anything is sent.
 var invalidMetadata = &core.Status{Code: codes.Internal, Details: "Invalid metadata"}
 
+// unaryCall is a unary call as Python holds it. Its response becomes a
+// bytes object once, under the GIL, and every later fetch shares it (two
+// threads may both ask a future for its result).
+type unaryCall struct {
+	*core.UnaryCall
+	resp pyObj // owned; released with the handle
+}
+
+func startedUnary(c *core.UnaryCall) pyObj { return capsule(&unaryCall{UnaryCall: c}, C.HOT_UNARY) }
+
+// response is the call's response as a new reference, or None.
+func (c *unaryCall) response() pyObj {
+	if c.Response == nil {
+		return C.hot_none()
+	}
+	if c.resp == nil {
+		if c.resp = pyBytesMsg(c.Response); c.resp == nil {
+			return nil
+		}
+		c.Response = core.Msg{} // freed by pyBytesMsg
+	}
+	C.hot_incref(c.resp)
+	return c.resp
+}
+
 // unaryResult is (code, details, response or None, initial md, trailing md).
-func unaryResult(resp []byte, c *core.UnaryCall) pyObj {
+func unaryResult(c *unaryCall) pyObj {
+	resp := c.response()
+	if resp == nil {
+		return nil
+	}
 	t := C.hot_tuple(5)
 	C.hot_tuple_set(t, 0, C.hot_int(C.longlong(c.Status.Code)))
 	C.hot_tuple_set(t, 1, pyStr(c.Status.Details))
-	if resp == nil {
-		C.hot_tuple_set(t, 2, C.hot_none())
-	} else {
-		C.hot_tuple_set(t, 2, pyBytes(resp))
-	}
+	C.hot_tuple_set(t, 2, resp)
 	C.hot_tuple_set(t, 3, mdToPy(c.Header))
 	C.hot_tuple_set(t, 4, mdToPy(c.Status.Trailer))
 	return t
@@ -103,10 +128,10 @@ func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 		return nil
 	case mdInvalid:
 		C.hot_post(sem)
-		return capsule(core.FailedUnary(invalidMetadata), C.HOT_UNARY)
+		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
 	post := func() { C.hot_post(sem) }
-	return capsule(ch.StartUnaryNotify(spec, goBytes(req, rn), post), C.HOT_UNARY)
+	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn), post))
 }
 
 // hotUnaryResult is the result tuple of an ended call (see unaryResult).
@@ -114,8 +139,7 @@ func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 //export hotUnaryResult
 func hotUnaryResult(h C.uintptr_t) (ret pyObj) {
 	defer guard(&ret)
-	c := value[*core.UnaryCall](h)
-	return unaryResult(c.Response, c)
+	return unaryResult(value[*unaryCall](h))
 }
 
 // hotMayReturn tells a thread that waited outside Go whether it may run
@@ -134,9 +158,9 @@ func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 	case mdRaised:
 		return nil
 	case mdInvalid:
-		return capsule(core.FailedUnary(invalidMetadata), C.HOT_UNARY)
+		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
-	return capsule(ch.StartUnary(spec, goBytes(req, rn)), C.HOT_UNARY)
+	return startedUnary(ch.StartUnary(spec, goMsg(req, rn)))
 }
 
 // hotUnaryWait returns the result tuple, or None if timeout passed first.
@@ -144,20 +168,20 @@ func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 //export hotUnaryWait
 func hotUnaryWait(h C.uintptr_t, timeout C.double) (ret pyObj) {
 	defer guard(&ret)
-	c := value[*core.UnaryCall](h)
+	c := value[*unaryCall](h)
 	switch _, _, r := await(c.Done, seconds(timeout)); r {
 	case waitInterrupted:
 		return nil
 	case waitTimeout:
 		return C.hot_none()
 	}
-	return unaryResult(c.Response, c)
+	return unaryResult(c)
 }
 
 //export hotUnaryCancel
 func hotUnaryCancel(h C.uintptr_t) (ret pyObj) {
 	defer guard(&ret)
-	value[*core.UnaryCall](h).Cancel()
+	value[*unaryCall](h).Cancel()
 	return C.hot_none()
 }
 
@@ -173,9 +197,9 @@ func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.do
 	case mdInvalid:
 		return capsule(core.FailedStream(invalidMetadata), C.HOT_STREAM)
 	}
-	var msg []byte
+	var msg core.Msg
 	if hasFirst != 0 {
-		msg = goBytes(first, fn)
+		msg = goMsg(first, fn)
 	}
 	s := ch.StartStream(spec, serverStreams != 0, clientStreams != 0, msg, closeAfter != 0)
 	return capsule(s, C.HOT_STREAM)
@@ -188,7 +212,7 @@ func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.do
 func hotStreamSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Stream](h)
-	msg := goBytes(p, n)
+	msg := goMsg(p, n)
 	queued, alive := s.Offer(msg)
 	for !queued && alive {
 		// The queue is full: wait for room without the GIL, in slices on
@@ -228,7 +252,7 @@ func hotStreamRecv(h C.uintptr_t, maxN C.Py_ssize_t, timeout C.double) (ret pyOb
 
 // recvBatch takes what is queued (at least one message, waiting for it)
 // into a list.
-func recvBatch(q <-chan []byte, maxN int, timeout time.Duration) pyObj {
+func recvBatch(q <-chan core.Msg, maxN int, timeout time.Duration) pyObj {
 	first, ok, r := await(q, timeout)
 	switch {
 	case r == waitInterrupted:
@@ -238,7 +262,7 @@ func recvBatch(q <-chan []byte, maxN int, timeout time.Duration) pyObj {
 	case !ok:
 		return C.hot_list(0)
 	}
-	batch := [][]byte{first}
+	batch := []core.Msg{first}
 more:
 	for len(batch) < maxN {
 		select {
@@ -253,7 +277,7 @@ more:
 	}
 	l := C.hot_list(C.Py_ssize_t(len(batch)))
 	for i, m := range batch {
-		C.hot_list_set(l, C.Py_ssize_t(i), pyBytes(m))
+		C.hot_list_set(l, C.Py_ssize_t(i), pyBytesMsg(m))
 	}
 	return l
 }

@@ -6,8 +6,6 @@ package main
 import "C"
 
 import (
-	"errors"
-	"io"
 	"sync"
 	"time"
 	"unsafe"
@@ -99,7 +97,8 @@ func serverEvent(c *core.ServerCall) pyObj {
 		C.hot_tuple_set(t, 4, C.hot_none())
 	}
 	if c.First != nil {
-		C.hot_tuple_set(t, 5, pyBytes(c.First))
+		C.hot_tuple_set(t, 5, pyBytesMsg(c.First))
+		c.First = nil
 	} else {
 		C.hot_tuple_set(t, 5, C.hot_none())
 	}
@@ -149,16 +148,13 @@ func hotServerWait(h C.uintptr_t, timeout C.double) (ret pyObj) {
 func hotCallRecvOne(h C.uintptr_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	var m []byte
+	var m core.Msg
 	var err error
 	withoutGIL(func() { m, err = c.RecvOne() })
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return C.hot_none()
-		}
+	if err != nil { // io.EOF, or the call ended: the handler sees no request
 		return C.hot_none()
 	}
-	return pyBytes(m)
+	return pyBytesMsg(m)
 }
 
 // hotCallRecv returns a list of up to max requests, waiting for at least
@@ -176,7 +172,7 @@ func hotCallRecv(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	msg := goBytes(p, n)
+	msg := goMsg(p, n)
 	queued, alive := c.Offer(msg)
 	if !queued && alive {
 		withoutGIL(func() { queued, _ = c.Put(msg, c.Context().Done()) })
@@ -222,9 +218,9 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	if len(md) > 0 {
 		c.SetTrailer(md)
 	}
-	var msg []byte
+	var msg core.Msg
 	if hasLast != 0 {
-		msg = goBytes(last, ln)
+		msg = goMsg(last, ln)
 	}
 	err := c.Finish(codes.Code(code), C.GoStringN(details, C.int(dn)), msg)
 	return C.hot_bool(C.int(b2i(err == nil)))
@@ -274,8 +270,11 @@ func hotRelease(h C.uintptr_t) {
 	switch v := handle.Value().(type) {
 	case *core.Channel:
 		go v.Close()
-	case *core.UnaryCall:
+	case *unaryCall:
 		v.Cancel()
+		if v.resp != nil {
+			C.hot_decref(v.resp)
+		}
 	case *core.Stream:
 		v.Cancel()
 	case *core.Server:

@@ -16,6 +16,9 @@ import (
 	"time"
 	"unsafe"
 
+	"grpcgo/core"
+
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -213,6 +216,35 @@ func goBytes(p unsafe.Pointer, n C.Py_ssize_t) []byte {
 		return []byte{}
 	}
 	return C.GoBytes(p, C.int(n))
+}
+
+// goMsg copies a Python buffer into a message grpc-go can own and keep
+// after the call returns. Large messages go into a pooled buffer that
+// grpc-go returns to the pool once written, so sending them leaves nothing
+// for the garbage collector.
+func goMsg(p unsafe.Pointer, n C.Py_ssize_t) core.Msg {
+	if mem.IsBelowBufferPoolingThreshold(int(n)) {
+		return core.BytesMsg(goBytes(p, n))
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(int(n))
+	copy(*buf, unsafe.Slice((*byte)(p), int(n)))
+	return core.Msg{mem.NewBuffer(buf, pool)}
+}
+
+// pyBytesMsg copies a received message straight from grpc-go's buffers into
+// a new bytes object, then gives the buffers back. m must not be used after.
+func pyBytesMsg(m core.Msg) pyObj {
+	defer m.Free()
+	if len(m) == 1 {
+		return pyBytes(m[0].ReadOnlyData())
+	}
+	n := m.Len()
+	obj := C.hot_bytes(nil, C.Py_ssize_t(n))
+	if obj != nil && n > 0 {
+		m.CopyTo(unsafe.Slice((*byte)(unsafe.Pointer(C.hot_bytes_data(obj))), n))
+	}
+	return obj
 }
 
 func pyBytes(b []byte) pyObj {
