@@ -47,6 +47,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		return nil, err
 	}
 	dial = append(dial, extra...)
+	dial = append(dial, dialWindowDefaults...)
 	dial = append(dial, cfg.Dial...)
 	cc, err := grpc.NewClient(resolved, dial...)
 	if err != nil {

@@ -1,6 +1,11 @@
 package core
 
-import "google.golang.org/grpc/mem"
+import (
+	"math/bits"
+	"sync"
+
+	"google.golang.org/grpc/mem"
+)
 
 // Msg is one message as grpc-go's transport holds it: a list of buffers,
 // usually from grpc-go's buffer pool. Received messages keep the transport's
@@ -29,4 +34,55 @@ func emptyIfNil(m Msg) Msg {
 		return Msg{}
 	}
 	return m
+}
+
+// SendPool holds the buffers a binding copies outgoing messages into.
+// grpc-go's default pool zeroes each buffer it hands out; a message copied
+// in overwrites every byte, so this pool skips that (for a 1 MiB message
+// the zeroing cost as much as the copy).
+var SendPool mem.BufferPool = newDirtyPool()
+
+// dirtyPool is a pool of buffers in power-of-two size classes from 4 KiB to
+// 16 MiB; larger requests are plain allocations. Buffers come back dirty.
+type dirtyPool struct {
+	classes [dirtyMaxShift - dirtyMinShift + 1]sync.Pool
+}
+
+const (
+	dirtyMinShift = 12
+	dirtyMaxShift = 24
+)
+
+func newDirtyPool() *dirtyPool { return &dirtyPool{} }
+
+// class is the size class that holds n bytes, or -1 if none does.
+func (p *dirtyPool) class(n int) int {
+	shift := max(bits.Len(uint(n-1)), dirtyMinShift)
+	if shift > dirtyMaxShift {
+		return -1
+	}
+	return shift - dirtyMinShift
+}
+
+func (p *dirtyPool) Get(n int) *[]byte {
+	c := p.class(n)
+	if c < 0 {
+		b := make([]byte, n)
+		return &b
+	}
+	if b, ok := p.classes[c].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<(c+dirtyMinShift))
+	return &b
+}
+
+func (p *dirtyPool) Put(b *[]byte) {
+	// Only buffers this pool made (a whole size class) go back.
+	size := cap(*b)
+	if c := p.class(size); c >= 0 && size == 1<<(c+dirtyMinShift) {
+		*b = (*b)[:0]
+		p.classes[c].Put(b)
+	}
 }

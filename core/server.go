@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -68,7 +68,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.UnknownServiceHandler(s.handle),
 		grpc.Creds(portCredentials{}),
-	}, cfg.Server...)
+	}, slices.Concat(serverWindowDefaults, cfg.Server)...)
 	s.gs = grpc.NewServer(sopts...)
 	liveServers.Add(1)
 	return s

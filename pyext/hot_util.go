@@ -226,10 +226,9 @@ func goMsg(p unsafe.Pointer, n C.Py_ssize_t) core.Msg {
 	if mem.IsBelowBufferPoolingThreshold(int(n)) {
 		return core.BytesMsg(goBytes(p, n))
 	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(int(n))
+	buf := core.SendPool.Get(int(n))
 	copy(*buf, unsafe.Slice((*byte)(p), int(n)))
-	return core.Msg{mem.NewBuffer(buf, pool)}
+	return core.Msg{mem.NewBuffer(buf, core.SendPool)}
 }
 
 // pyBytesMsg copies a received message straight from grpc-go's buffers into
