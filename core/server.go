@@ -31,9 +31,9 @@ type Server struct {
 	// the write lock no call can be queued behind its back.
 	incoming chan *ServerCall
 	inMu     sync.RWMutex
-	notify   func()        // called after each call is queued, and once at stop
-	quit     chan struct{} // closed when stopping starts: no new calls
-	stopped  chan struct{} // closed when the server has fully stopped
+	notify   func(stopped bool) // called after each call is queued (false), and once at stop (true)
+	quit     chan struct{}      // closed when stopping starts: no new calls
+	stopped  chan struct{}      // closed when the server has fully stopped
 
 	maxConcurrent int64 // 0: unlimited
 	active        atomic.Int64
@@ -161,7 +161,7 @@ const incomingDepth = 1 << 14
 // SetNotify installs f, called after every call is queued and once when the
 // server stops, so a taker can sleep outside Go and use Take. Call it
 // before Start.
-func (s *Server) SetNotify(f func()) { s.notify = f }
+func (s *Server) SetNotify(f func(stopped bool)) { s.notify = f }
 
 // Take returns the next queued call without waiting: (call, true), or
 // (nil, true) if none is queued, or (nil, false) once the server stops.
@@ -227,7 +227,7 @@ func (s *Server) Stop(grace time.Duration) {
 			}
 		}
 		if s.notify != nil {
-			s.notify()
+			s.notify(true)
 		}
 		go func() {
 			s.gs.GracefulStop()
@@ -268,7 +268,7 @@ func (s *Server) enqueue(c *ServerCall) error {
 		return status.Error(codes.ResourceExhausted, "too many calls waiting for a handler")
 	}
 	if s.notify != nil {
-		s.notify()
+		s.notify(false)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <semaphore.h>
+#include "dispatch.h"
 #include <stdint.h>
 
 /* Exception kinds hot_raise understands. */
@@ -156,11 +157,6 @@ static inline int hot_dict_set(PyObject *d, PyObject *k, PyObject *v) {
 /* Wakes a thread waiting in C (see hotmodule.c's wait_posted). Safe from
  * any goroutine: it touches no Python object. */
 static inline void hot_post(void *sem) { sem_post((sem_t *)sem); }
-static inline sem_t *hot_sem_new(void) {
-    sem_t *sem = (sem_t *)PyMem_RawMalloc(sizeof(sem_t));
-    if (sem != NULL) sem_init(sem, 0, 0);
-    return sem;
-}
 
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire
  * only with the thread state hot_release returned. */

@@ -25,21 +25,30 @@ func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret 
 		return raise(C.HOT_VALUE, "%v", err)
 	}
 	srv := core.NewServer(options, int(maxConcurrent))
-	// The taker sleeps on a semaphore outside Go (hotmodule.c); it lives as
-	// long as the process, since a handler may still post after release.
-	sem := C.hot_sem_new()
-	servers.Store(srv, unsafe.Pointer(sem))
-	srv.SetNotify(func() { C.hot_post(unsafe.Pointer(sem)) })
+	// Takers sleep outside Go (dispatch.h). The dispatcher lives as long
+	// as the process, since a handler may still post after release.
+	d := unsafe.Pointer(C.hot_dispatch_new())
+	if d == nil {
+		return raise(C.HOT_RUNTIME, "out of memory")
+	}
+	servers.Store(srv, d)
+	srv.SetNotify(func(stopped bool) {
+		if stopped {
+			C.hot_dispatch_stop(d)
+		} else {
+			C.hot_dispatch_post(d)
+		}
+	})
 	return capsule(srv, C.HOT_SERVER)
 }
 
-// servers maps each server to the semaphore its calls are announced on.
+// servers maps each server to the dispatcher its calls are announced on.
 var servers sync.Map
 
-// hotServerSem is the server's announcement semaphore.
+// hotServerDispatch is the server's dispatcher (a hot_dispatch).
 //
-//export hotServerSem
-func hotServerSem(h C.uintptr_t) unsafe.Pointer {
+//export hotServerDispatch
+func hotServerDispatch(h C.uintptr_t) unsafe.Pointer {
 	v, _ := servers.Load(value[*core.Server](h))
 	return v.(unsafe.Pointer)
 }

@@ -358,9 +358,9 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
     return hotServerStart(h);
 }
 
-/* server_next(server, timeout): the next incoming call. The server posts
- * its semaphore for every call it queues and once when it stops; this
- * thread sleeps on it with the GIL released, outside Go. */
+/* server_next(server, timeout): the next incoming call, for the dispatcher
+ * thread. It sleeps on the server's poller semaphore (dispatch.h) with the
+ * GIL released, outside Go. */
 static PyObject *m_server_next(PyObject *self, PyObject *args) {
     uintptr_t h;
     double timeout;
@@ -369,7 +369,7 @@ static PyObject *m_server_next(PyObject *self, PyObject *args) {
     PyObject *event = hotServerTake(h);
     if (event != Py_False) return event; /* a call, None (stopped), or an error */
     Py_DECREF(event);
-    sem_t *sem = (sem_t *)hotServerSem(h);
+    sem_t *sem = &((hot_dispatch *)hotServerDispatch(h))->poller;
     int got;
     Py_BEGIN_ALLOW_THREADS
     if (timeout < 0) {
@@ -388,6 +388,29 @@ static PyObject *m_server_next(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     (void)got;
+    return hotServerTake(h);
+}
+
+/* server_linger(server, seconds): the next incoming call for a pool thread
+ * that has just finished one, waiting up to seconds: a call, False if none
+ * came, None once the server stopped. */
+static PyObject *m_server_linger(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    double seconds;
+    if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &seconds)) return NULL;
+    FORK_GUARD();
+    PyObject *event = hotServerTake(h);
+    if (event != Py_False) return event;
+    Py_DECREF(event);
+    hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
+    int posted;
+    Py_BEGIN_ALLOW_THREADS
+    posted = hot_dispatch_linger(d, seconds);
+    if (!hotMayReturn()) {
+        for (;;) pause(); /* the interpreter is exiting without this thread */
+    }
+    Py_END_ALLOW_THREADS
+    if (!posted) Py_RETURN_FALSE;
     return hotServerTake(h);
 }
 
@@ -618,6 +641,8 @@ static PyMethodDef methods[] = {
     {"server_next", m_server_next, METH_VARARGS,
      "server_next(server, timeout)\n"
      "-> (call, method, metadata, peer, time_left, request_or_None) | False | None"},
+    {"server_linger", m_server_linger, METH_VARARGS,
+     "server_linger(server, seconds) -> (call, ...) | False | None: the next call for a pool thread"},
     {"server_mark_unary", m_server_mark_unary, METH_VARARGS,
      "server_mark_unary(server, method): its calls arrive with their one request read"},
     {"server_stop", m_server_stop, METH_VARARGS, "server_stop(server, grace)"},

@@ -399,6 +399,112 @@ def test_pool_size_bounds_concurrency():
     assert max(peak) <= 2
 
 
+def _counting_submits(pool):
+    """Counts the tasks submitted to pool (an instance attribute shadows the
+    method, so the pool's type stays ThreadPoolExecutor)."""
+    count = [0]
+    submit = pool.submit
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return submit(*args, **kwargs)
+
+    pool.submit = counted
+    return count
+
+
+def test_back_to_back_calls_go_straight_to_a_lingering_pool_thread():
+    # A pool thread that finished a call takes the next one directly, with
+    # no dispatcher hop and no new task: 40 sequential calls need far fewer
+    # than 40 submits (the slack allows for a slow machine).
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="linger")
+    submits = _counting_submits(pool)
+    names = set()
+
+    def echo(request, context):
+        names.add(threading.current_thread().name)
+        return request
+
+    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(echo)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with channel_to(port) as ch:
+            call = ch.unary_unary(method("E"))
+            for i in range(40):
+                assert call(b"%d" % i, timeout=RPC_TIMEOUT) == b"%d" % i
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=True)
+    assert submits[0] <= 20, submits[0]
+    assert names and all(n.startswith("linger") for n in names), names
+
+
+def test_other_executors_get_one_task_per_call():
+    # Lingering is only for ThreadPoolExecutor: any other executor sees
+    # every call as a task of its own, as grpcio gives it.
+    class Inline(concurrent.futures.Executor):
+        def __init__(self):
+            self.tasks = 0
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+
+        def submit(self, fn, *args, **kwargs):
+            self.tasks += 1
+            return self._pool.submit(fn, *args, **kwargs)
+
+        def shutdown(self, wait=True, **kwargs):
+            self._pool.shutdown(wait=wait)
+
+    pool = Inline()
+    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with channel_to(port) as ch:
+            for i in range(10):
+                assert ch.unary_unary(method("E"))(b"x", timeout=RPC_TIMEOUT) == b"x"
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=True)
+    assert pool.tasks == 10
+
+
+def test_the_pools_own_tasks_still_run_while_threads_linger():
+    # One worker: after a call it may linger; a task the application submits
+    # to the same pool must still run (the thread goes back to its pool), and
+    # calls keep being served.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with channel_to(port) as ch:
+            call = ch.unary_unary(method("E"))
+            for i in range(5):
+                assert call(b"a", timeout=RPC_TIMEOUT) == b"a"
+                assert pool.submit(lambda: i).result(timeout=WAIT) == i
+                assert call(b"b", timeout=RPC_TIMEOUT) == b"b"
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=True)
+
+
+def test_stop_releases_lingering_pool_threads():
+    # After stop, every pool thread is back in its pool: shutdown(wait=True)
+    # returns, and the pool takes new tasks until then.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with channel_to(port) as ch:
+        futures = [ch.unary_unary(method("E")).future(b"x", timeout=RPC_TIMEOUT) for _ in range(8)]
+        assert all(f.result(timeout=WAIT) == b"x" for f in futures)
+    assert server.stop(None).wait(WAIT)
+    done = threading.Event()
+    threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()), daemon=True).start()
+    assert done.wait(WAIT)
+
+
 # -- ServicerContext -----------------------------------------------------------------
 
 

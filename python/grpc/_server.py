@@ -1,11 +1,18 @@
 """The server side: grpc.Server on the Go engine.
 
 grpc-go accepts connections and calls, and hands every call, whatever its
-method, to one Python thread that waits in Go for the next one. That thread
-looks the handler up (interceptors, registered methods, generic handlers, as
-grpcio does) and runs it in the thread pool the user gave ``grpc.server``.
+method, to Python. Each call runs in the thread pool the user gave
+``grpc.server``, which looks the handler up (interceptors, registered
+methods, generic handlers, as grpcio does) and runs it.
+
+Calls reach the pool two ways. A pool thread that has just finished a call
+lingers for the next one, which Go hands it directly: one thread wake-up per
+call under load. When no pool thread lingers, a dispatcher thread (waiting
+outside Go) is woken and submits the call to the pool. A pool thread does not
+linger while the pool has other work queued, so the pool stays the user's.
 """
 
+import concurrent.futures
 import logging
 import threading
 
@@ -26,6 +33,10 @@ _OK = 0
 
 # How many requests one crossing may bring in.
 _BATCH = 64
+
+# How long a pool thread that finished a call waits for the next one before
+# going back to its pool.
+_LINGER = 0.02
 
 
 class _HandlerCallDetails(grpc.HandlerCallDetails):
@@ -230,10 +241,30 @@ class _Server(grpc.Server):
         return None
 
     def _run(self, event):
-        try:
-            _handle_call(self, *event)
-        finally:
-            self._done()
+        """A pool task: runs the call, then the calls that come while this
+        thread lingers."""
+        hot, handle = self._hot, self._handle
+        while True:
+            try:
+                _handle_call(self, *event)
+            finally:
+                self._done()
+            if not self._may_linger():
+                return
+            event = hot.server_linger(handle, _LINGER)
+            if not event:  # None (stopped) or False (nothing came)
+                return
+            with self._lock:
+                self._active += 1
+
+    def _may_linger(self):
+        """Only a ThreadPoolExecutor with nothing queued: its other tasks must
+        not wait behind a thread that waits for calls."""
+        pool = self._pool
+        if type(pool) is not concurrent.futures.ThreadPoolExecutor:
+            return False
+        queue = getattr(pool, "_work_queue", None)
+        return queue is not None and queue.empty() and not getattr(pool, "_shutdown", True)
 
 
 def _intercepted(interceptor, continuation):

@@ -1,0 +1,91 @@
+/* How a server's incoming calls wake Python threads.
+ *
+ * A thread of the server's pool that has just finished a call lingers for
+ * the next one on `workers`; the dispatcher thread sleeps on `poller` and is
+ * woken only when no worker lingers, to hand the call to the pool. Under
+ * load, calls then go straight from Go to the thread that runs them, one
+ * wake-up each, instead of waking the dispatcher and then a pool thread.
+ *
+ * Go calls hot_dispatch_post once per queued call and hot_dispatch_stop
+ * once when the server stops; neither touches a Python object, so both are
+ * safe from any goroutine. A woken thread takes whichever call is queued
+ * (Server.Take), so a post never belongs to one call and a wake-up that
+ * finds nothing is harmless. */
+#ifndef GRPCGO_DISPATCH_H
+#define GRPCGO_DISPATCH_H
+
+#include <errno.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct {
+    sem_t poller;
+    sem_t workers;
+    /* Lingering workers not yet claimed by a post. Each lingering worker
+     * either withdraws its count or consumes one post of `workers`. */
+    atomic_int idle;
+    atomic_int stopped;
+} hot_dispatch;
+
+/* Lives as long as the process: a handler goroutine may post after the
+ * server's capsule is gone. */
+static inline hot_dispatch *hot_dispatch_new(void) {
+    hot_dispatch *d = (hot_dispatch *)calloc(1, sizeof(hot_dispatch));
+    if (d != NULL) {
+        sem_init(&d->poller, 0, 0);
+        sem_init(&d->workers, 0, 0);
+    }
+    return d;
+}
+
+/* Claims one lingering worker, if there is one. */
+static inline int hot_dispatch_claim(hot_dispatch *d) {
+    int n = atomic_load(&d->idle);
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(&d->idle, &n, n - 1)) return 1;
+    }
+    return 0;
+}
+
+static inline void hot_dispatch_post(void *p) {
+    hot_dispatch *d = (hot_dispatch *)p;
+    sem_post(hot_dispatch_claim(d) ? &d->workers : &d->poller);
+}
+
+static inline void hot_dispatch_stop(void *p) {
+    hot_dispatch *d = (hot_dispatch *)p;
+    atomic_store(&d->stopped, 1);
+    while (hot_dispatch_claim(d)) sem_post(&d->workers);
+    sem_post(&d->poller);
+}
+
+/* Waits (without the GIL) up to `seconds` for a post as a lingering worker.
+ * Returns 1 if posted (a call may be queued, or the server stopped), 0 if
+ * the time passed. */
+static inline int hot_dispatch_linger(hot_dispatch *d, double seconds) {
+    if (atomic_load(&d->stopped)) return 1;
+    atomic_fetch_add(&d->idle, 1);
+    /* A stop that ran between the check and the increment posted for
+     * everyone counted then, not for us: leave at once. */
+    int posted = !atomic_load(&d->stopped);
+    if (posted) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long long ns = until.tv_nsec + (long long)(seconds * 1e9);
+        until.tv_sec += ns / 1000000000LL;
+        until.tv_nsec = ns % 1000000000LL;
+        int r;
+        while ((r = sem_timedwait(&d->workers, &until)) != 0 && errno == EINTR) {
+        }
+        if (r == 0) return 1;
+    }
+    if (hot_dispatch_claim(d)) return atomic_load(&d->stopped); /* withdrawn */
+    /* A post claimed this worker's count before it could withdraw: take it. */
+    while (sem_wait(&d->workers) != 0) {
+    }
+    return 1;
+}
+
+#endif
