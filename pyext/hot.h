@@ -188,4 +188,8 @@ uintptr_t hot_handle(PyObject *capsule, int kind);
 /* Defined in hotmodule.c: wraps a Go handle in a capsule that releases it. */
 PyObject *hot_capsule(uintptr_t handle, int kind);
 
+/* Defined in hotmodule.c: ends the current epoch and returns how many Python
+ * threads called into the module during it. */
+int hot_epoch_end(void);
+
 #endif

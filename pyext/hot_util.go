@@ -7,8 +7,6 @@ import "C"
 
 import (
 	"fmt"
-	"os"
-	"runtime"
 	"runtime/cgo"
 	"sort"
 	"strings"
@@ -45,17 +43,8 @@ var metadatum pyObj
 func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	mainThread.Store(uint64(mainIdent))
 	metadatum = metadatumType
-	// Every Python thread inside Go holds one of Go's Ps; with as few Ps
-	// as CPUs, threads queue for them. Measured on 2 CPUs against the
-	// default: 4 Ps gave +20% calls/s from 8 client threads for -8% on a
-	// server stream; 8 Ps +25% for -15%; 16 was worse all round. The
-	// GOMAXPROCS environment variable still decides when set.
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
-		runtime.GOMAXPROCS(minProcs)
-	}
+	startProcs()
 }
-
-const minProcs = 4
 
 // exitAllowed collects, before hotExiting, the threads the shutdown still
 // waits for.

@@ -3,6 +3,7 @@
  * Each function parses its arguments here, then makes exactly one call into
  * Go (hot_*.go), which does the work and builds the result. Go objects
  * travel as cgo handles inside capsules named after their kind. */
+#include <stdatomic.h>
 #include "hot.h"
 #include "_cgo_export.h"
 #include <pthread.h>
@@ -26,7 +27,27 @@ static PyObject *fork_error(void) {
         "or fork before the parent creates its first channel or server.");
     return NULL;
 }
-#define FORK_GUARD() do { if (forked) return fork_error(); } while (0)
+#define FORK_GUARD() do { if (forked) return fork_error(); note_thread(); } while (0)
+
+/* ---- which Python threads use the engine (see pyext/procs.go) ------------ */
+static atomic_uint epoch = 1;
+static atomic_int epoch_threads;
+static __thread unsigned thread_epoch;
+
+/* Counts the calling thread once per epoch: a relaxed load, and an add the
+ * first time in each epoch. */
+static inline void note_thread(void) {
+    unsigned e = atomic_load_explicit(&epoch, memory_order_relaxed);
+    if (thread_epoch != e) {
+        thread_epoch = e;
+        atomic_fetch_add_explicit(&epoch_threads, 1, memory_order_relaxed);
+    }
+}
+
+int hot_epoch_end(void) {
+    atomic_fetch_add(&epoch, 1);
+    return atomic_exchange(&epoch_threads, 0);
+}
 
 /* ---- handles ------------------------------------------------------------- */
 static const char *kind_names[HOT_KINDS] = {
@@ -234,6 +255,7 @@ static PyObject *unary_common(PyObject *args, int start) {
                           &compression, &creds))
         return NULL;
     PyObject *r = NULL;
+    note_thread();
     if (forked) {
         fork_error();
     } else if (start) {
@@ -276,6 +298,7 @@ static PyObject *m_stream_start(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O&s#dOiiOppO&p", channel_h, &h, &method, &mn, &timeout, &md, &wfr,
                           &compression, &creds, &ss, &cs, opt_buffer, &first, &close_after))
         return NULL;
+    note_thread();
     PyObject *r = forked ? fork_error()
         : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, creds, ss, cs,
                          first.has ? first.view.buf : NULL, first.has ? first.view.len : 0, first.has,
@@ -288,6 +311,7 @@ static PyObject *m_stream_send(PyObject *self, PyObject *args) {
     uintptr_t h;
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&y*", stream_h, &h, &msg)) return NULL;
+    note_thread();
     PyObject *r = forked ? fork_error() : hotStreamSend(h, msg.buf, msg.len);
     PyBuffer_Release(&msg);
     return r;
@@ -458,6 +482,7 @@ static PyObject *m_call_send(PyObject *self, PyObject *args) {
     uintptr_t h;
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&y*", call_h, &h, &msg)) return NULL;
+    note_thread();
     PyObject *r = forked ? fork_error() : hotCallSend(h, msg.buf, msg.len);
     PyBuffer_Release(&msg);
     return r;
@@ -481,6 +506,7 @@ static PyObject *m_call_finish(PyObject *self, PyObject *args) {
     optbuf last = {0};
     if (!PyArg_ParseTuple(args, "O&is#OO&", call_h, &h, &code, &details, &dn, &md, opt_buffer, &last))
         return NULL;
+    note_thread();
     PyObject *r = forked ? fork_error()
         : hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
                         last.has ? last.view.len : 0, last.has);

@@ -92,10 +92,61 @@ def test_go_version(gi, build_info):
 def test_live(gi):
     snap = gi.live()
     assert isinstance(snap, gi.LiveCounters)
-    assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls"}
+    assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls", "go_procs"}
     for name, value in snap._asdict().items():
         assert type(value) is int, (name, value)
         assert value >= 0, (name, value)
+
+
+def test_go_procs_follow_the_python_threads_using_the_engine(gi):
+    # Each Python thread waiting on a call holds one of Go's Ps, so the
+    # engine raises GOMAXPROCS while many threads call (12 callers, plus
+    # the server's threads in the same process), and lowers it back to the
+    # Go's default once they stop. In a fresh process: GOMAXPROCS from the
+    # environment would pin it.
+    script = r"""
+import os, threading, time
+from concurrent import futures
+import grpc, grpc._introspect as gi
+
+base = gi.live().go_procs  # Go's default, before any thread used the engine
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+    "t.S", {"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+call = ch.unary_unary("/t.S/E")
+stop = threading.Event()
+def caller():
+    while not stop.is_set():
+        call(b"x", timeout=10)
+threads = [threading.Thread(target=caller) for _ in range(12)]
+for t in threads:
+    t.start()
+peak = 0
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and peak < 12:
+    peak = max(peak, gi.live().go_procs)
+    time.sleep(0.05)
+stop.set()
+for t in threads:
+    t.join()
+low = peak
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and low > base:
+    low = gi.live().go_procs
+    time.sleep(0.05)
+print(peak, low, base)
+"""
+    env = dict(os.environ)
+    env.pop("GOMAXPROCS", None)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    peak, low, base = map(int, out.stdout.split())
+    assert peak >= 12, (peak, low, base)
+    assert low == base, (peak, low, base)
 
 
 def test_live_does_not_leak_go_handles(gi):

@@ -7,7 +7,11 @@
 // plain struct of ints. No callbacks, no []byte, no errors.
 package introspect
 
-import "grpcgo/core"
+import (
+	"runtime"
+
+	"grpcgo/core"
+)
 
 // Version returns the grpcgo engine version.
 func Version() string { return core.Version }
@@ -24,6 +28,9 @@ type Counters struct {
 	Servers     int
 	ClientCalls int
 	ServerCalls int
+	// GoProcs is how many Ps Go runs with now (GOMAXPROCS); the binding
+	// adjusts it to the Python threads using the engine.
+	GoProcs int
 }
 
 // Live returns the current number of live channels, servers and in-flight
@@ -35,5 +42,6 @@ func Live() Counters {
 		Servers:     int(c.Servers),
 		ClientCalls: int(c.ClientCalls),
 		ServerCalls: int(c.ServerCalls),
+		GoProcs:     runtime.GOMAXPROCS(0),
 	}
 }

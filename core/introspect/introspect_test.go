@@ -29,6 +29,7 @@ func TestLiveMatchesCore(t *testing.T) {
 		Servers:     int(c.Servers),
 		ClientCalls: int(c.ClientCalls),
 		ServerCalls: int(c.ServerCalls),
+		GoProcs:     runtime.GOMAXPROCS(0),
 	}
 	if got != want {
 		t.Errorf("Live() = %+v, want %+v", got, want)

@@ -69,6 +69,7 @@ class LiveCounters(NamedTuple):
     servers: int
     client_calls: int
     server_calls: int
+    go_procs: int  # GOMAXPROCS now: follows the Python threads using the engine
 
 
 def live() -> LiveCounters:
@@ -78,6 +79,7 @@ def live() -> LiveCounters:
     return LiveCounters(
         channels=c.Channels,
         servers=c.Servers,
+        go_procs=c.GoProcs,
         client_calls=c.ClientCalls,
         server_calls=c.ServerCalls,
     )
