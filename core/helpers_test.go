@@ -144,12 +144,12 @@ type handler func(c *ServerCall)
 // starts it and dispatches every call to h on its own goroutine. It
 // returns the server and a target a channel can dial. The server is
 // stopped when the test ends.
-func newTestServer(t *testing.T, h handler, opts ...Option) (*Server, string) {
+func newTestServer(t testing.TB, h handler, opts ...Option) (*Server, string) {
 	t.Helper()
 	return newTestServerOn(t, "127.0.0.1:0", 0, h, opts...)
 }
 
-func newTestServerOn(t *testing.T, addr string, maxConcurrent int, h handler, opts ...Option) (*Server, string) {
+func newTestServerOn(t testing.TB, addr string, maxConcurrent int, h handler, opts ...Option) (*Server, string) {
 	t.Helper()
 	srv := NewServer(opts, maxConcurrent)
 	port, err := srv.AddPort(addr, nil)
@@ -202,7 +202,7 @@ func dispatch(srv *Server, h handler) <-chan struct{} {
 }
 
 // dial creates a channel closed when the test ends.
-func dial(t *testing.T, target string, opts ...Option) *Channel {
+func dial(t testing.TB, target string, opts ...Option) *Channel {
 	t.Helper()
 	ch, err := Dial(target, opts, nil)
 	if err != nil {

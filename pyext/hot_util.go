@@ -43,7 +43,7 @@ var metadatum pyObj
 func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	mainThread.Store(uint64(mainIdent))
 	metadatum = metadatumType
-	startProcs()
+	startTuning()
 }
 
 // exitAllowed collects, before hotExiting, the threads the shutdown still

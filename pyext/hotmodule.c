@@ -29,7 +29,7 @@ static PyObject *fork_error(void) {
 }
 #define FORK_GUARD() do { if (forked) return fork_error(); note_thread(); } while (0)
 
-/* ---- which Python threads use the engine (see pyext/procs.go) ------------ */
+/* ---- which Python threads use the engine (see pyext/tuning.go) ----------- */
 static atomic_uint epoch = 1;
 static atomic_int epoch_threads;
 static __thread unsigned thread_epoch;

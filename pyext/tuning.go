@@ -1,0 +1,107 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// How the Go runtime is tuned for life inside a Python process. One
+// goroutine wakes every tuneEvery and adjusts two things, each unless its
+// environment variable (GOMAXPROCS, GOGC) decides.
+//
+// Ps. A Python thread that called into Go keeps one of Go's Ps while it
+// waits outside Go (the runtime counts the time as a system call), so with
+// as many Ps as CPUs, eight client threads queue for Ps and calls/s drops;
+// with more Ps than busy threads, Go wakes idle threads to look for work on
+// every hand-off, which costs a single thread ~10% of its calls/s and CPU.
+// Measured on 2 CPUs: one client thread was fastest with 2 Ps, eight with
+// 6-8. So Ps follow the number of Python threads that called into the
+// engine in the last period (hotmodule.c counts them): at least Go's
+// default, at most maxProcs, lowered only after procsSettle periods wanting
+// fewer, so a burst does not make it flap.
+//
+// Garbage collection. The engine's live heap is about 1 MiB, so Go's
+// default (collect when the heap has doubled, at least at 4 MiB) made a busy
+// server collect ~30 times a second. While the live heap is small, the
+// collector waits for it to triple instead (GOGC 200, at least at 8 MiB):
+// 8 client threads +10% calls/s and -10% CPU in both processes, for a few
+// MiB more resident memory. A large live heap (big messages in flight)
+// goes back to Go's default, so the extra memory stays bounded.
+const (
+	tuneEvery      = 100 * time.Millisecond
+	procsSettle    = 3
+	maxProcs       = 32
+	gcSmallHeap    = 16 << 20 // live heaps below this get gcSmallPercent
+	gcSmallPercent = 200
+)
+
+func startTuning() {
+	tuneProcs := os.Getenv("GOMAXPROCS") == ""
+	tuneGC := os.Getenv("GOGC") == ""
+	if !tuneProcs && !tuneGC {
+		return
+	}
+	p := procsTuner{base: runtime.GOMAXPROCS(0)} // Go's default: the CPUs this process may use
+	g := gcTuner{percent: 100}
+	go func() {
+		for range time.Tick(tuneEvery) {
+			if tuneProcs {
+				p.tune(int(C.hot_epoch_end()))
+			}
+			if tuneGC {
+				g.tune()
+			}
+		}
+	}()
+}
+
+type procsTuner struct {
+	base  int
+	lower int // consecutive periods that wanted fewer Ps
+}
+
+func (p *procsTuner) tune(threads int) {
+	want := min(max(threads, p.base), maxProcs)
+	have := runtime.GOMAXPROCS(0)
+	switch {
+	case want > have:
+		runtime.GOMAXPROCS(want)
+		p.lower = 0
+	case want < have:
+		if p.lower++; p.lower >= procsSettle {
+			runtime.GOMAXPROCS(want)
+			p.lower = 0
+		}
+	default:
+		p.lower = 0
+	}
+}
+
+type gcTuner struct {
+	percent int
+	sample  [1]metrics.Sample
+}
+
+func (g *gcTuner) tune() {
+	g.sample[0].Name = "/gc/heap/live:bytes"
+	metrics.Read(g.sample[:])
+	if g.sample[0].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	want := 100
+	if g.sample[0].Value.Uint64() < gcSmallHeap {
+		want = gcSmallPercent
+	}
+	if want != g.percent {
+		debug.SetGCPercent(want)
+		g.percent = want
+	}
+}
