@@ -107,14 +107,14 @@ func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func()) *Una
 	c := &UnaryCall{Done: make(chan struct{})}
 	ctx, cancel := ch.callContext(spec)
 	c.cancel = cancel
-	go func() {
+	goCall(func() {
 		if notify != nil {
 			defer notify()
 		}
 		defer close(c.Done)
 		defer cancel(nil)
 		c.Response, c.Header, c.Status = ch.invoke(ctx, spec, req)
-	}()
+	})
 	return c
 }
 
