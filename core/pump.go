@@ -80,6 +80,15 @@ type sender struct {
 	stopOnce sync.Once
 	ended    atomic.Bool
 	failed   atomic.Bool
+
+	// A message offered while nothing is queued may be written at once by
+	// the caller (sendNow), sparing a wake-up of the goroutine. writing is
+	// held around every write, by either; queued counts messages offered
+	// to the goroutine and not yet written, so a direct write never
+	// overtakes them.
+	writing sync.Mutex
+	queued  atomic.Int32
+	direct  atomic.Pointer[func(Msg) error] // set once the stream is open
 }
 
 func newSender() *sender {
@@ -107,23 +116,27 @@ func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 			w.failed.Store(true)
 			return
 		}
+		w.direct.Store(&send)
 		for {
 			select {
 			case <-w.stop:
 				return
 			case m := <-w.q:
+				w.writing.Lock()
 				if m == nil {
 					if last != nil && !w.failed.Load() {
 						last()
 					}
+					w.writing.Unlock()
 					return
 				}
-				if w.failed.Load() {
-					continue
+				if !w.failed.Load() {
+					if err := send(m); err != nil {
+						w.failed.Store(true)
+					}
 				}
-				if err := send(m); err != nil {
-					w.failed.Store(true)
-				}
+				w.writing.Unlock()
+				w.queued.Add(-1)
 			}
 		}
 	}()
@@ -135,14 +148,42 @@ func (w *sender) offer(m Msg) (queued, alive bool) {
 	if w.dead() {
 		return false, false
 	}
+	w.queued.Add(1)
 	select {
 	case w.q <- m:
 		return true, true
 	case <-w.stop:
+		w.queued.Add(-1)
 		return false, false
 	default:
+		w.queued.Add(-1)
 		return false, true
 	}
+}
+
+// idle reports whether sendNow is likely to write at once.
+func (w *sender) idle() bool {
+	return w.direct.Load() != nil && w.queued.Load() == 0 && !w.dead()
+}
+
+// sendNow writes m on the calling goroutine if nothing is queued before
+// it: sent reports whether it did (the result of the write is then the
+// stream's, as for a queued message), alive whether the stream can still
+// take messages. It may wait for flow control.
+func (w *sender) sendNow(m Msg) (sent, alive bool) {
+	send := w.direct.Load()
+	if send == nil || w.queued.Load() != 0 || !w.writing.TryLock() {
+		return false, !w.dead()
+	}
+	defer w.writing.Unlock()
+	if w.queued.Load() != 0 || w.dead() {
+		return false, !w.dead()
+	}
+	if err := (*send)(m); err != nil {
+		w.failed.Store(true)
+		return true, false
+	}
+	return true, true
 }
 
 // put queues m, waiting for room until the stream is abandoned or wait's
@@ -152,12 +193,15 @@ func (w *sender) put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 	if w.dead() {
 		return false, false
 	}
+	w.queued.Add(1)
 	select {
 	case w.q <- m:
 		return true, true
 	case <-w.stop:
+		w.queued.Add(-1)
 		return false, false
 	case <-wait:
+		w.queued.Add(-1)
 		return false, true
 	}
 }

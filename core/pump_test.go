@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -347,6 +348,67 @@ func TestSender(t *testing.T) {
 		t.Fatalf("offer after end = %v, %v", q, alive)
 	}
 	w.end() // twice: no-op
+}
+
+func TestSenderSendNow(t *testing.T) {
+	f := &fakeStream{gate: make(chan struct{}, 100), entered: make(chan struct{}, 100)}
+	w := newSender()
+	lastCalled := make(chan struct{})
+	w.start(func() msgStream { return f }, func() error { close(lastCalled); return nil })
+	waitFor(t, "the stream to open", w.idle)
+
+	// Nothing queued: written on the calling goroutine.
+	f.gate <- struct{}{}
+	if sent, alive := w.sendNow(BytesMsg([]byte("a"))); !sent || !alive {
+		t.Fatalf("sendNow on an idle sender = %v, %v", sent, alive)
+	}
+	if f.count() != 1 {
+		t.Fatalf("sent %d, want 1", f.count())
+	}
+
+	// A queued message is never overtaken: while "b" waits in the
+	// goroutine's write, sendNow declines and the caller queues.
+	w.offer(BytesMsg([]byte("b")))
+	recvChan(t, "the direct write of a", f.entered)
+	recvChan(t, "the goroutine's write of b", f.entered)
+	if w.idle() {
+		t.Fatal("idle while a message is being written")
+	}
+	if sent, alive := w.sendNow(BytesMsg([]byte("c"))); sent || !alive {
+		t.Fatalf("sendNow behind a queued message = %v, %v", sent, alive)
+	}
+	w.offer(BytesMsg([]byte("c")))
+	f.gate <- struct{}{}
+	f.gate <- struct{}{}
+	waitFor(t, "the queue to drain", w.idle)
+	f.mu.Lock()
+	got := fmt.Sprintf("%q", f.sent)
+	f.mu.Unlock()
+	if got != `["a" "b" "c"]` {
+		t.Fatalf("sent %s, want a, b, c in order", got)
+	}
+
+	// After the end, nothing more is written directly.
+	w.end()
+	closed(t, "last()", lastCalled)
+	if sent, alive := w.sendNow(BytesMsg([]byte("late"))); sent || alive {
+		t.Fatalf("sendNow after end = %v, %v", sent, alive)
+	}
+
+	// A failing write: the message counts as sent, the stream is dead.
+	f2 := &fakeStream{gate: make(chan struct{}, 1)}
+	f2.failing.Store(true)
+	w2 := newSender()
+	w2.start(func() msgStream { return f2 }, nil)
+	waitFor(t, "the stream to open", w2.idle)
+	f2.gate <- struct{}{}
+	if sent, alive := w2.sendNow(BytesMsg([]byte("x"))); !sent || alive {
+		t.Fatalf("sendNow failing = %v, %v", sent, alive)
+	}
+	if q, alive := w2.offer(BytesMsg([]byte("y"))); q || alive {
+		t.Fatalf("offer after a failed write = %v, %v", q, alive)
+	}
+	w2.abandon()
 }
 
 func TestSenderFailureAndAbandon(t *testing.T) {

@@ -130,6 +130,24 @@ func (c *ServerCall) Offer(m Msg) (queued, alive bool) {
 	return w.offer(m)
 }
 
+// CanSendNow reports whether SendNow would likely write at once.
+func (c *ServerCall) CanSendNow() bool {
+	c.fmu.Lock()
+	w := c.out
+	c.fmu.Unlock()
+	return w != nil && w.idle()
+}
+
+// SendNow writes a response on the calling goroutine if none is queued
+// before it (see sender.sendNow); otherwise the caller offers it.
+func (c *ServerCall) SendNow(m Msg) (sent, alive bool) {
+	w, err := c.sender()
+	if err != nil {
+		return false, false
+	}
+	return w.sendNow(m)
+}
+
 // Put queues a response, waiting for room until wait fires.
 func (c *ServerCall) Put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 	w, err := c.sender()

@@ -100,6 +100,13 @@ func (s *Stream) Responses() <-chan Msg { return s.in.q }
 // Offer queues a request without waiting (see sender.offer).
 func (s *Stream) Offer(m Msg) (queued, alive bool) { return s.out.offer(m) }
 
+// CanSendNow reports whether SendNow would likely write at once.
+func (s *Stream) CanSendNow() bool { return s.out.idle() }
+
+// SendNow writes a request on the calling goroutine if none is queued
+// before it (see sender.sendNow); otherwise the caller offers it.
+func (s *Stream) SendNow(m Msg) (sent, alive bool) { return s.out.sendNow(m) }
+
 // Put queues a request, waiting for room until wait fires.
 func (s *Stream) Put(m Msg, wait <-chan struct{}) (queued, alive bool) { return s.out.put(m, wait) }
 
