@@ -213,15 +213,8 @@ func hotStreamSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) 
 	defer guard(&ret)
 	s := value[*core.Stream](h)
 	msg := goMsg(p, n)
-	if s.CanSendNow() && !isMainThread() {
-		// Nothing queued: write it here rather than wake the sender. (Not
-		// on the main thread: a write waiting for flow control would hold
-		// off Ctrl-C, which the queued path keeps responsive.)
-		var sent, alive bool
-		withoutGIL(func() { sent, alive = s.SendNow(msg) })
-		if sent || !alive {
-			return C.hot_bool(C.int(b2i(sent)))
-		}
+	if r, done := sendNow(s, msg); done {
+		return r
 	}
 	queued, alive := s.Offer(msg)
 	for !queued && alive {

@@ -182,15 +182,8 @@ func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	msg := goMsg(p, n)
-	if c.CanSendNow() && !isMainThread() {
-		// Nothing queued: write it here rather than wake the sender. (Not
-		// on the main thread: a write waiting for flow control would hold
-		// off Ctrl-C, which the queued path keeps responsive.)
-		var sent, alive bool
-		withoutGIL(func() { sent, alive = c.SendNow(msg) })
-		if sent || !alive {
-			return C.hot_bool(C.int(b2i(sent)))
-		}
+	if r, done := sendNow(c, msg); done {
+		return r
 	}
 	queued, alive := c.Offer(msg)
 	if !queued && alive {

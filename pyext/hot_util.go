@@ -235,6 +235,30 @@ func pyBytesMsg(m core.Msg) pyObj {
 	return obj
 }
 
+// directSender is a stream a thread may write a message to itself (client
+// requests, server responses).
+type directSender interface {
+	CanSendNow() bool
+	SendNow(core.Msg) (sent, alive bool)
+}
+
+// sendNow writes msg on this thread, GIL released, when nothing is queued
+// before it, rather than wake the stream's sender goroutine. done reports
+// whether that settled the send (r is then its result). Not on the main
+// thread: a write waiting for flow control would hold off Ctrl-C, which the
+// queued path keeps responsive.
+func sendNow(s directSender, msg core.Msg) (r pyObj, done bool) {
+	if !s.CanSendNow() || isMainThread() {
+		return nil, false
+	}
+	var sent, alive bool
+	withoutGIL(func() { sent, alive = s.SendNow(msg) })
+	if !sent && alive {
+		return nil, false
+	}
+	return C.hot_bool(C.int(b2i(sent))), true
+}
+
 func pyBytes(b []byte) pyObj {
 	if len(b) == 0 {
 		return C.hot_bytes(nil, 0)

@@ -48,11 +48,14 @@ HAS_IPV6 = _ipv6_loopback()
 
 @contextlib.contextmanager
 def serving(handlers=(), interceptors=None, options=None, maximum_concurrent_rpcs=None,
-            max_workers=8, thread_name_prefix="userpool", address="127.0.0.1:0"):
-    """A started grpc.server on loopback; yields (server, port)."""
-    pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=max_workers, thread_name_prefix=thread_name_prefix
-    )
+            max_workers=8, thread_name_prefix="userpool", address="127.0.0.1:0", pool=None):
+    """A started grpc.server on loopback; yields (server, port). With pool,
+    the server uses it and the pool is shut down (waiting) at the end."""
+    own_pool = pool is None
+    if own_pool:
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=thread_name_prefix
+        )
     server = grpc.server(
         pool,
         handlers=handlers,
@@ -67,7 +70,7 @@ def serving(handlers=(), interceptors=None, options=None, maximum_concurrent_rpc
         yield server, port
     finally:
         server.stop(None).wait(WAIT)
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=not own_pool)
 
 
 @contextlib.contextmanager
@@ -399,6 +402,9 @@ def test_pool_size_bounds_concurrency():
     assert max(peak) <= 2
 
 
+_ECHO = generic({"E": grpc.unary_unary_rpc_method_handler(lambda request, context: request)})
+
+
 def _counting_submits(pool):
     """Counts the tasks submitted to pool (an instance attribute shadows the
     method, so the pool's type stays ThreadPoolExecutor)."""
@@ -425,17 +431,11 @@ def test_back_to_back_calls_go_straight_to_a_lingering_pool_thread():
         names.add(threading.current_thread().name)
         return request
 
-    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(echo)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with channel_to(port) as ch:
-            call = ch.unary_unary(method("E"))
-            for i in range(40):
-                assert call(b"%d" % i, timeout=RPC_TIMEOUT) == b"%d" % i
-    finally:
-        server.stop(None).wait(WAIT)
-        pool.shutdown(wait=True)
+    handler = generic({"E": grpc.unary_unary_rpc_method_handler(echo)})
+    with serving(handlers=[handler], pool=pool) as (_, port), channel_to(port) as ch:
+        call = ch.unary_unary(method("E"))
+        for i in range(40):
+            assert call(b"%d" % i, timeout=RPC_TIMEOUT) == b"%d" % i
     assert submits[0] <= 20, submits[0]
     assert names and all(n.startswith("linger") for n in names), names
 
@@ -456,16 +456,9 @@ def test_other_executors_get_one_task_per_call():
             self._pool.shutdown(wait=wait)
 
     pool = Inline()
-    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with channel_to(port) as ch:
-            for i in range(10):
-                assert ch.unary_unary(method("E"))(b"x", timeout=RPC_TIMEOUT) == b"x"
-    finally:
-        server.stop(None).wait(WAIT)
-        pool.shutdown(wait=True)
+    with serving(handlers=[_ECHO], pool=pool) as (_, port), channel_to(port) as ch:
+        for i in range(10):
+            assert ch.unary_unary(method("E"))(b"x", timeout=RPC_TIMEOUT) == b"x"
     assert pool.tasks == 10
 
 
@@ -474,26 +467,19 @@ def test_the_pools_own_tasks_still_run_while_threads_linger():
     # to the same pool must still run (the thread goes back to its pool), and
     # calls keep being served.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with channel_to(port) as ch:
-            call = ch.unary_unary(method("E"))
-            for i in range(5):
-                assert call(b"a", timeout=RPC_TIMEOUT) == b"a"
-                assert pool.submit(lambda: i).result(timeout=WAIT) == i
-                assert call(b"b", timeout=RPC_TIMEOUT) == b"b"
-    finally:
-        server.stop(None).wait(WAIT)
-        pool.shutdown(wait=True)
+    with serving(handlers=[_ECHO], pool=pool) as (_, port), channel_to(port) as ch:
+        call = ch.unary_unary(method("E"))
+        for i in range(5):
+            assert call(b"a", timeout=RPC_TIMEOUT) == b"a"
+            assert pool.submit(lambda: i).result(timeout=WAIT) == i
+            assert call(b"b", timeout=RPC_TIMEOUT) == b"b"
 
 
 def test_stop_releases_lingering_pool_threads():
     # After stop, every pool thread is back in its pool: shutdown(wait=True)
     # returns, and the pool takes new tasks until then.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    server = grpc.server(pool, handlers=[generic({"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)})])
+    server = grpc.server(pool, handlers=[_ECHO])
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with channel_to(port) as ch:
