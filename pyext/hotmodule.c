@@ -382,60 +382,66 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
     return hotServerStart(h);
 }
 
-/* server_next(server, timeout): the next incoming call, for the dispatcher
- * thread. It sleeps on the server's poller semaphore (dispatch.h) with the
- * GIL released, outside Go. */
-static PyObject *m_server_next(PyObject *self, PyObject *args) {
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* server_wait_call(server): for the dispatcher thread. Sleeps on the
+ * server's poller semaphore (dispatch.h), GIL released, outside Go, until Go
+ * posts it: a call is queued and no pool thread lingers. True, or False
+ * once the server stops. */
+static PyObject *m_server_wait_call(PyObject *self, PyObject *args) {
     uintptr_t h;
-    double timeout;
-    if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &timeout)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
     FORK_GUARD();
-    PyObject *event = hotServerTake(h);
-    if (event != Py_False) return event; /* a call, None (stopped), or an error */
-    Py_DECREF(event);
-    sem_t *sem = &((hot_dispatch *)hotServerDispatch(h))->poller;
-    int got;
+    hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
     Py_BEGIN_ALLOW_THREADS
-    if (timeout < 0) {
-        while ((got = sem_wait(sem)) != 0) {
-        }
-    } else {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long long ns = until.tv_nsec + (long long)(timeout * 1e9);
-        until.tv_sec += ns / 1000000000LL;
-        until.tv_nsec = ns % 1000000000LL;
-        got = sem_timedwait(sem, &until);
+    while (sem_wait(&d->poller) != 0) {
     }
     if (!hotMayReturn()) {
         for (;;) pause(); /* the interpreter is exiting without this thread */
     }
     Py_END_ALLOW_THREADS
-    (void)got;
+    return PyBool_FromLong(!atomic_load(&d->stopped));
+}
+
+/* server_take(server): the next queued call without waiting, False if none
+ * is queued, None once the server stopped. */
+static PyObject *m_server_take(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
+    FORK_GUARD();
     return hotServerTake(h);
 }
 
 /* server_linger(server, seconds): the next incoming call for a pool thread
  * that has just finished one, waiting up to seconds: a call, False if none
- * came, None once the server stopped. */
+ * came, None once the server stopped. A post whose call another thread
+ * took first (threads take before they linger) does not end the wait. */
 static PyObject *m_server_linger(PyObject *self, PyObject *args) {
     uintptr_t h;
     double seconds;
     if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &seconds)) return NULL;
     FORK_GUARD();
-    PyObject *event = hotServerTake(h);
-    if (event != Py_False) return event;
-    Py_DECREF(event);
     hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
-    int posted;
-    Py_BEGIN_ALLOW_THREADS
-    posted = hot_dispatch_linger(d, seconds);
-    if (!hotMayReturn()) {
-        for (;;) pause(); /* the interpreter is exiting without this thread */
+    double deadline = now_seconds() + seconds;
+    for (;;) {
+        PyObject *event = hotServerTake(h);
+        if (event != Py_False) return event;
+        Py_DECREF(event);
+        double left = deadline - now_seconds();
+        if (left <= 0) Py_RETURN_FALSE;
+        int posted;
+        Py_BEGIN_ALLOW_THREADS
+        posted = hot_dispatch_linger(d, left);
+        if (!hotMayReturn()) {
+            for (;;) pause(); /* the interpreter is exiting without this thread */
+        }
+        Py_END_ALLOW_THREADS
+        if (!posted) Py_RETURN_FALSE;
     }
-    Py_END_ALLOW_THREADS
-    if (!posted) Py_RETURN_FALSE;
-    return hotServerTake(h);
 }
 
 static PyObject *m_server_mark_unary(PyObject *self, PyObject *args) {
@@ -664,8 +670,10 @@ static PyMethodDef methods[] = {
     {"server_new", m_server_new, METH_VARARGS, "server_new(options_json, max_concurrent) -> server"},
     {"server_add_port", m_server_add_port, METH_VARARGS, "server_add_port(server, address) -> port"},
     {"server_start", m_server_start, METH_VARARGS, "server_start(server)"},
-    {"server_next", m_server_next, METH_VARARGS,
-     "server_next(server, timeout)\n"
+    {"server_wait_call", m_server_wait_call, METH_VARARGS,
+     "server_wait_call(server) -> True when a call waits for a pool thread, False once stopped"},
+    {"server_take", m_server_take, METH_VARARGS,
+     "server_take(server)\n"
      "-> (call, method, metadata, peer, time_left, request_or_None) | False | None"},
     {"server_linger", m_server_linger, METH_VARARGS,
      "server_linger(server, seconds) -> (call, ...) | False | None: the next call for a pool thread"},

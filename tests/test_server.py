@@ -440,6 +440,30 @@ def test_back_to_back_calls_go_straight_to_a_lingering_pool_thread():
     assert names and all(n.startswith("linger") for n in names), names
 
 
+def test_concurrent_calls_mostly_go_straight_to_lingering_pool_threads():
+    # Eight callers at once: threads that finish a call linger, and a post
+    # whose call another thread took first does not send them back to the
+    # pool, so most calls need no new task (the slack allows for a slow
+    # machine; without lingering every call is a task).
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+    submits = _counting_submits(pool)
+    calls = 8 * 100
+    with serving(handlers=[_ECHO], pool=pool) as (_, port), channel_to(port) as ch:
+        call = ch.unary_unary(method("E"))
+
+        def caller():
+            for _ in range(calls // 8):
+                assert call(b"x", timeout=RPC_TIMEOUT) == b"x"
+
+        threads = [threading.Thread(target=caller) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT * 3)
+        assert not any(t.is_alive() for t in threads)
+    assert submits[0] <= calls // 4, submits[0]
+
+
 def test_other_executors_get_one_task_per_call():
     # Lingering is only for ThreadPoolExecutor: any other executor sees
     # every call as a task of its own, as grpcio gives it.

@@ -111,6 +111,7 @@ class _Server(grpc.Server):
         self._stop_events = []
         self._poller = None
         self._active = 0
+        self._queued = 0  # _run tasks submitted and not yet started
         self._idle = threading.Condition(self._lock)
         _runtime.track_server(self)
 
@@ -207,20 +208,22 @@ class _Server(grpc.Server):
 
     # -- serving --------------------------------------------------------------
     def _serve(self):
+        """The dispatcher thread: Go wakes it when a call is queued and no
+        pool thread lingers; it starts a pool task, which takes whichever
+        call is queued first. A task is not tied to one call, so no call
+        waits in the pool's queue while another thread could take it."""
         hot, handle = self._hot, self._handle
-        while True:
-            event = hot.server_next(handle, -1.0)
-            if event is None:
-                return
-            if event is False:
-                continue
+        while hot.server_wait_call(handle):
             with self._lock:
-                self._active += 1
+                self._queued += 1
             try:
-                self._pool.submit(self._run, event)
-            except Exception:  # the pool was shut down
-                self._done()
-                hot.call_finish(event[0], _UNAVAILABLE, "server is shutting down", None, None)
+                self._pool.submit(self._run)
+            except Exception:  # the pool was shut down: nobody will run the call
+                with self._lock:
+                    self._queued -= 1
+                event = hot.server_take(handle)
+                if event:
+                    hot.call_finish(event[0], _UNAVAILABLE, "server is shutting down", None, None)
 
     def _done(self):
         with self._lock:
@@ -240,31 +243,38 @@ class _Server(grpc.Server):
                 return handler
         return None
 
-    def _run(self, event):
-        """A pool task: runs the call, then the calls that come while this
+    def _run(self):
+        """A pool task: takes a queued call (if another thread has not taken
+        it already) and runs it, then runs the calls that come while this
         thread lingers."""
         hot, handle = self._hot, self._handle
+        with self._lock:
+            self._queued -= 1
+        event = hot.server_take(handle)
         while True:
-            try:
-                _handle_call(self, *event)
-            finally:
-                self._done()
-            if not self._may_linger():
-                return
-            event = hot.server_linger(handle, _LINGER)
+            if event is False and self._may_linger():
+                event = hot.server_linger(handle, _LINGER)
             if not event:  # None (stopped) or False (nothing came)
                 return
             with self._lock:
                 self._active += 1
+            try:
+                _handle_call(self, *event)
+            finally:
+                self._done()
+            event = False
 
     def _may_linger(self):
-        """Only a ThreadPoolExecutor with nothing queued: its other tasks must
-        not wait behind a thread that waits for calls."""
+        """Only in a ThreadPoolExecutor whose queue holds none but our own
+        tasks: the pool's other tasks must not wait behind a thread that
+        waits for calls. (Our queued tasks are not tied to calls: a
+        lingering thread takes what they would have.)"""
         pool = self._pool
         if type(pool) is not concurrent.futures.ThreadPoolExecutor:
             return False
         queue = getattr(pool, "_work_queue", None)
-        return queue is not None and queue.empty() and not getattr(pool, "_shutdown", True)
+        return (queue is not None and queue.qsize() <= self._queued
+                and not getattr(pool, "_shutdown", True))
 
 
 def _intercepted(interceptor, continuation):
