@@ -53,6 +53,11 @@ func hotServerDispatch(h C.uintptr_t) unsafe.Pointer {
 	return v.(unsafe.Pointer)
 }
 
+// hotServerQueued is how many calls wait to be taken.
+//
+//export hotServerQueued
+func hotServerQueued(h C.uintptr_t) C.int { return C.int(value[*core.Server](h).Queued()) }
+
 // hotServerTake returns the next queued call without waiting (see
 // serverEvent), False if none is queued, None once the server stopped.
 //

@@ -390,21 +390,27 @@ static double now_seconds(void) {
 
 /* server_wait_call(server): for the dispatcher thread. Sleeps on the
  * server's poller semaphore (dispatch.h), GIL released, outside Go, until Go
- * posts it: a call is queued and no pool thread lingers. True, or False
- * once the server stops. */
+ * posts it (a call was queued while no pool thread lingered) and a call is
+ * still queued: a post whose call a lingering thread took meanwhile is
+ * skipped, so no task is started for nothing. True, or False once the
+ * server stops. */
 static PyObject *m_server_wait_call(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
     FORK_GUARD();
     hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
+    int stopped;
     Py_BEGIN_ALLOW_THREADS
-    while (sem_wait(&d->poller) != 0) {
-    }
+    do {
+        while (sem_wait(&d->poller) != 0) {
+        }
+        stopped = atomic_load(&d->stopped);
+    } while (!stopped && hotServerQueued(h) == 0);
     if (!hotMayReturn()) {
         for (;;) pause(); /* the interpreter is exiting without this thread */
     }
     Py_END_ALLOW_THREADS
-    return PyBool_FromLong(!atomic_load(&d->stopped));
+    return PyBool_FromLong(!stopped);
 }
 
 /* server_take(server): the next queued call without waiting, False if none

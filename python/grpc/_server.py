@@ -244,25 +244,21 @@ class _Server(grpc.Server):
         return None
 
     def _run(self):
-        """A pool task: takes a queued call (if another thread has not taken
-        it already) and runs it, then runs the calls that come while this
+        """A pool task: takes a queued call (unless another thread took it
+        already) and runs it, then runs the calls that come while this
         thread lingers."""
         hot, handle = self._hot, self._handle
         with self._lock:
             self._queued -= 1
         event = hot.server_take(handle)
-        while True:
-            if event is False and self._may_linger():
-                event = hot.server_linger(handle, _LINGER)
-            if not event:  # None (stopped) or False (nothing came)
-                return
+        while event:  # False (nothing came) or None (stopped) ends the task
             with self._lock:
                 self._active += 1
             try:
                 _handle_call(self, *event)
             finally:
                 self._done()
-            event = False
+            event = hot.server_linger(handle, _LINGER) if self._may_linger() else None
 
     def _may_linger(self):
         """Only in a ThreadPoolExecutor whose queue holds none but our own
