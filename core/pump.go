@@ -111,6 +111,7 @@ func (w *sender) start(open func() msgStream, last func() error) {
 func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 	go func() {
 		defer close(w.done)
+		defer w.dropQueued()
 		send := open()
 		if send == nil {
 			w.failed.Store(true)
@@ -134,12 +135,27 @@ func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 					if err := send(m); err != nil {
 						w.failed.Store(true)
 					}
+				} else {
+					m.Free() // never written: give its buffers back now
 				}
 				w.writing.Unlock()
 				w.queued.Add(-1)
 			}
 		}
 	}()
+}
+
+// dropQueued gives back the buffers of queued messages nobody will write
+// (a lent Python object is released at once, not when collected).
+func (w *sender) dropQueued() {
+	for {
+		select {
+		case m := <-w.q:
+			m.Free()
+		default:
+			return
+		}
+	}
 }
 
 // offer queues m without waiting. It reports whether m was queued and

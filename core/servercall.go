@@ -237,12 +237,17 @@ func (c *ServerCall) wait() error {
 		in.abandon()
 	}
 	if fin == nil || c.ctx.Err() != nil {
+		if fin != nil {
+			fin.last.Free() // never sent: give its buffers back now
+		}
 		return status.FromContextError(c.ctx.Err()).Err()
 	}
 	if fin.last != nil && fin.code == codes.OK && (out == nil || !out.failed.Load()) {
 		if err := c.ss.SendMsg(fin.last); err != nil {
 			return err
 		}
+	} else {
+		fin.last.Free() // never sent: give its buffers back now
 	}
 	if len(trailer) > 0 {
 		c.ss.SetTrailer(trailer)

@@ -55,7 +55,9 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		return s.cs
 	}, func() error { return s.cs.CloseSend() })
 	if first != nil {
-		s.out.offer(first)
+		if queued, _ := s.out.offer(first); !queued {
+			first.Free()
+		}
 		if closeAfter {
 			s.out.end()
 		}

@@ -192,4 +192,8 @@ PyObject *hot_capsule(uintptr_t handle, int kind);
  * threads called into the module during it. */
 int hot_epoch_end(void);
 
+/* Defined in hotmodule.c: asks Python to run hotDrainReturns soon (safe
+ * without the GIL); non-zero if its queue of pending calls is full. */
+int hot_schedule_returns(void);
+
 #endif

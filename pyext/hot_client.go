@@ -118,7 +118,7 @@ func unaryResult(c *unaryCall) pyObj {
 // on every call.
 //
 //export hotUnaryBegin
-func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
+func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
 	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, sem unsafe.Pointer) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
@@ -131,7 +131,7 @@ func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
 	post := func() { C.hot_post(sem) }
-	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn), post))
+	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), post))
 }
 
 // hotUnaryResult is the result tuple of an ended call (see unaryResult).
@@ -149,7 +149,7 @@ func hotUnaryResult(h C.uintptr_t) (ret pyObj) {
 func hotMayReturn() C.int { return C.int(b2i(mayReturn())) }
 
 //export hotUnaryStart
-func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t,
+func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
 	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
@@ -160,7 +160,7 @@ func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 	case mdInvalid:
 		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
-	return startedUnary(ch.StartUnary(spec, goMsg(req, rn)))
+	return startedUnary(ch.StartUnary(spec, goMsg(req, rn, reqObj)))
 }
 
 // hotUnaryWait returns the result tuple, or None if timeout passed first.
@@ -187,7 +187,8 @@ func hotUnaryCancel(h C.uintptr_t) (ret pyObj) {
 
 //export hotStreamStart
 func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, compression C.int,
-	creds pyObj, serverStreams, clientStreams C.int, first unsafe.Pointer, fn C.Py_ssize_t, hasFirst, closeAfter C.int) (ret pyObj) {
+	creds pyObj, serverStreams, clientStreams C.int, first unsafe.Pointer, fn C.Py_ssize_t, firstObj pyObj,
+	hasFirst, closeAfter C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
 	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
@@ -199,7 +200,7 @@ func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.do
 	}
 	var msg core.Msg
 	if hasFirst != 0 {
-		msg = goMsg(first, fn)
+		msg = goMsg(first, fn, firstObj)
 	}
 	s := ch.StartStream(spec, serverStreams != 0, clientStreams != 0, msg, closeAfter != 0)
 	return capsule(s, C.HOT_STREAM)
@@ -209,10 +210,10 @@ func hotStreamStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, timeout C.do
 // no more (it ended), True otherwise.
 //
 //export hotStreamSend
-func hotStreamSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
+func hotStreamSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t, obj pyObj) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Stream](h)
-	msg := goMsg(p, n)
+	msg := goMsg(p, n, obj)
 	if r, done := sendNow(s, msg); done {
 		return r
 	}
@@ -229,9 +230,13 @@ func hotStreamSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) 
 		if stop != nil {
 			stop.Stop()
 			if !queued && alive && C.hot_check_signals() != 0 {
+				msg.Free()
 				return nil
 			}
 		}
+	}
+	if !queued {
+		msg.Free() // never reached grpc-go: give its buffer back now
 	}
 	return C.hot_bool(C.int(b2i(queued)))
 }

@@ -183,16 +183,19 @@ func hotCallRecv(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 // hotCallSend queues a response; False once the call can take no more.
 //
 //export hotCallSend
-func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t) (ret pyObj) {
+func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t, obj pyObj) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	msg := goMsg(p, n)
+	msg := goMsg(p, n, obj)
 	if r, done := sendNow(c, msg); done {
 		return r
 	}
 	queued, alive := c.Offer(msg)
 	if !queued && alive {
 		withoutGIL(func() { queued, _ = c.Put(msg, c.Context().Done()) })
+	}
+	if !queued {
+		msg.Free() // never reached grpc-go: give its buffer back now
 	}
 	return C.hot_bool(C.int(b2i(queued)))
 }
@@ -218,7 +221,7 @@ func hotCallSendHeader(h C.uintptr_t, md pyObj) (ret pyObj) {
 //
 //export hotCallFinish
 func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, trailer pyObj,
-	last unsafe.Pointer, ln C.Py_ssize_t, hasLast C.int) (ret pyObj) {
+	last unsafe.Pointer, ln C.Py_ssize_t, lastObj pyObj, hasLast C.int) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	md, r := mdFromPy(trailer)
@@ -237,9 +240,12 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	}
 	var msg core.Msg
 	if hasLast != 0 {
-		msg = goMsg(last, ln)
+		msg = goMsg(last, ln, lastObj)
 	}
 	err := c.Finish(codes.Code(code), C.GoStringN(details, C.int(dn)), msg)
+	if err != nil {
+		msg.Free() // the call had ended: the response goes nowhere
+	}
 	return C.hot_bool(C.int(b2i(err == nil)))
 }
 

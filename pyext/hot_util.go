@@ -207,11 +207,16 @@ func goBytes(p unsafe.Pointer, n C.Py_ssize_t) []byte {
 	return C.GoBytes(p, C.int(n))
 }
 
-// goMsg copies a Python buffer into a message grpc-go can own and keep
-// after the call returns. Large messages go into a pooled buffer that
-// grpc-go returns to the pool once written, so sending them leaves nothing
-// for the garbage collector.
-func goMsg(p unsafe.Pointer, n C.Py_ssize_t) core.Msg {
+// goMsg makes a Python buffer a message grpc-go can own and keep after the
+// call returns. A large bytes object (owner, when the buffer is one) is lent
+// (see hot_lend.go); other large messages are copied into a pooled buffer
+// that grpc-go returns to the pool once written, so sending them leaves
+// nothing for the garbage collector. The GIL must be held.
+func goMsg(p unsafe.Pointer, n C.Py_ssize_t, owner pyObj) core.Msg {
+	returns.drain()
+	if owner != nil && n >= lendMin {
+		return lend(owner, p, int(n))
+	}
 	if mem.IsBelowBufferPoolingThreshold(int(n)) {
 		return core.BytesMsg(goBytes(p, n))
 	}
@@ -255,6 +260,9 @@ func sendNow(s directSender, msg core.Msg) (r pyObj, done bool) {
 	withoutGIL(func() { sent, alive = s.SendNow(msg) })
 	if !sent && alive {
 		return nil, false
+	}
+	if !sent {
+		msg.Free() // never reached grpc-go: give its buffer back now
 	}
 	return C.hot_bool(C.int(b2i(sent))), true
 }

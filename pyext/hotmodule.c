@@ -27,6 +27,19 @@ static PyObject *fork_error(void) {
         "or fork before the parent creates its first channel or server.");
     return NULL;
 }
+/* The object a Py_buffer views, if it is one the engine may lend to grpc-go
+ * instead of copying (pyext/hot_lend.go): an exact, immutable bytes. */
+#define LENDABLE(view) ((view).obj != NULL && PyBytes_CheckExact((view).obj) ? (view).obj : NULL)
+
+/* Python runs this soon after the engine queued references to drop. */
+static int drain_returns(void *unused) {
+    (void)unused;
+    if (!forked) hotDrainReturns(); /* a forked child has no Go runtime */
+    return 0;
+}
+
+int hot_schedule_returns(void) { return Py_AddPendingCall(drain_returns, NULL); }
+
 #define FORK_GUARD() do { if (forked) return fork_error(); note_thread(); } while (0)
 
 /* ---- which Python threads use the engine (see pyext/tuning.go) ----------- */
@@ -229,7 +242,7 @@ static PyObject *unary_blocking(uintptr_t h, const char *method, Py_ssize_t mn, 
                                 double timeout, PyObject *md, int wfr, int compression, PyObject *creds) {
     sem_t sem;
     sem_init(&sem, 0, 0);
-    PyObject *call = hotUnaryBegin(h, (char *)method, mn, req->buf, req->len, timeout, md, wfr,
+    PyObject *call = hotUnaryBegin(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md, wfr,
                                    compression, creds, &sem);
     PyObject *result = NULL;
     if (call != NULL) {
@@ -259,7 +272,8 @@ static PyObject *unary_common(PyObject *args, int start) {
     if (forked) {
         fork_error();
     } else if (start) {
-        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, timeout, md, wfr, compression, creds);
+        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
+                          compression, creds);
     } else {
         r = unary_blocking(h, method, mn, &req, timeout, md, wfr, compression, creds);
     }
@@ -301,7 +315,8 @@ static PyObject *m_stream_start(PyObject *self, PyObject *args) {
     note_thread();
     PyObject *r = forked ? fork_error()
         : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, creds, ss, cs,
-                         first.has ? first.view.buf : NULL, first.has ? first.view.len : 0, first.has,
+                         first.has ? first.view.buf : NULL, first.has ? first.view.len : 0,
+                         first.has ? LENDABLE(first.view) : NULL, first.has,
                          close_after);
     if (first.has) PyBuffer_Release(&first.view);
     return r;
@@ -312,7 +327,7 @@ static PyObject *m_stream_send(PyObject *self, PyObject *args) {
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&y*", stream_h, &h, &msg)) return NULL;
     note_thread();
-    PyObject *r = forked ? fork_error() : hotStreamSend(h, msg.buf, msg.len);
+    PyObject *r = forked ? fork_error() : hotStreamSend(h, msg.buf, msg.len, LENDABLE(msg));
     PyBuffer_Release(&msg);
     return r;
 }
@@ -495,7 +510,7 @@ static PyObject *m_call_send(PyObject *self, PyObject *args) {
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&y*", call_h, &h, &msg)) return NULL;
     note_thread();
-    PyObject *r = forked ? fork_error() : hotCallSend(h, msg.buf, msg.len);
+    PyObject *r = forked ? fork_error() : hotCallSend(h, msg.buf, msg.len, LENDABLE(msg));
     PyBuffer_Release(&msg);
     return r;
 }
@@ -521,7 +536,7 @@ static PyObject *m_call_finish(PyObject *self, PyObject *args) {
     note_thread();
     PyObject *r = forked ? fork_error()
         : hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
-                        last.has ? last.view.len : 0, last.has);
+                        last.has ? last.view.len : 0, last.has ? LENDABLE(last.view) : NULL, last.has);
     if (last.has) PyBuffer_Release(&last.view);
     return r;
 }

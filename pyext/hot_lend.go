@@ -1,0 +1,112 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"google.golang.org/grpc/mem"
+
+	"grpcgo/core"
+)
+
+// Lending large bytes objects to grpc-go instead of copying them.
+//
+// A `bytes` object is immutable, so grpc-go can write a large one straight
+// from Python's memory: the binding keeps a reference to it until grpc-go
+// frees the message, which saves copying the payload once more on every
+// send. grpc-go frees messages on its own goroutines, where Python may not
+// be touched, so the references are dropped later, by the next thread that
+// calls into the engine with the GIL (and by a pending call Python runs
+// soon after, so an idle process does not keep them).
+
+// lendMin is the size from which a bytes object is lent rather than copied:
+// below it the copy is cheaper than the bookkeeping.
+const lendMin = 64 << 10
+
+// loan is one lent bytes object. b must stay the first field: grpc-go's
+// pool interface hands back &loan.b.
+type loan struct {
+	b    []byte
+	back *loanReturn
+}
+
+// loanReturn gives the reference back once: when grpc-go frees the message,
+// or, for a message grpc-go never took, when the loan is collected.
+type loanReturn struct {
+	obj  pyObj
+	done atomic.Bool
+}
+
+func (r *loanReturn) give() {
+	if r.done.CompareAndSwap(false, true) {
+		returns.add(r.obj)
+	}
+}
+
+// lenderPool is the mem.BufferPool of lent buffers: Put means grpc-go is done.
+type lenderPool struct{}
+
+func (lenderPool) Get(int) *[]byte { panic("grpcgo: lent buffers are never allocated") }
+func (lenderPool) Put(b *[]byte)   { (*loan)(unsafe.Pointer(b)).back.give() }
+
+// lend wraps obj's n bytes at p as a message, taking a reference to obj.
+func lend(obj pyObj, p unsafe.Pointer, n int) core.Msg {
+	C.hot_incref(obj)
+	back := &loanReturn{obj: obj}
+	l := &loan{b: unsafe.Slice((*byte)(p), n), back: back}
+	runtime.AddCleanup(l, (*loanReturn).give, back)
+	return core.Msg{mem.NewBuffer(&l.b, lenderPool{})}
+}
+
+// returnQueue holds references to drop once a thread has the GIL.
+type returnQueue struct {
+	mu      sync.Mutex
+	objs    []pyObj
+	pending atomic.Bool // objs is not empty
+	nudged  atomic.Bool // a pending call is scheduled
+}
+
+var returns returnQueue
+
+func (q *returnQueue) add(obj pyObj) {
+	q.mu.Lock()
+	q.objs = append(q.objs, obj)
+	q.mu.Unlock()
+	q.pending.Store(true)
+	if !exiting.Load() && q.nudged.CompareAndSwap(false, true) {
+		if C.hot_schedule_returns() != 0 {
+			q.nudged.Store(false) // Python's queue is full: the next call drains
+		}
+	}
+}
+
+// drain drops the queued references. The GIL must be held.
+func (q *returnQueue) drain() {
+	if !q.pending.Load() {
+		return
+	}
+	q.mu.Lock()
+	objs := q.objs
+	q.objs = nil
+	q.pending.Store(false)
+	q.mu.Unlock()
+	for _, obj := range objs {
+		C.hot_decref(obj)
+	}
+}
+
+// hotDrainReturns is the pending call Python runs (GIL held) after a
+// return was queued.
+//
+//export hotDrainReturns
+func hotDrainReturns() {
+	returns.nudged.Store(false)
+	returns.drain()
+}
