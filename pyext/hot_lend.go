@@ -22,9 +22,10 @@ import (
 // from Python's memory: the binding keeps a reference to it until grpc-go
 // frees the message, which saves copying the payload once more on every
 // send. grpc-go frees messages on its own goroutines, where Python may not
-// be touched, so the references are dropped later, by the next thread that
-// calls into the engine with the GIL (and by a pending call Python runs
-// soon after, so an idle process does not keep them).
+// be touched, so the references are dropped later: by the next message
+// handed to the engine, or by a pending call, which Python runs the next
+// time its main thread executes Python code. A process that goes idle right
+// after sending may keep the last few objects until one of those happens.
 
 // lendMin is the size from which a bytes object is lent rather than copied:
 // below it the copy is cheaper than the bookkeeping.
