@@ -167,13 +167,27 @@ func (w *sender) offer(m Msg) (queued, alive bool) {
 	w.queued.Add(1)
 	select {
 	case w.q <- m:
-		return true, true
+		return true, w.afterQueue()
 	case <-w.stop:
 		w.queued.Add(-1)
 		return false, false
 	default:
 		w.queued.Add(-1)
 		return false, true
+	}
+}
+
+// afterQueue covers a message queued while the sender was being abandoned
+// (a select picks at random between a free slot and the stop): the
+// goroutine may have drained the queue already, so drain it here too. It
+// reports whether the stream is still alive.
+func (w *sender) afterQueue() bool {
+	select {
+	case <-w.stop:
+		w.dropQueued()
+		return false
+	default:
+		return true
 	}
 }
 
@@ -212,7 +226,7 @@ func (w *sender) put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 	w.queued.Add(1)
 	select {
 	case w.q <- m:
-		return true, true
+		return true, w.afterQueue()
 	case <-w.stop:
 		w.queued.Add(-1)
 		return false, false

@@ -39,7 +39,9 @@ type loan struct {
 }
 
 // loanReturn gives the reference back once: when grpc-go frees the message,
-// or, for a message grpc-go never took, when the loan is collected.
+// or, for a message grpc-go dropped without freeing, when the loan is
+// collected. (grpc-go 1.85's writer drops a data frame queued for a stream
+// that was reset meanwhile without freeing it.)
 type loanReturn struct {
 	obj  pyObj
 	done atomic.Bool
@@ -47,8 +49,34 @@ type loanReturn struct {
 
 func (r *loanReturn) give() {
 	if r.done.CompareAndSwap(false, true) {
+		loansOut.Add(-1)
 		returns.add(r.obj)
 	}
+}
+
+// loansOut counts loans not given back yet.
+var loansOut atomic.Int64
+
+// collectStuckLoans runs the collector when loans have been out, with none
+// made or given back, for stuckLoanTicks calls (tuning.go calls it every
+// tuneEvery): only a collection gives back the loans grpc-go dropped, and
+// an idle engine may not collect for minutes.
+func collectStuckLoans() {
+	n := loansOut.Load()
+	if n == 0 || n != stuck.last {
+		stuck.last, stuck.ticks = n, 0
+		return
+	}
+	if stuck.ticks++; stuck.ticks == stuckLoanTicks {
+		runtime.GC()
+	}
+}
+
+const stuckLoanTicks = 10
+
+var stuck struct {
+	last  int64
+	ticks int
 }
 
 // lenderPool is the mem.BufferPool of lent buffers: Put means grpc-go is done.
@@ -60,6 +88,7 @@ func (lenderPool) Put(b *[]byte)   { (*loan)(unsafe.Pointer(b)).back.give() }
 // lend wraps obj's n bytes at p as a message, taking a reference to obj.
 func lend(obj pyObj, p unsafe.Pointer, n int) core.Msg {
 	C.hot_incref(obj)
+	loansOut.Add(1)
 	back := &loanReturn{obj: obj}
 	l := &loan{b: unsafe.Slice((*byte)(p), n), back: back}
 	runtime.AddCleanup(l, (*loanReturn).give, back)

@@ -15,7 +15,8 @@ import (
 
 // How the Go runtime is tuned for life inside a Python process. One
 // goroutine wakes every tuneEvery and adjusts two things, each unless its
-// environment variable (GOMAXPROCS, GOGC) decides.
+// environment variable (GOMAXPROCS, GOGC) decides; it also collects lent
+// buffers grpc-go dropped (hot_lend.go).
 //
 // Ps. A Python thread that called into Go keeps one of Go's Ps while it
 // waits outside Go (the runtime counts the time as a system call), so with
@@ -46,9 +47,6 @@ const (
 func startTuning() {
 	tuneProcs := os.Getenv("GOMAXPROCS") == ""
 	tuneGC := os.Getenv("GOGC") == ""
-	if !tuneProcs && !tuneGC {
-		return
-	}
 	p := procsTuner{base: runtime.GOMAXPROCS(0)} // Go's default: the CPUs this process may use
 	g := gcTuner{percent: 100}
 	go func() {
@@ -59,6 +57,7 @@ func startTuning() {
 			if tuneGC {
 				g.tune()
 			}
+			collectStuckLoans() // hot_lend.go
 		}
 	}()
 }
