@@ -59,24 +59,29 @@ var loansOut atomic.Int64
 
 // collectStuckLoans runs the collector when loans have been out, with none
 // made or given back, for stuckLoanTicks calls (tuning.go calls it every
-// tuneEvery): only a collection gives back the loans grpc-go dropped, and
-// an idle engine may not collect for minutes.
+// tuneEvery), then again after twice as long each time while they stay
+// out: only a collection gives back the loans grpc-go dropped (once grpc-go
+// no longer holds them), and an idle engine may not collect for minutes.
 func collectStuckLoans() {
 	n := loansOut.Load()
 	if n == 0 || n != stuck.last {
-		stuck.last, stuck.ticks = n, 0
+		stuck.last, stuck.ticks, stuck.wait = n, 0, stuckLoanTicks
 		return
 	}
-	if stuck.ticks++; stuck.ticks == stuckLoanTicks {
+	if stuck.ticks++; stuck.ticks >= stuck.wait {
 		runtime.GC()
+		stuck.ticks, stuck.wait = 0, min(2*stuck.wait, maxStuckLoanTicks)
 	}
 }
 
-const stuckLoanTicks = 10
+const (
+	stuckLoanTicks    = 10  // 1 s
+	maxStuckLoanTicks = 640 // 64 s
+)
 
 var stuck struct {
-	last  int64
-	ticks int
+	last        int64
+	ticks, wait int
 }
 
 // lenderPool is the mem.BufferPool of lent buffers: Put means grpc-go is done.
