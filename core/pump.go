@@ -220,20 +220,20 @@ func (w *sender) sendNow(m Msg) (sent, alive bool) {
 // channel fires. It reports whether m was queued and whether the stream is
 // still alive.
 func (w *sender) put(m Msg, wait <-chan struct{}) (queued, alive bool) {
-	if w.dead() {
-		return false, false
+	if queued, alive = w.offer(m); queued || !alive {
+		return queued, alive
 	}
 	w.queued.Add(1)
 	select {
 	case w.q <- m:
 		return true, w.afterQueue()
 	case <-w.stop:
-		w.queued.Add(-1)
-		return false, false
+		alive = false
 	case <-wait:
-		w.queued.Add(-1)
-		return false, true
+		alive = true
 	}
+	w.queued.Add(-1)
+	return false, alive
 }
 
 // dead reports whether the sender takes no more messages. The stop check

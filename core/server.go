@@ -194,10 +194,8 @@ func (s *Server) Take() (*ServerCall, bool) {
 func (s *Server) Next(wait <-chan struct{}) (*ServerCall, bool) {
 	// Once stopping, say so even if wait has fired too (a select would
 	// pick at random).
-	select {
-	case <-s.quit:
-		return nil, false
-	default:
+	if c, more := s.Take(); c != nil || !more {
+		return c, more
 	}
 	select {
 	case c := <-s.incoming:

@@ -29,6 +29,16 @@ typedef struct {
     atomic_int stopped;
 } hot_dispatch;
 
+/* The CLOCK_REALTIME instant `seconds` from now, as sem_timedwait takes it. */
+static inline struct timespec hot_deadline(double seconds) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    long long ns = t.tv_nsec + (long long)(seconds * 1e9);
+    t.tv_sec += ns / 1000000000LL;
+    t.tv_nsec = ns % 1000000000LL;
+    return t;
+}
+
 /* Lives as long as the process: a handler goroutine may post after the
  * server's capsule is gone. */
 static inline hot_dispatch *hot_dispatch_new(void) {
@@ -61,23 +71,18 @@ static inline void hot_dispatch_stop(void *p) {
     sem_post(&d->poller);
 }
 
-/* Waits (without the GIL) up to `seconds` for a post as a lingering worker.
+/* Waits (without the GIL) until `until` for a post as a lingering worker.
  * Returns 1 if posted (a call may be queued, or the server stopped), 0 if
  * the time passed. */
-static inline int hot_dispatch_linger(hot_dispatch *d, double seconds) {
+static inline int hot_dispatch_linger(hot_dispatch *d, const struct timespec *until) {
     if (atomic_load(&d->stopped)) return 1;
     atomic_fetch_add(&d->idle, 1);
     /* A stop that ran between the check and the increment posted for
      * everyone counted then, not for us: leave at once. */
     int posted = !atomic_load(&d->stopped);
     if (posted) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long long ns = until.tv_nsec + (long long)(seconds * 1e9);
-        until.tv_sec += ns / 1000000000LL;
-        until.tv_nsec = ns % 1000000000LL;
         int r;
-        while ((r = sem_timedwait(&d->workers, &until)) != 0 && errno == EINTR) {
+        while ((r = sem_timedwait(&d->workers, until)) != 0 && errno == EINTR) {
         }
         if (r == 0) return 1;
     }

@@ -111,26 +111,31 @@ func unaryResult(c *unaryCall) pyObj {
 	return t
 }
 
-// hotUnaryBegin starts a blocking unary call whose caller waits in C: the
-// call posts sem when it ends (exactly once, then never touches it again).
-// It returns the call's capsule; hotUnaryResult then builds the result.
-// Waiting in C, not in Go, spares Go a locked thread's park and hand-back
-// on every call.
+// hotUnaryBegin starts a unary call. A caller that blocks waits in C on
+// sem, which the call posts when it ends (exactly once, then never touches
+// it again), then builds the result with hotUnaryResult: waiting in C, not
+// in Go, spares Go a locked thread's park and hand-back on every call. A
+// future passes no sem and waits with hotUnaryWait.
 //
 //export hotUnaryBegin
 func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
 	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, sem unsafe.Pointer) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
+	var post func()
+	if sem != nil {
+		post = func() { C.hot_post(sem) }
+	}
 	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	switch r {
 	case mdRaised:
 		return nil
 	case mdInvalid:
-		C.hot_post(sem)
+		if post != nil {
+			post()
+		}
 		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
-	post := func() { C.hot_post(sem) }
 	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), post))
 }
 
@@ -147,21 +152,6 @@ func hotUnaryResult(h C.uintptr_t) (ret pyObj) {
 //
 //export hotMayReturn
 func hotMayReturn() C.int { return C.int(b2i(mayReturn())) }
-
-//export hotUnaryStart
-func hotUnaryStart(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
-	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
-	defer guard(&ret)
-	ch := value[*core.Channel](h)
-	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
-	switch r {
-	case mdRaised:
-		return nil
-	case mdInvalid:
-		return startedUnary(core.FailedUnary(invalidMetadata))
-	}
-	return startedUnary(ch.StartUnary(spec, goMsg(req, rn, reqObj)))
-}
 
 // hotUnaryWait returns the result tuple, or None if timeout passed first.
 //

@@ -211,13 +211,7 @@ static int wait_posted(sem_t *sem, uintptr_t call, void (*cancel)(uintptr_t)) {
         }
     } else {
         for (;;) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 50 * 1000 * 1000;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec += 1;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = hot_deadline(0.05);
             if (sem_timedwait(sem, &until) == 0) break;
             if (failed) continue; /* cancelled: wait for Go's post */
             PyEval_RestoreThread(ts);
@@ -272,8 +266,8 @@ static PyObject *unary_common(PyObject *args, int start) {
     if (forked) {
         fork_error();
     } else if (start) {
-        r = hotUnaryStart(h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
-                          compression, creds);
+        r = hotUnaryBegin(h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
+                          compression, creds, NULL);
     } else {
         r = unary_blocking(h, method, mn, &req, timeout, md, wfr, compression, creds);
     }
@@ -397,12 +391,6 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
     return hotServerStart(h);
 }
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
 /* server_wait_call(server): for the dispatcher thread. Sleeps on the
  * server's poller semaphore (dispatch.h), GIL released, outside Go, until Go
  * posts it (a call was queued while no pool thread lingered) and a call is
@@ -447,16 +435,14 @@ static PyObject *m_server_linger(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &seconds)) return NULL;
     FORK_GUARD();
     hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
-    double deadline = now_seconds() + seconds;
+    struct timespec until = hot_deadline(seconds);
     for (;;) {
         PyObject *event = hotServerTake(h);
         if (event != Py_False) return event;
         Py_DECREF(event);
-        double left = deadline - now_seconds();
-        if (left <= 0) Py_RETURN_FALSE;
         int posted;
         Py_BEGIN_ALLOW_THREADS
-        posted = hot_dispatch_linger(d, left);
+        posted = hot_dispatch_linger(d, &until);
         if (!hotMayReturn()) {
             for (;;) pause(); /* the interpreter is exiting without this thread */
         }

@@ -93,6 +93,9 @@ class _Server(grpc.Server):
     def __init__(self, thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs):
         _validate_generic_handlers(handlers)
         self._pool = thread_pool
+        # Threads linger only in a ThreadPoolExecutor, whose queue they watch.
+        self._pool_queue = (getattr(thread_pool, "_work_queue", None)
+                            if type(thread_pool) is concurrent.futures.ThreadPoolExecutor else None)
         self._generic = list(handlers)
         self._registered = {}
         # The lookup with the interceptors in front, built once: the first
@@ -265,12 +268,9 @@ class _Server(grpc.Server):
         tasks: the pool's other tasks must not wait behind a thread that
         waits for calls. (Our queued tasks are not tied to calls: a
         lingering thread takes what they would have.)"""
-        pool = self._pool
-        if type(pool) is not concurrent.futures.ThreadPoolExecutor:
-            return False
-        queue = getattr(pool, "_work_queue", None)
+        queue = self._pool_queue
         return (queue is not None and queue.qsize() <= self._queued
-                and not getattr(pool, "_shutdown", True))
+                and not getattr(self._pool, "_shutdown", True))
 
 
 def _intercepted(interceptor, continuation):
