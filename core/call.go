@@ -93,14 +93,15 @@ func (ch *Channel) StartUnary(spec *CallSpec, req Msg) *UnaryCall {
 	return ch.StartUnaryNotify(spec, req, nil)
 }
 
-// StartUnaryNotify is StartUnary that also calls notify (if not nil) on the
-// call's goroutine once it has ended: a waiter outside Go can sleep on its
-// own primitive instead of a Go channel.
-func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func()) *UnaryCall {
+// StartUnaryNotify is StartUnary that also calls notify (if not nil) with
+// the call once it has ended, on the call's goroutine (or before returning,
+// for a call that cannot start): a waiter outside Go can sleep on its own
+// primitive instead of a Go channel.
+func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func(*UnaryCall)) *UnaryCall {
 	if ch.refuse != nil {
 		c := FailedUnary(ch.refuse)
 		if notify != nil {
-			notify()
+			notify(c)
 		}
 		return c
 	}
@@ -109,7 +110,7 @@ func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func()) *Una
 	c.cancel = cancel
 	goCall(func() {
 		if notify != nil {
-			defer notify()
+			defer notify(c)
 		}
 		defer close(c.Done)
 		defer cancel(nil)

@@ -170,9 +170,6 @@ const streamWorkers = 16
 // before Start.
 func (s *Server) SetNotify(f func(stopped bool)) { s.notify = f }
 
-// Queued is how many accepted calls wait to be taken.
-func (s *Server) Queued() int { return len(s.incoming) }
-
 // Take returns the next queued call without waiting: (call, true), or
 // (nil, true) if none is queued, or (nil, false) once the server stops.
 func (s *Server) Take() (*ServerCall, bool) {

@@ -8,7 +8,12 @@ var (
 	liveServers     atomic.Int64
 	liveClientCalls atomic.Int64
 	liveServerCalls atomic.Int64
+	liveHandles     atomic.Int64
 )
+
+// CountHandles adds delta to the handles the binding holds for Python (its
+// references to engine objects), for introspection.
+func CountHandles(delta int64) { liveHandles.Add(delta) }
 
 // Counters is a snapshot of the engine's live objects.
 type Counters struct {
@@ -16,6 +21,7 @@ type Counters struct {
 	Servers     int64
 	ClientCalls int64
 	ServerCalls int64
+	Handles     int64
 }
 
 // ReadCounters returns the current number of live channels, servers and
@@ -26,5 +32,6 @@ func ReadCounters() Counters {
 		Servers:     liveServers.Load(),
 		ClientCalls: liveClientCalls.Load(),
 		ServerCalls: liveServerCalls.Load(),
+		Handles:     liveHandles.Load(),
 	}
 }

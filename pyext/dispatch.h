@@ -10,7 +10,12 @@
  * once when the server stops; neither touches a Python object, so both are
  * safe from any goroutine. A woken thread takes whichever call is queued
  * (Server.Take), so a post never belongs to one call and a wake-up that
- * finds nothing is harmless. */
+ * finds nothing is harmless.
+ *
+ * `queued` counts posts minus calls taken, so a thread can see that nothing
+ * is queued without asking Go. It never counts more calls than are queued:
+ * a call whose post is still to come may be missing, and that post will
+ * wake a thread that sees it. */
 #ifndef GRPCGO_DISPATCH_H
 #define GRPCGO_DISPATCH_H
 
@@ -27,6 +32,7 @@ typedef struct {
      * either withdraws its count or consumes one post of `workers`. */
     atomic_int idle;
     atomic_int stopped;
+    atomic_int queued;
 } hot_dispatch;
 
 /* The CLOCK_REALTIME instant `seconds` from now, as sem_timedwait takes it. */
@@ -61,6 +67,7 @@ static inline int hot_dispatch_claim(hot_dispatch *d) {
 
 static inline void hot_dispatch_post(void *p) {
     hot_dispatch *d = (hot_dispatch *)p;
+    atomic_fetch_add(&d->queued, 1);
     sem_post(hot_dispatch_claim(d) ? &d->workers : &d->poller);
 }
 
@@ -69,6 +76,11 @@ static inline void hot_dispatch_stop(void *p) {
     atomic_store(&d->stopped, 1);
     while (hot_dispatch_claim(d)) sem_post(&d->workers);
     sem_post(&d->poller);
+}
+
+/* Whether a call may be queued: worth asking Go for it. */
+static inline int hot_dispatch_pending(hot_dispatch *d) {
+    return atomic_load(&d->queued) > 0 || atomic_load(&d->stopped);
 }
 
 /* Waits (without the GIL) until `until` for a post as a lingering worker.

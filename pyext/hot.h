@@ -158,6 +158,17 @@ static inline int hot_dict_set(PyObject *d, PyObject *k, PyObject *v) {
  * any goroutine: it touches no Python object. */
 static inline void hot_post(void *sem) { sem_post((sem_t *)sem); }
 
+/* What a blocking unary call leaves for the thread waiting on it in C
+ * (hotmodule.c's unary_blocking; pyext/hot_client.go's hotUnaryCall). Go
+ * fills it in, posts sem, and never touches it again. */
+typedef struct {
+    sem_t sem;
+    uintptr_t call;       /* the ended call's handle, or 0 if resp holds the response */
+    char *resp;           /* the response's bytes: small, or malloc'ed if larger */
+    Py_ssize_t resp_len;
+    char small[512];
+} hot_unary_wait;
+
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire
  * only with the thread state hot_release returned. */
 static inline PyThreadState *hot_release(void) { return PyEval_SaveThread(); }

@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"sync"
 	"time"
 	"unsafe"
 
@@ -111,32 +112,139 @@ func unaryResult(c *unaryCall) pyObj {
 	return t
 }
 
-// hotUnaryBegin starts a unary call. A caller that blocks waits in C on
-// sem, which the call posts when it ends (exactly once, then never touches
-// it again), then builds the result with hotUnaryResult: waiting in C, not
-// in Go, spares Go a locked thread's park and hand-back on every call. A
-// future passes no sem and waits with hotUnaryWait.
+// hotUnaryBegin starts a unary call for a future, which waits for it with
+// hotUnaryWait.
 //
 //export hotUnaryBegin
 func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
-	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, sem unsafe.Pointer) (ret pyObj) {
+	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
-	var post func()
-	if sem != nil {
-		post = func() { C.hot_post(sem) }
-	}
 	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	switch r {
 	case mdRaised:
 		return nil
 	case mdInvalid:
-		if post != nil {
-			post()
-		}
 		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
-	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), post))
+	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), nil))
+}
+
+// hotUnaryCall starts a unary call whose caller blocks: it waits in C on
+// w's semaphore, which the call posts when it ends, having first filled in
+// w (see hot_unary_wait), and then never touches w again. Waiting in C, not
+// in Go, spares Go a locked thread's park and hand-back on every call.
+//
+// With responseOnly, an OK call whose response is small and that brought
+// no metadata leaves just the response's bytes in w: the caller then makes
+// no further call into Go (no result to fetch, no handle to release).
+// Otherwise w carries a handle to the ended call, read with hotUnaryResult
+// and released with hotRelease. Returns None once started, or NULL with an
+// exception set (nothing will be posted).
+//
+//export hotUnaryCall
+func hotUnaryCall(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
+	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, w *C.hot_unary_wait,
+	responseOnly C.int) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
+	if r == mdRaised {
+		return nil
+	}
+	cancellable := isMainThread() // only the main thread is interrupted (Ctrl-C)
+	done := func(c *core.UnaryCall) {
+		if cancellable {
+			mainCalls.forget(w)
+		}
+		if responseOnly == 0 || !copyResponse(c, w) {
+			w.call = newHandle(&unaryCall{UnaryCall: c})
+		}
+		C.hot_post(unsafe.Pointer(&w.sem))
+	}
+	if r == mdInvalid {
+		done(core.FailedUnary(invalidMetadata))
+		return C.hot_none()
+	}
+	if cancellable {
+		mainCalls.reserve(w)
+	}
+	c := ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), done)
+	if cancellable {
+		mainCalls.set(w, c)
+	}
+	return C.hot_none()
+}
+
+// copiedResponseMax is the largest response hotUnaryCall copies out to C:
+// beyond it, one more copy costs more than the calls it saves.
+const copiedResponseMax = 16 << 10
+
+// copyResponse leaves c's response in w if c ended OK with a small response
+// and no metadata Python would see (so nothing but the response is lost),
+// and reports whether it did.
+func copyResponse(c *core.UnaryCall, w *C.hot_unary_wait) bool {
+	if c.Status.Code != codes.OK || c.Response == nil || visibleMetadata(c.Header) ||
+		visibleMetadata(c.Status.Trailer) {
+		return false
+	}
+	n := c.Response.Len()
+	if n > copiedResponseMax {
+		return false
+	}
+	dst := unsafe.Pointer(&w.small[0])
+	if n > len(w.small) {
+		dst = C.malloc(C.size_t(n))
+	}
+	c.Response.CopyTo(unsafe.Slice((*byte)(dst), n))
+	c.Response.Free()
+	c.Response = nil
+	w.resp, w.resp_len = (*C.char)(dst), C.Py_ssize_t(n)
+	return true
+}
+
+// mainCalls are the blocking calls of the main thread, by their wait
+// record, so that a signal handler that raises while one waits can cancel
+// it (hotUnaryCancelWaiting). A signal handler may itself make a blocking
+// call, so there can be more than one.
+var mainCalls = waitingCalls{m: map[*C.hot_unary_wait]*core.UnaryCall{}}
+
+type waitingCalls struct {
+	mu sync.Mutex
+	m  map[*C.hot_unary_wait]*core.UnaryCall
+}
+
+func (wc *waitingCalls) reserve(w *C.hot_unary_wait) {
+	wc.mu.Lock()
+	wc.m[w] = nil
+	wc.mu.Unlock()
+}
+
+// set records c unless it has already ended (and forgotten w).
+func (wc *waitingCalls) set(w *C.hot_unary_wait, c *core.UnaryCall) {
+	wc.mu.Lock()
+	if _, ok := wc.m[w]; ok {
+		wc.m[w] = c
+	}
+	wc.mu.Unlock()
+}
+
+func (wc *waitingCalls) forget(w *C.hot_unary_wait) {
+	wc.mu.Lock()
+	delete(wc.m, w)
+	wc.mu.Unlock()
+}
+
+// hotUnaryCancelWaiting cancels the call w waits for, if it has not ended.
+//
+//export hotUnaryCancelWaiting
+func hotUnaryCancelWaiting(w *C.hot_unary_wait) {
+	mainCalls.mu.Lock()
+	c := mainCalls.m[w]
+	mainCalls.mu.Unlock()
+	if c != nil {
+		c.Cancel()
+	}
 }
 
 // hotUnaryResult is the result tuple of an ended call (see unaryResult).

@@ -53,11 +53,6 @@ func hotServerDispatch(h C.uintptr_t) unsafe.Pointer {
 	return v.(unsafe.Pointer)
 }
 
-// hotServerQueued is how many calls wait to be taken.
-//
-//export hotServerQueued
-func hotServerQueued(h C.uintptr_t) C.int { return C.int(value[*core.Server](h).Queued()) }
-
 // hotServerTake returns the next queued call without waiting (see
 // serverEvent), False if none is queued, None once the server stopped.
 //
@@ -283,6 +278,15 @@ func hotCallWaitDone(h C.uintptr_t, timeout C.double) (ret pyObj) {
 	return C.hot_bool(1)
 }
 
+// hotReleaseAll releases n handles at once (see hotRelease).
+//
+//export hotReleaseAll
+func hotReleaseAll(hs *C.uintptr_t, n C.int) {
+	for _, h := range unsafe.Slice(hs, int(n)) {
+		hotRelease(h)
+	}
+}
+
 // hotRelease frees a handle when Python drops the capsule holding it, ending
 // whatever the object still has under way.
 //
@@ -306,4 +310,5 @@ func hotRelease(h C.uintptr_t) {
 		v.Finish(codes.Unknown, "the handler ended without finishing the call", nil)
 	}
 	handle.Delete()
+	core.CountHandles(-1)
 }

@@ -191,10 +191,14 @@ func seconds(s C.double) time.Duration {
 	return time.Duration(float64(s) * float64(time.Second))
 }
 
-// handles: every Go object Python holds travels as a cgo.Handle in a capsule.
-func capsule(v any, kind C.int) pyObj {
-	return C.hot_capsule(C.uintptr_t(cgo.NewHandle(v)), kind)
+// handles: every Go object Python holds travels as a cgo.Handle, most in a
+// capsule; hotRelease deletes them. core counts them for introspection.
+func newHandle(v any) C.uintptr_t {
+	core.CountHandles(1)
+	return C.uintptr_t(cgo.NewHandle(v))
 }
+
+func capsule(v any, kind C.int) pyObj { return C.hot_capsule(newHandle(v), kind) }
 
 func value[T any](h C.uintptr_t) T { return cgo.Handle(h).Value().(T) }
 
@@ -358,6 +362,16 @@ func validValue(v string) bool {
 func hiddenKey(k string) bool {
 	return k == "" || k[0] == ':' || k == "content-type" || k == "te" ||
 		strings.HasPrefix(k, "grpc-") && k != "grpc-status-details-bin"
+}
+
+// visibleMetadata reports whether md holds a key Python would see.
+func visibleMetadata(md metadata.MD) bool {
+	for k := range md {
+		if !hiddenKey(k) {
+			return true
+		}
+	}
+	return false
 }
 
 // mdToPy builds grpcio's metadata form: a tuple of _Metadatum (key, value)

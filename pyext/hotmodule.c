@@ -68,10 +68,29 @@ static const char *kind_names[HOT_KINDS] = {
     "grpcgo.Credentials", "grpcgo.Callback",
 };
 
+/* Handles of finished server calls wait here (under the GIL) and are
+ * released together: releasing one has nothing left to end, so it need not
+ * cost a call into Go of its own. */
+#define SETTLED_BATCH 32
+static uintptr_t settled[SETTLED_BATCH];
+static int n_settled;
+
+/* The context call_finish gives a server call's capsule once it finished. */
+static char settled_mark;
+
 static void capsule_release(PyObject *cap) {
     const char *name = PyCapsule_GetName(cap);
     uintptr_t h = (uintptr_t)PyCapsule_GetPointer(cap, name);
-    if (h != 0 && !forked) hotRelease(h);
+    if (h == 0 || forked) return;
+    if (PyCapsule_GetContext(cap) != &settled_mark) {
+        hotRelease(h);
+        return;
+    }
+    settled[n_settled++] = h;
+    if (n_settled == SETTLED_BATCH) {
+        hotReleaseAll(settled, n_settled);
+        n_settled = 0;
+    }
 }
 
 PyObject *hot_capsule(uintptr_t handle, int kind) {
@@ -138,12 +157,26 @@ static PyObject *m_check(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* Set once exiting() has been called: only then does a thread that waited
+ * in C need to ask Go whether it may take the GIL back. */
+static atomic_int exit_started;
+
+/* Called by a thread that waited in C with the GIL released, before it takes
+ * the GIL back: once the interpreter is finalizing, or exiting without this
+ * thread, it parks for good (touching Python then would crash). */
+static void park_if_exiting(void) {
+    if (hot_finalizing() || (atomic_load(&exit_started) && !hotMayReturn())) {
+        for (;;) pause(); /* the interpreter is exiting without this thread */
+    }
+}
+
 /* exiting(allowed_thread_idents or None): from now on only those threads
  * (None: no thread) take the GIL back after waiting in Go. */
 static PyObject *m_exiting(PyObject *self, PyObject *args) {
     PyObject *allowed = Py_None;
     if (!PyArg_ParseTuple(args, "|O", &allowed)) return NULL;
     if (forked) Py_RETURN_NONE;
+    atomic_store(&exit_started, 1);
     if (allowed == Py_None) {
         hotExiting(1);
         Py_RETURN_NONE;
@@ -222,34 +255,41 @@ static int wait_posted(sem_t *sem, uintptr_t call, void (*cancel)(uintptr_t)) {
             ts = PyEval_SaveThread();
         }
     }
-    if (!hotMayReturn()) {
-        for (;;) pause(); /* the interpreter is exiting without this thread */
-    }
+    park_if_exiting();
     PyEval_RestoreThread(ts);
     return failed ? -1 : 0;
 }
 
-static void cancel_unary(uintptr_t call) { hotUnaryCancel(call); }
+static void cancel_waiting(uintptr_t w) { hotUnaryCancelWaiting((hot_unary_wait *)w); }
 
-/* unary(...) with the wait in C: see hotUnaryBegin. */
+/* unary(...) with the wait in C: see hotUnaryCall. With response_only, an
+ * OK call returns just its response's bytes when Go could leave them in w;
+ * otherwise (and always without it) the result tuple hotUnaryResult makes. */
 static PyObject *unary_blocking(uintptr_t h, const char *method, Py_ssize_t mn, Py_buffer *req,
-                                double timeout, PyObject *md, int wfr, int compression, PyObject *creds) {
-    sem_t sem;
-    sem_init(&sem, 0, 0);
-    PyObject *call = hotUnaryBegin(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md, wfr,
-                                   compression, creds, &sem);
+                                double timeout, PyObject *md, int wfr, int compression, PyObject *creds,
+                                int response_only) {
+    hot_unary_wait w;
+    w.call = 0;
+    w.resp = NULL;
+    w.resp_len = 0;
+    sem_init(&w.sem, 0, 0);
+    PyObject *started = hotUnaryCall(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md, wfr,
+                                     compression, creds, &w, response_only);
     PyObject *result = NULL;
-    if (call != NULL) {
-        uintptr_t ch = hot_handle(call, HOT_UNARY);
-        if (wait_posted(&sem, ch, cancel_unary) == 0) result = hotUnaryResult(ch);
-        Py_DECREF(call);
+    if (started != NULL) {
+        Py_DECREF(started);
+        if (wait_posted(&w.sem, (uintptr_t)&w, cancel_waiting) == 0) {
+            result = w.call == 0 ? PyBytes_FromStringAndSize(w.resp, w.resp_len) : hotUnaryResult(w.call);
+        }
+        if (w.call != 0) hotRelease(w.call);
+        if (w.resp != NULL && w.resp != w.small) free(w.resp);
     }
-    sem_destroy(&sem);
+    sem_destroy(&w.sem);
     return result;
 }
 
 /* unary(channel, method, request, timeout, metadata, wait_for_ready, compression,
- *       call_credentials_or_None) */
+ *       call_credentials_or_None, response_only=False) */
 static PyObject *unary_common(PyObject *args, int start) {
     uintptr_t h;
     const char *method;
@@ -257,9 +297,9 @@ static PyObject *unary_common(PyObject *args, int start) {
     Py_buffer req;
     double timeout;
     PyObject *md, *creds = Py_None;
-    int wfr, compression;
-    if (!PyArg_ParseTuple(args, "O&s#y*dOii|O", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr,
-                          &compression, &creds))
+    int wfr, compression, response_only = 0;
+    if (!PyArg_ParseTuple(args, "O&s#y*dOii|Op", channel_h, &h, &method, &mn, &req, &timeout, &md, &wfr,
+                          &compression, &creds, &response_only))
         return NULL;
     PyObject *r = NULL;
     note_thread();
@@ -267,9 +307,9 @@ static PyObject *unary_common(PyObject *args, int start) {
         fork_error();
     } else if (start) {
         r = hotUnaryBegin(h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
-                          compression, creds, NULL);
+                          compression, creds);
     } else {
-        r = unary_blocking(h, method, mn, &req, timeout, md, wfr, compression, creds);
+        r = unary_blocking(h, method, mn, &req, timeout, md, wfr, compression, creds, response_only);
     }
     PyBuffer_Release(&req);
     return r;
@@ -391,6 +431,24 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
     return hotServerStart(h);
 }
 
+/* The server's dispatcher (dispatch.h), looked up in Go once and kept as
+ * the capsule's context. */
+static hot_dispatch *server_dispatch(PyObject *server, uintptr_t h) {
+    hot_dispatch *d = (hot_dispatch *)PyCapsule_GetContext(server);
+    if (d == NULL) {
+        d = (hot_dispatch *)hotServerDispatch(h);
+        PyCapsule_SetContext(server, d);
+    }
+    return d;
+}
+
+/* Takes the next queued call from Go (see server_take), counting it off. */
+static PyObject *take_call(hot_dispatch *d, uintptr_t h) {
+    PyObject *event = hotServerTake(h);
+    if (event != NULL && PyTuple_Check(event)) atomic_fetch_sub(&d->queued, 1);
+    return event;
+}
+
 /* server_wait_call(server): for the dispatcher thread. Sleeps on the
  * server's poller semaphore (dispatch.h), GIL released, outside Go, until Go
  * posts it (a call was queued while no pool thread lingered) and a call is
@@ -398,20 +456,19 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
  * skipped, so no task is started for nothing. True, or False once the
  * server stops. */
 static PyObject *m_server_wait_call(PyObject *self, PyObject *args) {
+    PyObject *server;
     uintptr_t h;
-    if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &server) || !server_h(server, &h)) return NULL;
     FORK_GUARD();
-    hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
+    hot_dispatch *d = server_dispatch(server, h);
     int stopped;
     Py_BEGIN_ALLOW_THREADS
     do {
         while (sem_wait(&d->poller) != 0) {
         }
         stopped = atomic_load(&d->stopped);
-    } while (!stopped && hotServerQueued(h) == 0);
-    if (!hotMayReturn()) {
-        for (;;) pause(); /* the interpreter is exiting without this thread */
-    }
+    } while (!stopped && !hot_dispatch_pending(d));
+    park_if_exiting();
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(!stopped);
 }
@@ -419,33 +476,36 @@ static PyObject *m_server_wait_call(PyObject *self, PyObject *args) {
 /* server_take(server): the next queued call without waiting, False if none
  * is queued, None once the server stopped. */
 static PyObject *m_server_take(PyObject *self, PyObject *args) {
+    PyObject *server;
     uintptr_t h;
-    if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &server) || !server_h(server, &h)) return NULL;
     FORK_GUARD();
-    return hotServerTake(h);
+    return take_call(server_dispatch(server, h), h);
 }
 
 /* server_linger(server, seconds): the next incoming call for a pool thread
  * that has just finished one, waiting up to seconds: a call, False if none
  * came, None once the server stopped. A post whose call another thread
- * took first (threads take before they linger) does not end the wait. */
+ * took first (threads take before they linger) does not end the wait. Go
+ * is asked for a call only when one may be queued. */
 static PyObject *m_server_linger(PyObject *self, PyObject *args) {
+    PyObject *server;
     uintptr_t h;
     double seconds;
-    if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &seconds)) return NULL;
+    if (!PyArg_ParseTuple(args, "Od", &server, &seconds) || !server_h(server, &h)) return NULL;
     FORK_GUARD();
-    hot_dispatch *d = (hot_dispatch *)hotServerDispatch(h);
+    hot_dispatch *d = server_dispatch(server, h);
     struct timespec until = hot_deadline(seconds);
     for (;;) {
-        PyObject *event = hotServerTake(h);
-        if (event != Py_False) return event;
-        Py_DECREF(event);
+        if (hot_dispatch_pending(d)) {
+            PyObject *event = take_call(d, h);
+            if (event != Py_False) return event;
+            Py_DECREF(event);
+        }
         int posted;
         Py_BEGIN_ALLOW_THREADS
         posted = hot_dispatch_linger(d, &until);
-        if (!hotMayReturn()) {
-            for (;;) pause(); /* the interpreter is exiting without this thread */
-        }
+        park_if_exiting();
         Py_END_ALLOW_THREADS
         if (!posted) Py_RETURN_FALSE;
     }
@@ -517,13 +577,19 @@ static PyObject *m_call_finish(PyObject *self, PyObject *args) {
     Py_ssize_t dn;
     PyObject *md;
     optbuf last = {0};
-    if (!PyArg_ParseTuple(args, "O&is#OO&", call_h, &h, &code, &details, &dn, &md, opt_buffer, &last))
+    PyObject *call;
+    if (!PyArg_ParseTuple(args, "Ois#OO&", &call, &code, &details, &dn, &md, opt_buffer, &last))
         return NULL;
+    if (!call_h(call, &h)) {
+        if (last.has) PyBuffer_Release(&last.view);
+        return NULL;
+    }
     note_thread();
     PyObject *r = forked ? fork_error()
         : hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
                         last.has ? last.view.len : 0, last.has ? LENDABLE(last.view) : NULL, last.has);
     if (last.has) PyBuffer_Release(&last.view);
+    if (r != NULL) PyCapsule_SetContext(call, &settled_mark);
     return r;
 }
 
@@ -657,8 +723,10 @@ static PyMethodDef methods[] = {
     {"channel_watch", m_channel_watch, METH_VARARGS,
      "channel_watch(channel, from_state, timeout) -> new state, or None"},
     {"unary", m_unary, METH_VARARGS,
-     "unary(channel, method, request, timeout, metadata, wait_for_ready, compression)\n"
-     "-> (code, details, response or None, initial_metadata, trailing_metadata)"},
+     "unary(channel, method, request, timeout, metadata, wait_for_ready, compression,\n"
+     "      call_credentials=None, response_only=False)\n"
+     "-> (code, details, response or None, initial_metadata, trailing_metadata); with\n"
+     "response_only, just the response's bytes for an OK call without metadata"},
     {"unary_start", m_unary_start, METH_VARARGS, "unary_start(same as unary) -> call"},
     {"unary_wait", m_unary_wait, METH_VARARGS, "unary_wait(call, timeout) -> result as unary, or None"},
     {"unary_cancel", m_unary_cancel, METH_VARARGS, "unary_cancel(call)"},

@@ -1207,6 +1207,18 @@ func introspect_Counters_ServerCalls_Set(handle CGoHandle, val C.longlong) {
 	op.ServerCalls = int(val)
 }
 
+//export introspect_Counters_Handles_Get
+func introspect_Counters_Handles_Get(handle CGoHandle) C.longlong {
+	op := ptrFromHandle_introspect_Counters(handle)
+	return C.longlong(op.Handles)
+}
+
+//export introspect_Counters_Handles_Set
+func introspect_Counters_Handles_Set(handle CGoHandle, val C.longlong) {
+	op := ptrFromHandle_introspect_Counters(handle)
+	op.Handles = int(val)
+}
+
 //export introspect_Counters_GoProcs_Get
 func introspect_Counters_GoProcs_Get(handle CGoHandle) C.longlong {
 	op := ptrFromHandle_introspect_Counters(handle)

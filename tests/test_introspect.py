@@ -92,7 +92,8 @@ def test_go_version(gi, build_info):
 def test_live(gi):
     snap = gi.live()
     assert isinstance(snap, gi.LiveCounters)
-    assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls", "go_procs"}
+    assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls", "handles",
+                                   "go_procs"}
     for name, value in snap._asdict().items():
         assert type(value) is int, (name, value)
         assert value >= 0, (name, value)

@@ -28,6 +28,8 @@ type Counters struct {
 	Servers     int
 	ClientCalls int
 	ServerCalls int
+	// Handles is how many engine objects the binding holds for Python.
+	Handles int
 	// GoProcs is how many Ps Go runs with now (GOMAXPROCS); the binding
 	// adjusts it to the Python threads using the engine.
 	GoProcs int
@@ -42,6 +44,7 @@ func Live() Counters {
 		Servers:     int(c.Servers),
 		ClientCalls: int(c.ClientCalls),
 		ServerCalls: int(c.ServerCalls),
+		Handles:     int(c.Handles),
 		GoProcs:     runtime.GOMAXPROCS(0),
 	}
 }

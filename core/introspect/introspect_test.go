@@ -29,6 +29,7 @@ func TestLiveMatchesCore(t *testing.T) {
 		Servers:     int(c.Servers),
 		ClientCalls: int(c.ClientCalls),
 		ServerCalls: int(c.ServerCalls),
+		Handles:     int(c.Handles),
 		GoProcs:     runtime.GOMAXPROCS(0),
 	}
 	if got != want {
@@ -36,7 +37,7 @@ func TestLiveMatchesCore(t *testing.T) {
 	}
 	for name, v := range map[string]int{
 		"Channels": got.Channels, "Servers": got.Servers,
-		"ClientCalls": got.ClientCalls, "ServerCalls": got.ServerCalls,
+		"ClientCalls": got.ClientCalls, "ServerCalls": got.ServerCalls, "Handles": got.Handles,
 	} {
 		if v < 0 {
 			t.Errorf("%s = %d, want >= 0", name, v)

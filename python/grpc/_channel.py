@@ -78,13 +78,17 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
         self._serializer = request_serializer
         self._deserializer = response_deserializer
 
-    def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression):
+    def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression,
+                response_only=False):
+        """The call's _Outcome; with response_only, the response's bytes
+        instead when the call ended OK without metadata (the engine then
+        hands them over without building the rest)."""
         call_credentials = _check_call_args(credentials, compression)
         handle = self._channel._live_handle()
         payload = _serialize_request(request, self._serializer)
         if payload is None:
             return _Outcome(_INTERNAL, _SERIALIZE_FAILED, (), ())
-        code, details, response, initial, trailing = self._channel._hot.unary(
+        result = self._channel._hot.unary(
             handle,
             self._method,
             payload,
@@ -93,8 +97,11 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
             _common.wait_for_ready_arg(wait_for_ready),
             _common.compression_arg(compression),
             call_credentials,
+            response_only,
         )
-        return self._outcome(code, details, response, initial, trailing)
+        if result.__class__ is bytes:
+            return result
+        return self._outcome(*result)
 
     def _outcome(self, code, details, response, initial, trailing):
         outcome = _Outcome(_common.CODES[code], details, initial, trailing)
@@ -115,7 +122,13 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
         wait_for_ready=None,
         compression=None,
     ):
-        outcome = self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression)
+        outcome = self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression, True)
+        if outcome.__class__ is bytes:
+            try:
+                return _common.deserialize(outcome, self._deserializer)
+            except Exception:
+                _LOGGER.exception(_DESERIALIZE_FAILED)
+                outcome = _Outcome(_INTERNAL, _DESERIALIZE_FAILED, (), ())
         if outcome.code is not _OK:
             raise _InactiveRpcError(outcome)
         return outcome.response

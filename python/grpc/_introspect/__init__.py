@@ -69,6 +69,7 @@ class LiveCounters(NamedTuple):
     servers: int
     client_calls: int
     server_calls: int
+    handles: int  # engine objects Python holds (channels, calls, servers, ...)
     go_procs: int  # GOMAXPROCS now: follows the Python threads using the engine
 
 
@@ -82,4 +83,5 @@ def live() -> LiveCounters:
         go_procs=c.GoProcs,
         client_calls=c.ClientCalls,
         server_calls=c.ServerCalls,
+        handles=c.Handles,
     )

@@ -84,7 +84,11 @@ class Counters(go.GoClass):
 			if "ServerCalls" in kwargs:
 				self.ServerCalls = kwargs["ServerCalls"]
 			if  4 < len(args):
-				self.GoProcs = args[4]
+				self.Handles = args[4]
+			if "Handles" in kwargs:
+				self.Handles = kwargs["Handles"]
+			if  5 < len(args):
+				self.GoProcs = args[5]
 			if "GoProcs" in kwargs:
 				self.GoProcs = kwargs["GoProcs"]
 	def __del__(self):
@@ -145,6 +149,17 @@ class Counters(go.GoClass):
 			_introspect.introspect_Counters_ServerCalls_Set(self.handle, value.handle)
 		else:
 			_introspect.introspect_Counters_ServerCalls_Set(self.handle, value)
+	@property
+	def Handles(self):
+		"""Handles is how many engine objects the binding holds for Python.
+		"""
+		return _introspect.introspect_Counters_Handles_Get(self.handle)
+	@Handles.setter
+	def Handles(self, value):
+		if isinstance(value, go.GoClass):
+			_introspect.introspect_Counters_Handles_Set(self.handle, value.handle)
+		else:
+			_introspect.introspect_Counters_Handles_Set(self.handle, value)
 	@property
 	def GoProcs(self):
 		"""GoProcs is how many Ps Go runs with now (GOMAXPROCS); the binding
