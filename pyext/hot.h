@@ -158,16 +158,34 @@ static inline int hot_dict_set(PyObject *d, PyObject *k, PyObject *v) {
  * any goroutine: it touches no Python object. */
 static inline void hot_post(void *sem) { sem_post((sem_t *)sem); }
 
-/* What a blocking unary call leaves for the thread waiting on it in C
- * (hotmodule.c's unary_blocking; pyext/hot_client.go's hotUnaryCall). Go
- * fills it in, posts sem, and never touches it again. */
+/* What Go leaves for a thread waiting in C (hotmodule.c's wait_posted) for
+ * a unary call's end (pyext/hot_wait.go): Go fills it in, posts sem, and
+ * never touches it again. */
 typedef struct {
     sem_t sem;
-    uintptr_t call;       /* the ended call's handle, or 0 if resp holds the response */
-    char *resp;           /* the response's bytes: small, or malloc'ed if larger */
-    Py_ssize_t resp_len;
+    int has_data;         /* data holds the response (else: ask Go) */
+    char *data;           /* small, or malloc'ed if larger */
+    Py_ssize_t len;
+    uintptr_t call;       /* unary calls without data: the ended call's handle */
     char small[512];
-} hot_unary_wait;
+} hot_wait;
+
+static inline void hot_wait_init(hot_wait *w) {
+    sem_init(&w->sem, 0, 0);
+    w->has_data = 0;
+    w->data = NULL;
+    w->len = 0;
+    w->call = 0;
+}
+
+static inline PyObject *hot_wait_bytes(hot_wait *w) {
+    return PyBytes_FromStringAndSize(w->data, w->len);
+}
+
+static inline void hot_wait_destroy(hot_wait *w) {
+    if (w->data != NULL && w->data != w->small) free(w->data);
+    sem_destroy(&w->sem);
+}
 
 /* The GIL. hot_release may be called only with the GIL held, hot_acquire
  * only with the thread state hot_release returned. */

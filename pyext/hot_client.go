@@ -6,7 +6,6 @@ package main
 import "C"
 
 import (
-	"sync"
 	"time"
 	"unsafe"
 
@@ -130,10 +129,9 @@ func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), nil))
 }
 
-// hotUnaryCall starts a unary call whose caller blocks: it waits in C on
-// w's semaphore, which the call posts when it ends, having first filled in
-// w (see hot_unary_wait), and then never touches w again. Waiting in C, not
-// in Go, spares Go a locked thread's park and hand-back on every call.
+// hotUnaryCall starts a unary call whose caller blocks in C until the call
+// posts w (see hot_wait): waiting in C, not in Go, spares Go a locked
+// thread's park and hand-back on every call.
 //
 // With responseOnly, an OK call whose response is small and that brought
 // no metadata leaves just the response's bytes in w: the caller then makes
@@ -144,7 +142,7 @@ func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 //
 //export hotUnaryCall
 func hotUnaryCall(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
-	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, w *C.hot_unary_wait,
+	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, w *C.hot_wait,
 	responseOnly C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
@@ -155,9 +153,9 @@ func hotUnaryCall(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Poi
 	cancellable := isMainThread() // only the main thread is interrupted (Ctrl-C)
 	done := func(c *core.UnaryCall) {
 		if cancellable {
-			mainCalls.forget(w)
+			interruptible.forget(w)
 		}
-		if responseOnly == 0 || !copyResponse(c, w) {
+		if responseOnly == 0 || !takeResponse(c, w) {
 			w.call = newHandle(&unaryCall{UnaryCall: c})
 		}
 		C.hot_post(unsafe.Pointer(&w.sem))
@@ -167,84 +165,25 @@ func hotUnaryCall(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Poi
 		return C.hot_none()
 	}
 	if cancellable {
-		mainCalls.reserve(w)
+		interruptible.reserve(w)
 	}
 	c := ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), done)
 	if cancellable {
-		mainCalls.set(w, c)
+		interruptible.set(w, c.Cancel)
 	}
 	return C.hot_none()
 }
 
-// copiedResponseMax is the largest response hotUnaryCall copies out to C:
-// beyond it, one more copy costs more than the calls it saves.
-const copiedResponseMax = 16 << 10
-
-// copyResponse leaves c's response in w if c ended OK with a small response
+// takeResponse leaves c's response in w if c ended OK with a small response
 // and no metadata Python would see (so nothing but the response is lost),
 // and reports whether it did.
-func copyResponse(c *core.UnaryCall, w *C.hot_unary_wait) bool {
+func takeResponse(c *core.UnaryCall, w *C.hot_wait) bool {
 	if c.Status.Code != codes.OK || c.Response == nil || visibleMetadata(c.Header) ||
-		visibleMetadata(c.Status.Trailer) {
+		visibleMetadata(c.Status.Trailer) || !copyOut(c.Response, w) {
 		return false
 	}
-	n := c.Response.Len()
-	if n > copiedResponseMax {
-		return false
-	}
-	dst := unsafe.Pointer(&w.small[0])
-	if n > len(w.small) {
-		dst = C.malloc(C.size_t(n))
-	}
-	c.Response.CopyTo(unsafe.Slice((*byte)(dst), n))
-	c.Response.Free()
-	c.Response = nil
-	w.resp, w.resp_len = (*C.char)(dst), C.Py_ssize_t(n)
+	c.Response = nil // freed by copyOut
 	return true
-}
-
-// mainCalls are the blocking calls of the main thread, by their wait
-// record, so that a signal handler that raises while one waits can cancel
-// it (hotUnaryCancelWaiting). A signal handler may itself make a blocking
-// call, so there can be more than one.
-var mainCalls = waitingCalls{m: map[*C.hot_unary_wait]*core.UnaryCall{}}
-
-type waitingCalls struct {
-	mu sync.Mutex
-	m  map[*C.hot_unary_wait]*core.UnaryCall
-}
-
-func (wc *waitingCalls) reserve(w *C.hot_unary_wait) {
-	wc.mu.Lock()
-	wc.m[w] = nil
-	wc.mu.Unlock()
-}
-
-// set records c unless it has already ended (and forgotten w).
-func (wc *waitingCalls) set(w *C.hot_unary_wait, c *core.UnaryCall) {
-	wc.mu.Lock()
-	if _, ok := wc.m[w]; ok {
-		wc.m[w] = c
-	}
-	wc.mu.Unlock()
-}
-
-func (wc *waitingCalls) forget(w *C.hot_unary_wait) {
-	wc.mu.Lock()
-	delete(wc.m, w)
-	wc.mu.Unlock()
-}
-
-// hotUnaryCancelWaiting cancels the call w waits for, if it has not ended.
-//
-//export hotUnaryCancelWaiting
-func hotUnaryCancelWaiting(w *C.hot_unary_wait) {
-	mainCalls.mu.Lock()
-	c := mainCalls.m[w]
-	mainCalls.mu.Unlock()
-	if c != nil {
-		c.Cancel()
-	}
 }
 
 // hotUnaryResult is the result tuple of an ended call (see unaryResult).

@@ -260,7 +260,7 @@ static int wait_posted(sem_t *sem, uintptr_t call, void (*cancel)(uintptr_t)) {
     return failed ? -1 : 0;
 }
 
-static void cancel_waiting(uintptr_t w) { hotUnaryCancelWaiting((hot_unary_wait *)w); }
+static void cancel_wait(uintptr_t w) { hotCancelWait((hot_wait *)w); }
 
 /* unary(...) with the wait in C: see hotUnaryCall. With response_only, an
  * OK call returns just its response's bytes when Go could leave them in w;
@@ -268,23 +268,19 @@ static void cancel_waiting(uintptr_t w) { hotUnaryCancelWaiting((hot_unary_wait 
 static PyObject *unary_blocking(uintptr_t h, const char *method, Py_ssize_t mn, Py_buffer *req,
                                 double timeout, PyObject *md, int wfr, int compression, PyObject *creds,
                                 int response_only) {
-    hot_unary_wait w;
-    w.call = 0;
-    w.resp = NULL;
-    w.resp_len = 0;
-    sem_init(&w.sem, 0, 0);
+    hot_wait w;
+    hot_wait_init(&w);
     PyObject *started = hotUnaryCall(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md, wfr,
                                      compression, creds, &w, response_only);
     PyObject *result = NULL;
     if (started != NULL) {
         Py_DECREF(started);
-        if (wait_posted(&w.sem, (uintptr_t)&w, cancel_waiting) == 0) {
-            result = w.call == 0 ? PyBytes_FromStringAndSize(w.resp, w.resp_len) : hotUnaryResult(w.call);
+        if (wait_posted(&w.sem, (uintptr_t)&w, cancel_wait) == 0) {
+            result = w.has_data ? hot_wait_bytes(&w) : hotUnaryResult(w.call);
         }
         if (w.call != 0) hotRelease(w.call);
-        if (w.resp != NULL && w.resp != w.small) free(w.resp);
     }
-    sem_destroy(&w.sem);
+    hot_wait_destroy(&w);
     return result;
 }
 
