@@ -25,6 +25,7 @@ func callWorker(f func()) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
+		onThread()
 		f()
 		idle.Reset(workerIdle)
 		select {

@@ -225,4 +225,9 @@ int hot_epoch_end(void);
  * without the GIL); non-zero if its queue of pending calls is full. */
 int hot_schedule_returns(void);
 
+/* Timer slack for Go's monitor thread (pyext/slack.go); hot_restore_slack
+ * gives the calling thread back the slack it had when the library loaded. */
+#define HOT_SYSMON_SLACK_NS 250000
+void hot_restore_slack(void);
+
 #endif
