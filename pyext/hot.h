@@ -225,9 +225,11 @@ int hot_epoch_end(void);
  * without the GIL); non-zero if its queue of pending calls is full. */
 int hot_schedule_returns(void);
 
-/* Timer slack for Go's monitor thread (pyext/slack.go); hot_restore_slack
- * gives the calling thread back the slack it had when the library loaded. */
+/* Timer slack (pyext/slack.go): Go's monitor thread's, and Go's other
+ * threads'. hot_restore_slack gives the calling thread back the slack it
+ * had when the library loaded. */
 #define HOT_SYSMON_SLACK_NS 250000
+#define HOT_GO_THREAD_SLACK_NS 1
 void hot_restore_slack(void);
 
 #endif
