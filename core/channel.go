@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
@@ -48,6 +49,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	}
 	dial = append(dial, extra...)
 	dial = append(dial, dialWindowDefaults...)
+	dial = append(dial, experimental.WithBufferPool(BufferPool))
 	dial = append(dial, cfg.Dial...)
 	cc, err := grpc.NewClient(resolved, dial...)
 	if err != nil {

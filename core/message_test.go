@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -61,41 +62,79 @@ func fill(pool mem.BufferPool, n int, c byte) *[]byte {
 	return b
 }
 
-func TestSendPoolSizeClasses(t *testing.T) {
+func TestBufferPoolSizeClasses(t *testing.T) {
 	for _, n := range []int{1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 1, 16 << 20} {
-		b := SendPool.Get(n)
+		b := BufferPool.Get(n)
 		if len(*b) != n {
 			t.Fatalf("Get(%d) has length %d", n, len(*b))
 		}
 		if c := cap(*b); c < n || c&(c-1) != 0 {
 			t.Fatalf("Get(%d) has capacity %d, want a power of two >= n", n, c)
 		}
-		SendPool.Put(b)
+		BufferPool.Put(b)
 	}
 	// Beyond the largest class: a plain allocation, not kept.
-	big := SendPool.Get((16 << 20) + 1)
+	big := BufferPool.Get((16 << 20) + 1)
 	if len(*big) != (16<<20)+1 {
 		t.Fatalf("Get(16 MiB + 1) has length %d", len(*big))
 	}
-	SendPool.Put(big)
+	BufferPool.Put(big)
 	// A foreign buffer is not adopted into a class it does not fill.
 	odd := make([]byte, 5000)
-	SendPool.Put(&odd)
-	if b := SendPool.Get(5000); cap(*b) == 5000 {
+	BufferPool.Put(&odd)
+	if b := BufferPool.Get(5000); cap(*b) == 5000 {
 		t.Fatal("pool handed out a buffer it did not make")
 	}
 }
 
-func TestSendPoolBuffersRoundTripThroughGRPC(t *testing.T) {
+func TestBufferPoolBuffersRoundTripThroughGRPC(t *testing.T) {
 	forBackends(t, func(t *testing.T, ch *Channel) {
 		payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
-		buf := SendPool.Get(len(payload))
+		buf := BufferPool.Get(len(payload))
 		copy(*buf, payload)
-		resp, _, st := ch.Unary(spec(mUnary), Msg{mem.NewBuffer(buf, SendPool)})
+		resp, _, st := ch.Unary(spec(mUnary), Msg{mem.NewBuffer(buf, BufferPool)})
 		wantStatus(t, st, codes.OK, "")
 		if !bytes.Equal(resp.Materialize(), payload) {
 			t.Fatal("1 MiB echo differs")
 		}
 		resp.Free()
 	})
+}
+
+// countingPool counts the buffers grpc-go takes from the pool it was given.
+type countingPool struct {
+	mem.BufferPool
+	gets atomic.Int64
+}
+
+func (p *countingPool) Get(n int) *[]byte {
+	p.gets.Add(1)
+	return p.BufferPool.Get(n)
+}
+
+func TestGRPCReadsIntoBufferPool(t *testing.T) {
+	counting := &countingPool{BufferPool: BufferPool}
+	saved := BufferPool
+	BufferPool = counting
+	t.Cleanup(func() { BufferPool = saved })
+
+	_, target := newTestServer(t, func(c *ServerCall) {
+		req, err := c.RecvOne()
+		if err != nil {
+			c.Finish(codes.Internal, err.Error(), nil)
+			return
+		}
+		c.Finish(codes.OK, "", req)
+	})
+	ch := dial(t, target)
+	payload := bytes.Repeat([]byte("grpcgo!!"), 8<<10) // 64 KiB: four frames each way
+	before := counting.gets.Load()
+	resp, _, st := ch.Unary(spec(mUnary), BytesMsg(payload))
+	wantStatus(t, st, codes.OK, "")
+	wantBytes(t, "echo", resp.Materialize(), payload)
+	resp.Free()
+	// Each side reads the message's frames into buffers from the pool.
+	if got := counting.gets.Load() - before; got < 8 {
+		t.Fatalf("grpc-go took %d buffers from BufferPool for a 64 KiB echo, want at least 8", got)
+	}
 }

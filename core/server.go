@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 )
 
@@ -69,6 +70,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 		grpc.UnknownServiceHandler(s.handle),
 		grpc.Creds(portCredentials{}),
 		grpc.NumStreamWorkers(streamWorkers),
+		experimental.BufferPool(BufferPool),
 	}, slices.Concat(serverWindowDefaults, cfg.Server)...)
 	s.gs = grpc.NewServer(sopts...)
 	liveServers.Add(1)

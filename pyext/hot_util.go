@@ -224,9 +224,9 @@ func goMsg(p unsafe.Pointer, n C.Py_ssize_t, owner pyObj) core.Msg {
 	if mem.IsBelowBufferPoolingThreshold(int(n)) {
 		return core.BytesMsg(goBytes(p, n))
 	}
-	buf := core.SendPool.Get(int(n))
+	buf := core.BufferPool.Get(int(n))
 	copy(*buf, unsafe.Slice((*byte)(p), int(n)))
-	return core.Msg{mem.NewBuffer(buf, core.SendPool)}
+	return core.Msg{mem.NewBuffer(buf, core.BufferPool)}
 }
 
 // pyBytesMsg copies a received message straight from grpc-go's buffers into
