@@ -282,7 +282,6 @@ func (s *Server) enqueue(c *ServerCall) error {
 
 // handle is grpc-go's handler for every method.
 func (s *Server) handle(_ any, ss grpc.ServerStream) error {
-	onThread()
 	if s.maxConcurrent > 0 {
 		if s.active.Add(1) > s.maxConcurrent {
 			s.active.Add(-1)

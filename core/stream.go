@@ -64,7 +64,6 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 	}
 	desc := &grpc.StreamDesc{ServerStreams: serverStreams, ClientStreams: clientStreams}
 	go func() {
-		onThread()
 		defer liveClientCalls.Add(-1)
 		defer cancel(nil)
 		cs, err := ch.cc.NewStream(ctx, desc, spec.Method, ch.options(spec)...)

@@ -25,7 +25,6 @@ func callWorker(f func()) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		onThread()
 		f()
 		idle.Reset(workerIdle)
 		select {

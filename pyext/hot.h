@@ -226,10 +226,8 @@ int hot_epoch_end(void);
 int hot_schedule_returns(void);
 
 /* Timer slack (pyext/slack.go): Go's monitor thread's, and Go's other
- * threads'. hot_restore_slack gives the calling thread back the slack it
- * had when the library loaded. */
+ * threads'. */
 #define HOT_SYSMON_SLACK_NS 250000
 #define HOT_GO_THREAD_SLACK_NS 1
-void hot_restore_slack(void);
 
 #endif

@@ -793,7 +793,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__hot(void) {
     static int registered = 0;
     if (!registered) {
-        hot_restore_slack(); /* see pyext/slack.go */
         pthread_atfork(NULL, NULL, on_fork_child);
         registered = 1;
     }
