@@ -26,15 +26,20 @@ static void *slack_start(void *p) {
 }
 
 static atomic_int go_threads;
+static long sysmon_slack; // read from the environment once, by the first call
 
 // Every thread Go starts in this library comes through here (the linker
 // wraps the library's calls of pthread_create; Python's own threads are
-// started by libpython and are not). The first is Go's first thread, the
-// second the monitor it starts first thing.
+// started by libpython and are not). The first is Go's first thread,
+// started while the library loads; the second is the monitor it starts
+// first thing.
 int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
 	int n = atomic_fetch_add(&go_threads, 1);
-	const char *env = getenv("GRPCGO_SYSMON_SLACK_NS");
-	long sysmon = env != NULL ? atol(env) : HOT_SYSMON_SLACK_NS;
+	if (n == 0) {
+		const char *env = getenv("GRPCGO_SYSMON_SLACK_NS");
+		sysmon_slack = env != NULL ? atol(env) : HOT_SYSMON_SLACK_NS;
+	}
+	long sysmon = sysmon_slack;
 	struct slack_start *s = sysmon > 0 ? malloc(sizeof *s) : NULL;
 	if (s == NULL) return __real_pthread_create(t, attr, fn, arg);
 	s->fn = fn;
