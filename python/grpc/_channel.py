@@ -3,9 +3,9 @@
 Every call makes one crossing into Go to start, and a unary call one more
 to fetch its result, unless it is a blocking call that ended OK with a
 small response and no metadata (the engine then leaves the response's
-bytes where the caller waits); grpc-go does the rest. Streaming calls exchange messages in
-batches through queues Go keeps, so a long stream costs about one crossing
-per batch rather than per message.
+bytes where the caller waits); grpc-go does the rest. Streaming calls
+exchange messages in batches through queues Go keeps, so a long stream
+costs about one crossing per batch rather than per message.
 """
 
 import logging
