@@ -137,20 +137,22 @@ func hotUnaryBegin(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Po
 // no metadata leaves just the response's bytes in w: the caller then makes
 // no further call into Go (no result to fetch, no handle to release).
 // Otherwise w carries a handle to the ended call, read with hotUnaryResult
-// and released with hotRelease. Returns None once started, or NULL with an
-// exception set (nothing will be posted).
+// and released with hotRelease. isMain says whether the caller is the main
+// thread, the only one a signal handler interrupts (Ctrl-C): only its wait
+// can be cancelled (hotCancelWait). Returns None once started, or NULL with
+// an exception set (nothing will be posted).
 //
 //export hotUnaryCall
 func hotUnaryCall(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer, rn C.Py_ssize_t, reqObj pyObj,
 	timeout C.double, md pyObj, wfr, compression C.int, creds pyObj, w *C.hot_wait,
-	responseOnly C.int) (ret pyObj) {
+	responseOnly, isMain C.int) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
 	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	if r == mdRaised {
 		return nil
 	}
-	cancellable := isMainThread() // only the main thread is interrupted (Ctrl-C)
+	cancellable := isMain != 0
 	done := func(c *core.UnaryCall) {
 		if cancellable {
 			interruptible.forget(w)

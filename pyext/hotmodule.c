@@ -234,9 +234,9 @@ static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
  * waits for it here with the GIL released. On the main thread the wait
  * wakes every 50 ms to run Python's signal handlers; if one raises, the
  * call is cancelled (cancel) and the wait goes on until Go posts, so the
- * semaphore outlives every use. Returns 0, or -1 with the exception set. */
-static int wait_posted(sem_t *sem, uintptr_t call, void (*cancel)(uintptr_t)) {
-    int is_main = PyThread_get_thread_ident() == main_thread_ident;
+ * semaphore outlives every use. is_main: the caller is the main thread.
+ * Returns 0, or -1 with the exception set. */
+static int wait_posted(sem_t *sem, int is_main, uintptr_t call, void (*cancel)(uintptr_t)) {
     int failed = 0;
     PyThreadState *ts = PyEval_SaveThread();
     if (!is_main) {
@@ -268,14 +268,15 @@ static void cancel_wait(uintptr_t w) { hotCancelWait((hot_wait *)w); }
 static PyObject *unary_blocking(uintptr_t h, const char *method, Py_ssize_t mn, Py_buffer *req,
                                 double timeout, PyObject *md, int wfr, int compression, PyObject *creds,
                                 int response_only) {
+    int is_main = PyThread_get_thread_ident() == main_thread_ident;
     hot_wait w;
     hot_wait_init(&w);
     PyObject *started = hotUnaryCall(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md, wfr,
-                                     compression, creds, &w, response_only);
+                                     compression, creds, &w, response_only, is_main);
     PyObject *result = NULL;
     if (started != NULL) {
         Py_DECREF(started);
-        if (wait_posted(&w.sem, (uintptr_t)&w, cancel_wait) == 0) {
+        if (wait_posted(&w.sem, is_main, (uintptr_t)&w, cancel_wait) == 0) {
             result = w.has_data ? hot_wait_bytes(&w) : hotUnaryResult(w.call);
         }
         if (w.call != 0) hotRelease(w.call);
