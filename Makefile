@@ -10,7 +10,7 @@ export CGO_CFLAGS := -I$(PYINC) -O2
 
 # What the project venv needs besides our package: protobuf for the
 # examples and tests, pytest to run them. Never grpcio: it owns `import grpc`.
-TEST_DEPS := protobuf pytest pytest-timeout
+TEST_DEPS := protobuf pytest pytest-timeout uvloop
 
 SOURCES := go.mod go.sum setup.py pyproject.toml MANIFEST.in \
 	$(shell find core pyext python -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.py' \) 2>/dev/null)
@@ -23,7 +23,7 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 
-$(VENV)/.deps: $(VENV)/bin/python
+$(VENV)/.deps: $(VENV)/bin/python Makefile
 	$(VENV)/bin/pip install --quiet $(TEST_DEPS)
 	touch $@
 

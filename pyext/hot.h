@@ -10,6 +10,7 @@
 #include <Python.h>
 #include <semaphore.h>
 #include "dispatch.h"
+#include "cq.h"
 #include <stdint.h>
 
 /* Exception kinds hot_raise understands. */
@@ -208,7 +209,7 @@ static inline int hot_check_signals(void) { return PyErr_CheckSignals(); }
  * so a handle of one kind is never taken for another. */
 enum {
     HOT_CHANNEL = 0, HOT_UNARY = 1, HOT_STREAM = 2, HOT_SERVER = 3, HOT_SERVER_CALL = 4,
-    HOT_CREDENTIALS = 5, HOT_CALLBACK = 6, HOT_KINDS = 7
+    HOT_CREDENTIALS = 5, HOT_CALLBACK = 6, HOT_OP = 7, HOT_KINDS = 8
 };
 
 /* The handle in a capsule of the given kind, or 0 with TypeError set. */

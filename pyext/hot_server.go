@@ -308,6 +308,8 @@ func hotRelease(h C.uintptr_t) {
 		go v.Stop(0)
 	case *core.ServerCall:
 		v.Finish(codes.Unknown, "the handler ended without finishing the call", nil)
+	case *aioOp:
+		v.release()
 	}
 	handle.Delete()
 	core.CountHandles(-1)

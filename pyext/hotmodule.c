@@ -65,7 +65,7 @@ int hot_epoch_end(void) {
 /* ---- handles ------------------------------------------------------------- */
 static const char *kind_names[HOT_KINDS] = {
     "grpcgo.Channel", "grpcgo.UnaryCall", "grpcgo.Stream", "grpcgo.Server", "grpcgo.ServerCall",
-    "grpcgo.Credentials", "grpcgo.Callback",
+    "grpcgo.Credentials", "grpcgo.Callback", "grpcgo.Operation",
 };
 
 /* Handles of finished server calls wait here (under the GIL) and are
@@ -613,6 +613,168 @@ static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
     return hotCallWaitDone(h, timeout);
 }
 
+/* ---- asyncio: completion queues and operations (pyext/hot_aio.go) -------
+ * Every aio_* function takes the loop's queue and a token first, answers at
+ * once or returns an operation capsule that completes that token (cq.h). */
+#define CQ_NAME "grpcgo.CompletionQueue"
+
+static void cq_capsule_release(PyObject *cap) {
+    hot_cq *q = PyCapsule_GetPointer(cap, CQ_NAME);
+    if (q != NULL) hot_cq_unref(q);
+}
+
+static int cq_arg(PyObject *o, void *out) {
+    hot_cq *q = PyCapsule_GetPointer(o, CQ_NAME);
+    if (q == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "expected a %s, got %.100s", CQ_NAME, Py_TYPE(o)->tp_name);
+        return 0;
+    }
+    *(hot_cq **)out = q;
+    return 1;
+}
+
+static int op_h(PyObject *o, void *out) { return as_handle(o, out, HOT_OP); }
+
+static PyObject *m_cq_new(PyObject *self, PyObject *unused) {
+    FORK_GUARD();
+    hot_cq *q = hot_cq_new();
+    if (q == NULL) return PyErr_SetFromErrno(PyExc_OSError);
+    PyObject *cap = PyCapsule_New(q, CQ_NAME, cq_capsule_release);
+    if (cap == NULL) hot_cq_unref(q);
+    return cap;
+}
+
+static PyObject *m_cq_fd(PyObject *self, PyObject *args) {
+    hot_cq *q;
+    if (!PyArg_ParseTuple(args, "O&", cq_arg, &q)) return NULL;
+    return PyLong_FromLong(hot_cq_fd(q));
+}
+
+/* Plain C, no Go: the loop's reader callback. */
+static PyObject *m_cq_drain(PyObject *self, PyObject *args) {
+    hot_cq *q;
+    if (!PyArg_ParseTuple(args, "O&", cq_arg, &q)) return NULL;
+    return hot_cq_drain(q);
+}
+
+static PyObject *m_aio_result(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", op_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotAioResult(h);
+}
+
+/* aio_unary(cq, token, channel, method, request, timeout, metadata, wait_for_ready,
+ *           compression, call_credentials_or_None) -> call */
+static PyObject *m_aio_unary(PyObject *self, PyObject *args) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    const char *method;
+    Py_ssize_t mn;
+    Py_buffer req;
+    double timeout;
+    PyObject *md, *creds = Py_None;
+    int wfr, compression;
+    if (!PyArg_ParseTuple(args, "O&KO&s#y*dOii|O", cq_arg, &q, &token, channel_h, &h, &method, &mn, &req,
+                          &timeout, &md, &wfr, &compression, &creds))
+        return NULL;
+    note_thread();
+    PyObject *r = forked ? fork_error()
+        : hotAioUnary(q, token, h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
+                      compression, creds);
+    PyBuffer_Release(&req);
+    return r;
+}
+
+/* (cq, token, handle, max) for receives */
+static PyObject *aio_recv(PyObject *args, int (*conv)(PyObject *, void *),
+                          PyObject *(*go)(hot_cq *, uint64_t, uintptr_t, Py_ssize_t)) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    Py_ssize_t max;
+    if (!PyArg_ParseTuple(args, "O&KO&n", cq_arg, &q, &token, conv, &h, &max)) return NULL;
+    FORK_GUARD();
+    return go(q, token, h, max);
+}
+static PyObject *m_aio_stream_recv(PyObject *self, PyObject *args) {
+    return aio_recv(args, stream_h, hotAioStreamRecv);
+}
+static PyObject *m_aio_call_recv(PyObject *self, PyObject *args) {
+    return aio_recv(args, call_h, hotAioCallRecv);
+}
+
+/* (cq, token, handle, message) for sends */
+static PyObject *aio_send(PyObject *args, int (*conv)(PyObject *, void *),
+                          PyObject *(*go)(hot_cq *, uint64_t, uintptr_t, void *, Py_ssize_t, PyObject *)) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    Py_buffer msg;
+    if (!PyArg_ParseTuple(args, "O&KO&y*", cq_arg, &q, &token, conv, &h, &msg)) return NULL;
+    note_thread();
+    PyObject *r = forked ? fork_error() : go(q, token, h, msg.buf, msg.len, LENDABLE(msg));
+    PyBuffer_Release(&msg);
+    return r;
+}
+static PyObject *m_aio_stream_send(PyObject *self, PyObject *args) {
+    return aio_send(args, stream_h, hotAioStreamSend);
+}
+static PyObject *m_aio_call_send(PyObject *self, PyObject *args) {
+    return aio_send(args, call_h, hotAioCallSend);
+}
+
+/* (cq, token, handle) for waits on one object */
+static PyObject *aio_on(PyObject *args, int (*conv)(PyObject *, void *),
+                        PyObject *(*go)(hot_cq *, uint64_t, uintptr_t)) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&KO&", cq_arg, &q, &token, conv, &h)) return NULL;
+    FORK_GUARD();
+    return go(q, token, h);
+}
+static PyObject *m_aio_stream_header(PyObject *self, PyObject *args) {
+    return aio_on(args, stream_h, hotAioStreamHeader);
+}
+static PyObject *m_aio_stream_status(PyObject *self, PyObject *args) {
+    return aio_on(args, stream_h, hotAioStreamStatus);
+}
+static PyObject *m_aio_channel_close(PyObject *self, PyObject *args) {
+    return aio_on(args, channel_h, hotAioChannelClose);
+}
+static PyObject *m_aio_server_next(PyObject *self, PyObject *args) {
+    return aio_on(args, server_h, hotAioServerNext);
+}
+static PyObject *m_aio_server_stopped(PyObject *self, PyObject *args) {
+    return aio_on(args, server_h, hotAioServerStopped);
+}
+static PyObject *m_aio_call_done(PyObject *self, PyObject *args) {
+    return aio_on(args, call_h, hotAioCallDone);
+}
+
+static PyObject *m_aio_channel_watch(PyObject *self, PyObject *args) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    int from;
+    if (!PyArg_ParseTuple(args, "O&KO&i", cq_arg, &q, &token, channel_h, &h, &from)) return NULL;
+    FORK_GUARD();
+    return hotAioChannelWatch(q, token, h, from);
+}
+
+static PyObject *m_aio_server_stop(PyObject *self, PyObject *args) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    double grace;
+    if (!PyArg_ParseTuple(args, "O&KO&d", cq_arg, &q, &token, server_h, &h, &grace)) return NULL;
+    FORK_GUARD();
+    return hotAioServerStop(q, token, h, grace);
+}
+
 /* ---- credentials and callbacks (cold path) ------------------------------ */
 #define ARGS0(name, call) \
     static PyObject *name(PyObject *self, PyObject *unused) { FORK_GUARD(); return call; }
@@ -784,6 +946,33 @@ static PyMethodDef methods[] = {
      "callback_reply(request, metadata, error_text, cert_config)"},
     {"call_auth_context", m_call_auth_context, METH_VARARGS,
      "call_auth_context(call) -> (properties, identity_key or None)"},
+    {"cq_new", m_cq_new, METH_NOARGS, "cq_new() -> a completion queue for one event loop"},
+    {"cq_fd", m_cq_fd, METH_VARARGS, "cq_fd(cq) -> the fd that becomes readable when tokens completed"},
+    {"cq_drain", m_cq_drain, METH_VARARGS, "cq_drain(cq) -> tuple of completed tokens"},
+    {"aio_result", m_aio_result, METH_VARARGS, "aio_result(op) -> what the completed operation gives"},
+    {"aio_unary", m_aio_unary, METH_VARARGS,
+     "aio_unary(cq, token, channel, method, request, timeout, metadata, wait_for_ready,\n"
+     "          compression, call_credentials=None) -> call; token completes when it ended"},
+    {"aio_stream_recv", m_aio_stream_recv, METH_VARARGS,
+     "aio_stream_recv(cq, token, stream, max) -> list ([] at the end) | op"},
+    {"aio_stream_send", m_aio_stream_send, METH_VARARGS,
+     "aio_stream_send(cq, token, stream, request) -> queued | op"},
+    {"aio_stream_header", m_aio_stream_header, METH_VARARGS,
+     "aio_stream_header(cq, token, stream) -> metadata | op"},
+    {"aio_stream_status", m_aio_stream_status, METH_VARARGS,
+     "aio_stream_status(cq, token, stream) -> (code, details, trailing_metadata) | op"},
+    {"aio_channel_watch", m_aio_channel_watch, METH_VARARGS,
+     "aio_channel_watch(cq, token, channel, from_state) -> op: new state or None"},
+    {"aio_channel_close", m_aio_channel_close, METH_VARARGS, "aio_channel_close(cq, token, channel) -> op"},
+    {"aio_server_next", m_aio_server_next, METH_VARARGS,
+     "aio_server_next(cq, token, server) -> event as server_take | None once stopped | op"},
+    {"aio_server_stop", m_aio_server_stop, METH_VARARGS, "aio_server_stop(cq, token, server, grace) -> op"},
+    {"aio_server_stopped", m_aio_server_stopped, METH_VARARGS,
+     "aio_server_stopped(cq, token, server) -> True | op"},
+    {"aio_call_recv", m_aio_call_recv, METH_VARARGS,
+     "aio_call_recv(cq, token, call, max) -> list ([] at the end) | op"},
+    {"aio_call_send", m_aio_call_send, METH_VARARGS, "aio_call_send(cq, token, call, response) -> queued | op"},
+    {"aio_call_done", m_aio_call_done, METH_VARARGS, "aio_call_done(cq, token, call) -> True | op"},
     {NULL, NULL, 0, NULL},
 };
 

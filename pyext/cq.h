@@ -1,0 +1,142 @@
+/* Completion queues: how the engine tells an asyncio event loop that work it
+ * started has completed.
+ *
+ * Each event loop that uses grpc.aio owns one queue. An operation started
+ * for the loop carries the queue and a token (a number Python chose); when
+ * it completes, a goroutine appends the token here and, if the loop has not
+ * been woken since its last drain, writes the queue's eventfd once. The
+ * loop watches that fd (loop.add_reader) and drains every token in one call
+ * on its own thread, with the GIL it already holds. So no Go thread ever
+ * takes the GIL for a completion, no thread polls, and a burst of
+ * completions costs the loop one wake-up.
+ *
+ * Ownership: a queue is counted. The Python capsule holds one count, every
+ * operation in flight one more (taken when it starts, given back by
+ * hot_cq_complete); the last one frees the queue. So Go may complete an
+ * operation after Python dropped the queue: the token then goes nowhere.
+ * Nothing here touches a Python object except hot_cq_drain, which runs with
+ * the GIL held. */
+#ifndef GRPCGO_CQ_H
+#define GRPCGO_CQ_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+typedef struct {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    int rfd, wfd;      /* the same eventfd on Linux; a pipe elsewhere */
+    int signalled;     /* under mu: a wake-up is pending since the last drain */
+    uint64_t *items;   /* under mu: completed tokens, in completion order */
+    size_t n, cap;
+} hot_cq;
+
+/* A new queue with one count (Python's), or NULL with errno set. */
+static inline hot_cq *hot_cq_new(void) {
+    hot_cq *q = calloc(1, sizeof *q);
+    if (q == NULL) return NULL;
+#ifdef __linux__
+    q->rfd = q->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->rfd < 0) {
+        free(q);
+        return NULL;
+    }
+#else
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free(q);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    q->rfd = fds[0];
+    q->wfd = fds[1];
+#endif
+    pthread_mutex_init(&q->mu, NULL);
+    atomic_init(&q->refs, 1);
+    return q;
+}
+
+static inline void hot_cq_ref(hot_cq *q) { atomic_fetch_add(&q->refs, 1); }
+
+static inline void hot_cq_unref(hot_cq *q) {
+    if (atomic_fetch_sub(&q->refs, 1) != 1) return;
+    close(q->rfd);
+    if (q->wfd != q->rfd) close(q->wfd);
+    pthread_mutex_destroy(&q->mu);
+    free(q->items);
+    free(q);
+}
+
+static inline int hot_cq_fd(hot_cq *q) { return q->rfd; }
+
+/* Appends token and wakes the loop if it is not already woken. Safe from any
+ * thread, GIL or not. */
+static inline void hot_cq_push(hot_cq *q, uint64_t token) {
+    pthread_mutex_lock(&q->mu);
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        uint64_t *items = realloc(q->items, cap * sizeof *items);
+        if (items == NULL) abort(); /* cannot lose a completion */
+        q->items = items;
+        q->cap = cap;
+    }
+    q->items[q->n++] = token;
+    if (!q->signalled) {
+        q->signalled = 1;
+#ifdef __linux__
+        uint64_t one = 1;
+        ssize_t w = write(q->wfd, &one, sizeof one);
+#else
+        char one = 1;
+        ssize_t w = write(q->wfd, &one, 1);
+#endif
+        (void)w; /* EAGAIN: the fd is readable already */
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Completes an operation: pushes its token and gives back its count. */
+static inline void hot_cq_complete(hot_cq *q, uint64_t token) {
+    hot_cq_push(q, token);
+    hot_cq_unref(q);
+}
+
+/* The tokens completed since the last drain, as a tuple of ints, in
+ * completion order (GIL held), clearing the wake-up; NULL with MemoryError
+ * set leaves everything queued and the fd readable, so nothing is lost. The
+ * tuple is built under mu: pushers wait for it, but never for the GIL. */
+static inline PyObject *hot_cq_drain(hot_cq *q) {
+    pthread_mutex_lock(&q->mu);
+    PyObject *t = PyTuple_New((Py_ssize_t)q->n);
+    for (size_t i = 0; t != NULL && i < q->n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(q->items[i]);
+        if (v == NULL) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+    }
+    if (t != NULL) {
+        char buf[8];
+        while (read(q->rfd, buf, sizeof buf) > 0) {
+        }
+        q->signalled = 0;
+        q->n = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return t;
+}
+
+#endif

@@ -1,0 +1,362 @@
+package main
+
+/*
+#include "hot.h"
+*/
+import "C"
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"google.golang.org/grpc/codes"
+
+	"grpcgo/core"
+)
+
+// The asyncio side of the hot module (grpc.aio). An event loop's thread must
+// never block, so every function here either answers at once or starts an
+// operation that completes on a goroutine and reports through the loop's
+// completion queue (cq.h): the goroutine leaves its result in Go, pushes
+// the operation's token, and the loop, once woken, asks for the result with
+// hotAioResult. Nothing here waits or releases the GIL.
+//
+// An operation (aioOp) travels to Python in a capsule of kind HOT_OP. If
+// Python drops it before it completed, its stop channel closes and the
+// goroutine ends without a result; a result nobody took is freed
+// (messages go back to their pool, never leak).
+
+// aioResult is what a completed operation leaves for the loop.
+type aioResult interface {
+	py() pyObj // the Python value (GIL held); called at most once
+	free()     // gives back what py would have used, if py is never called
+}
+
+type aioOp struct {
+	stop   chan struct{}
+	result atomic.Pointer[aioResult]
+	taken  atomic.Bool
+}
+
+// startOp runs work on a goroutine and completes token on q when it
+// returns; work must return promptly once stop closes.
+func startOp(q *C.hot_cq, token C.uint64_t, work func(stop <-chan struct{}) aioResult) pyObj {
+	op := &aioOp{stop: make(chan struct{})}
+	C.hot_cq_ref(q)
+	go func() {
+		r := work(op.stop)
+		op.result.Store(&r)
+		C.hot_cq_complete(q, token)
+	}()
+	return capsule(op, C.HOT_OP)
+}
+
+// cancel ends the operation's wait, if any, and frees a result not taken.
+func (op *aioOp) release() {
+	select {
+	case <-op.stop:
+	default:
+		close(op.stop)
+	}
+	if r := op.result.Load(); r != nil && !op.taken.Swap(true) {
+		(*r).free()
+	}
+}
+
+// hotAioResult is the result of a completed operation (raises if it has
+// not completed or was already taken).
+//
+//export hotAioResult
+func hotAioResult(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	op := value[*aioOp](h)
+	r := op.result.Load()
+	if r == nil {
+		return raise(C.HOT_RUNTIME, "the operation has not completed")
+	}
+	if op.taken.Swap(true) {
+		return raise(C.HOT_RUNTIME, "the operation's result was already taken")
+	}
+	return (*r).py()
+}
+
+// Results.
+
+type pyValue struct{ make func() pyObj }
+
+func (v pyValue) py() pyObj { return v.make() }
+func (pyValue) free()       {}
+
+type msgBatch []core.Msg
+
+func (b msgBatch) py() pyObj {
+	l := C.hot_list(C.Py_ssize_t(len(b)))
+	for i, m := range b {
+		C.hot_list_set(l, C.Py_ssize_t(i), pyBytesMsg(m))
+	}
+	return l
+}
+
+func (b msgBatch) free() {
+	for _, m := range b {
+		m.Free()
+	}
+}
+
+// takeQueued appends what q holds now to batch, up to maxN in all.
+func takeQueued(q <-chan core.Msg, batch msgBatch, maxN int) msgBatch {
+	for len(batch) < maxN {
+		select {
+		case m, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// aioRecv answers a receive from q: the list of what is queued now, [] at
+// the end, or an operation that completes with that list once there is
+// something.
+func aioRecv(q <-chan core.Msg, maxN int, cq *C.hot_cq, token C.uint64_t) pyObj {
+	select {
+	case m, ok := <-q:
+		if !ok {
+			return C.hot_list(0)
+		}
+		return takeQueued(q, msgBatch{m}, maxN).py()
+	default:
+	}
+	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
+		select {
+		case m, ok := <-q:
+			if !ok {
+				return msgBatch{}
+			}
+			return takeQueued(q, msgBatch{m}, maxN)
+		case <-stop:
+			return msgBatch{}
+		}
+	})
+}
+
+// offerer is a stream messages are queued on (client or server side).
+type offerer interface {
+	Offer(core.Msg) (queued, alive bool)
+	Put(core.Msg, <-chan struct{}) (queued, alive bool)
+}
+
+// aioSend queues msg: True/False (whether it was queued) at once, or an
+// operation that completes with that once the queue had room.
+func aioSend(s offerer, msg core.Msg, cq *C.hot_cq, token C.uint64_t) pyObj {
+	queued, alive := s.Offer(msg)
+	if queued || !alive {
+		if !queued {
+			msg.Free()
+		}
+		return C.hot_bool(C.int(b2i(queued)))
+	}
+	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
+		queued, _ := s.Put(msg, stop)
+		if !queued {
+			msg.Free()
+		}
+		return pyValue{func() pyObj { return C.hot_bool(C.int(b2i(queued))) }}
+	})
+}
+
+// aioWhenClosed answers at once with done() if ch is closed, else starts an
+// operation that completes with done() once it is (or with None if stopped).
+func aioWhenClosed(ch <-chan struct{}, done func() pyObj, cq *C.hot_cq, token C.uint64_t) pyObj {
+	select {
+	case <-ch:
+		return done()
+	default:
+	}
+	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
+		select {
+		case <-ch:
+			return pyValue{done}
+		case <-stop:
+			return pyValue{func() pyObj { return C.hot_none() }}
+		}
+	})
+}
+
+// ---- client ----
+
+// hotAioUnary starts a unary call that completes token on cq when it ends;
+// the loop then reads it with unary_wait(call, 0).
+//
+//export hotAioUnary
+func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer,
+	rn C.Py_ssize_t, reqObj pyObj, timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
+	switch r {
+	case mdRaised:
+		return nil
+	case mdInvalid:
+		C.hot_cq_ref(cq)
+		C.hot_cq_complete(cq, token)
+		return startedUnary(core.FailedUnary(invalidMetadata))
+	}
+	C.hot_cq_ref(cq)
+	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), func(*core.UnaryCall) {
+		C.hot_cq_complete(cq, token)
+	}))
+}
+
+//export hotAioStreamRecv
+func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	return aioRecv(value[*core.Stream](h).Responses(), int(maxN), cq, token)
+}
+
+//export hotAioStreamSend
+func hotAioStreamSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t,
+	obj pyObj) (ret pyObj) {
+	defer guard(&ret)
+	return aioSend(value[*core.Stream](h), goMsg(p, n, obj), cq, token)
+}
+
+//export hotAioStreamHeader
+func hotAioStreamHeader(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	return aioWhenClosed(s.HeaderReady, func() pyObj { return mdToPy(s.Header) }, cq, token)
+}
+
+//export hotAioStreamStatus
+func hotAioStreamStatus(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	return aioWhenClosed(s.Ended(), func() pyObj {
+		t := C.hot_tuple(3)
+		C.hot_tuple_set(t, 0, C.hot_int(C.longlong(s.Status.Code)))
+		C.hot_tuple_set(t, 1, pyStr(s.Status.Details))
+		C.hot_tuple_set(t, 2, mdToPy(s.Status.Trailer))
+		return t
+	}, cq, token)
+}
+
+// hotAioChannelWatch starts an operation that completes with the channel's
+// new state once it leaves `from`, or None if the channel closed first or
+// the operation was dropped.
+//
+//export hotAioChannelWatch
+func hotAioChannelWatch(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, from C.int) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
+		state, ok := <-ch.WatchState(int(from), stop)
+		return pyValue{func() pyObj {
+			if !ok {
+				return C.hot_none()
+			}
+			return C.hot_int(C.longlong(state))
+		}}
+	})
+}
+
+// hotAioChannelClose closes the channel on a goroutine (its calls end with
+// CANCELLED) and completes when it is closed.
+//
+//export hotAioChannelClose
+func hotAioChannelClose(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	ch := value[*core.Channel](h)
+	return startOp(cq, token, func(<-chan struct{}) aioResult {
+		ch.Close()
+		return pyValue{func() pyObj { return C.hot_none() }}
+	})
+}
+
+// ---- server ----
+
+// hotAioServerNext is the next incoming call's event (as server_take makes
+// it), None once the server stopped, or an operation that completes with
+// one of those.
+//
+//export hotAioServerNext
+func hotAioServerNext(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	if c, ok := s.Take(); c != nil || !ok {
+		if c == nil {
+			return C.hot_none()
+		}
+		return serverEvent(c)
+	}
+	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
+		c, _ := s.Next(stop)
+		return serverNext{c}
+	})
+}
+
+type serverNext struct{ c *core.ServerCall }
+
+func (n serverNext) py() pyObj {
+	if n.c == nil {
+		return C.hot_none()
+	}
+	return serverEvent(n.c)
+}
+
+func (n serverNext) free() {
+	if n.c != nil {
+		n.c.Finish(codes.Unavailable, "the server is shutting down", nil)
+	}
+}
+
+// hotAioServerStop stops the server on a goroutine (see core.Server.Stop)
+// and completes once it has stopped.
+//
+//export hotAioServerStop
+func hotAioServerStop(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, grace C.double) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	g := seconds(grace)
+	return startOp(cq, token, func(<-chan struct{}) aioResult {
+		s.Stop(g)
+		return pyValue{func() pyObj { return C.hot_none() }}
+	})
+}
+
+// hotAioServerStopped is True at once if the server has stopped, else an
+// operation that completes with True once it has (None if dropped first).
+//
+//export hotAioServerStopped
+func hotAioServerStopped(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	return aioWhenClosed(s.Stopped(), func() pyObj { return C.hot_bool(1) }, cq, token)
+}
+
+//export hotAioCallRecv
+func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	return aioRecv(value[*core.ServerCall](h).Requests(), int(maxN), cq, token)
+}
+
+//export hotAioCallSend
+func hotAioCallSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t,
+	obj pyObj) (ret pyObj) {
+	defer guard(&ret)
+	return aioSend(value[*core.ServerCall](h), goMsg(p, n, obj), cq, token)
+}
+
+// hotAioCallDone is True at once if the call is over (ended, cancelled or
+// past its deadline), else an operation that completes with True when it is.
+//
+//export hotAioCallDone
+func hotAioCallDone(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	return aioWhenClosed(c.Context().Done(), func() pyObj { return C.hot_bool(1) }, cq, token)
+}

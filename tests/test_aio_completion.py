@@ -1,0 +1,137 @@
+"""The completion queue that carries engine completions to asyncio loops
+(pyext/cq.h, grpc/aio/_completion.py), driven through the hot module: each
+loop gets its own queue and fd, completions are drained on the loop's own
+thread, and an operation dropped before it completed frees what it held."""
+
+import asyncio
+import threading
+
+import pytest
+
+import grpc
+from grpc.aio import _completion
+
+import echo_service
+
+
+@pytest.fixture(scope="module")
+def channel_handle(py_echo_port):
+    channel = grpc.insecure_channel(f"127.0.0.1:{py_echo_port}")
+    yield channel._handle
+    channel.close()
+
+
+def _request(text):
+    return echo_service.SERIALIZE(echo_service.msg(text))
+
+
+async def _unary(handle, text):
+    loop, q = _completion.queue()
+    token, future = q.token(loop)
+    call = q.hot.aio_unary(q.cq, token, handle, echo_service.UNARY, _request(text), 30.0, None, 0, 0, None)
+    await future
+    code, _, response, _, _ = q.hot.unary_wait(call, 0.0)
+    assert code == 0
+    return echo_service.DESERIALIZE(response).value
+
+
+def test_unary_completes_on_the_loop(channel_handle):
+    async def main():
+        return await asyncio.gather(*(_unary(channel_handle, f"m{i}") for i in range(50)))
+
+    assert asyncio.run(main()) == [f"m{i}" for i in range(50)]
+
+
+def test_each_loop_has_its_own_queue_and_a_second_run_gets_a_new_one(channel_handle):
+    seen = []
+
+    async def main():
+        loop, q = _completion.queue()
+        seen.append(q)
+        assert _completion.queue()[1] is q
+        return await _unary(channel_handle, "again")
+
+    assert asyncio.run(main()) == "again"
+    assert asyncio.run(main()) == "again"
+    assert seen[0] is not seen[1]
+
+
+def test_loops_in_several_threads_at_once(channel_handle):
+    results, errors = {}, []
+
+    def run(n):
+        try:
+            async def main():
+                return await asyncio.gather(*(_unary(channel_handle, f"t{n}-{i}") for i in range(30)))
+
+            results[n] = asyncio.run(main())
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert results == {n: [f"t{n}-{i}" for i in range(30)] for n in range(4)}
+
+
+def test_uvloop(channel_handle):
+    import uvloop  # a test dependency (Makefile's TEST_DEPS)
+
+    async def main():
+        return await asyncio.gather(*(_unary(channel_handle, f"u{i}") for i in range(20)))
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(main()) == [f"u{i}" for i in range(20)]
+    finally:
+        loop.close()
+
+
+def test_a_dropped_receive_ends_and_the_stream_still_works(channel_handle):
+    async def main():
+        loop, q = _completion.queue()
+        hot = q.hot
+        stream = hot.stream_start(channel_handle, echo_service.BIDI, 30.0, None, 0, 0, None, True, True, None, False)
+        token, future = q.token(loop)
+        op = hot.aio_stream_recv(q.cq, token, stream, 64)
+        assert not isinstance(op, list)  # nothing sent yet: an operation
+        q.forget(token)
+        del op  # dropped before it completed: its goroutine ends
+        assert hot.stream_send(stream, _request("one")) is True
+        token, future = q.token(loop)
+        got = hot.aio_stream_recv(q.cq, token, stream, 64)
+        if not isinstance(got, list):
+            await future
+            got = hot.aio_result(got)
+        hot.stream_close_send(stream)
+        assert [echo_service.DESERIALIZE(m).value for m in got] == ["one"]
+        token, future = q.token(loop)
+        status = hot.aio_stream_status(q.cq, token, stream)
+        if not isinstance(status, tuple):
+            await future
+            status = hot.aio_result(status)
+        assert status[0] == 0
+
+    asyncio.run(main())
+
+
+def test_a_result_is_taken_once(channel_handle):
+    async def main():
+        loop, q = _completion.queue()
+        hot = q.hot
+        stream = hot.stream_start(channel_handle, echo_service.BIDI, 30.0, None, 0, 0, None, True, True, None, False)
+        token, future = q.token(loop)
+        op = hot.aio_stream_header(q.cq, token, stream)
+        with pytest.raises(RuntimeError, match="not completed"):
+            hot.aio_result(op)
+        hot.stream_send(stream, _request("x"))
+        await future
+        assert isinstance(hot.aio_result(op), tuple)
+        with pytest.raises(RuntimeError, match="already taken"):
+            hot.aio_result(op)
+        hot.stream_cancel(stream)
+
+    asyncio.run(main())
