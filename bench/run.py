@@ -63,6 +63,7 @@ FULL = {
     "ghz_n": 20000,
     "ghz_c": 8,
     "import_runs": 10,
+    "promptness_n": 10,
     "client_timeout": 300.0,
     "ghz_timeout": 180.0,
 }
@@ -78,6 +79,7 @@ SMOKE = {
     "ghz_n": 200,
     "ghz_c": 4,
     "import_runs": 2,
+    "promptness_n": 2,
     "client_timeout": 60.0,
     "ghz_timeout": 60.0,
 }
@@ -352,6 +354,25 @@ class Bench:
                 into.append(time.perf_counter() - t0)
         return {"import.ms": (statistics.median(imp) - statistics.median(bare)) * 1e3}
 
+    def promptness_run(self, kind):
+        """bench/promptness.py: Ctrl-C, stop(grace), deadline and fail-fast
+        latencies, the figures the tests only bound."""
+        n = self.c["promptness_n"]
+        argv = [self.python[kind], "promptness.py", "--expect", kind,
+                "--n", str(n), "--ctrl-c-n", str(max(1, n // 2))]
+        with self._log("promptness-%s" % kind) as log:
+            out = run_bounded(argv, self.c["client_timeout"], log)
+        for line in out.splitlines():
+            if line.startswith("IMPL "):
+                impl = json.loads(line[5:])
+                _check_impl(kind, impl, "promptness")
+                self._note_impl(kind, impl)
+            elif line.startswith("RESULT "):
+                r = json.loads(line[7:])
+                return {"promptness.%s" % k: float(v) for k, v in r.items()
+                        if isinstance(v, (int, float))}
+        raise BenchError("promptness-%s: no result" % kind)
+
     def _note_impl(self, kind, impl):
         if impl:
             self.versions.setdefault(kind, impl)
@@ -376,6 +397,11 @@ class Bench:
         for kind in ("ours", "grpcio"):
             if kind in k:
                 runs.append(("import-%s" % kind, lambda kind=kind: self.import_run(kind)))
+        for kind in ("ours", "grpcio"):
+            if kind in k:
+                runs.append(("promptness-%s" % kind, lambda kind=kind: self.promptness_run(kind)))
+        if self.args.only:
+            runs = [r for r in runs if r[0].split("-")[0] in self.args.only]
         return runs
 
 
@@ -462,6 +488,10 @@ PROCESS_ROWS = [
     ("import.ms", "`import grpc`, ms (minus bare python)", "lower", "f1", 1.0),
     ("rss.idle_mib", "server RSS idle, MiB", "lower", "f1", 1.0),
     ("rss.loaded_mib", "server RSS after {load_n} calls, MiB", "lower", "f1", None),
+    ("promptness.ctrl_c_ms", "Ctrl-C to KeyboardInterrupt, blocked unary call, ms", "lower", "f1", None),
+    ("promptness.grace_over_ms", "stop(grace=0.2) to UNAVAILABLE, minus the grace, ms", "lower", "f1", None),
+    ("promptness.deadline_over_ms", "0.2 s deadline to DEADLINE_EXCEEDED, minus 0.2 s, ms", "lower", "f1", None),
+    ("promptness.fail_fast_ms", "call with no server to UNAVAILABLE, ms", "lower", "f1", None),
 ]
 GHZ_ROWS = [
     ("ghz.calls_per_s", "ghz unary, calls/s", "higher", "int", None),
@@ -546,7 +576,7 @@ def render(samples, info, counts, args, errors, elapsed):
             "–" if r is None else "%.2fx" % r, _verdict(r, better, target),
             _fmt(m("go-go", key), how), _fmt(m("ours-go", key), how), _fmt(m("go-ours", key), how)))
     for key, label, better, how, target in PROCESS_ROWS:
-        run = "import" if key.startswith("import") else "rss"
+        run = key.split(".")[0]
         r = _ratio(samples, run + "-ours", run + "-grpcio", key)
         add("| %s | %s | %s | %s | **%s** | %s | %s | – | – |" % (
             label.format(load_n="{:,}".format(counts["load_n"])), better,
@@ -628,7 +658,11 @@ def parse_args():
     p.add_argument("--out", default=None, help="markdown file whose results section is rewritten")
     p.add_argument("--json", default=None, help="write every sample here")
     p.add_argument("--logdir", default=None)
+    p.add_argument("--only", default="",
+                   help="comma-separated run kinds to keep (ours, grpcio, go, ghz, rss, import, "
+                        "promptness); default all")
     args = p.parse_args()
+    args.only = [o for o in args.only.split(",") if o]
     for attr in ("ours_python", "grpcio_python", "gobench", "ghz"):
         # Absolute (processes run in bench/), but not resolved: a venv's
         # python is a symlink whose location selects the venv.

@@ -39,14 +39,17 @@ def test_bench_smoke_ours(tmp_path):
     data = json.loads(results.read_text())
     assert data["errors"] == []
     (sample,) = data["samples"]
-    assert set(sample) == {"ours-ours", "rss-ours", "import-ours"}
+    assert set(sample) == {"ours-ours", "rss-ours", "import-ours", "promptness-ours"}
     for key in CLIENT_METRICS:
         value = sample["ours-ours"][key]
         assert isinstance(value, float) and math.isfinite(value) and value >= 0, (key, value)
     for key in ("rss.idle_mib", "rss.loaded_mib", "rss.load_calls_per_s"):
         assert sample["rss-ours"][key] > 0, key
     assert math.isfinite(sample["import-ours"]["import.ms"])
+    for key in ("ctrl_c_ms", "grace_over_ms", "deadline_over_ms", "fail_fast_ms"):
+        assert math.isfinite(sample["promptness-ours"]["promptness." + key]), key
 
     table = out.read_text()
     assert "unary ping-pong, calls/s" in table
+    assert "Ctrl-C to KeyboardInterrupt" in table
     assert "grpcgo" in table

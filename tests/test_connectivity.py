@@ -376,12 +376,11 @@ def test_channel_ready_future_matures_when_a_server_starts_later():
 def test_default_fails_fast_with_unavailable():
     with grpc.insecure_channel(f"127.0.0.1:{free_port()}") as ch:
         for wait_for_ready in (None, False):
-            start = time.monotonic()
+            # UNAVAILABLE, not DEADLINE_EXCEEDED: the call did not wait for
+            # its deadline (how long it takes: `make bench`, fail_fast_ms).
             with pytest.raises(grpc.RpcError) as info:
                 ch.unary_unary(ECHO)(b"x", timeout=30, wait_for_ready=wait_for_ready)
             assert info.value.code() is grpc.StatusCode.UNAVAILABLE
-            # Fast: long before the 30 s deadline (a generous bound).
-            assert time.monotonic() - start < 10
         with pytest.raises(grpc.RpcError) as info:
             list(ch.unary_stream(TICKS)(b"", timeout=30))
         assert info.value.code() is grpc.StatusCode.UNAVAILABLE

@@ -23,7 +23,6 @@ import os
 import random
 import string
 import threading
-import time
 
 import grpc
 import pytest
@@ -33,7 +32,6 @@ WAIT = 10  # seconds, for every event that should happen
 MiB = 1 << 20
 SEED = 20250301
 ITERATIONS = 300
-FUZZ_BOUND = 60  # seconds for the whole fuzz run (it takes a few)
 
 SERVICE = "grpcgo.testing.Fuzz"
 
@@ -276,7 +274,6 @@ def test_fuzz_client_metadata_and_payloads(served):
     rng = random.Random(SEED)
     gen = _Gen(rng)
     outcomes = {}
-    start = time.monotonic()
     for i in range(ITERATIONS):
         shape = rng.choice(SHAPES)
         call_id = "c%d" % i
@@ -310,7 +307,6 @@ def test_fuzz_client_metadata_and_payloads(served):
             assert _by_key(got) == _by_key(want), where
             outcome = "ok"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        assert time.monotonic() - start < FUZZ_BOUND, f"too slow at iteration {i}"
     # The run covered every outcome, and the channel still works.
     assert set(outcomes) == {"ok", "internal", "type"}, outcomes
     assert ch.unary_unary(method("Echo"))(b"still", timeout=RPC_TIMEOUT) == b"still"
@@ -337,7 +333,6 @@ def test_fuzz_server_metadata_statuses_and_responses(served):
     service, ch, _ = served
     rng = random.Random(SEED + 2)
     gen = _Gen(rng)
-    start = time.monotonic()
     for i in range(ITERATIONS // 3):
         call_id = "s%d" % i
         details_chars = VALUE_CHARS + "\u00e9\u2603\n\t%"
@@ -372,7 +367,6 @@ def test_fuzz_server_metadata_statuses_and_responses(served):
             assert _by_key(_x(call.initial_metadata())) == as_sent(plan["initial"]), where
         assert _by_key(_x(call.trailing_metadata())) == as_sent(plan["trailing"]), where
         del service.plans[call_id]
-        assert time.monotonic() - start < FUZZ_BOUND, f"too slow at iteration {i}"
 
 
 # -- client metadata grpcio rejects, drops or passes ----------------------------------------
@@ -575,7 +569,7 @@ status_not_hang = pytest.mark.skipif(
 
 @status_not_hang
 def test_non_bytes_responses_end_the_call_before_its_deadline(ch):
-    start = time.monotonic()
+    # INTERNAL, not DEADLINE_EXCEEDED: the call ended before its deadline.
     with pytest.raises(grpc.RpcError) as info:
         ch.unary_unary(method("ReturnStr"))(b"", timeout=RPC_TIMEOUT)
     assert info.value.code() is grpc.StatusCode.INTERNAL
@@ -584,16 +578,13 @@ def test_non_bytes_responses_end_the_call_before_its_deadline(ch):
     with pytest.raises(grpc.RpcError) as info:
         next(call)
     assert info.value.code() is grpc.StatusCode.INTERNAL
-    assert time.monotonic() - start < RPC_TIMEOUT / 2
 
 
 @status_not_hang
 def test_non_bytes_requests_in_a_stream_end_the_call_before_its_deadline(ch):
-    start = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
         list(ch.stream_stream(method("Bidi"))(iter([b"a", 5]), timeout=RPC_TIMEOUT))
     assert info.value.code() is grpc.StatusCode.INTERNAL
-    assert time.monotonic() - start < RPC_TIMEOUT / 2
 
 
 # -- bad call arguments and targets --------------------------------------------------------

@@ -310,17 +310,18 @@ def test_changed_metadata_reaches_the_server(base, service):
 
 
 def test_changed_timeout_reaches_the_call(base, service):
+    # Hold waits for the call to end: only the changed 0.3 s timeout, not
+    # the caller's RPC_TIMEOUT, lets the handler see at most 0.4 s left.
     ch = grpc.intercept_channel(base, _Changing(timeout=0.3))
-    start = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
         ch.unary_unary(method("Hold"))(b"", timeout=RPC_TIMEOUT)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-    assert time.monotonic() - start < RPC_TIMEOUT / 2
     assert service.seen["time_remaining"] <= 0.4
-    # And a timeout added to a call that had none.
-    ch = grpc.intercept_channel(base, _Changing(timeout=5))
+    # And a timeout added to a call that had none (far from both ends, so
+    # only a hang or a wrong timeout breaks it).
+    ch = grpc.intercept_channel(base, _Changing(timeout=100))
     ch.unary_unary(method("Echo"))(b"")
-    assert 4 < service.seen["time_remaining"] <= 5.1
+    assert 50 < service.seen["time_remaining"] <= 100.1
 
 
 def test_changed_wait_for_ready_reaches_the_call():
@@ -427,10 +428,10 @@ def test_details_without_every_attribute_fall_back_on_the_call(base, service):
             return continuation(OnlyMethod(method("Other")), request)
 
     ch = grpc.intercept_channel(base, Narrow())
-    assert ch.unary_unary(method("Echo"))(b"n", timeout=5,
+    assert ch.unary_unary(method("Echo"))(b"n", timeout=100,
                                           metadata=(("x-kept", "k"),)) == b"other:n"
     assert _x(service.seen["metadata"]) == [("x-kept", "k")]
-    assert 4 < service.seen["time_remaining"] <= 5.1
+    assert 50 < service.seen["time_remaining"] <= 100.1
 
 
 def test_changed_requests_and_responses(base):

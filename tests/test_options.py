@@ -367,7 +367,8 @@ def test_max_connection_age_ends_long_streams():
     options = [("grpc.max_connection_age_ms", 200), ("grpc.max_connection_age_grace_ms", 200)]
     with serving(options=options) as port:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-            start = time.monotonic()
+            # Left alone the stream would end OK after 8 s: UNAVAILABLE
+            # shows the connection's age cut it.
             call = ch.unary_stream(method("Ticks"))(b"8", timeout=RPC_TIMEOUT)
             count = 0
             with pytest.raises(grpc.RpcError) as info:
@@ -375,8 +376,6 @@ def test_max_connection_age_ends_long_streams():
                     count += 1
             assert info.value.code() is grpc.StatusCode.UNAVAILABLE
             assert count > 0
-            # Cut long before the stream's 8 s.
-            assert time.monotonic() - start < 6
             # The channel connects again.
             assert ch.unary_unary(method("Who"))(b"", timeout=RPC_TIMEOUT) == b"server"
 

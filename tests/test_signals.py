@@ -3,10 +3,12 @@
 Each case runs a child Python process whose main thread blocks in grpc: a
 unary call, with_call, iterating a response stream, future.result(),
 channel_ready_future(...).result() or server.wait_for_termination(). The
-test sends it SIGINT and checks that KeyboardInterrupt arrives promptly
-(the child prints the wall-clock time it caught it; the bound is generous),
-that the interrupted call is cancelled on the server (which runs in this
-process), and that the child's channel still works afterwards. Expected
+test sends it SIGINT and checks that KeyboardInterrupt arrives long before
+anything else could end the wait (the calls have 60 s deadlines, the child
+gets CHILD_TIMEOUT), that the interrupted call is cancelled on the server
+(which runs in this process), and that the child's channel still works
+afterwards. How promptly it arrives is measured by `make bench`
+(bench/promptness.py, ctrl_c_ms), not asserted here. Expected
 behaviour is grpcio 1.85's, checked by running this file against grpcio
 (GRPCGO_TEST_ALLOW_GRPCIO=1 in a venv holding grpcio).
 
@@ -28,8 +30,7 @@ import pytest
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 WAIT = 10  # seconds, for every event that should happen
-CHILD_TIMEOUT = 30  # seconds, for every child process
-INTERRUPT_BOUND = 2.0  # seconds from SIGINT to KeyboardInterrupt (issue: 0.5 s)
+CHILD_TIMEOUT = 30  # seconds, for every child process (its calls have 60 s deadlines)
 
 SERVICE = "grpcgo.testing.Signals"
 
@@ -127,7 +128,7 @@ EPILOGUE = textwrap.dedent(
         blocked()
         print("not interrupted", flush=True)
     except KeyboardInterrupt:
-        print("caught %.6f" % time.time(), flush=True)
+        print("caught", flush=True)
     gc.collect()
     # The channel still works.
     print("after", echo(b"after", timeout=10) == b"after", flush=True)
@@ -228,7 +229,6 @@ def test_ctrl_c_interrupts_a_blocked_main_thread(served, case):
             else:
                 assert _read_line(proc, deadline).strip() == b"blocking"
             time.sleep(0.3)  # let the main thread settle into its wait
-            sent = time.time()
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=CHILD_TIMEOUT)
         finally:
@@ -239,10 +239,7 @@ def test_ctrl_c_interrupts_a_blocked_main_thread(served, case):
     err = err.decode(errors="replace")
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
     lines = [line for line in out.splitlines() if line != "blocking"]
-    assert len(lines) == 2 and lines[0].startswith("caught "), out + err
-    latency = float(lines[0].split()[1]) - sent
-    print(f"{case}: KeyboardInterrupt {latency:.3f} s after SIGINT")
-    assert latency < INTERRUPT_BOUND, f"KeyboardInterrupt took {latency:.3f} s"
+    assert lines[:1] == ["caught"] and len(lines) == 2, out + err
     assert lines[1] == "after True"
     assert "Fatal Python error" not in err, err
     if case in CALL_CASES:

