@@ -9,7 +9,8 @@ PYINC := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["in
 export CGO_CFLAGS := -I$(PYINC) -O2
 
 # What the project venv needs besides our package: protobuf for the
-# examples and tests, pytest to run them. Never grpcio: it owns `import grpc`.
+# examples and tests, pytest to run them. Our package is itself the `grpcio`
+# distribution, so nothing here can pull PyPI's grpcio in.
 TEST_DEPS := protobuf pytest pytest-timeout uvloop
 
 SOURCES := go.mod go.sum setup.py pyproject.toml MANIFEST.in \
@@ -27,8 +28,12 @@ $(VENV)/.deps: $(VENV)/bin/python Makefile
 	$(VENV)/bin/pip install --quiet $(TEST_DEPS)
 	touch $@
 
-# pip install . builds the Go engine into the wheel and installs it.
+# pip install . builds the Go engine into the wheel and installs it, as the
+# distribution `grpcio` (version 1.85.3+grpcgo.*; see pyproject.toml). A venv
+# made before that held it as `grpcgo`: that record goes first, so that no two
+# distributions claim the files of grpc/.
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	$(VENV)/bin/pip uninstall --quiet --yes grpcgo 2>/dev/null || true
 	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps .
 	touch $@
 

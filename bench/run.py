@@ -442,7 +442,7 @@ def machine_info(args, bench):
         info["python"] += " (NOT the same Python in both venvs!)"
     if "ours" in args.contenders:
         info["grpcgo"] = _cmd([bench.python["ours"], "-c",
-                               "import importlib.metadata as m; print(m.version('grpcgo'))"]) or "?"
+                               "import importlib.metadata as m; print(m.version('grpcio'))"]) or "?"
         info["ours_label"] = args.ours_label or _git_label()
     if "grpcio" in args.contenders:
         info["grpcio"] = bench.versions.get("grpcio", {}).get("version", "?")

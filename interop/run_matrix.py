@@ -131,7 +131,7 @@ def _output(cmd):
 def versions(args, grpcio):
     ours = _output([args.python, "-c",
                     "import grpc, importlib.metadata as m; "
-                    "print(m.version('grpcgo'), grpc.__version__)"]).split()
+                    "print(m.version('grpcio'), grpc.__version__)"]).split()
     commit = _output(["git", "rev-parse", "--short", "HEAD"])
     if _output(["git", "status", "--porcelain", "--untracked-files=no"]):
         commit += " plus uncommitted changes"

@@ -6,9 +6,9 @@
 #
 # Targets:
 #   stubs  recreate a throwaway grpcio-tools venv under build/tools-venv and
-#          regenerate examples/helloworld/helloworld_pb2{.py,.pyi,_grpc.py}.
-#          grpcio-tools depends on grpcio, whose files would replace our
-#          `grpc` package, so it never goes into the project venv.
+#          regenerate examples/helloworld/helloworld_pb2{.py,.pyi,_grpc.py}
+#          with the pinned grpcio-tools (and PyPI's grpcio), away from the
+#          project venv, which holds only what the tests need.
 #   demo   start the example server on a free loopback port, run the client
 #          against it, check its output, and always stop the server.
 #

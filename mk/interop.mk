@@ -15,9 +15,11 @@
 #                  pkg@version from the module proxy, outside our module) and a
 #                  grpcio venv, all under build/interop/. Pins: interop/peers.py.
 #   companions     grpcio-health-checking, -reflection, -status, -testing into
-#                  the project venv WITHOUT their grpcio dependency
-#                  (interop/requirements-companions.txt), then check that
-#                  `import grpc` is still ours. test-py depends on it.
+#                  the project venv with plain pip
+#                  (interop/requirements-companions.txt): our `grpcio`
+#                  distribution satisfies their `grpcio` requirement. Then
+#                  check that `import grpc` is still ours and `pip check` is
+#                  clean. test-py depends on it.
 #   interop-stubs  regenerate the grpc.testing stubs in interop/src and the
 #                  route_guide stubs in examples/route_guide with grpcio-tools
 #                  in the throwaway tools venv (never the project venv).
@@ -42,13 +44,15 @@ interop-peers: install
 	'$(VENV_PY)' '$(INTEROP_ROOT)/interop/peers.py' grpcurl
 	'$(VENV_PY)' '$(INTEROP_ROOT)/interop/peers.py' grpcio
 
-# pip's --no-deps keeps grpcio out; the check after it proves it.
+# Plain pip: `grpcio` is already satisfied by our distribution; the checks
+# after it prove that pip kept it.
 $(VENV)/.companions: $(COMPANIONS_REQ) $(VENV)/.installed
-	'$(VENV_PY)' -m pip install --quiet --disable-pip-version-check --no-deps \
+	'$(VENV_PY)' -m pip install --quiet --disable-pip-version-check \
 		-r '$(COMPANIONS_REQ)'
 	cd /tmp && '$(VENV_PY)' -c 'import glob, os, grpc; \
 		here = os.path.dirname(grpc.__file__); \
 		assert glob.glob(os.path.join(here, "_engine*.so")), here + " is not grpcgo"'
+	'$(VENV_PY)' -m pip check --disable-pip-version-check
 	touch $@
 
 companions: $(VENV)/.companions

@@ -2,7 +2,7 @@
 
 * ``grpc_is_ours`` (autouse, session): fails every test loudly unless
   ``import grpc`` gives grpcgo's package (it ships ``grpc/_engine*.so`` next
-  to ``grpc/__init__.py``; grpcio does not). Set GRPCGO_TEST_ALLOW_GRPCIO=1 to
+  to ``grpc/__init__.py``; grpcio ships ``grpc/_cython/`` instead). Set GRPCGO_TEST_ALLOW_GRPCIO=1 to
   run the suite against another ``grpc`` on purpose (for example grpcio, to
   check the tests themselves).
 * ``gopeer_bin``: the Go test peers from tests/gopeer, built once per session.
@@ -32,18 +32,32 @@ SERVER_START_TIMEOUT = 30
 PROCESS_STOP_TIMEOUT = 10
 
 
+def not_grpcgo(grpc_dir):
+    """Why the ``grpc`` package in grpc_dir is not grpcgo's, or None if it is.
+
+    grpcgo ships grpc/_engine*.so; grpcio ships grpc/_cython/. PyPI's grpcio
+    installed over us (pip uninstalls our `grpcio` distribution first) leaves
+    no engine; grpcio's files written beside ours leave _cython/.
+    """
+    if not glob.glob(os.path.join(grpc_dir, "_engine*.so")):
+        return "no grpc/_engine*.so in it"
+    if os.path.isdir(os.path.join(grpc_dir, "_cython")):
+        return "grpcio's grpc/_cython/ is in it"
+    return None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def grpc_is_ours():
     """Fails loudly if ``grpc`` is not grpcgo's package (e.g. grpcio)."""
     import grpc
 
-    here = os.path.dirname(os.path.abspath(grpc.__file__))
-    if glob.glob(os.path.join(here, "_engine*.so")):
+    why = not_grpcgo(os.path.dirname(os.path.abspath(grpc.__file__)))
+    if why is None:
         return grpc
     message = (
         f"`import grpc` loaded {grpc.__file__}, which is not grpcgo's package: "
-        f"no grpc/_engine*.so beside it. Probably grpcio was installed over "
-        f"grpcgo (e.g. pulled in by grpcio-tools). Reinstall grpcgo."
+        f"{why}. Probably PyPI's grpcio was installed over grpcgo. "
+        f"Reinstall grpcgo (`make install`)."
     )
     if os.environ.get("GRPCGO_TEST_ALLOW_GRPCIO") == "1":
         print(f"\nWARNING: {message} Continuing: GRPCGO_TEST_ALLOW_GRPCIO=1.")

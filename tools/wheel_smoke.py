@@ -1,6 +1,7 @@
 """Smoke test for an installed grpcgo: a server and a client in one process,
 all four RPC shapes over loopback. Used by `make check-wheel`."""
 
+import importlib.metadata
 import os
 import sys
 from concurrent import futures
@@ -11,6 +12,9 @@ here = os.path.dirname(os.path.abspath(grpc.__file__))
 assert any(name.startswith("_engine") for name in os.listdir(here)), (
     "grpc at %s is not grpcgo's package" % here
 )
+# The wheel is the distribution `grpcio` <grpc.__version__>+grpcgo.<ours>.
+version = importlib.metadata.version("grpcio")
+assert version.startswith(grpc.__version__ + "+grpcgo."), version
 
 
 def _reverse(request, context):
