@@ -268,13 +268,20 @@ def test_unsubscribe_stops_the_callbacks():
 
 def test_a_raising_callback_does_not_stop_the_others():
     with serving() as server, grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        heard = Recorder()
+
         def bad(state):
+            heard(state)
             raise RuntimeError("connectivity callback failure")
 
         ch.subscribe(bad)
         rec = Recorder()
         ch.subscribe(rec, try_to_connect=True)
         rec.wait_for(C.READY)
+        # The raising callback ran, for the first state and every one
+        # after: its exception stopped neither it nor the others.
+        assert heard.next() is C.IDLE
+        assert heard.wait_for(C.READY)
         # The channel still works.
         assert ch.unary_unary(ECHO)(b"ok", timeout=RPC_TIMEOUT) == b"ok"
         ch.unsubscribe(bad)

@@ -459,12 +459,93 @@ def test_changed_requests_and_responses(base):
         b"C!"]
 
 
+class _Answer(grpc.Call, grpc.Future):
+    """An outcome made up by an interceptor: a finished call with a value."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def result(self, timeout=None):
+        return self._value
+
+    def exception(self, timeout=None):
+        return None
+
+    def traceback(self, timeout=None):
+        return None
+
+    def add_done_callback(self, fn):
+        fn(self)
+
+    def cancel(self):
+        return False
+
+    def cancelled(self):
+        return False
+
+    def running(self):
+        return False
+
+    def done(self):
+        return True
+
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def add_callback(self, callback):
+        return False
+
+    def initial_metadata(self):
+        return ()
+
+    def trailing_metadata(self):
+        return (("x-cached", "yes"),)
+
+    def code(self):
+        return grpc.StatusCode.OK
+
+    def details(self):
+        return ""
+
+
 def test_answering_without_calling_the_continuation(base, service):
     class Cached(grpc.UnaryUnaryClientInterceptor):
-        def intercept_unary_unary(self, continuation, client_call_details, request):
-            response = continuation(client_call_details, request)
-            return response
+        """Answers requests it has seen from its cache, never calling the
+        continuation for them."""
 
+        def __init__(self):
+            self.cache = {}
+            self.continued = 0
+
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            if request in self.cache:
+                return _Answer(self.cache[request])
+            self.continued += 1
+            outcome = continuation(client_call_details, request)
+            self.cache[request] = outcome.result()
+            return outcome
+
+    cached = Cached()
+    ch = grpc.intercept_channel(base, cached)
+    echo = ch.unary_unary(method("Echo"))
+    assert echo(b"r", timeout=RPC_TIMEOUT) == b"r"
+    assert cached.continued == 1 and "metadata" in service.seen
+    service.seen.clear()
+    # Every way of calling: the cached answer, and no call reached the server.
+    assert echo(b"r", timeout=RPC_TIMEOUT) == b"r"
+    response, call = echo.with_call(b"r", timeout=RPC_TIMEOUT)
+    assert response == b"r"
+    assert call.code() is grpc.StatusCode.OK
+    assert call.trailing_metadata() == (("x-cached", "yes"),)
+    assert echo.future(b"r", timeout=RPC_TIMEOUT).result(timeout=WAIT) == b"r"
+    assert cached.continued == 1
+    assert service.seen == {}
+
+
+def test_retrying_by_calling_the_continuation_again(base, service):
     class Retry(grpc.UnaryUnaryClientInterceptor):
         """Calls the continuation until it succeeds (at most 3 times)."""
 
@@ -481,7 +562,7 @@ def test_answering_without_calling_the_continuation(base, service):
             return outcome
 
     retry = Retry()
-    ch = grpc.intercept_channel(base, Cached(), retry)
+    ch = grpc.intercept_channel(base, retry)
     assert ch.unary_unary("/no.such.Service/M")(b"r", timeout=RPC_TIMEOUT) == b"r"
     assert retry.attempts == 2
 

@@ -99,6 +99,63 @@ def test_live(gi):
         assert value >= 0, (name, value)
 
 
+def test_live_counts_each_object(gi):
+    # In a fresh process (nothing else alive): each object shows up in its
+    # count while it lives and leaves it when it goes.
+    script = r"""
+import gc, threading, time
+from concurrent import futures
+import grpc, grpc._introspect as gi
+
+def counts():
+    s = gi.live()
+    return [s.channels, s.servers, s.client_calls, s.server_calls, s.handles]
+
+print("before", *counts())
+started, release = threading.Event(), threading.Event()
+def hold(request, context):
+    started.set()
+    release.wait(30)
+    return request
+pool = futures.ThreadPoolExecutor(max_workers=2)
+server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(
+    "t.S", {"H": grpc.unary_unary_rpc_method_handler(hold)})])
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print("server", *counts())
+ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+print("channel", *counts())
+future = ch.unary_unary("/t.S/H").future(b"x", timeout=30)
+assert started.wait(30)
+print("call", *counts())
+release.set()
+assert future.result(timeout=30) == b"x"
+del future
+ch.close()
+server.stop(None).wait(30)
+del ch, server
+deadline = time.monotonic() + 30
+while counts()[:4] != [0, 0, 0, 0] and time.monotonic() < deadline:
+    gc.collect()
+    time.sleep(0.01)
+gc.collect()
+print("after", *counts())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    got = {line.split()[0]: list(map(int, line.split()[1:]))
+           for line in out.stdout.splitlines()}
+    # [channels, servers, client_calls, server_calls, handles]
+    assert got["before"] == [0, 0, 0, 0, 0], got
+    assert got["server"] == [0, 1, 0, 0, 1], got
+    assert got["channel"] == [1, 1, 0, 0, 2], got
+    assert got["call"][:4] == [1, 1, 1, 1] and got["call"][4] >= 3, got
+    # A finished server call's handle may wait in C for a batched release
+    # (docs/ARCHITECTURE.md, "The hot module"): at most one here.
+    assert got["after"][:4] == [0, 0, 0, 0] and got["after"][4] <= 1, got
+
+
 def test_go_procs_follow_the_python_threads_using_the_engine(gi):
     # Each Python thread waiting on a call holds one of Go's Ps, so the
     # engine raises GOMAXPROCS while many threads call (12 callers, plus

@@ -23,6 +23,8 @@ import time
 import grpc
 import pytest
 
+import h2proxy
+
 RPC_TIMEOUT = 10  # seconds, for every RPC that should end by itself
 WAIT = 10  # seconds, for every event that should happen
 MiB = 1 << 20
@@ -74,6 +76,8 @@ class _Service:
         while (context.is_active() and not self.event("release").is_set()
                and time.monotonic() < deadline):
             time.sleep(0.005)
+        self.seen["hold"] = "active" if context.is_active() else "ended"
+        self.event("hold_ended").set()
         return request
 
     def ticks(self, request, context):
@@ -403,8 +407,55 @@ def test_keepalive_options_are_accepted():
             assert ch.unary_unary(method("Who"))(b"", timeout=RPC_TIMEOUT) == b"server"
             # A stream outliving several keepalive periods runs to its end.
             assert len(list(ch.unary_stream(method("Ticks"))(b"0.6", timeout=RPC_TIMEOUT))) > 10
-            time.sleep(0.3)  # idle with keepalive pings going
             assert ch.unary_unary(method("Who"))(b"", timeout=RPC_TIMEOUT) == b"server"
+
+
+# grpc-go pings no more often than every 10 s from a client and every 1 s
+# from a server, whatever the options say: the two tests below wait that
+# long. The proxy shows the PING frames; freezing it makes the other side a
+# dead peer that never answers them.
+
+
+def test_server_keepalive_pings_and_drops_a_dead_client():
+    service = _Service()
+    options = [("grpc.keepalive_time_ms", 1000), ("grpc.keepalive_timeout_ms", 500)]
+    with serving(service, options=options) as port, h2proxy.FrameProxy(port) as proxy:
+        with grpc.insecure_channel(f"127.0.0.1:{proxy.port}") as ch:
+            assert ch.unary_unary(method("Who"))(b"", timeout=RPC_TIMEOUT) == b"server"
+            # Idle: the server pings, the client answers, the channel lives.
+            assert proxy.pinged["server"].wait(WAIT), "the server never pinged"
+            assert ch.unary_unary(method("Who"))(b"", timeout=RPC_TIMEOUT) == b"server"
+            held = ch.unary_unary(method("Hold")).future(b"", timeout=60)
+            assert service.event("hold_started").wait(WAIT)
+            # The client goes silent: the server's next ping goes unanswered
+            # and the server drops the connection, ending the held call.
+            proxy.freeze()
+            assert proxy.pinged["server"].wait(WAIT), "no ping to the silent client"
+            assert service.event("hold_ended").wait(WAIT)
+            assert service.seen["hold"] == "ended"
+            assert proxy.closed["server"].wait(WAIT), "the server kept the connection"
+            held.cancel()
+
+
+def test_client_keepalive_pings_and_detects_a_dead_server():
+    service = _Service()
+    options = [("grpc.keepalive_time_ms", 10000), ("grpc.keepalive_timeout_ms", 1000)]
+    server_options = [("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+                      ("grpc.keepalive_permit_without_calls", 1)]
+    with serving(service, options=server_options) as port, \
+            h2proxy.FrameProxy(port) as proxy:
+        with grpc.insecure_channel(f"127.0.0.1:{proxy.port}", options=options) as ch:
+            assert ch.unary_unary(method("Who"))(b"", timeout=RPC_TIMEOUT) == b"server"
+            held = ch.unary_unary(method("Hold")).future(b"", timeout=60)
+            assert service.event("hold_started").wait(WAIT)
+            # The server goes silent; the client pings after 10 s without
+            # reads, hears nothing for 1 s and fails the call: UNAVAILABLE,
+            # long before its 60 s deadline.
+            proxy.freeze()
+            error = held.exception(timeout=30)
+            assert proxy.pings["client"] >= 1, "the client never pinged"
+            assert error is not None and error.code() is grpc.StatusCode.UNAVAILABLE, error
+            assert proxy.closed["client"].wait(WAIT), "the client kept the connection"
 
 
 # -- options grpcio does not know, and odd values --------------------------------------

@@ -50,6 +50,7 @@ class _Service:
         self.events = {}
         self.seen = {}
         self.log = []
+        self.active = self.peak = 0
 
     def event(self, name):
         with self.lock:
@@ -66,6 +67,16 @@ class _Service:
         self.event(name + "_ended").set()
 
     def echo(self, request, context):
+        return request
+
+    def short(self, request, context):
+        """A short call that records how many run at once (peak)."""
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(0.02)
+        with self.lock:
+            self.active -= 1
         return request
 
     def hold(self, request, context):
@@ -134,6 +145,7 @@ class _Service:
         uu = grpc.unary_unary_rpc_method_handler
         return grpc.method_handlers_generic_handler(SERVICE, {
             "Echo": uu(self.echo),
+            "Short": uu(self.short),
             "Hold": uu(self.hold),
             "HoldStream": grpc.unary_stream_rpc_method_handler(self.hold_stream),
             "HoldBidi": grpc.stream_stream_rpc_method_handler(self.hold_bidi),
@@ -225,8 +237,10 @@ def test_maximum_concurrent_rpcs_counts_every_shape():
 
 def test_maximum_concurrent_rpcs_with_many_short_calls():
     service = _Service()
+    # 100 calls at once, each 20 ms in its handler, on a pool of 8 threads:
+    # without the limit up to 8 handlers run at once.
     with serving(service, maximum_concurrent_rpcs=4) as (server, ch):
-        futures = [ch.unary_unary(method("Echo")).future(b"%d" % i, timeout=RPC_TIMEOUT)
+        futures = [ch.unary_unary(method("Short")).future(b"%d" % i, timeout=RPC_TIMEOUT)
                    for i in range(100)]
         ok = exhausted = 0
         for i, future in enumerate(futures):
@@ -239,6 +253,8 @@ def test_maximum_concurrent_rpcs_with_many_short_calls():
                 exhausted += 1
         assert ok >= 4
         assert ok + exhausted == 100
+        # Never more than 4 handlers at once.
+        assert 1 <= service.peak <= 4, service.peak
         # Afterwards everything fits again.
         for i in range(10):
             assert ch.unary_unary(method("Echo"))(b"x", timeout=RPC_TIMEOUT) == b"x"

@@ -177,9 +177,6 @@ def _read_line(proc, timeout):
 def our_server(testdata, tmp_path_factory):
     """interop/server.py --use_tls on our grpc; yields its port."""
     script = os.path.join(INTEROP, "server.py")
-    if not os.path.isfile(script):
-        pytest.skip("interop/server.py (a Python TestService) is not there yet: the grpc-go "
-                    "client -> our server direction needs it")
     err = tmp_path_factory.mktemp("our-server") / "stderr"
     env = dict(os.environ, GRPCGO_INTEROP_TESTDATA=testdata, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
@@ -192,9 +189,10 @@ def our_server(testdata, tmp_path_factory):
         line = _read_line(proc, START_TIMEOUT)
         prefix = "Server listening on 127.0.0.1:"
         if not line or not line.startswith(prefix):
+            # A startup regression is a failure of every case, never a skip.
             _stop(proc)
-            pytest.skip(f"interop/server.py --use_tls did not start (first line {line!r}):\n"
-                        f"{_log_tail(err)}")
+            pytest.fail(f"interop/server.py --use_tls did not start (first line {line!r}):\n"
+                        f"{_log_tail(err)}", pytrace=False)
         yield int(line[len(prefix):].split()[0])
     finally:
         _stop(proc)
@@ -280,12 +278,25 @@ def test_our_client_rejects_grpc_go_s_certificate_from_unknown_ca(go_server, tmp
 
 
 def test_our_client_sends_call_credentials_over_tls(go_server, testdata):
-    # grpc-go's server accepts any metadata; the call must go through with
-    # the token attached (an insecure channel would refuse it).
+    # grpc-go's interop server answers UnaryCall with the request's
+    # x-grpc-test-echo-initial value as initial metadata: the value the
+    # call credentials' plugin attached comes back only if it was sent.
+    class Plugin(grpc.AuthMetadataPlugin):
+        def __call__(self, context, callback):
+            callback((("x-grpc-test-echo-initial", "from-call-credentials"),), None)
+
+    creds = grpc.composite_call_credentials(
+        grpc.access_token_call_credentials("interop-token"),
+        grpc.metadata_call_credentials(Plugin()))
     with _channel(go_server, testdata) as channel:
-        call = channel.unary_unary("/grpc.testing.TestService/EmptyCall")
-        token = grpc.access_token_call_credentials("interop-token")
-        assert call(b"", timeout=CALL_TIMEOUT, credentials=token) == b""
+        call = channel.unary_unary("/grpc.testing.TestService/UnaryCall")
+        response, outcome = call.with_call(b"", timeout=CALL_TIMEOUT, credentials=creds)
+        assert outcome.code() is grpc.StatusCode.OK
+        assert ("x-grpc-test-echo-initial", "from-call-credentials") in \
+            tuple(outcome.initial_metadata())
+        # Without them, nothing is echoed.
+        _, plain = call.with_call(b"", timeout=CALL_TIMEOUT)
+        assert not any(k == "x-grpc-test-echo-initial" for k, _ in plain.initial_metadata())
 
 
 # -- grpc-go's client -> our server -----------------------------------------------------
