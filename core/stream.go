@@ -122,6 +122,13 @@ func (s *Stream) Cancel() {
 	s.in.abandon()
 }
 
+// Opened is closed once the stream was opened on a connection or failed to
+// open; Open tells which, after that.
+func (s *Stream) Opened() <-chan struct{} { return s.opened }
+
+// Open reports whether the stream was opened (valid once Opened is closed).
+func (s *Stream) Open() bool { return s.cs != nil }
+
 // Ended is closed when the call is over; Status is set by then. Responses
 // not yet taken stay queued.
 func (s *Stream) Ended() <-chan struct{} { return s.ended }

@@ -245,6 +245,29 @@ func hotAioStreamStatus(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyOb
 	}, cq, token)
 }
 
+// hotAioStreamOpened is True/False (opened on a connection or not) at once
+// if the stream has opened or failed to, else an operation that completes
+// with that.
+//
+//export hotAioStreamOpened
+func hotAioStreamOpened(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Stream](h)
+	return aioWhenClosed(s.Opened(), func() pyObj { return C.hot_bool(C.int(b2i(s.Open()))) }, cq, token)
+}
+
+// hotAioStreamCloseSend half-closes the stream after the requests already
+// queued, without waiting: the end marker may wait for room in the send
+// queue, so it is queued from a goroutine (it ends when queued or when the
+// call ends).
+//
+//export hotAioStreamCloseSend
+func hotAioStreamCloseSend(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	go value[*core.Stream](h).CloseSend()
+	return C.hot_none()
+}
+
 // hotAioChannelWatch starts an operation that completes with the channel's
 // new state once it leaves `from`, or None if the channel closed first or
 // the operation was dropped.

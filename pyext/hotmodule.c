@@ -742,6 +742,15 @@ static PyObject *m_aio_stream_header(PyObject *self, PyObject *args) {
 static PyObject *m_aio_stream_status(PyObject *self, PyObject *args) {
     return aio_on(args, stream_h, hotAioStreamStatus);
 }
+static PyObject *m_aio_stream_opened(PyObject *self, PyObject *args) {
+    return aio_on(args, stream_h, hotAioStreamOpened);
+}
+static PyObject *m_aio_stream_close_send(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
+    FORK_GUARD();
+    return hotAioStreamCloseSend(h);
+}
 static PyObject *m_aio_channel_close(PyObject *self, PyObject *args) {
     return aio_on(args, channel_h, hotAioChannelClose);
 }
@@ -961,6 +970,10 @@ static PyMethodDef methods[] = {
      "aio_stream_header(cq, token, stream) -> metadata | op"},
     {"aio_stream_status", m_aio_stream_status, METH_VARARGS,
      "aio_stream_status(cq, token, stream) -> (code, details, trailing_metadata) | op"},
+    {"aio_stream_opened", m_aio_stream_opened, METH_VARARGS,
+     "aio_stream_opened(cq, token, stream) -> opened (bool) | op"},
+    {"aio_stream_close_send", m_aio_stream_close_send, METH_VARARGS,
+     "aio_stream_close_send(stream): half-closes after the queued requests, never waiting"},
     {"aio_channel_watch", m_aio_channel_watch, METH_VARARGS,
      "aio_channel_watch(cq, token, channel, from_state) -> op: new state or None"},
     {"aio_channel_close", m_aio_channel_close, METH_VARARGS, "aio_channel_close(cq, token, channel) -> op"},

@@ -1,6 +1,54 @@
-"""The client-side call objects of grpc.aio and its errors."""
+"""The client-side call objects of grpc.aio and its errors.
+
+A call lives on the event loop that started it and talks to the engine only
+through the hot module's aio_* functions (pyext/hot_aio.go): each answers at
+once when it can, or returns an operation whose token completes on the
+loop's completion queue (grpc/aio/_completion.py). Nothing here blocks the
+loop.
+
+Rules the objects keep:
+- A unary-unary call is one engine call: started by aio_unary, its end
+  completes a token and unary_wait(call, 0) then reads the outcome.
+- A streaming call keeps at most one receive operation outstanding and
+  reuses it until it completes; its result (a batch of messages) is always
+  taken, so no message is lost while the call can still be read.
+- The status is learned lazily, by one status operation started the first
+  time someone needs it (done(), a done callback, code(), the end of the
+  responses).
+- A task cancelled while it waits on a call cancels the RPC (grpcio's rule);
+  waiting for the status alone (code(), details(), ...) does not.
+"""
+
+import asyncio
+import collections
+import inspect
+import logging
+import time
 
 import grpc
+from grpc import _common
+
+from . import _base_call
+from ._metadata import Metadata
+from ._typing import EOF
+
+_LOGGER = logging.getLogger(__name__)
+
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
+_INTERNAL = grpc.StatusCode.INTERNAL
+
+# How many responses one receive may bring back.
+_BATCH = 64
+
+LOCAL_CANCELLATION_DETAILS = "Locally cancelled by application!"
+CHANNEL_CLOSED_DETAILS = "Channel closed!"
+SERIALIZE_FAILED = "Exception serializing request!"
+_DESERIALIZE_FAILED = "Exception deserializing response!"
+_NO_RESPONSE = "No response received for a unary-response call!"
+RPC_ALREADY_FINISHED_DETAILS = "RPC already finished."
+RPC_HALF_CLOSED_DETAILS = 'RPC is half closed after calling "done_writing".'
+API_STYLE_ERROR = "The iterator and read/write APIs may not be mixed on a single RPC."
 
 
 class BaseError(Exception):
@@ -20,7 +68,8 @@ class InternalError(BaseError):
 
 
 class AioRpcError(grpc.RpcError):
-    """An RPC that ended with a non-OK status (asyncio API)."""
+    """An RPC that ended with a non-OK status (asyncio API). A snapshot of
+    the final status: its methods are plain functions."""
 
     def __init__(self, code, initial_metadata, trailing_metadata, details=None,
                  debug_error_string=None):
@@ -60,3 +109,580 @@ class AioRpcError(grpc.RpcError):
     def __reduce__(self):
         return (type(self), (self._code, self._initial_metadata, self._trailing_metadata,
                              self._details, self._debug_error_string))
+
+
+def _debug_string(code, details):
+    return "grpc_status:%d, grpc_message:%r" % (code.value[0], details)
+
+
+def _metadata(raw):
+    """Metadata from the engine's tuple (or an absent one)."""
+    return Metadata.from_tuple(raw) if raw else Metadata()
+
+
+def serialize_request(request, serializer):
+    """The request's bytes, or None if serializing failed (logged). A
+    serializer returning something other than bytes is a TypeError."""
+    if serializer is None:
+        if request is None:
+            _LOGGER.error(SERIALIZE_FAILED)
+            return None
+        payload = request
+    else:
+        try:
+            payload = serializer(request)
+        except Exception:
+            _LOGGER.exception(SERIALIZE_FAILED)
+            return None
+        if payload is None:
+            return None
+    _common.check_bytes(payload)
+    return payload
+
+
+def call_credentials_arg(credentials, compression):
+    """The engine's per-call credentials (or None), after checking types."""
+    if compression is not None and not isinstance(compression, int):
+        raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
+    if credentials is None:
+        return None
+    if not isinstance(credentials, grpc.CallCredentials):
+        raise TypeError("credentials must be grpc.CallCredentials, not %r" % (credentials,))
+    return credentials._credentials.capsule
+
+
+def _deadline(timeout):
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class _Status:
+    """How a call ended."""
+
+    __slots__ = ("code", "details", "trailing", "local")
+
+    def __init__(self, code, details, trailing, local=False):
+        self.code = code
+        self.details = details
+        self.trailing = trailing  # the engine's tuple
+        self.local = local  # cancelled on this side
+
+
+class Call:
+    """What every client call shares: its loop, queue, deadline, status and
+    done callbacks. Subclasses learn the status from the engine."""
+
+    _status = None
+    _initial = None  # Metadata, once known
+
+    def _setup(self, channel, timeout, credentials):
+        self._channel = channel
+        self._hot = channel._hot
+        self._loop, self._q = channel._queue()
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._credentials = credentials  # keeps a metadata plugin registered
+        self._callbacks = None
+        channel._track(self)
+
+    # -- status -----------------------------------------------------------
+    def _end(self, status):
+        """Records how the call ended (first caller wins) and runs the done
+        callbacks."""
+        if self._status is not None:
+            return False
+        self._status = status
+        self._channel._untrack(self)
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                try:
+                    callback(self)
+                except Exception:
+                    _LOGGER.exception("Exception in done callback %r", callback)
+        return True
+
+    def _cancel(self, details):
+        if self.done():
+            return False
+        if not self._end(_Status(_CANCELLED, details, (), True)):
+            return False
+        self._stop()
+        return True
+
+    def _error(self, status):
+        if status.local and status.code is _CANCELLED:
+            return asyncio.CancelledError()
+        return AioRpcError(status.code, self._initial or Metadata(), _metadata(status.trailing),
+                           status.details, _debug_string(status.code, status.details))
+
+    def _raise_for_status(self, status):
+        if status.code is not _OK:
+            raise self._error(status)
+
+    # -- RpcContext -------------------------------------------------------
+    def cancelled(self):
+        status = self._status
+        return status is not None and status.code is _CANCELLED and status.local
+
+    def cancel(self):
+        return self._cancel(LOCAL_CANCELLATION_DETAILS)
+
+    def time_remaining(self):
+        if self._deadline is None:
+            return None
+        return max(self._deadline - time.monotonic(), 0.0)
+
+    def add_done_callback(self, callback):
+        if self.done():
+            callback(self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(callback)
+        self._watch()
+
+    # -- Call -------------------------------------------------------------
+    async def trailing_metadata(self):
+        return _metadata((await self._wait_status()).trailing)
+
+    async def code(self):
+        return (await self._wait_status()).code
+
+    async def details(self):
+        return (await self._wait_status()).details
+
+    async def debug_error_string(self):
+        status = await self._wait_status()
+        return _debug_string(status.code, status.details)
+
+    def __repr__(self):
+        status = self._status
+        if status is None:
+            return "<%s object of in-flight RPC>" % type(self).__name__
+        if status.code is _OK:
+            return '<{} of RPC that terminated with:\n\tstatus = {}\n\tdetails = "{}"\n>'.format(
+                type(self).__name__, status.code, status.details)
+        return self._error(status)._repr().replace("AioRpcError", type(self).__name__, 1) \
+            if status.code is not _CANCELLED or not status.local else \
+            '<{} of RPC that terminated with:\n\tstatus = {}\n\tdetails = "{}"\n>'.format(
+                type(self).__name__, status.code, status.details)
+
+    __str__ = __repr__
+
+
+class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
+    """A unary-unary RPC: one engine call whose end completes a token."""
+
+    _outcome = None  # (response, initial) once settled
+
+    def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
+                 compression, serializer, deserializer):
+        creds = call_credentials_arg(credentials, compression)
+        handle = channel._live_handle()
+        self._setup(channel, timeout, credentials)
+        self._deserializer = deserializer
+        loop, q = self._loop, self._q
+        self._token = token = next(q.tokens)
+        future = self._future = loop.create_future()
+        payload = serialize_request(request, serializer)
+        if payload is None:
+            self._call = None
+            self._end(_Status(_INTERNAL, SERIALIZE_FAILED, ()))
+            self._outcome = (None, Metadata())
+            future.set_result(None)
+            return
+        q.waiting[token] = future
+        self._call = self._hot.aio_unary(
+            q.cq, token, handle, method, payload, _common.timeout_arg(timeout), metadata,
+            _common.wait_for_ready_arg(wait_for_ready), _common.compression_arg(compression), creds)
+
+    def _settle(self):
+        """Reads the outcome of the ended engine call (its token completed)."""
+        if self._outcome is not None:
+            return
+        result = self._hot.unary_wait(self._call, 0.0)
+        if result is None:  # not ended: only when cancelled meanwhile
+            return
+        code, details, response, initial, trailing = result
+        code = _common.CODES[code]
+        if code is _OK:
+            try:
+                response = _common.deserialize(response, self._deserializer)
+            except Exception:
+                _LOGGER.exception(_DESERIALIZE_FAILED)
+                code, details, response = _INTERNAL, _DESERIALIZE_FAILED, None
+        self._initial = _metadata(initial)
+        self._outcome = (response, self._initial)
+        self._end(_Status(code, details, trailing))
+
+    def done(self):
+        if self._status is not None:
+            return True
+        future = self._future
+        if future.done() and not future.cancelled():
+            self._settle()
+            return self._status is not None
+        return False
+
+    def _stop(self):
+        if self._outcome is None:
+            self._outcome = (None, self._initial or Metadata())
+        if self._call is not None:
+            self._hot.unary_cancel(self._call)
+        self._q.waiting.pop(self._token, None)
+        if not self._future.done():
+            self._future.set_result(None)
+
+    def _watch(self):
+        self._future.add_done_callback(self._on_done)
+
+    def _on_done(self, future):
+        if not future.cancelled():
+            self._settle()
+
+    def __await__(self):
+        if self._status is None:
+            future = self._future
+            if not future.done():
+                try:
+                    yield from future
+                except asyncio.CancelledError:
+                    if not self.done():
+                        self.cancel()
+                    raise
+            self._settle()
+        status = self._status
+        if status.code is _OK:
+            return self._outcome[0]
+        raise self._error(status)
+
+    async def _wait_status(self):
+        if self._status is None:
+            future = self._future
+            if not future.done():
+                await asyncio.shield(future)
+            self._settle()
+        return self._status
+
+    async def initial_metadata(self):
+        # As in grpcio: known once the whole call completed.
+        await self._wait_status()
+        return self._initial if self._initial is not None else Metadata()
+
+    async def wait_for_connection(self):
+        status = await self._wait_status()
+        self._raise_for_status(status)
+
+
+class _StreamCall(Call):
+    """A call with a streaming request or response on an engine stream."""
+
+    _server_streams = True
+    _client_streams = True
+    _status_op = None
+    _status_future = None
+    _recv_op = None
+    _recv_future = None
+    _eof = False
+    _response_style = None  # "read" or "iter" once chosen
+    _done_writing_flag = False
+    _request_task = None
+
+    def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
+                 compression, serializer, deserializer):
+        creds = call_credentials_arg(credentials, compression)
+        handle = channel._live_handle()
+        first = None
+        if not self._client_streams:
+            first = serialize_request(request, serializer)
+            if first is None:
+                raise AioRpcError(_INTERNAL, Metadata(), Metadata(), SERIALIZE_FAILED,
+                                  _debug_string(_INTERNAL, SERIALIZE_FAILED))
+        self._setup(channel, timeout, credentials)
+        self._serializer = serializer
+        self._deserializer = deserializer
+        self._buffer = collections.deque()
+        self._stream = self._hot.stream_start(
+            handle, method, _common.timeout_arg(timeout), metadata,
+            _common.wait_for_ready_arg(wait_for_ready), _common.compression_arg(compression), creds,
+            self._server_streams, self._client_streams, first, not self._client_streams)
+        if self._client_streams and request is not None:
+            self._request_style = "iter"
+            self._request_task = self._loop.create_task(self._consume_requests(request))
+        else:
+            self._request_style = "write"
+
+    # -- engine operations --------------------------------------------------
+    def _op(self, start, *args):
+        """Calls an aio_* function; returns (answer, None) if it answered at
+        once, else (operation, future of its completion)."""
+        q = self._q
+        token = next(q.tokens)
+        result = start(q.cq, token, *args)
+        if result.__class__ is not q.cq.__class__:  # an operation is a capsule, as the queue
+            return result, None
+        future = self._loop.create_future()
+        q.waiting[token] = future
+        return result, future
+
+    def _stop(self):
+        self._hot.stream_cancel(self._stream)
+        if self._request_task is not None and not self._request_task.done():
+            self._request_task.cancel()
+
+    # -- status -------------------------------------------------------------
+    def _watch(self):
+        """Starts the status operation if nobody did yet."""
+        if self._status is not None or self._status_op is not None:
+            return
+        result, future = self._op(self._hot.aio_stream_status, self._stream)
+        if future is None:
+            self._take_status(result)
+            return
+        self._status_op = result
+        self._status_future = future
+        future.add_done_callback(self._on_status)
+
+    def _on_status(self, future):
+        if self._status is None and not future.cancelled():
+            self._take_status(self._hot.aio_result(self._status_op))
+
+    def _take_status(self, result):
+        code, details, trailing = result
+        self._end(_Status(_common.CODES[code], details, trailing))
+
+    def done(self):
+        if self._status is None:
+            self._watch()
+        return self._status is not None
+
+    async def _wait_status(self, cancel_rpc=False):
+        if self._status is None:
+            self._watch()
+            if self._status is None:
+                try:
+                    await asyncio.shield(self._status_future)
+                except asyncio.CancelledError:
+                    if cancel_rpc and not self.done():
+                        self.cancel()
+                    raise
+                if self._status is None:
+                    self._on_status(self._status_future)
+        return self._status
+
+    async def initial_metadata(self):
+        if self._initial is None:
+            if self._status is not None and self._status.local:
+                return Metadata()
+            result, future = self._op(self._hot.aio_stream_header, self._stream)
+            if future is not None:
+                await future
+                if self._initial is not None:
+                    return self._initial
+                result = self._hot.aio_result(result)
+            if self._initial is None:
+                self._initial = _metadata(result)
+        return self._initial
+
+    async def wait_for_connection(self):
+        result, future = self._op(self._hot.aio_stream_opened, self._stream)
+        if future is not None:
+            await future
+        if self.done():
+            self._raise_for_status(await self._wait_status())
+
+    # -- responses ----------------------------------------------------------
+    async def _read_raw(self):
+        """The next response's bytes, or EOF. One receive operation at a
+        time, reused by whoever reads next until it completes."""
+        buffer = self._buffer
+        while True:
+            if buffer:
+                return buffer.popleft()
+            if self._eof:
+                return EOF
+            op = self._recv_op
+            if op is None:
+                if self._status is not None and self._status.local:
+                    self._eof = True
+                    continue
+                result, future = self._op(self._hot.aio_stream_recv, self._stream, _BATCH)
+                if future is None:
+                    if result:
+                        buffer.extend(result)
+                    else:
+                        self._eof = True
+                    continue
+                self._recv_op, self._recv_future = op, future = result, future
+            else:
+                future = self._recv_future
+            try:
+                await future
+            except asyncio.CancelledError:
+                if not self.done():
+                    self.cancel()
+                raise
+            if self._recv_op is op:
+                self._recv_op = self._recv_future = None
+                if future.cancelled():
+                    continue
+                result = self._hot.aio_result(op)
+                if result:
+                    buffer.extend(result)
+                else:
+                    self._eof = True
+
+    def _deserialize(self, data):
+        try:
+            return _common.deserialize(data, self._deserializer)
+        except Exception:
+            _LOGGER.exception(_DESERIALIZE_FAILED)
+            self._fail(_INTERNAL, _DESERIALIZE_FAILED)
+            raise self._error(self._status) from None
+
+    def _fail(self, code, details):
+        """Ends the call here with code (not a cancellation by the user)."""
+        if self._end(_Status(code, details, ())):
+            self._stop()
+
+    async def _after_eof(self):
+        status = await self._wait_status(cancel_rpc=True)
+        self._raise_for_status(status)
+
+    # -- requests -----------------------------------------------------------
+    async def _consume_requests(self, requests):
+        try:
+            if hasattr(requests, "__aiter__"):
+                async for request in requests:
+                    if not await self._write_one(request, from_iterator=True):
+                        return
+            else:
+                for request in requests:
+                    if not await self._write_one(request, from_iterator=True):
+                        return
+            await self._done_writing()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _LOGGER.debug("Client request_iterator raised exception", exc_info=True)
+            self.cancel()
+
+    async def _write_one(self, request, from_iterator=False):
+        """Sends one request; False (with from_iterator) or an error if the
+        call ended first."""
+        if self.done():
+            if from_iterator:
+                return False
+            raise asyncio.InvalidStateError(RPC_ALREADY_FINISHED_DETAILS)
+        if self._done_writing_flag:
+            raise asyncio.InvalidStateError(RPC_HALF_CLOSED_DETAILS)
+        payload = serialize_request(request, self._serializer)
+        if payload is None:
+            self._fail(_INTERNAL, SERIALIZE_FAILED)
+            if from_iterator:
+                return False
+            raise self._error(self._status)
+        result, future = self._op(self._hot.aio_stream_send, self._stream, payload)
+        if future is not None:
+            try:
+                await future
+            except asyncio.CancelledError:
+                if not self.done():
+                    self.cancel()
+                raise
+            result = self._hot.aio_result(result)
+        if result:
+            return True
+        if from_iterator:
+            return False
+        # The call ended: its status says why.
+        status = await self._wait_status()
+        self._raise_for_status(status)
+        raise asyncio.InvalidStateError(RPC_ALREADY_FINISHED_DETAILS)
+
+    async def _done_writing(self):
+        if self.done() or self._done_writing_flag:
+            return
+        self._done_writing_flag = True
+        self._hot.aio_stream_close_send(self._stream)
+
+    async def write(self, request):
+        if self._request_style != "write":
+            raise UsageError(API_STYLE_ERROR)
+        await self._write_one(request)
+
+    async def done_writing(self):
+        if self._request_style != "write":
+            raise UsageError(API_STYLE_ERROR)
+        await self._done_writing()
+
+
+class _StreamResponseMixin:
+    def _style(self, style):
+        if self._response_style is None:
+            self._response_style = style
+        elif self._response_style != style:
+            raise UsageError(API_STYLE_ERROR)
+
+    def __aiter__(self):
+        self._style("iter")
+        iterator = getattr(self, "_aiter", None)
+        if iterator is None:
+            iterator = self._aiter = self._responses()
+        return iterator
+
+    async def _responses(self):
+        while True:
+            data = await self._read_raw()
+            if data is EOF:
+                break
+            yield self._deserialize(data)
+        await self._after_eof()
+
+    async def read(self):
+        if self._status is not None and not self._buffer and self._recv_op is None:
+            # Ended: what is left queued is still read, then EOF.
+            if self._status.local:
+                self._raise_for_status(self._status)
+                return EOF
+        self._style("read")
+        data = await self._read_raw()
+        if data is EOF:
+            await self._after_eof()
+            return EOF
+        return self._deserialize(data)
+
+
+class _UnaryResponseMixin:
+    def __await__(self):
+        return self._response().__await__()
+
+    async def _response(self):
+        status = await self._wait_status(cancel_rpc=True)
+        self._raise_for_status(status)
+        if not hasattr(self, "_response_value"):
+            data = await self._read_raw()
+            if data is EOF:
+                self._status = _Status(_INTERNAL, _NO_RESPONSE, status.trailing)
+                raise self._error(self._status)
+            self._response_value = self._deserialize(data)
+        return self._response_value
+
+
+class UnaryStreamCall(_StreamResponseMixin, _StreamCall, _base_call.UnaryStreamCall):
+    """A unary-stream RPC."""
+
+    _client_streams = False
+
+
+class StreamUnaryCall(_UnaryResponseMixin, _StreamCall, _base_call.StreamUnaryCall):
+    """A stream-unary RPC."""
+
+    _server_streams = False
+
+
+class StreamStreamCall(_StreamResponseMixin, _StreamCall, _base_call.StreamStreamCall):
+    """A stream-stream RPC."""
+
+
+def is_async_iterable(obj):
+    return hasattr(obj, "__aiter__") or inspect.isasyncgen(obj)

@@ -1,13 +1,248 @@
-"""grpc.aio channels."""
+"""grpc.aio channels and their multi-callables.
 
-_NOT_YET = "grpc.aio (asyncio) channels are not implemented yet by grpcgo; use the synchronous grpc API"
+An aio Channel owns an engine channel made exactly as the synchronous
+grpc.Channel makes one (same options, credentials and compression
+conventions; grpc/_channel.py), and starts its calls on the event loop
+that invokes them (grpc/aio/_call.py). Calls from several event loops may
+share a channel: each call belongs to the loop it started on.
+"""
+
+import asyncio
+import weakref
+
+import grpc
+
+from . import _base_channel
+from . import _call
+from . import _completion
+from ._metadata import Metadata
+
+_CONNECTIVITY = {c.value[0]: c for c in grpc.ChannelConnectivity}
+
+
+def _method_name(method):
+    if isinstance(method, bytes):
+        method = method.decode()
+    if not isinstance(method, str):
+        raise TypeError("method must be str, not %s" % type(method).__name__)
+    return method
+
+
+class _MultiCallable:
+    def __init__(self, channel, method, request_serializer, response_deserializer, interceptors):
+        self._channel = channel
+        self._method = _method_name(method)
+        self._serializer = request_serializer
+        self._deserializer = response_deserializer
+        self._interceptors = interceptors
+
+    def _intercepted(self, cls, request, timeout, metadata, credentials, wait_for_ready,
+                     compression):
+        from . import _interceptor
+
+        self._channel._live_handle()
+        if metadata is None:
+            metadata = Metadata()
+        elif not isinstance(metadata, Metadata):
+            metadata = Metadata.from_tuple(tuple(metadata))
+        return getattr(_interceptor, cls)(
+            self._interceptors, request, timeout, metadata, credentials, wait_for_ready,
+            compression, self._channel, self._method, self._serializer, self._deserializer)
+
+
+class UnaryUnaryMultiCallable(_MultiCallable, _base_channel.UnaryUnaryMultiCallable):
+    def __call__(self, request, *, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        if self._interceptors:
+            return self._intercepted("InterceptedUnaryUnaryCall", request, timeout, metadata,
+                                     credentials, wait_for_ready, compression)
+        return _call.UnaryUnaryCall(self._channel, self._method, request, timeout, metadata,
+                                    credentials, wait_for_ready, compression, self._serializer,
+                                    self._deserializer)
+
+
+class UnaryStreamMultiCallable(_MultiCallable, _base_channel.UnaryStreamMultiCallable):
+    def __call__(self, request, *, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        if self._interceptors:
+            return self._intercepted("InterceptedUnaryStreamCall", request, timeout, metadata,
+                                     credentials, wait_for_ready, compression)
+        return _call.UnaryStreamCall(self._channel, self._method, request, timeout, metadata,
+                                     credentials, wait_for_ready, compression, self._serializer,
+                                     self._deserializer)
+
+
+class StreamUnaryMultiCallable(_MultiCallable, _base_channel.StreamUnaryMultiCallable):
+    def __call__(self, request_iterator=None, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        if self._interceptors:
+            return self._intercepted("InterceptedStreamUnaryCall", request_iterator, timeout,
+                                     metadata, credentials, wait_for_ready, compression)
+        return _call.StreamUnaryCall(self._channel, self._method, request_iterator, timeout,
+                                     metadata, credentials, wait_for_ready, compression,
+                                     self._serializer, self._deserializer)
+
+
+class StreamStreamMultiCallable(_MultiCallable, _base_channel.StreamStreamMultiCallable):
+    def __call__(self, request_iterator=None, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        if self._interceptors:
+            return self._intercepted("InterceptedStreamStreamCall", request_iterator, timeout,
+                                     metadata, credentials, wait_for_ready, compression)
+        return _call.StreamStreamCall(self._channel, self._method, request_iterator, timeout,
+                                      metadata, credentials, wait_for_ready, compression,
+                                      self._serializer, self._deserializer)
+
+
+class Channel(_base_channel.Channel):
+    """An asyncio channel on a grpc-go ClientConn."""
+
+    def __init__(self, target, options, credentials, compression, interceptors):
+        from . import _interceptor
+        from grpc import _channel as _sync_channel
+
+        kinds = {
+            "unary_unary": _interceptor.UnaryUnaryClientInterceptor,
+            "unary_stream": _interceptor.UnaryStreamClientInterceptor,
+            "stream_unary": _interceptor.StreamUnaryClientInterceptor,
+            "stream_stream": _interceptor.StreamStreamClientInterceptor,
+        }
+        self._interceptors = {kind: [] for kind in kinds}
+        for interceptor in interceptors or ():
+            if not isinstance(interceptor, _interceptor.ClientInterceptor):
+                raise ValueError(
+                    "Interceptor {} must be {} or {} or {} or {}".format(
+                        interceptor, *(cls.__name__ for cls in kinds.values())))
+            for kind, cls in kinds.items():
+                if isinstance(interceptor, cls):
+                    self._interceptors[kind].append(interceptor)
+        # The engine channel, made as grpc.Channel makes it.
+        self._engine = _sync_channel.Channel(target, () if options is None else options,
+                                             credentials, compression)
+        self._hot = self._engine._hot
+        self._handle = self._engine._handle
+        self._calls = weakref.WeakSet()  # calls not ended, for close(grace)
+        self._closing = False
+        self._closed = None  # a future of the close, once started
+
+    # -- what calls use ------------------------------------------------------
+    def _live_handle(self):
+        if self._closing:
+            raise _call.UsageError("Cannot invoke RPC: Channel closed!")
+        return self._handle
+
+    @staticmethod
+    def _queue():
+        return _completion.queue()
+
+    def _track(self, call):
+        self._calls.add(call)
+
+    def _untrack(self, call):
+        self._calls.discard(call)
+
+    # -- multi-callables -------------------------------------------------------
+    def unary_unary(self, method, request_serializer=None, response_deserializer=None,
+                    _registered_method=False):
+        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer,
+                                       self._interceptors["unary_unary"])
+
+    def unary_stream(self, method, request_serializer=None, response_deserializer=None,
+                     _registered_method=False):
+        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer,
+                                        self._interceptors["unary_stream"])
+
+    def stream_unary(self, method, request_serializer=None, response_deserializer=None,
+                     _registered_method=False):
+        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer,
+                                        self._interceptors["stream_unary"])
+
+    def stream_stream(self, method, request_serializer=None, response_deserializer=None,
+                      _registered_method=False):
+        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer,
+                                         self._interceptors["stream_stream"])
+
+    # -- life ----------------------------------------------------------------
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc_val, exc_tb):
+        await self._close(None)
+
+    async def close(self, grace=None):
+        await self._close(grace)
+
+    async def _close(self, grace):
+        if self._closed is not None:
+            await asyncio.shield(self._closed)
+            return
+        loop, q = self._queue()
+        self._closed = loop.create_future()
+        self._closing = True
+        try:
+            calls = [call for call in list(self._calls) if not call.done()]
+            if grace and calls:
+                waiters = [loop.create_future() for _ in calls]
+                for call, waiter in zip(calls, waiters):
+                    call.add_done_callback(
+                        lambda _, w=waiter: w.done() or w.set_result(None))
+                await asyncio.wait(waiters, timeout=grace)
+            for call in calls:
+                call._cancel(_call.CHANNEL_CLOSED_DETAILS)
+            self._engine._closed = True
+            token = next(q.tokens)
+            op = self._hot.aio_channel_close(q.cq, token, self._handle)
+            future = loop.create_future()
+            q.waiting[token] = future
+            await asyncio.shield(future)
+            self._hot.aio_result(op)
+        finally:
+            if not self._closed.done():
+                self._closed.set_result(None)
+
+    def get_state(self, try_to_connect=False):
+        if self._engine._closed:
+            return grpc.ChannelConnectivity.SHUTDOWN
+        return _CONNECTIVITY[self._hot.channel_state(self._handle, bool(try_to_connect))]
+
+    async def wait_for_state_change(self, last_observed_state):
+        if self._engine._closed:
+            return
+        loop, q = self._queue()
+        token = next(q.tokens)
+        op = self._hot.aio_channel_watch(q.cq, token, self._handle, last_observed_state.value[0])
+        future = loop.create_future()
+        q.waiting[token] = future
+        try:
+            await future
+        except asyncio.CancelledError:
+            q.forget(token)
+            raise
+        self._hot.aio_result(op)
+
+    async def channel_ready(self):
+        state = self.get_state(try_to_connect=True)
+        while state is not grpc.ChannelConnectivity.READY:
+            if state is grpc.ChannelConnectivity.SHUTDOWN:
+                raise _call.UsageError("Channel closed before it became ready")
+            await self.wait_for_state_change(state)
+            state = self.get_state(try_to_connect=True)
 
 
 def insecure_channel(target, options=None, compression=None, interceptors=None):
     """An asyncio channel to target without TLS."""
-    raise NotImplementedError(_NOT_YET)
+    return Channel(target, options, None, compression, interceptors)
 
 
 def secure_channel(target, credentials, options=None, compression=None, interceptors=None):
-    """An asyncio channel to target with credentials."""
-    raise NotImplementedError(_NOT_YET)
+    """An asyncio channel to target with credentials (TLS, mTLS, composite
+    with call credentials; the synchronous API's credential objects)."""
+    from grpc import ChannelCredentials, _unwrap
+    from grpc.experimental import _insecure_channel_credentials
+
+    inner = _unwrap(credentials, ChannelCredentials)
+    if inner is _insecure_channel_credentials:
+        raise ValueError(
+            "secure_channel cannot be called with insecure credentials."
+            " Call insecure_channel instead.")
+    return Channel(target, options, inner, compression, interceptors)
