@@ -180,15 +180,21 @@ class Channel(_base_channel.Channel):
         self._closed = loop.create_future()
         self._closing = True
         try:
-            calls = [call for call in list(self._calls) if not call.done()]
-            if grace and calls:
-                waiters = [loop.create_future() for _ in calls]
-                for call, waiter in zip(calls, waiters):
+            # Calls of this loop get the grace; a call belongs to the loop it
+            # started on, and calls of other loops are cancelled on theirs.
+            calls = list(self._calls)
+            ours = [call for call in calls if call._loop is loop and not call.done()]
+            if grace and ours:
+                waiters = [loop.create_future() for _ in ours]
+                for call, waiter in zip(ours, waiters):
                     call.add_done_callback(
                         lambda _, w=waiter: w.done() or w.set_result(None))
                 await asyncio.wait(waiters, timeout=grace)
             for call in calls:
-                call._cancel(_call.CHANNEL_CLOSED_DETAILS)
+                if call._loop is loop:
+                    call._cancel(_call.CHANNEL_CLOSED_DETAILS)
+                elif not call._loop.is_closed():
+                    call._loop.call_soon_threadsafe(call._cancel, _call.CHANNEL_CLOSED_DETAILS)
             self._engine._closed = True
             token = next(q.tokens)
             op = self._hot.aio_channel_close(q.cq, token, self._handle)
