@@ -17,6 +17,7 @@ import tls_testdata
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER_PY = os.path.join(HERE, "server.py")
 CLIENT_PY = os.path.join(HERE, "client.py")
+AIO_CLIENT_PY = os.path.join(HERE, "aio_client.py")
 
 HOST = "127.0.0.1"
 TLS_SERVER_NAME = "foo.test.google.fr"  # in server1.pem's names (*.test.google.fr)
@@ -74,6 +75,11 @@ def _client_flags(port, case, tls, soak_iterations):
 
 def python_client(python, port, case, tls, soak_iterations=10):
     return [python, CLIENT_PY] + _client_flags(port, case, tls, soak_iterations)
+
+
+def python_aio_client(python, port, case, tls, soak_iterations=10):
+    """interop/aio_client.py (grpc.aio) under `python`."""
+    return [python, AIO_CLIENT_PY] + _client_flags(port, case, tls, soak_iterations)
 
 
 def go_client(binary, port, case, tls, soak_iterations=10):

@@ -37,10 +37,12 @@ DIRECTIONS = [
     Direction(f"{client}>{server}{'+tls' if tls else ''}", client, server, tls)
     for client, server in (("grpc-go", "grpcgo"), ("grpcgo", "grpc-go"),
                            ("grpcio", "grpcgo"), ("grpcgo", "grpcio"),
-                           ("grpcio", "grpcio"))
+                           ("grpcio", "grpcio"), ("grpcgo-aio", "grpc-go"),
+                           ("grpcgo-aio", "grpcio"), ("grpcio-aio", "grpc-go"))
     for tls in (False, True)
 ]
 CONTROL = "grpcio"  # a direction with neither end ours is a control
+# "-aio" clients run interop/aio_client.py (grpc.aio) instead of client.py.
 
 # Cases a peer program does not implement: (role, peer, case) -> why.
 NOT_SUPPORTED = {
@@ -81,8 +83,11 @@ def _peer_cmds(args):
     def client(kind, port, case, tls):
         if kind == "grpc-go":
             return harness.go_client(go_client, port, case, tls, args.soak_iterations)
+        make = harness.python_client
+        if kind.endswith("-aio"):
+            kind, make = kind[:-len("-aio")], harness.python_aio_client
         python = args.python if kind == "grpcgo" else grpcio
-        return harness.python_client(python, port, case, tls, args.soak_iterations)
+        return make(python, port, case, tls, args.soak_iterations)
 
     return server, client, grpcio
 
@@ -150,7 +155,10 @@ def versions(args, grpcio):
 
 
 def _title(direction):
-    return (f"{direction.client} client &rarr; {direction.server} server, "
+    client = direction.client
+    if client.endswith("-aio"):
+        client = client[:-len("-aio")] + " grpc.aio"
+    return (f"{client} client &rarr; {direction.server} server, "
             f"{'TLS' if direction.tls else 'plaintext'}")
 
 
@@ -173,6 +181,8 @@ def render(args, directions, cases, results, version_rows, started):
     for number, direction in enumerate(directions, 1):
         control = " (control: grpcio at both ends)" if (
             direction.client == CONTROL and direction.server == CONTROL) else ""
+        if direction.client == CONTROL + "-aio":
+            control = " (control: the aio client script on grpcio)"
         lines.append(f"{number}. {_title(direction)}{control}")
     lines += [
         "",

@@ -5,7 +5,8 @@ cases, TLS and the grpcio directions run in `make interop`):
 
 * grpc-go's interop client (google.golang.org/grpc/interop/client at
   interop/peers.py's GRPC_GO_VERSION) -> interop/server.py on our grpc;
-* interop/client.py on our grpc -> grpc-go's interop server.
+* interop/client.py on our grpc -> grpc-go's interop server;
+* interop/aio_client.py (grpc.aio) on our grpc -> grpc-go's interop server.
 
 The grpc-go programs are built from the module proxy once and kept under
 build/interop/ (a cold build takes a minute or two). Every process listens on
@@ -81,6 +82,12 @@ def test_grpc_go_client_to_our_server(case, go_interop, our_server):
 def test_our_client_to_grpc_go_server(case, go_server):
     _run(harness.python_client(sys.executable, go_server.port, case, False),
          go_server, f"grpcgo-client-{case}")
+
+
+@pytest.mark.parametrize("case", harness.FAST_CASES)
+def test_our_aio_client_to_grpc_go_server(case, go_server):
+    _run(harness.python_aio_client(sys.executable, go_server.port, case, False),
+         go_server, f"grpcgo-aio-client-{case}")
 
 
 def test_our_server_stops_on_sigterm(our_server):
