@@ -47,6 +47,7 @@ type ServerCall struct {
 	trailer metadata.MD
 	final   *finish
 	done    chan struct{} // closed by Finish
+	unwatch []func()      // OnDone's watches, stopped by Finish
 }
 
 type finish struct {
@@ -197,7 +198,40 @@ func (c *ServerCall) Finish(code codes.Code, details string, last Msg) error {
 	}
 	c.final = &finish{code: code, details: details, last: last}
 	close(c.done)
+	for _, stop := range c.unwatch {
+		stop()
+	}
+	c.unwatch = nil
 	return nil
+}
+
+// OnDone runs f exactly once, never on the caller's goroutine when the call
+// is still live: f(true) if the call dies (the peer cancels it, its
+// deadline passes, the server stops) before Finish, f(false) once Finish
+// came first. So a watcher learns of a cancellation without a goroutine
+// of its own, and a call that ends normally costs it nothing more.
+func (c *ServerCall) OnDone(f func(died bool)) {
+	var ran atomic.Bool
+	run := func(died bool) {
+		if ran.CompareAndSwap(false, true) {
+			f(died)
+		}
+	}
+	stop := context.AfterFunc(c.ctx, func() { run(true) })
+	unwatch := func() {
+		if stop() { // f was not started and never will be by the context
+			run(false)
+		}
+	}
+	c.fmu.Lock()
+	if c.final == nil {
+		c.unwatch = append(c.unwatch, unwatch)
+		c.fmu.Unlock()
+		return
+	}
+	c.fmu.Unlock()
+	// Over already: f(false) unless the context runs f first.
+	unwatch()
 }
 
 // wait runs on grpc-go's handler goroutine until the call is finished or

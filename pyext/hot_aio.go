@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -382,4 +383,130 @@ func hotAioCallDone(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	return aioWhenClosed(c.Context().Done(), func() pyObj { return C.hot_bool(1) }, cq, token)
+}
+
+// aioServer is what an asyncio server's notify shares with its takes:
+// armed is set by a take that found the queue empty, and the next queued
+// call (alone) pushes the token, so a burst of calls costs the loop one
+// token and one take, not one of each per call.
+type aioServer struct{ armed atomic.Bool }
+
+var aioServers sync.Map // *core.Server -> *aioServer
+
+// hotAioServerAttach makes the server announce its calls on cq instead of
+// its dispatcher (dispatch.h): token completes when a call is queued after
+// a take found none (see aio_server_take), and once when the server stops.
+// So the loop takes calls itself and no goroutine waits for them. Call it
+// before the server starts; the server holds a count on cq until it stops
+// (its last notify).
+//
+//export hotAioServerAttach
+func hotAioServerAttach(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	a := &aioServer{}
+	a.armed.Store(true)
+	aioServers.Store(s, a)
+	C.hot_cq_ref(cq)
+	s.SetNotify(func(stopped bool) {
+		if stopped {
+			aioServers.Delete(s)
+			C.hot_cq_complete(cq, token)
+		} else if a.armed.Swap(false) {
+			C.hot_cq_push(cq, token)
+		}
+	})
+	return C.hot_none()
+}
+
+// hotAioServerTake is the list of up to maxN queued calls' events (as
+// server_take makes them; [] if none is queued), or None once the server
+// stopped. A take that comes back short arms the server's notify (see
+// aioServer) and looks once more, so a call queued meanwhile is either
+// taken now or announced.
+//
+//export hotAioServerTake
+func hotAioServerTake(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	var a *aioServer
+	if v, ok := aioServers.Load(s); ok {
+		a = v.(*aioServer)
+	}
+	var calls []*core.ServerCall
+	armed := a == nil
+	for len(calls) < int(maxN) {
+		c, more := s.Take()
+		if !more {
+			if len(calls) == 0 {
+				return C.hot_none()
+			}
+			break
+		}
+		if c == nil {
+			if armed {
+				break
+			}
+			a.armed.Store(true)
+			armed = true
+			continue
+		}
+		calls = append(calls, c)
+	}
+	l := C.hot_list(C.Py_ssize_t(len(calls)))
+	for i, c := range calls {
+		C.hot_list_set(l, C.Py_ssize_t(i), serverEvent(c))
+	}
+	return l
+}
+
+// hotAioCallWatch completes token on cq if the call dies (the client
+// cancels it, its deadline passes, the server stops) before it is
+// finished; a call finished first completes nothing. No goroutine waits
+// (core.ServerCall.OnDone).
+//
+//export hotAioCallWatch
+func hotAioCallWatch(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	C.hot_cq_ref(cq)
+	c.OnDone(func(died bool) {
+		if died {
+			C.hot_cq_complete(cq, token)
+		} else {
+			C.hot_cq_unref(cq)
+		}
+	})
+	return C.hot_none()
+}
+
+// hotAioCallSendHeader is call_send_header for an event loop: it keeps the
+// GIL, since sending headers never waits for the network (grpc-go queues
+// them on its control buffer) and the call's lock is only held briefly
+// (core.ServerCall.SendHeader); the binding sends headers before any
+// response, so no writer can hold it across a flow-control wait.
+//
+//export hotAioCallSendHeader
+func hotAioCallSendHeader(h C.uintptr_t, md pyObj) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	m, r := mdFromPy(md)
+	switch r {
+	case mdRaised:
+		return nil
+	case mdInvalid:
+		return C.hot_none() // the caller ends the call with INTERNAL
+	}
+	return C.hot_bool(C.int(b2i(c.SendHeader(m) == nil)))
+}
+
+// hotAioCallSetCompression is call_set_compression for an event loop,
+// keeping the GIL: the binding calls it only before the first response, when
+// no writer can hold the call's lock.
+//
+//export hotAioCallSetCompression
+func hotAioCallSetCompression(h C.uintptr_t, algorithm C.int) (ret pyObj) {
+	defer guard(&ret)
+	value[*core.ServerCall](h).SetCompressor(core.CompressorName(int(algorithm)))
+	return C.hot_none()
 }

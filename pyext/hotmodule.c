@@ -764,6 +764,37 @@ static PyObject *m_aio_call_done(PyObject *self, PyObject *args) {
     return aio_on(args, call_h, hotAioCallDone);
 }
 
+static PyObject *m_aio_server_attach(PyObject *self, PyObject *args) {
+    return aio_on(args, server_h, hotAioServerAttach);
+}
+static PyObject *m_aio_call_watch(PyObject *self, PyObject *args) {
+    return aio_on(args, call_h, hotAioCallWatch);
+}
+
+static PyObject *m_aio_server_take(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    Py_ssize_t max;
+    if (!PyArg_ParseTuple(args, "O&n", server_h, &h, &max)) return NULL;
+    FORK_GUARD();
+    return hotAioServerTake(h, max);
+}
+
+static PyObject *m_aio_call_send_header(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    PyObject *md;
+    if (!PyArg_ParseTuple(args, "O&O", call_h, &h, &md)) return NULL;
+    FORK_GUARD();
+    return hotAioCallSendHeader(h, md);
+}
+
+static PyObject *m_aio_call_set_compression(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    int algorithm;
+    if (!PyArg_ParseTuple(args, "O&i", call_h, &h, &algorithm)) return NULL;
+    FORK_GUARD();
+    return hotAioCallSetCompression(h, algorithm);
+}
+
 static PyObject *m_aio_channel_watch(PyObject *self, PyObject *args) {
     hot_cq *q;
     unsigned long long token;
@@ -986,6 +1017,16 @@ static PyMethodDef methods[] = {
      "aio_call_recv(cq, token, call, max) -> list ([] at the end) | op"},
     {"aio_call_send", m_aio_call_send, METH_VARARGS, "aio_call_send(cq, token, call, response) -> queued | op"},
     {"aio_call_done", m_aio_call_done, METH_VARARGS, "aio_call_done(cq, token, call) -> True | op"},
+    {"aio_server_attach", m_aio_server_attach, METH_VARARGS,
+     "aio_server_attach(cq, token, server): token completes after each queued call and at stop"},
+    {"aio_server_take", m_aio_server_take, METH_VARARGS,
+     "aio_server_take(server, max) -> list of events ([] if none) | None once stopped"},
+    {"aio_call_watch", m_aio_call_watch, METH_VARARGS,
+     "aio_call_watch(cq, token, call): token completes if the call dies before it is finished"},
+    {"aio_call_send_header", m_aio_call_send_header, METH_VARARGS,
+     "aio_call_send_header(call, metadata) -> sent | None (invalid), never waits"},
+    {"aio_call_set_compression", m_aio_call_set_compression, METH_VARARGS,
+     "aio_call_set_compression(call, algorithm), never waits"},
     {NULL, NULL, 0, NULL},
 };
 

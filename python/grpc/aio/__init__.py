@@ -18,6 +18,7 @@ from ._interceptor import (ClientCallDetails, ClientInterceptor, InterceptedUnar
                            StreamUnaryClientInterceptor, UnaryStreamClientInterceptor,
                            UnaryUnaryClientInterceptor)
 from ._metadata import Metadata
+from ._server import server
 from ._typing import EOF
 
 __all__ = (
@@ -40,10 +41,3 @@ def init_grpc_aio():
 
 def shutdown_grpc_aio():
     """Kept for compatibility: nothing global to shut down."""
-
-
-def server(migration_thread_pool=None, handlers=None, interceptors=None, options=None,
-           maximum_concurrent_rpcs=None, compression=None):
-    """An asyncio server (not implemented yet)."""
-    raise NotImplementedError(
-        "grpc.aio (asyncio) servers are not implemented yet by grpcgo; use the synchronous grpc API")

@@ -1,0 +1,843 @@
+"""grpc.aio's server on the Go engine.
+
+grpc-go accepts connections and calls; the event loop that started the
+server runs every handler. The loop never blocks in the engine:
+
+* Calls are announced on the loop's completion queue (pyext/cq.h): the
+  server's notify completes one token per burst of calls (``aio_server_attach``)
+  and the loop, in its reader callback, takes every queued call
+  (``aio_server_take``) and starts one task per call. No goroutine or
+  thread waits for calls.
+* Each call is watched (``aio_call_watch``): if it dies before it is
+  finished (the client cancels, the deadline passes, the server stops), its
+  token completes and the handler's task is cancelled; a call finished
+  first costs the watch nothing more.
+* Requests, responses and the other waits are ``aio_*`` operations that
+  answer at once when they can and otherwise complete a token
+  (grpc/aio/_completion.py).
+
+Handlers run as grpcio's aio server runs them: coroutines and async
+generators on the loop, plain functions and generators in the migration
+thread pool (the loop's default executor if none was given), with a
+synchronous context whose ``abort``/``send_initial_metadata`` run on the
+loop. Status semantics follow grpcio's aio server: an exception is UNKNOWN
+"Unexpected <class ...>: ..." (or the code the handler set), ``abort``
+sends its status at once and raises ``AbortError``.
+"""
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import time
+
+import grpc
+from grpc import _common
+from grpc import _runtime
+from grpc.aio import _base_server
+from grpc.aio import _completion
+from grpc.aio._call import AbortError, InternalError, UsageError
+from grpc.aio._interceptor import ServerInterceptor
+from grpc.aio._typing import EOF
+
+_LOGGER = logging.getLogger(__name__)
+
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
+_UNKNOWN = grpc.StatusCode.UNKNOWN
+_INTERNAL = grpc.StatusCode.INTERNAL
+_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
+
+# How many calls one take, and requests one receive, may bring in.
+_BATCH = 64
+
+_READY, _RUNNING, _STOPPING, _STOPPED = range(4)
+
+_EMPTY = ()
+
+
+class _HandlerCallDetails(grpc.HandlerCallDetails):
+    __slots__ = ("method", "invocation_metadata")
+
+    def __init__(self, method, invocation_metadata):
+        self.method = method
+        self.invocation_metadata = invocation_metadata
+
+
+class _CallOver(Exception):
+    """A write or read found the call over (the client went away): the
+    handler's task is being cancelled; nothing more can be sent."""
+
+
+def _is_async_handler(handler):
+    return (inspect.isawaitable(handler) or inspect.iscoroutinefunction(handler)
+            or inspect.isasyncgenfunction(handler))
+
+
+async def _wait(q, loop, token, op):
+    """Waits for op (started with token) to complete; its result."""
+    future = loop.create_future()
+    q.waiting[token] = future
+    try:
+        await future
+    except BaseException:
+        q.forget(token)
+        raise
+    return q.hot.aio_result(op)
+
+
+class _Rpc:
+    """One call being served: the engine's call, its state, and the waiter
+    its watch token resolves (the queue calls ``set_result`` when the call
+    died before it was finished)."""
+
+    __slots__ = ("server", "hot", "call", "method", "metadata", "peer", "deadline", "first",
+                 "task", "token", "finished", "died", "status_sent", "metadata_sent",
+                 "abort_exception", "code", "details", "trailing_metadata", "callbacks",
+                 "context")
+
+    def __init__(self, server, call, method, metadata, peer, time_left, first):
+        self.server = server
+        self.hot = server._hot
+        self.call = call
+        self.method = method
+        self.metadata = metadata
+        self.peer = peer
+        self.deadline = None if time_left is None else time.monotonic() + time_left
+        self.first = first
+        self.task = None
+        self.token = 0
+        self.finished = False  # the watch is over
+        self.died = False
+        self.status_sent = False
+        self.metadata_sent = False
+        self.abort_exception = None
+        self.code = None
+        self.details = ""
+        self.trailing_metadata = _EMPTY
+        self.callbacks = None
+        self.context = None
+
+    # The completion queue's waiter interface (see _completion._Queue._drain).
+    def done(self):
+        return self.finished
+
+    def set_result(self, _):
+        # The call died before the handler finished it.
+        self.finished = True
+        self.died = True
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def raise_for_termination(self):
+        if self.abort_exception is not None:
+            raise self.abort_exception
+        if self.status_sent:
+            raise UsageError("RPC already finished.")
+
+    def finish(self, code, details, trailing_metadata=None, last=None):
+        """Ends the call with a status (once)."""
+        self.status_sent = True
+        self.metadata_sent = True
+        try:
+            self.hot.call_finish(self.call, code.value[0], details or "",
+                                 trailing_metadata or None, last)
+        except Exception:
+            # The engine ended the call with INTERNAL; say why.
+            _LOGGER.exception("Invalid trailing metadata %r", trailing_metadata)
+
+
+class _Acceptor:
+    """The waiter of a server's token: takes every queued call when the
+    engine announces some, on the loop's thread, and waits again."""
+
+    __slots__ = ("server",)
+
+    def __init__(self, server):
+        self.server = server
+
+    def done(self):
+        return False
+
+    def set_result(self, _):
+        try:
+            self.server._accept()
+        except Exception:  # pragma: no cover - a bug; keep the loop alive
+            _LOGGER.exception("grpc.aio server: taking calls failed")
+
+
+class ServicerContext(_base_server.ServicerContext):
+    """The context an async handler gets (grpc.aio.ServicerContext)."""
+
+    __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
+                 "_reading", "_eof", "_auth")
+
+    def __init__(self, rpc, q, loop, deserializer, serializer):
+        self._rpc = rpc
+        self._q = q
+        self._loop = loop
+        self._deserializer = deserializer
+        self._serializer = serializer
+        self._batch = None
+        self._next = 0
+        self._reading = None  # (token, op, future) of a receive under way
+        self._eof = False
+        self._auth = None
+
+    def _arm(self, token):
+        future = self._loop.create_future()
+        self._q.waiting[token] = future
+        return future
+
+    async def _recv(self):
+        """The next request's bytes, or None at the end."""
+        batch = self._batch
+        if batch is not None and self._next < len(batch):
+            data = batch[self._next]
+            self._next += 1
+            return data
+        if self._eof:
+            return None
+        rpc, q = self._rpc, self._q
+        if self._reading is None:
+            token = next(q.tokens)
+            got = rpc.hot.aio_call_recv(q.cq, token, rpc.call, _BATCH)
+            if type(got) is not list:
+                self._reading = (token, got, self._arm(token))
+        if self._reading is not None:
+            token, op, future = self._reading
+            try:
+                await future
+            except asyncio.CancelledError:
+                # A receive cancelled half-way (a timeout around read())
+                # stays under way for the next read, so no request is lost.
+                if future.cancelled():
+                    if q.waiting.get(token) is future:
+                        self._reading = (token, op, self._arm(token))
+                    else:  # it completed meanwhile
+                        done = self._loop.create_future()
+                        done.set_result(None)
+                        self._reading = (token, op, done)
+                raise
+            self._reading = None
+            got = rpc.hot.aio_result(op)
+        if not got:
+            self._eof = True
+            return None
+        self._batch, self._next = got, 1
+        return got[0]
+
+    async def read(self):
+        rpc = self._rpc
+        rpc.raise_for_termination()
+        data = await self._recv()
+        rpc.raise_for_termination()
+        if data is None:
+            return EOF
+        return _common.deserialize(data, self._deserializer)
+
+    async def write(self, message):
+        rpc = self._rpc
+        rpc.raise_for_termination()
+        data = _serialize(message, self._serializer)
+        rpc.metadata_sent = True
+        q = self._q
+        token = next(q.tokens)
+        sent = rpc.hot.aio_call_send(q.cq, token, rpc.call, data)
+        if sent is True:
+            return
+        if sent is not False:
+            sent = await _wait(q, self._loop, token, sent)
+        if not sent:
+            raise _CallOver("the RPC has ended")
+
+    async def send_initial_metadata(self, initial_metadata):
+        rpc = self._rpc
+        rpc.raise_for_termination()
+        if rpc.metadata_sent:
+            raise UsageError("Send initial metadata failed: already sent")
+        rpc.metadata_sent = True
+        sent = rpc.hot.aio_call_send_header(rpc.call, tuple(initial_metadata or ()))
+        if sent is None:
+            # Metadata gRPC forbids: grpcio's core ends the call with INTERNAL.
+            rpc.finish(_INTERNAL, "Invalid metadata")
+            raise InternalError("Invalid metadata")
+        if not sent:
+            raise _CallOver("the RPC has ended")
+
+    async def abort(self, code, details="", trailing_metadata=_EMPTY):
+        rpc = self._rpc
+        if rpc.abort_exception is not None:
+            raise UsageError("Abort already called!")
+        rpc.abort_exception = AbortError("Locally aborted.")
+        if trailing_metadata == _EMPTY and rpc.trailing_metadata:
+            trailing_metadata = rpc.trailing_metadata
+        else:
+            rpc.trailing_metadata = tuple(trailing_metadata or ())
+        if details == "" and rpc.details:
+            details = rpc.details
+        else:
+            rpc.details = details
+        if code is _OK or not isinstance(code, grpc.StatusCode):
+            # As the sync server (grpcio's aio server hangs the call).
+            _LOGGER.error("abort() called with %r; returning UNKNOWN", code)
+            code, details = _UNKNOWN, ""
+        rpc.code = code
+        if not rpc.status_sent:
+            rpc.finish(code, details, trailing_metadata)
+        raise rpc.abort_exception
+
+    async def abort_with_status(self, status):
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def set_trailing_metadata(self, trailing_metadata):
+        self._rpc.trailing_metadata = tuple(trailing_metadata or ())
+
+    def trailing_metadata(self):
+        return self._rpc.trailing_metadata
+
+    def invocation_metadata(self):
+        return self._rpc.metadata
+
+    def set_code(self, code):
+        self._rpc.code = code
+
+    def code(self):
+        return self._rpc.code
+
+    def set_details(self, details):
+        self._rpc.details = details
+
+    def details(self):
+        return self._rpc.details
+
+    def set_compression(self, compression):
+        rpc = self._rpc
+        if rpc.metadata_sent:
+            raise RuntimeError("Compression setting must be specified before sending initial metadata")
+        # As the sync server: NoCompression keeps the server's default.
+        if compression:
+            rpc.hot.aio_call_set_compression(rpc.call, int(compression))
+
+    def disable_next_message_compression(self):
+        # grpc-go compresses a call's messages alike; the hint changes no
+        # result, only bytes on the wire.
+        pass
+
+    def peer(self):
+        return self._rpc.peer
+
+    def _auth_context(self):
+        if self._auth is None:
+            self._auth = self._rpc.hot.call_auth_context(self._rpc.call)
+        return self._auth
+
+    def peer_identities(self):
+        properties, key = self._auth_context()
+        return None if key is None else list(properties[key])
+
+    def peer_identity_key(self):
+        return self._auth_context()[1]
+
+    def auth_context(self):
+        return {k: list(v) for k, v in self._auth_context()[0].items()}
+
+    def time_remaining(self):
+        deadline = self._rpc.deadline
+        if deadline is None:
+            return None
+        return max(deadline - time.monotonic(), 0.0)
+
+    def add_done_callback(self, callback):
+        rpc = self._rpc
+        if rpc.callbacks is None:
+            rpc.callbacks = []
+        rpc.callbacks.append(functools.partial(callback, self))
+
+    def done(self):
+        return self._rpc.status_sent or self._rpc.died
+
+    def cancelled(self):
+        rpc = self._rpc
+        return rpc.died or rpc.code is _CANCELLED
+
+
+class _SyncServicerContext:
+    """The context a plain (thread pool) handler gets: grpc.ServicerContext's
+    methods, the ones that touch the call run on the server's loop."""
+
+    def __init__(self, context):
+        self._context = context
+        self._loop = context._loop
+        self._callbacks = []
+
+    def _on_loop(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def abort(self, code, details="", trailing_metadata=_EMPTY):
+        self._on_loop(self._context.abort(code, details, trailing_metadata))
+
+    def abort_with_status(self, status):
+        self.abort(status.code, status.details, status.trailing_metadata)
+
+    def send_initial_metadata(self, initial_metadata):
+        self._on_loop(self._context.send_initial_metadata(initial_metadata))
+
+    def set_trailing_metadata(self, trailing_metadata):
+        self._context.set_trailing_metadata(trailing_metadata)
+
+    def trailing_metadata(self):
+        return self._context.trailing_metadata()
+
+    def invocation_metadata(self):
+        return self._context.invocation_metadata()
+
+    def set_code(self, code):
+        self._context.set_code(code)
+
+    def code(self):
+        return self._context.code()
+
+    def set_details(self, details):
+        self._context.set_details(details)
+
+    def details(self):
+        return self._context.details()
+
+    def set_compression(self, compression):
+        self._context.set_compression(compression)
+
+    def disable_next_message_compression(self):
+        self._context.disable_next_message_compression()
+
+    def add_callback(self, callback):
+        self._callbacks.append(callback)
+        return True
+
+    def is_active(self):
+        return not self._context.done()
+
+    def cancelled(self):
+        return self._context.cancelled()
+
+    def peer(self):
+        return self._context.peer()
+
+    def peer_identities(self):
+        return self._context.peer_identities()
+
+    def peer_identity_key(self):
+        return self._context.peer_identity_key()
+
+    def auth_context(self):
+        return self._context.auth_context()
+
+    def time_remaining(self):
+        return self._context.time_remaining()
+
+
+class _RequestReceiver:
+    """The request iterator an async streaming-request handler gets (it
+    reads through the context, so the two can be mixed)."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context):
+        self._context = context
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        message = await self._context.read()
+        if message is EOF:
+            raise StopAsyncIteration()
+        return message
+
+
+def _sync_requests(context, loop):
+    """The request iterator a plain streaming-request handler gets: each
+    request is read on the loop."""
+    eof = EOF
+    while True:
+        message = asyncio.run_coroutine_threadsafe(context.read(), loop).result()
+        if message is eof:
+            return
+        yield message
+
+
+async def _sync_responses(generator, loop, pool, run):
+    """A plain handler's response iterator, advanced in the pool."""
+    done = object()
+
+    def step():
+        return next(generator, done)
+
+    while True:
+        response = await loop.run_in_executor(pool, run, step)
+        if response is done:
+            return
+        yield response
+
+
+class Server(_base_server.Server):
+    """Serves RPCs on the event loop that starts it."""
+
+    def __init__(self, thread_pool, generic_handlers, interceptors, options,
+                 maximum_concurrent_rpcs, compression):
+        if interceptors:
+            invalid = [i for i in interceptors if not isinstance(i, ServerInterceptor)]
+            if invalid:
+                raise ValueError(
+                    "Interceptor must be ServerInterceptor, the following are invalid: %s" % invalid)
+        if maximum_concurrent_rpcs is not None and maximum_concurrent_rpcs <= 0:
+            raise ValueError("maximum_concurrent_rpcs should be a positive integer")
+        _validate_generic_handlers(generic_handlers)
+        self._pool = thread_pool
+        self._generic = list(generic_handlers)
+        self._registered = {}
+        self._interceptors = tuple(interceptors or ())
+        self._hot = _runtime.hot()
+        self._handle = self._hot.server_new(
+            _common.options_json(_common.with_compression(options, compression)),
+            int(maximum_concurrent_rpcs or 0))
+        self._credentials = []
+        self._state = _READY
+        self._loop = None
+        self._q = None
+        self._token = 0
+        self._acceptor = _Acceptor(self)
+        self._rpcs = set()  # tasks of the calls being served
+        self._unary = set()  # methods whose requests the engine reads ahead
+        self._guard = None
+        self._stopped = None  # set on the server's loop once stop() is done
+        _runtime.track_server(self)
+
+    # -- configuration --------------------------------------------------------
+    def add_generic_rpc_handlers(self, generic_rpc_handlers):
+        _validate_generic_handlers(generic_rpc_handlers)
+        self._generic.extend(generic_rpc_handlers)
+
+    def add_registered_method_handlers(self, service_name, method_handlers):
+        if self._state != _READY:
+            _LOGGER.warning("Cannot register method handlers once server has started")
+            return
+        for method, handler in (method_handlers or {}).items():
+            self._registered["/%s/%s" % (service_name, method)] = handler
+
+    def add_insecure_port(self, address):
+        if isinstance(address, bytes):
+            address = address.decode()
+        return self._hot.server_add_port(self._handle, address)
+
+    def add_secure_port(self, address, server_credentials):
+        if not isinstance(server_credentials, grpc.ServerCredentials):
+            raise TypeError(
+                "server_credentials must be grpc.ServerCredentials, not %r" % (server_credentials,))
+        from grpc import _credentials  # (loaded on use: importing grpc.aio loads no engine)
+
+        if isinstance(address, bytes):
+            address = address.decode()
+        inner = server_credentials._credentials
+        self._credentials.append(inner)  # keeps fetchers registered while we live
+        return self._hot.server_add_port(self._handle, address, _credentials.capsule_of(inner))
+
+    # -- life cycle -----------------------------------------------------------
+    async def start(self):
+        if self._state == _RUNNING:
+            return
+        if self._state != _READY:
+            raise UsageError("Server not in ready state")
+        loop, q = _completion.queue()
+        hot = self._hot
+        self._loop, self._q = loop, q
+        self._token = next(q.tokens)
+        hot.aio_server_attach(q.cq, self._token, self._handle)
+        try:
+            hot.server_start(self._handle)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        self._state = _RUNNING
+        self._stopped = loop.create_future()
+        q.waiting[self._token] = self._acceptor
+        self._guard = loop.create_task(self._guard_loop(), name="grpc.aio server")
+
+    async def _guard_loop(self):
+        """Lives as long as the server runs. asyncio.run() cancels it when
+        its loop ends (Ctrl-C, or main() returned with the server still
+        running): the server then stops at once, as nobody will serve it."""
+        try:
+            await asyncio.shield(self._stopped)
+        except asyncio.CancelledError:
+            if self._state == _RUNNING:
+                self._state = _STOPPING
+                q = self._q
+                self._hot.aio_server_stop(q.cq, next(q.tokens), self._handle, 0.0)
+                for task in list(self._rpcs):
+                    task.cancel()
+            raise
+
+    async def stop(self, grace):
+        if self._state in (_READY, _STOPPED):
+            return
+        grace = 0.0 if grace is None else max(float(grace), 0.0)
+        self._state = _STOPPING
+        loop, q = _completion.queue()
+        token = next(q.tokens)
+        op = self._hot.aio_server_stop(q.cq, token, self._handle, grace)
+        # Go refuses new calls now, gives the calls in flight grace, then
+        # cancels them (their watches cancel the handlers' tasks). Then
+        # every handler must have returned.
+        await _wait(q, loop, token, op)
+        if loop is self._loop:
+            current = asyncio.current_task()
+            tasks = [t for t in self._rpcs if t is not current]
+            if tasks:
+                await asyncio.wait(tasks)
+        self._state = _STOPPED
+        stopped = self._stopped
+        if stopped is not None and not stopped.done():
+            if loop is self._loop:
+                stopped.set_result(None)
+            else:
+                self._loop.call_soon_threadsafe(_set_if_pending, stopped)
+
+    async def wait_for_termination(self, timeout=None):
+        loop, q = _completion.queue()
+        token = next(q.tokens)
+        stopped = self._hot.aio_server_stopped(q.cq, token, self._handle)
+
+        def stopping_here():
+            return self._state == _STOPPING and self._loop is loop
+
+        if stopped is True and not stopping_here():
+            return False
+
+        async def terminated():
+            if stopped is not True:
+                await _wait(q, loop, token, stopped)
+            if stopping_here():
+                # stop() on this loop still waits for handlers to return.
+                await asyncio.shield(self._stopped)
+
+        if timeout is None:
+            await terminated()
+            return False
+        try:
+            await asyncio.wait_for(terminated(), timeout)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+    def _shutdown_at_exit(self):
+        self._hot.server_stop(self._handle, 0.0)
+
+    # -- serving --------------------------------------------------------------
+    def _accept(self):
+        """Starts a task for every queued call, then waits for more (on the
+        loop's thread, from the completion queue's reader callback)."""
+        hot, handle = self._hot, self._handle
+        while True:
+            events = hot.aio_server_take(handle, _BATCH)
+            if events is None:
+                return  # stopped: no more calls
+            for event in events:
+                self._spawn(event)
+            if len(events) < _BATCH:
+                break
+        self._q.waiting[self._token] = self._acceptor
+
+    def _spawn(self, event):
+        rpc = _Rpc(self, *event)
+        q = self._q
+        task = self._loop.create_task(self._serve(rpc), context=contextvars.Context())
+        rpc.task = task
+        self._rpcs.add(task)
+        task.add_done_callback(self._rpcs.discard)
+        rpc.token = token = next(q.tokens)
+        q.waiting[token] = rpc
+        self._hot.aio_call_watch(q.cq, token, rpc.call)
+
+    def _query(self, details):
+        handler = self._registered.get(details.method)
+        if handler is not None:
+            return handler
+        for generic in self._generic:
+            handler = generic.service(details)
+            if handler is not None:
+                return handler
+        return None
+
+    async def _lookup(self, rpc):
+        details = _HandlerCallDetails(rpc.method, rpc.metadata)
+        if not self._interceptors:
+            return self._query(details)
+        interceptors = iter(self._interceptors)
+
+        async def continuation(call_details):
+            interceptor = next(interceptors, None)
+            if interceptor is None:
+                return self._query(call_details)
+            return await interceptor.intercept_service(continuation, call_details)
+
+        return await continuation(details)
+
+    async def _serve(self, rpc):
+        try:
+            try:
+                handler = await self._lookup(rpc)
+                if handler is None:
+                    rpc.finish(_UNIMPLEMENTED, "Method not found!")
+                    return
+                await self._run(rpc, handler)
+            except AbortError as error:
+                if error is not rpc.abort_exception:
+                    # An AbortError the handler made itself: the call ends
+                    # as for any exception.
+                    raise
+            else:
+                if rpc.abort_exception is not None:
+                    _LOGGER.error("Abort error unexpectedly suppressed: %r", rpc.abort_exception)
+        except (asyncio.CancelledError, _CallOver):
+            pass
+        except Exception as error:
+            if not rpc.status_sent and not rpc.died:
+                _LOGGER.exception("Unexpected [%s] raised by servicer method [%s]",
+                                  type(error).__name__, rpc.method)
+                code = rpc.code if rpc.code is not None and rpc.code is not _OK else _UNKNOWN
+                rpc.finish(code, "Unexpected %s: %s" % (type(error), error), rpc.trailing_metadata)
+        finally:
+            if not rpc.status_sent:
+                # Cancelled: the call is over already, this only releases it.
+                rpc.finish(_CANCELLED, "Cancelled")
+            if not rpc.finished:
+                rpc.finished = True
+                self._q.forget(rpc.token)
+            context = rpc.context
+            if context is not None and context._reading is not None:
+                self._q.forget(context._reading[0])
+            callbacks = rpc.callbacks
+            if callbacks:
+                for callback in callbacks:
+                    try:
+                        callback()
+                    except Exception:
+                        _LOGGER.exception("Error in callback for method [%s]", rpc.method)
+
+    async def _run(self, rpc, handler):
+        loop, q = self._loop, self._q
+        streaming_request = handler.request_streaming
+        context = ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
+        rpc.context = context
+        if streaming_request:
+            behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
+            if _is_async_handler(behavior):
+                request = _RequestReceiver(context)
+            else:
+                request = _sync_requests(context, loop)
+        else:
+            behavior = handler.unary_stream if handler.response_streaming else handler.unary_unary
+            data = rpc.first
+            rpc.first = None
+            if data is None:
+                if rpc.method not in self._unary:
+                    # From now on the engine reads this method's request
+                    # before it hands the call over.
+                    self._unary.add(rpc.method)
+                    self._hot.server_mark_unary(self._handle, rpc.method)
+                data = await context._recv()
+                if data is None:
+                    return  # the client went away before sending it
+            request = _common.deserialize(data, handler.request_deserializer)
+        if handler.response_streaming:
+            await self._stream_responses(rpc, context, behavior, request)
+        else:
+            await self._unary_response(rpc, context, behavior, request, handler.response_serializer)
+
+    def _in_pool(self, behavior, request, context):
+        """Runs a plain handler in the migration thread pool with a sync
+        context; its result and that context."""
+        sync_context = _SyncServicerContext(context)
+        run = contextvars.copy_context().run
+        return sync_context, self._loop.run_in_executor(
+            self._pool, run, behavior, request, sync_context)
+
+    async def _unary_response(self, rpc, context, behavior, request, serializer):
+        if _is_async_handler(behavior):
+            response = await behavior(request, context)
+        else:
+            sync_context, future = self._in_pool(behavior, request, context)
+            response = await future
+            for callback in sync_context._callbacks:
+                callback()
+        if inspect.isawaitable(response):
+            response = await response
+        rpc.raise_for_termination()
+        code = rpc.code if rpc.code is not None else _OK
+        if code is _OK:
+            payload = b"" if response is None and serializer is None else _serialize(
+                response, serializer)
+            rpc.finish(_OK, rpc.details, rpc.trailing_metadata, payload)
+        else:
+            rpc.finish(code, rpc.details, rpc.trailing_metadata)
+
+    async def _stream_responses(self, rpc, context, behavior, request):
+        if inspect.iscoroutinefunction(behavior):
+            # The handler writes through the context and returns None.
+            await behavior(request, context)
+        else:
+            sync_context = None
+            if inspect.isasyncgenfunction(behavior):
+                responses = behavior(request, context)
+            else:
+                sync_context = _SyncServicerContext(context)
+                run = contextvars.copy_context().run
+                generator = behavior(request, sync_context)
+                if hasattr(generator, "__aiter__"):
+                    responses = generator
+                else:
+                    responses = _sync_responses(iter(generator), self._loop, self._pool, run)
+            try:
+                async for response in responses:
+                    rpc.raise_for_termination()
+                    await context.write(response)
+            finally:
+                aclose = getattr(responses, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            if sync_context is not None:
+                for callback in sync_context._callbacks:
+                    callback()
+        rpc.raise_for_termination()
+        code = rpc.code if rpc.code is not None else _OK
+        rpc.finish(code, rpc.details, rpc.trailing_metadata)
+
+
+def _serialize(message, serializer):
+    # grpcio's aio server sends a str as its UTF-8 bytes.
+    if isinstance(message, str):
+        message = message.encode("utf-8")
+    return _common.serialize(message, serializer)
+
+
+def _set_if_pending(future):
+    if not future.done():
+        future.set_result(None)
+
+
+def _validate_generic_handlers(handlers):
+    for handler in handlers:
+        if not hasattr(handler, "service"):
+            raise AttributeError(
+                '"{}" must conform to grpc.GenericRpcHandler type but does '
+                'not have "service" method!'.format(handler))
+
+
+def server(migration_thread_pool=None, handlers=None, interceptors=None, options=None,
+           maximum_concurrent_rpcs=None, compression=None):
+    """Creates a grpc.aio server (see grpc.aio.server)."""
+    return Server(migration_thread_pool, () if handlers is None else handlers,
+                  () if interceptors is None else interceptors,
+                  () if options is None else options, maximum_concurrent_rpcs, compression)
