@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // CallSpec is what a client call needs besides its messages.
@@ -79,6 +81,11 @@ func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Ms
 	liveClientCalls.Add(1)
 	err := ch.cc.Invoke(ctx, spec.Method, req, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
 	liveClientCalls.Add(-1)
+	if err != nil && isNoResponse(err) {
+		// The server ended the call OK without a response: grpcio hands
+		// the application None, so the call is OK with no message (nil).
+		return nil, header, &Status{Trailer: trailer}
+	}
 	st = statusFrom(ctx, err)
 	st.Trailer = trailer
 	if err != nil {
@@ -86,6 +93,15 @@ func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Ms
 		return nil, header, st
 	}
 	return emptyIfNil(resp), header, st
+}
+
+// noResponse is how grpc-go (v1.85, stream.go) fails a non-server-streaming
+// call whose server sent status OK and no message; it has no other cause.
+const noResponse = "cardinality violation: received no response message from non-server-streaming RPC"
+
+func isNoResponse(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Internal && s.Message() == noResponse
 }
 
 // StartUnary begins a unary call on its own goroutine.

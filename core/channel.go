@@ -30,7 +30,7 @@ type Channel struct {
 // does not connect until a call or a connectivity request needs it.
 func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, error) {
 	cfg := ChannelOptions(opts)
-	transport := creds.transport(cfg.TLSServerName)
+	transport := creds.transport(cfg.TLSServerName, cfg.TLSSessions)
 	if cfg.Authority != "" && cfg.TLSServerName != "" {
 		// grpcio sends one name as :authority and checks the certificate
 		// against the other; grpc-go refuses two different names unless the
@@ -69,8 +69,12 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 }
 
 // resolveTarget handles grpcio's "ipv4:" and "ipv6:" address-list targets,
-// which grpc-go has no resolver for, with a static resolver of their own.
+// which grpc-go has no resolver for, with a static resolver of their own;
+// and "localhost", see localhostTarget.
 func resolveTarget(target string) (string, []grpc.DialOption, error) {
+	if resolved, extra, ok := localhostTarget(target); ok {
+		return resolved, extra, nil
+	}
 	var scheme string
 	switch {
 	case strings.HasPrefix(target, "ipv4:"):
@@ -94,6 +98,27 @@ func resolveTarget(target string) (string, []grpc.DialOption, error) {
 	r := manual.NewBuilderWithScheme("grpcgo-static")
 	r.InitialState(resolver.State{Addresses: addrs})
 	return "grpcgo-static:///" + list, []grpc.DialOption{grpc.WithResolvers(r)}, nil
+}
+
+// localhostTarget makes "localhost:PORT" (also "dns:///localhost:PORT")
+// reach a server listening on [::1] as well as on 127.0.0.1, as grpcio's
+// resolver does whatever /etc/hosts says: both addresses, IPv6 first, in a
+// static resolver, with "localhost:PORT" kept as the authority and
+// "localhost" as the name TLS checks.
+func localhostTarget(target string) (string, []grpc.DialOption, bool) {
+	hostPort := strings.TrimPrefix(strings.TrimPrefix(target, "dns:///"), "dns:")
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil || !strings.EqualFold(host, "localhost") || port == "" {
+		return "", nil, false
+	}
+	addrs := []resolver.Address{
+		{Addr: net.JoinHostPort("::1", port), ServerName: host},
+		{Addr: net.JoinHostPort("127.0.0.1", port), ServerName: host},
+	}
+	r := manual.NewBuilderWithScheme("grpcgo-localhost")
+	r.InitialState(resolver.State{Addresses: addrs})
+	// The options' own authority, if any, comes later and wins.
+	return "grpcgo-localhost:///" + hostPort, []grpc.DialOption{grpc.WithResolvers(r), grpc.WithAuthority(hostPort)}, true
 }
 
 // Close cancels every call on the channel and releases the connection.

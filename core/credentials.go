@@ -20,7 +20,10 @@ import (
 // ChannelCredentials is how a channel secures its connections, plus the
 // call credentials every call on it carries. The zero value is insecure.
 type ChannelCredentials struct {
-	newTransport func(serverName string) credentials.TransportCredentials
+	// newTransport makes a channel's transport credentials: the name the
+	// server's certificate must carry ("": the target's) and the channel's
+	// TLS session cache (nil: none); only TLS uses them.
+	newTransport func(serverName string, sessions tls.ClientSessionCache) credentials.TransportCredentials
 	Call         []*CallCredentials
 	refuse       *Status // set: every call fails at once with it
 }
@@ -35,11 +38,11 @@ func (c *ChannelCredentials) refusal() *Status {
 // Insecure reports whether connections go unencrypted and unauthenticated.
 func (c *ChannelCredentials) Insecure() bool { return c == nil || c.newTransport == nil }
 
-func (c *ChannelCredentials) transport(serverName string) credentials.TransportCredentials {
+func (c *ChannelCredentials) transport(serverName string, sessions tls.ClientSessionCache) credentials.TransportCredentials {
 	if c.Insecure() {
 		return insecure.NewCredentials()
 	}
-	return c.newTransport(serverName)
+	return c.newTransport(serverName, sessions)
 }
 
 // TLSChannel verifies the server against roots (system roots when
@@ -50,11 +53,12 @@ func TLSChannel(roots []byte, hasRoots bool, key, chain []byte) (*ChannelCredent
 	cfg, err := tlsClientConfig(roots, hasRoots, key, chain)
 	if err != nil {
 		fail := unavailableTransport{err: fmt.Errorf("cannot create the TLS handshaker: %v", err), protocol: "tls"}
-		return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials { return fail }}, nil
+		return &ChannelCredentials{newTransport: func(string, tls.ClientSessionCache) credentials.TransportCredentials { return fail }}, nil
 	}
-	return &ChannelCredentials{newTransport: func(serverName string) credentials.TransportCredentials {
+	return &ChannelCredentials{newTransport: func(serverName string, sessions tls.ClientSessionCache) credentials.TransportCredentials {
 		c := cfg.Clone()
 		c.ServerName = serverName
+		c.ClientSessionCache = sessions
 		return credentials.NewTLS(c)
 	}}, nil
 }
@@ -81,7 +85,7 @@ func tlsClientConfig(roots []byte, hasRoots bool, key, chain []byte) (*tls.Confi
 // LocalChannel trusts the connection because it stays on this machine
 // (a unix socket, or loopback TCP).
 func LocalChannel(uds bool) *ChannelCredentials {
-	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
+	return &ChannelCredentials{newTransport: func(string, tls.ClientSessionCache) credentials.TransportCredentials {
 		return localKind{local.NewCredentials(), uds}
 	}}
 }
@@ -127,11 +131,11 @@ func (l localKind) Clone() credentials.TransportCredentials {
 func ALTSChannel(serviceAccounts []string) *ChannelCredentials {
 	if !onGoogleCloud() {
 		// As grpcio: every call fails at once with INTERNAL.
-		return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
+		return &ChannelCredentials{newTransport: func(string, tls.ClientSessionCache) credentials.TransportCredentials {
 			return unavailableTransport{err: errNoALTS, protocol: "alts"}
 		}, refuse: &Status{Code: codes.Internal, Details: errNoALTS.Error()}}
 	}
-	return &ChannelCredentials{newTransport: func(string) credentials.TransportCredentials {
+	return &ChannelCredentials{newTransport: func(string, tls.ClientSessionCache) credentials.TransportCredentials {
 		return alts.NewClientCreds(&alts.ClientOptions{TargetServiceAccounts: serviceAccounts})
 	}}
 }

@@ -900,7 +900,7 @@ func TestALTSFailsClearlyOffGoogleCloud(t *testing.T) {
 	if _, err := srv.AddPort("127.0.0.1:0", ALTSServer()); err == nil || !strings.Contains(err.Error(), "Failed to bind to address") {
 		t.Fatalf("AddPort with ALTS off Google Cloud: %v", err)
 	}
-	if got := ALTSChannel(nil).transport("").Info().SecurityProtocol; got != "alts" {
+	if got := ALTSChannel(nil).transport("", nil).Info().SecurityProtocol; got != "alts" {
 		t.Fatalf("ALTS channel protocol %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -94,7 +95,8 @@ type ChannelConfig struct {
 	Dial          []grpc.DialOption
 	Call          []grpc.CallOption
 	Authority     string
-	TLSServerName string // the name the server's certificate must carry
+	TLSServerName string                 // the name the server's certificate must carry
+	TLSSessions   tls.ClientSessionCache // grpc.ssl_session_cache; nil: none
 }
 
 // ChannelOptions maps grpcio channel arguments onto grpc-go dial options.
@@ -120,6 +122,10 @@ func ChannelOptions(opts []Option) ChannelConfig {
 			cfg.Authority = o.Str
 		case "grpc.ssl_target_name_override":
 			cfg.TLSServerName = o.Str
+		case "grpc.ssl_session_cache":
+			if o.IsInt {
+				cfg.TLSSessions = sessionCache(o.Int)
+			}
 		case "grpc.primary_user_agent":
 			primaryUA = o.Str
 		case "grpc.secondary_user_agent":

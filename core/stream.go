@@ -62,7 +62,10 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 			s.out.end()
 		}
 	}
-	desc := &grpc.StreamDesc{ServerStreams: serverStreams, ClientStreams: clientStreams}
+	// grpc-go is told every call may stream responses: the binding counts
+	// them as grpcio does (an OK call without a response gives None, where
+	// grpc-go would fail it with INTERNAL).
+	desc := &grpc.StreamDesc{ServerStreams: true, ClientStreams: clientStreams}
 	go func() {
 		defer liveClientCalls.Add(-1)
 		defer cancel(nil)

@@ -839,6 +839,18 @@ static PyObject *m_creds_local_server(PyObject *self, PyObject *args) {
 }
 ARGS0(m_creds_alts_server, hotCredsALTSServer())
 ARGS0(m_creds_insecure_server, hotCredsInsecureServer())
+static PyObject *m_session_cache_new(PyObject *self, PyObject *args) {
+    int capacity;
+    if (!PyArg_ParseTuple(args, "i", &capacity)) return NULL;
+    FORK_GUARD();
+    return hotSessionCacheNew(capacity);
+}
+static PyObject *m_session_cache_release(PyObject *self, PyObject *args) {
+    long long id;
+    if (!PyArg_ParseTuple(args, "L", &id)) return NULL;
+    FORK_GUARD();
+    return hotSessionCacheRelease(id);
+}
 static PyObject *m_creds_alts_channel(PyObject *self, PyObject *args) {
     PyObject *accounts;
     if (!PyArg_ParseTuple(args, "O", &accounts)) return NULL;
@@ -980,6 +992,10 @@ static PyMethodDef methods[] = {
     {"creds_local_server", m_creds_local_server, METH_VARARGS, "creds_local_server(uds)"},
     {"creds_alts_server", m_creds_alts_server, METH_NOARGS, "creds_alts_server()"},
     {"creds_insecure_server", m_creds_insecure_server, METH_NOARGS, "creds_insecure_server()"},
+    {"session_cache_new", m_session_cache_new, METH_VARARGS,
+     "session_cache_new(capacity) -> number of a TLS session cache"},
+    {"session_cache_release", m_session_cache_release, METH_VARARGS,
+     "session_cache_release(number)"},
     {"callback_next", m_callback_next, METH_VARARGS,
      "callback_next(timeout) -> (request, kind, id, service_url, method_name) or None"},
     {"callback_reply", m_callback_reply, METH_VARARGS,

@@ -565,7 +565,8 @@ def simple_stubs(monkeypatch):
     monkeypatch.setattr(grpc, "insecure_channel", insecure_channel)
     monkeypatch.setattr(grpc, "secure_channel", secure_channel)
     monkeypatch.setattr(grpc, "ssl_channel_credentials", lambda: "default-ssl")
-    monkeypatch.setattr(exp, "_CHANNEL_CACHE", exp._ChannelCache())
+    stubs = sys.modules["grpc._simple_stubs"]  # where grpcio keeps the cache too
+    monkeypatch.setattr(stubs, "_CHANNEL_CACHE", stubs._ChannelCache())
     monkeypatch.setattr(exp, "_EXPERIMENTAL_APIS_USED", {"unary_unary", "unary_stream", "stream_unary", "stream_stream"})
     return exp, created
 
@@ -602,7 +603,7 @@ def test_simple_stubs_reuse_cached_channels(simple_stubs):
     assert created[3].credentials == "default-ssl"
     assert created[3].calls[1][4]["wait_for_ready"] is False
     assert created[3].calls[1][4]["timeout"] is None
-    assert exp._CHANNEL_CACHE._test_only_channel_count() == 4
+    assert sys.modules["grpc._simple_stubs"]._CHANNEL_CACHE._test_only_channel_count() == 4
 
 
 def test_simple_stubs_insecure_excludes_credentials(simple_stubs):
@@ -614,7 +615,7 @@ def test_simple_stubs_insecure_excludes_credentials(simple_stubs):
 
 def test_simple_stubs_evict_beyond_maximum(simple_stubs, monkeypatch):
     exp, created = simple_stubs
-    monkeypatch.setattr(exp, "_MAXIMUM_CHANNELS", 2)
+    monkeypatch.setattr(sys.modules["grpc._simple_stubs"], "_MAXIMUM_CHANNELS", 2)
     for port in (1, 2, 1, 3):  # using :1 again makes :2 the oldest
         exp.unary_unary(b"", f"localhost:{port}", "/s/M", insecure=True)
     assert [(c.target, c.closed) for c in created] == [
@@ -622,17 +623,17 @@ def test_simple_stubs_evict_beyond_maximum(simple_stubs, monkeypatch):
         ("localhost:2", True),
         ("localhost:3", False),
     ]
-    assert exp._CHANNEL_CACHE._test_only_channel_count() == 2
+    assert sys.modules["grpc._simple_stubs"]._CHANNEL_CACHE._test_only_channel_count() == 2
 
 
 def test_simple_stubs_evict_idle_channels(simple_stubs, monkeypatch):
     exp, created = simple_stubs
-    monkeypatch.setattr(exp, "_EVICTION_PERIOD", 0.1)
+    monkeypatch.setattr(sys.modules["grpc._simple_stubs"], "_EVICTION_PERIOD", 0.1)
     exp.unary_unary(b"", "localhost:1", "/s/M", insecure=True)
     deadline = time.monotonic() + 10
     while not created[0].closed and time.monotonic() < deadline:
         time.sleep(0.02)
     assert created[0].closed
-    assert exp._CHANNEL_CACHE._test_only_channel_count() == 0
+    assert sys.modules["grpc._simple_stubs"]._CHANNEL_CACHE._test_only_channel_count() == 0
     exp.unary_unary(b"", "localhost:1", "/s/M", insecure=True)
     assert len(created) == 2 and not created[1].closed

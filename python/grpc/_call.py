@@ -24,7 +24,6 @@ SERIALIZE_FAILED = "Exception serializing request!"
 _DESERIALIZE_FAILED = "Exception deserializing response!"
 _ITERATION_FAILED = "Exception iterating requests!"
 _LOCALLY_CANCELLED = "Locally cancelled by application!"
-_NO_RESPONSE = "No response received for a unary-response call!"
 
 
 class _Outcome:
@@ -139,7 +138,7 @@ class _CompletedCall(grpc.Call, grpc.Future):
         return self._outcome.details
 
     def debug_error_string(self):
-        return None
+        return ""  # grpcio: empty once the call ended OK
 
     def is_active(self):
         return False
@@ -180,14 +179,18 @@ def _local_failure(code, details):
 
 
 class _CallbackWatcher:
-    """Runs callbacks once, when a call ends, from a thread that waits for
-    the end (started only when someone asks for a callback)."""
+    """Runs callbacks once, when a call ends: from a thread that waits for
+    the end (started only when someone asks for a callback), or from the
+    first thread that learns of the end. Until they have run, fire() from
+    any other thread waits for them, so that they have run when result()
+    returns or an iteration ends, as in grpcio."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = threading.Condition(threading.Lock())
         self._callbacks = []
         self._fired = False
         self._watching = False
+        self._runner = None  # the thread running the callbacks
 
     def add(self, fn, start_watch):
         """Returns False if the call already ended (fn not kept)."""
@@ -201,16 +204,28 @@ class _CallbackWatcher:
         return True
 
     def fire(self, *args):
+        me = threading.get_ident()
         with self._lock:
             if self._fired:
+                # A callback that asks for the result runs on the runner.
+                while self._runner is not None and self._runner != me:
+                    self._lock.wait()
                 return
             self._fired = True
             callbacks, self._callbacks = self._callbacks, []
-        for fn in callbacks:
-            try:
-                fn(*args)
-            except Exception:
-                _LOGGER.exception("Exception in callback %r", fn)
+            if not callbacks:
+                return
+            self._runner = me
+        try:
+            for fn in callbacks:
+                try:
+                    fn(*args)
+                except Exception:
+                    _LOGGER.exception("Exception in callback %r", fn)
+        finally:
+            with self._lock:
+                self._runner = None
+                self._lock.notify_all()
 
 
 def _spawn(target, *args):
@@ -299,7 +314,8 @@ class _LiveCall(grpc.RpcError, grpc.Call, grpc.Future):
         return self._final(None).details
 
     def debug_error_string(self):
-        return _debug_string(self._final(None))
+        outcome = self._final(None)
+        return "" if outcome.code is _OK else _debug_string(outcome)
 
     def is_active(self):
         return self._wait(0) is None
@@ -327,8 +343,16 @@ class _LiveCall(grpc.RpcError, grpc.Call, grpc.Future):
     def done(self):
         return self._wait(0) is not None
 
-    def result(self, timeout=None):
+    def _outcome_after_callbacks(self, timeout):
+        """The final outcome (None if timeout passed first), once the
+        call's callbacks have run."""
         outcome = self._final(timeout)
+        if outcome is not None:
+            self._fire()
+        return outcome
+
+    def result(self, timeout=None):
+        outcome = self._outcome_after_callbacks(timeout)
         if outcome is None:
             raise grpc.FutureTimeoutError()
         if self._cancelled:
@@ -338,7 +362,7 @@ class _LiveCall(grpc.RpcError, grpc.Call, grpc.Future):
         raise self
 
     def exception(self, timeout=None):
-        outcome = self._final(timeout)
+        outcome = self._outcome_after_callbacks(timeout)
         if outcome is None:
             raise grpc.FutureTimeoutError()
         if self._cancelled:
@@ -445,7 +469,9 @@ class _StreamCall(_LiveCall):
         if not self._buffer:
             batch = self._hot.stream_recv(self._stream, _BATCH, -1.0)
             if not batch:
-                if self._wait(None).code is _OK:
+                outcome = self._wait(None)
+                self._fire()  # the call's callbacks have run when iteration ends
+                if outcome.code is _OK:
                     raise StopIteration()
                 raise self
             self._buffer.extend(batch)
@@ -473,9 +499,7 @@ class _StreamCall(_LiveCall):
                 self._buffer.clear()
                 if not batch:
                     batch = self._hot.stream_recv(self._stream, 1, 0.0) or []
-                if not batch:
-                    outcome.code, outcome.details = _INTERNAL, _NO_RESPONSE
-                else:
+                if batch:  # else the server ended OK without one: None, as in grpcio
                     try:
                         outcome.response = _common.deserialize(batch[0], self._deserializer)
                     except Exception:

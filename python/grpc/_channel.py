@@ -107,7 +107,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
 
     def _outcome(self, code, details, response, initial, trailing):
         outcome = _Outcome(_common.CODES[code], details, initial, trailing)
-        if code == 0:
+        if code == 0 and response is not None:  # None: the server sent none
             try:
                 outcome.response = _common.deserialize(response, self._deserializer)
             except Exception:

@@ -3,6 +3,7 @@
 import collections
 import json
 import logging
+import time
 
 import grpc
 
@@ -13,6 +14,65 @@ Metadatum = collections.namedtuple("_Metadatum", ("key", "value"))
 
 # grpc.StatusCode by wire value.
 CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+# Status codes and connectivity states by their wire value, under grpcio's
+# names for these maps (libraries reach for them).
+CYGRPC_STATUS_CODE_TO_STATUS_CODE = CODES
+STATUS_CODE_TO_CYGRPC_STATUS_CODE = {code: value for value, code in CODES.items()}
+CYGRPC_CONNECTIVITY_STATE_TO_CHANNEL_CONNECTIVITY = {
+    state.value[0]: state for state in grpc.ChannelConnectivity
+}
+
+# The longest a blocking wait() sleeps before it looks again, so that signal
+# handlers run on a waiting main thread.
+MAXIMUM_WAIT_TIMEOUT = 0.1
+
+
+def encode(s):
+    """UTF-8 bytes of a str; bytes unchanged."""
+    return s if isinstance(s, bytes) else s.encode("utf8")
+
+
+def decode(b):
+    """A str from UTF-8 bytes (bad bytes replaced); anything else unchanged."""
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else b
+
+
+def fully_qualified_method(group, method):
+    """The path of a method, as gRPC puts it on the wire: /service/method."""
+    return "/%s/%s" % (group, method)
+
+
+def wait(wait_fn, wait_complete_fn, timeout=None, spin_cb=None):
+    """Waits in short slices until wait_complete_fn() is true.
+
+    wait_fn is an Event.wait or Condition.wait (it takes timeout=); between
+    slices spin_cb, if given, runs. Returns True if timeout (seconds) passed
+    first, else False.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not wait_complete_fn():
+        if deadline is None:
+            wait_fn(timeout=MAXIMUM_WAIT_TIMEOUT)
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining < 0:
+                return True
+            wait_fn(timeout=min(remaining, MAXIMUM_WAIT_TIMEOUT))
+        if spin_cb is not None:
+            spin_cb()
+    return False
+
+
+def validate_port_binding_result(address, port):
+    """port, or RuntimeError if binding address failed (port 0)."""
+    if port == 0:
+        raise RuntimeError(
+            "Failed to bind to address %s; set GRPC_VERBOSITY=debug environment "
+            "variable to see detailed error message." % address
+        )
+    return port
 
 
 def code_value(code):
@@ -38,9 +98,10 @@ def wait_for_ready_arg(wait_for_ready):
 def options_json(options):
     """Encodes channel or server options for the engine.
 
-    Options are (key, value) pairs with int, float, str or bytes values, as
-    grpcio accepts; other values are a TypeError there and here. Options the
-    engine does not know are ignored, as grpcio ignores them.
+    Options are (key, value) pairs with int, float, str or bytes values, or
+    objects with __int__, as grpcio accepts; other values are a TypeError
+    there and here. Options the engine does not know are ignored, as grpcio
+    ignores them.
     """
     pairs = []
     for option in options or ():
@@ -56,6 +117,10 @@ def options_json(options):
             continue
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
+        if not isinstance(value, (int, float, str)) and hasattr(type(value), "__int__"):
+            # grpcio takes such objects as pointers (an SSLSessionCache, for
+            # one); here the integer names the engine's object.
+            value = int(value)
         if not isinstance(value, (int, float, str)):
             raise TypeError(
                 "Expected int, bytes, or behavior, got %s for channel argument %r"

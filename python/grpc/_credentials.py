@@ -8,6 +8,7 @@ user's AuthMetadataPlugins and certificate fetchers when Go asks for them
 """
 
 import collections
+import contextvars
 import itertools
 import logging
 import threading
@@ -88,10 +89,26 @@ def access_token_call_credentials(access_token):
 def metadata_call_credentials(metadata_plugin, name):
     if not callable(metadata_plugin):
         raise TypeError("metadata_plugin must be callable (a grpc.AuthMetadataPlugin)")
-    ident = _callbacks.register(metadata_plugin)
+    # The plugin runs in a copy of the context it was given in, as in grpcio
+    # (it runs on a thread of ours, whose own context is empty).
+    ident = _callbacks.register(_InContext(metadata_plugin, contextvars.copy_context()))
     credentials = Credentials(_runtime.hot().creds_plugin(ident))
     weakref.finalize(credentials, _callbacks.unregister, ident)
     return credentials
+
+
+class _InContext:
+    """Calls fn in a fresh copy of a saved context (a copy per call, since
+    calls may run at once on several threads)."""
+
+    __slots__ = ("_fn", "_context")
+
+    def __init__(self, fn, context):
+        self._fn = fn
+        self._context = context
+
+    def __call__(self, *args):
+        return self._context.copy().run(self._fn, *args)
 
 
 def composite_call_credentials(*call_credentials):

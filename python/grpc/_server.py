@@ -13,6 +13,7 @@ linger while the pool has other work queued, so the pool stays the user's.
 """
 
 import concurrent.futures
+import contextvars
 import logging
 import threading
 
@@ -50,10 +51,11 @@ class _HandlerCallDetails(grpc.HandlerCallDetails):
 class _RequestIterator:
     """The request stream a handler iterates, taken from Go in batches."""
 
-    def __init__(self, hot, call, deserializer, first=None):
+    def __init__(self, hot, call, deserializer, context, first=None):
         self._hot = hot
         self._call = call
         self._deserializer = deserializer
+        self._context = context
         # A request the engine read ahead (the method's handler used to take
         # a single request) comes first.
         self._batch = [] if first is None else [first]
@@ -67,6 +69,7 @@ class _RequestIterator:
             self._batch = self._hot.call_recv(self._call, _BATCH)
             self._next = 0
             if not self._batch:
+                self._context._half_closed = True
                 raise StopIteration()
         data = self._batch[self._next]
         self._next += 1
@@ -128,6 +131,13 @@ class _Server(grpc.Server):
         if not method_handlers:
             return
         with self._lock:
+            if self._started:
+                # grpcio ignores them too (silently); generic handlers added
+                # now are still used.
+                _LOGGER.warning(
+                    "add_registered_method_handlers(%r) after the server started: ignored",
+                    service_name)
+                return
             for method, handler in method_handlers.items():
                 self._registered["/%s/%s" % (service_name, method)] = handler
 
@@ -205,6 +215,17 @@ class _Server(grpc.Server):
     def _shutdown_at_exit(self):
         self._hot.server_stop(self._handle, 0.0)
 
+    def __del__(self):
+        # A server that is collected (or whose __del__ is called, as grpcio's
+        # tests do) stops: its calls are cancelled and wait_for_termination
+        # returns. No lock here: the engine's stop is safe from any thread.
+        try:
+            if self._started and not self._stopped:
+                self._stopped = True
+                self._hot.server_stop(self._handle, 0.0)
+        except Exception:  # pylint: disable=broad-except
+            pass
+
     def wait_for_termination(self, timeout=None):
         """Blocks until the server stops; True if timeout passed first."""
         return not self._hot.server_wait(self._handle, _common.timeout_arg(timeout))
@@ -258,7 +279,11 @@ class _Server(grpc.Server):
             with self._lock:
                 self._active += 1
             try:
-                _handle_call(self, *event)
+                # Each RPC (its interceptors and handler) runs in a fresh,
+                # empty contextvars.Context, as in grpcio: nothing one RPC
+                # sets leaks into the next on this thread.
+                rpc_context = contextvars.Context()
+                rpc_context.run(_handle_call, self, rpc_context, *event)
             finally:
                 self._done()
             event = hot.server_linger(handle, _LINGER) if self._may_linger() else None
@@ -278,6 +303,7 @@ def _intercepted(interceptor, continuation):
 
 
 def _finish(hot, call, context, code, details, last=None):
+    context._statused = True
     try:
         hot.call_finish(call, code, details, context._trailing_metadata, last)
     except Exception:
@@ -287,7 +313,13 @@ def _finish(hot, call, context, code, details, last=None):
         context._run_callbacks()
 
 
-def _handle_call(server, call, method, metadata, peer, time_left, first):
+def _behavior(handler):
+    if handler.request_streaming:
+        return handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return handler.unary_stream if handler.response_streaming else handler.unary_unary
+
+
+def _handle_call(server, rpc_context, call, method, metadata, peer, time_left, first):
     hot = server._hot
     details = _HandlerCallDetails(method, metadata)
     try:
@@ -299,10 +331,37 @@ def _handle_call(server, call, method, metadata, peer, time_left, first):
     if handler is None:
         hot.call_finish(call, _UNIMPLEMENTED, "Method not found!", None, None)
         return
+    behavior = _behavior(handler)
+    pool = getattr(behavior, "experimental_thread_pool", None)
+    if isinstance(pool, concurrent.futures.ThreadPoolExecutor) and pool is not server._pool:
+        # grpcio's per-method pool: the handler runs there, in (a copy of)
+        # this RPC's context.
+        with server._lock:
+            server._active += 1
+        try:
+            pool.submit(rpc_context.copy().run, _serve_in_pool, server, rpc_context, handler,
+                        behavior, call, method, metadata, peer, time_left, first)
+        except Exception:  # the pool was shut down
+            server._done()
+            hot.call_finish(call, _UNAVAILABLE, "server is shutting down", None, None)
+        return
+    _serve(server, rpc_context, handler, behavior, call, method, metadata, peer, time_left, first)
+
+
+def _serve_in_pool(server, *args):
+    try:
+        _serve(server, *args)
+    finally:
+        server._done()
+
+
+def _serve(server, rpc_context, handler, behavior, call, method, metadata, peer, time_left, first):
+    hot = server._hot
     context = ServicerContext(hot, call, metadata, peer, time_left)
+    context._contextvars = rpc_context
     try:
         if handler.request_streaming:
-            request = _RequestIterator(hot, call, handler.request_deserializer, first)
+            request = _RequestIterator(hot, call, handler.request_deserializer, context, first)
         else:
             if first is not None:
                 data = first
@@ -313,19 +372,43 @@ def _handle_call(server, call, method, metadata, peer, time_left, first):
             if data is None:
                 _finish(hot, call, context, _CANCELLED, "Cancelled")
                 return
+            context._half_closed = True
             try:
                 request = _common.deserialize(data, handler.request_deserializer)
             except Exception:
                 _LOGGER.exception("Exception deserializing request!")
                 raise Abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from None
-        if handler.response_streaming:
-            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
-            _stream_responses(hot, call, context, behavior(request, context), handler.response_serializer)
-        else:
-            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
+        if not handler.response_streaming:
             _unary_response(hot, call, context, behavior(request, context), handler.response_serializer)
+        elif getattr(behavior, "experimental_non_blocking", False):
+            # grpcio's non-blocking streaming handler: it is given the
+            # function that sends each response (None ends the call with the
+            # context's status) and may return at once; the call stays open
+            # without holding this thread.
+            behavior(request, context, _response_sender(hot, call, context, handler.response_serializer))
+        else:
+            _stream_responses(hot, call, context, behavior(request, context), handler.response_serializer)
     except Exception as error:
         _fail(hot, call, context, error)
+
+
+def _response_sender(hot, call, context, serializer):
+    def send_response(response):
+        if context._statused:
+            return
+        if response is None:
+            code, details = _status(context)
+            _finish(hot, call, context, code, details)
+            return
+        try:
+            payload = _common.serialize(response, serializer)
+        except Exception:
+            _LOGGER.exception("Failed to serialize response!")
+            _finish(hot, call, context, _INTERNAL, "Failed to serialize response!")
+            return
+        hot.call_send(call, payload)
+
+    return send_response
 
 
 def _fail(hot, call, context, error, what="Exception calling application"):
@@ -343,14 +426,24 @@ def _fail(hot, call, context, error, what="Exception calling application"):
             code = context._code
         if context._details is not None:
             details = context._details
-    if code is grpc.StatusCode.OK:
-        code = grpc.StatusCode.UNKNOWN
-    _finish(hot, call, context, code.value[0], details or "")
+    code = _wire_code(code)
+    if code == _OK:
+        code = _UNKNOWN
+    _finish(hot, call, context, code, details or "")
+
+
+def _wire_code(code):
+    """The wire value of a code a handler set: UNKNOWN for anything that is
+    not a grpc.StatusCode (an int, say), as in grpcio."""
+    if isinstance(code, grpc.StatusCode):
+        return code.value[0]
+    return _UNKNOWN
 
 
 def _status(context):
-    code = context._code if context._code is not None else grpc.StatusCode.OK
-    return code.value[0], context._details or ""
+    if context._code is None:
+        return _OK, context._details or ""
+    return _wire_code(context._code), context._details or ""
 
 
 def _unary_response(hot, call, context, response, serializer):

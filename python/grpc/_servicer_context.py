@@ -21,6 +21,55 @@ class Abort(Exception):
         self.details = details
 
 
+# The client's side of a call, in grpcio's words (grpc._server's _state.client).
+OPEN, CLOSED, CANCELLED = "open", "closed", "cancelled"
+
+
+def _encoded(details):
+    return details.encode("utf-8") if isinstance(details, str) else details
+
+
+class _State:
+    """grpcio's per-RPC state record (``context._state``), which monitoring
+    libraries read (py-grpc-prometheus reads ``client`` and ``code``), as a
+    view of the context: ``code``, ``details`` (bytes), ``client`` ("open",
+    "closed" once the request stream ended, "cancelled" once the call died
+    without a status from us), ``trailing_metadata``, ``aborted``,
+    ``statused``, and the rest of grpcio's fields."""
+
+    __slots__ = ("_context", "condition")
+
+    def __init__(self, context):
+        self._context = context
+        self.condition = threading.Condition()
+
+    code = property(lambda self: self._context._code,
+                    lambda self, v: setattr(self._context, "_code", v))
+    details = property(lambda self: _encoded(self._context._details),
+                       lambda self, v: setattr(self._context, "_details", v))
+    trailing_metadata = property(lambda self: self._context._trailing_metadata,
+                                 lambda self, v: setattr(self._context, "_trailing_metadata", v))
+    aborted = property(lambda self: self._context._aborted)
+    statused = property(lambda self: self._context._statused)
+    initial_metadata_allowed = property(lambda self: not self._context._initial_metadata_sent)
+    callbacks = property(lambda self: self._context._callbacks)
+    context = property(lambda self: self._context._contextvars)
+
+    @property
+    def client(self):
+        context = self._context
+        if not context._statused and not context.is_active():
+            return CANCELLED
+        return CLOSED if context._half_closed else OPEN
+
+    # Fields grpcio keeps that have no counterpart here.
+    request = None
+    compression_algorithm = None
+    disable_next_compression = False
+    due = frozenset()
+    rpc_errors = ()
+
+
 class ServicerContext(grpc.ServicerContext):
     def __init__(self, hot, call, metadata, peer, time_left):
         self._hot = hot
@@ -37,6 +86,16 @@ class ServicerContext(grpc.ServicerContext):
         self._callbacks = []
         self._callbacks_lock = threading.Lock()
         self._watching = False
+        self._statused = False  # the call was given its status
+        self._half_closed = False  # the request stream ended
+        self._state_view = None
+        self._contextvars = None  # the contextvars.Context the RPC runs in
+
+    @property
+    def _state(self):
+        if self._state_view is None:
+            self._state_view = _State(self)
+        return self._state_view
 
     # -- RpcContext -----------------------------------------------------------
     def is_active(self):

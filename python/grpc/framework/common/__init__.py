@@ -1,0 +1,1 @@
+"""Enumerations shared by the framework interfaces."""

@@ -1,0 +1,1 @@
+"""Small concurrency utilities: pools, futures, stream consumers."""

@@ -1,0 +1,1 @@
+"""The framework's interface layers (base and face)."""

@@ -1,0 +1,1 @@
+"""The base interface layer: operations between a customer and a servicer."""

@@ -1,0 +1,1 @@
+"""The face interface layer: stubs, multi-callables and servicers."""
