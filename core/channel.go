@@ -103,8 +103,8 @@ func resolveTarget(target string) (string, []grpc.DialOption, error) {
 // localhostTarget makes "localhost:PORT" (also "dns:///localhost:PORT")
 // reach a server listening on [::1] as well as on 127.0.0.1, as grpcio's
 // resolver does whatever /etc/hosts says: both addresses, IPv6 first, in a
-// static resolver, with "localhost:PORT" kept as the authority and
-// "localhost" as the name TLS checks.
+// static resolver, with "localhost:PORT" kept as the authority (the
+// target's endpoint) and "localhost" as the name TLS checks.
 func localhostTarget(target string) (string, []grpc.DialOption, bool) {
 	hostPort := strings.TrimPrefix(strings.TrimPrefix(target, "dns:///"), "dns:")
 	host, port, err := net.SplitHostPort(hostPort)
@@ -117,8 +117,8 @@ func localhostTarget(target string) (string, []grpc.DialOption, bool) {
 	}
 	r := manual.NewBuilderWithScheme("grpcgo-localhost")
 	r.InitialState(resolver.State{Addresses: addrs})
-	// The options' own authority, if any, comes later and wins.
-	return "grpcgo-localhost:///" + hostPort, []grpc.DialOption{grpc.WithResolvers(r), grpc.WithAuthority(hostPort)}, true
+	// The target's endpoint, "localhost:PORT", stays the default authority.
+	return "grpcgo-localhost:///" + hostPort, []grpc.DialOption{grpc.WithResolvers(r)}, true
 }
 
 // Close cancels every call on the channel and releases the connection.

@@ -520,3 +520,13 @@ def test_localhost_reaches_ipv6_and_ipv4_loopback(address):
             assert ch.unary_unary("/s/M")(b"hi", timeout=TIMEOUT) == b"hi"
     finally:
         server.stop(None)
+
+
+def test_localhost_with_tls_and_a_target_name_override(pki):
+    # The name TLS checks comes from the override, which must not clash
+    # with the authority (the target's), as in grpcio.
+    server_creds = grpc.ssl_server_credentials([(pki.server.key, pki.server.cert)])
+    with serving(("[::1]:0", server_creds)) as (rec, [port]):
+        options = (("grpc.ssl_target_name_override", "localhost"),)
+        assert unary(f"localhost:{port}", grpc.ssl_channel_credentials(pki.ca.cert), options,
+                     request=b"tls") == b"tls"
