@@ -188,10 +188,22 @@ static inline void hot_wait_destroy(hot_wait *w) {
     sem_destroy(&w->sem);
 }
 
-/* The GIL. hot_release may be called only with the GIL held, hot_acquire
- * only with the thread state hot_release returned. */
-static inline PyThreadState *hot_release(void) { return PyEval_SaveThread(); }
-static inline void hot_acquire(PyThreadState *ts) { PyEval_RestoreThread(ts); }
+/* The GIL, and the exit gate (docs/ARCHITECTURE.md, "Exit").
+ *
+ * hot_in_go counts the calls into Go that hold the GIL or want it back;
+ * every call into Go made with the GIL goes through hotmodule.c's GO(),
+ * which counts it. Once exiting() closed the gate (hot_gate_closed), a
+ * thread other than the main one never takes the GIL back: it parks for
+ * good (hot_park) instead, so CPython's finalization never finds a thread
+ * with Go frames on its stack waiting for the GIL (it would end it with
+ * pthread_exit, unwinding through Go). exiting() waits, GIL released,
+ * until no counted call is left; a thread counts itself before it looks
+ * at the gate (both sequentially consistent), so one of the two always
+ * sees the other. */
+#include <stdatomic.h>
+extern atomic_int hot_in_go, hot_gate_closed;
+extern unsigned long hot_main_ident;
+void hot_park(void); /* gives nothing back: the thread sleeps until the process ends */
 
 /* Safe without the GIL: is the interpreter shutting down? A thread that sees
  * this must not take the GIL back. */
@@ -201,6 +213,29 @@ static inline int hot_finalizing(void) {
 #else
     return _Py_IsFinalizing();
 #endif
+}
+
+/* Counts the calling thread in (for a call into Go, or a wait's return)
+ * unless the gate is closed to it, in which case it parks. */
+static inline void hot_gate_enter(void) {
+    atomic_fetch_add(&hot_in_go, 1);
+    if ((atomic_load(&hot_gate_closed) || hot_finalizing()) &&
+        PyThread_get_thread_ident() != hot_main_ident) {
+        atomic_fetch_sub(&hot_in_go, 1);
+        hot_park();
+    }
+}
+static inline void hot_gate_leave(void) { atomic_fetch_sub(&hot_in_go, 1); }
+
+/* hot_release may be called only with the GIL held, inside a call counted
+ * by GO(); hot_acquire only with the thread state hot_release returned. */
+static inline PyThreadState *hot_release(void) {
+    hot_gate_leave();
+    return PyEval_SaveThread();
+}
+static inline void hot_acquire(PyThreadState *ts) {
+    hot_gate_enter();
+    PyEval_RestoreThread(ts);
 }
 
 static inline int hot_check_signals(void) { return PyErr_CheckSignals(); }

@@ -196,12 +196,6 @@ func hotUnaryResult(h C.uintptr_t) (ret pyObj) {
 	return unaryResult(value[*unaryCall](h))
 }
 
-// hotMayReturn tells a thread that waited outside Go whether it may run
-// Python again (see mayReturn).
-//
-//export hotMayReturn
-func hotMayReturn() C.int { return C.int(b2i(mayReturn())) }
-
 // hotUnaryWait returns the result tuple, or None if timeout passed first.
 //
 //export hotUnaryWait

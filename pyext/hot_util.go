@@ -27,13 +27,9 @@ type pyObj = *C.PyObject
 // main thread sees signals, so only it waits in slices.
 var mainThread atomic.Uint64
 
-// exiting is set when the interpreter starts shutting down: from then on a
-// thread that released the GIL takes it back only if it is in the set
-// (the threads the shutdown still waits for); nil lets no thread back.
-var (
-	exiting      atomic.Bool
-	exitingAllow atomic.Pointer[map[uint64]bool]
-)
+// exiting is set when the interpreter finalizes (grpc's atexit hook): the
+// engine then schedules no more pending calls into Python.
+var exiting atomic.Bool
 
 // metadatum is grpcio's _Metadatum namedtuple type (a strong reference,
 // set once by setup); metadata pairs are made of it.
@@ -46,55 +42,23 @@ func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	startTuning()
 }
 
-// exitAllowed collects, before hotExiting, the threads the shutdown still
-// waits for.
-var exitAllowed = map[uint64]bool{}
-
-//export hotExitAllow
-func hotExitAllow(ident C.ulong) { exitAllowed[uint64(ident)] = true }
-
-// hotExiting starts the shutdown: with all, no thread comes back into
-// Python; otherwise only the threads hotExitAllow named.
+// hotExiting is called by exiting() (hotmodule.c), which then closes the
+// exit gate (hot.h).
 //
 //export hotExiting
-func hotExiting(all C.int) {
-	if all != 0 {
-		exitingAllow.Store(nil)
-	} else {
-		set := exitAllowed
-		exitAllowed = map[uint64]bool{}
-		exitingAllow.Store(&set)
-	}
-	exiting.Store(true)
-}
-
-// mayReturn tells whether this thread may take the GIL back.
-func mayReturn() bool {
-	if C.hot_finalizing() != 0 {
-		return false
-	}
-	if !exiting.Load() {
-		return true
-	}
-	allow := exitingAllow.Load()
-	return allow != nil && (*allow)[uint64(C.PyThread_get_thread_ident())]
-}
+func hotExiting() { exiting.Store(true) }
 
 func isMainThread() bool {
 	return uint64(C.PyThread_get_thread_ident()) == mainThread.Load()
 }
 
-// release gives up the GIL; acquire takes it back. A thread that comes back
-// while the interpreter is finalizing parks for good instead: touching
-// Python then would crash or unwind through Go frames.
+// release gives up the GIL; acquire takes it back, through the exit gate
+// (hot.h): a thread other than the main one that comes back once the
+// interpreter finalizes parks for good instead, since CPython would end it
+// with Go frames on its stack.
 func release() *C.PyThreadState { return C.hot_release() }
 
-func acquire(ts *C.PyThreadState) {
-	if !mayReturn() {
-		select {}
-	}
-	C.hot_acquire(ts)
-}
+func acquire(ts *C.PyThreadState) { C.hot_acquire(ts) }
 
 // withoutGIL runs f with the GIL released.
 func withoutGIL(f func()) {

@@ -10,8 +10,43 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Python's main thread: the only one that sees signals. */
-static unsigned long main_thread_ident = 0;
+/* Python's main thread: the only one that sees signals, and the one that
+ * finalizes the interpreter. */
+unsigned long hot_main_ident = 0;
+#define main_thread_ident hot_main_ident
+
+/* ---- the exit gate (hot.h) ------------------------------------------------ */
+atomic_int hot_in_go;
+atomic_int hot_gate_closed;
+
+void hot_park(void) {
+    for (;;) pause(); /* the interpreter is exiting without this thread */
+}
+
+/* Before a call into Go, GIL held: counts it (see hot.h). A thread other
+ * than the main one that calls in once the gate closed gives the GIL up and
+ * parks for good instead. */
+static inline void go_enter(void) {
+    if (atomic_load_explicit(&hot_gate_closed, memory_order_relaxed) &&
+        PyThread_get_thread_ident() != hot_main_ident) {
+        PyEval_SaveThread();
+        hot_park();
+    }
+    atomic_fetch_add(&hot_in_go, 1);
+}
+
+/* A call into Go made with the GIL held: every one goes through these. */
+#define GO(call) ({ go_enter(); __typeof__(call) go_r_ = (call); hot_gate_leave(); go_r_; })
+#define GO_VOID(call) do { go_enter(); call; hot_gate_leave(); } while (0)
+
+/* Takes the GIL back after a wait in C (no Go frames on the stack), through
+ * the gate. */
+static inline void gate_restore(PyThreadState *ts) {
+    hot_gate_enter();
+    PyEval_RestoreThread(ts);
+    hot_gate_leave();
+}
+#define GATE_END_ALLOW_THREADS gate_restore(_save); }
 
 /* ---- fork ---------------------------------------------------------------
  * The Go runtime does not survive fork(): a child must never call into Go.
@@ -34,7 +69,7 @@ static PyObject *fork_error(void) {
 /* Python runs this soon after the engine queued references to drop. */
 static int drain_returns(void *unused) {
     (void)unused;
-    if (!forked) hotDrainReturns(); /* a forked child has no Go runtime */
+    if (!forked) GO_VOID(hotDrainReturns()); /* a forked child has no Go runtime */
     return 0;
 }
 
@@ -83,12 +118,12 @@ static void capsule_release(PyObject *cap) {
     uintptr_t h = (uintptr_t)PyCapsule_GetPointer(cap, name);
     if (h == 0 || forked) return;
     if (PyCapsule_GetContext(cap) != &settled_mark) {
-        hotRelease(h);
+        GO_VOID(hotRelease(h));
         return;
     }
     settled[n_settled++] = h;
     if (n_settled == SETTLED_BATCH) {
-        hotReleaseAll(settled, n_settled);
+        GO_VOID(hotReleaseAll(settled, n_settled));
         n_settled = 0;
     }
 }
@@ -148,7 +183,7 @@ static PyObject *m_setup(PyObject *self, PyObject *args) {
     FORK_GUARD();
     Py_INCREF(metadatum); /* kept for the life of the process */
     main_thread_ident = main_ident;
-    hotSetup(main_ident, metadatum);
+    GO_VOID(hotSetup(main_ident, metadatum));
     Py_RETURN_NONE;
 }
 
@@ -157,42 +192,19 @@ static PyObject *m_check(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* Set once exiting() has been called: only then does a thread that waited
- * in C need to ask Go whether it may take the GIL back. */
-static atomic_int exit_started;
-
-/* Called by a thread that waited in C with the GIL released, before it takes
- * the GIL back: once the interpreter is finalizing, or exiting without this
- * thread, it parks for good (touching Python then would crash). */
-static void park_if_exiting(void) {
-    if (hot_finalizing() || (atomic_load(&exit_started) && !hotMayReturn())) {
-        for (;;) pause(); /* the interpreter is exiting without this thread */
-    }
-}
-
-/* exiting(allowed_thread_idents or None): from now on only those threads
- * (None: no thread) take the GIL back after waiting in Go. */
-static PyObject *m_exiting(PyObject *self, PyObject *args) {
-    PyObject *allowed = Py_None;
-    if (!PyArg_ParseTuple(args, "|O", &allowed)) return NULL;
+/* exiting(): the interpreter is finalizing (grpc's atexit hook). Closes
+ * the gate (hot.h): from now on no thread but the main one takes the GIL
+ * back from the engine or calls into it; each parks for good instead. Then
+ * waits, GIL released, until no thread is left inside Go with the GIL or
+ * wanting it (bounded: Python code a thread runs from inside Go, a
+ * finalizer say, could block). */
+static PyObject *m_exiting(PyObject *self, PyObject *unused) {
     if (forked) Py_RETURN_NONE;
-    atomic_store(&exit_started, 1);
-    if (allowed == Py_None) {
-        hotExiting(1);
-        Py_RETURN_NONE;
-    }
-    PyObject *seq = PySequence_Fast(allowed, "allowed must be a sequence of thread idents");
-    if (seq == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        unsigned long ident = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        hotExitAllow(ident);
-    }
-    Py_DECREF(seq);
-    hotExiting(0);
+    GO_VOID(hotExiting());
+    atomic_store(&hot_gate_closed, 1);
+    Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < 400 && atomic_load(&hot_in_go) > 0; i++) usleep(5000);
+    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
@@ -202,14 +214,14 @@ static PyObject *m_channel_new(PyObject *self, PyObject *args) {
     PyObject *creds = Py_None;
     if (!PyArg_ParseTuple(args, "s#y#|O", &target, &tn, &opts, &on, &creds)) return NULL;
     FORK_GUARD();
-    return hotChannelNew((char *)target, tn, (char *)opts, on, creds);
+    return GO(hotChannelNew((char *)target, tn, (char *)opts, on, creds));
 }
 
 static PyObject *m_channel_close(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", channel_h, &h)) return NULL;
     FORK_GUARD();
-    return hotChannelClose(h);
+    return GO(hotChannelClose(h));
 }
 
 static PyObject *m_channel_state(PyObject *self, PyObject *args) {
@@ -217,7 +229,7 @@ static PyObject *m_channel_state(PyObject *self, PyObject *args) {
     int connect;
     if (!PyArg_ParseTuple(args, "O&p", channel_h, &h, &connect)) return NULL;
     FORK_GUARD();
-    return hotChannelState(h, connect);
+    return GO(hotChannelState(h, connect));
 }
 
 static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
@@ -226,7 +238,7 @@ static PyObject *m_channel_watch(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&id", channel_h, &h, &from, &timeout)) return NULL;
     FORK_GUARD();
-    return hotChannelWatch(h, from, timeout);
+    return GO(hotChannelWatch(h, from, timeout));
 }
 
 /* ---- waiting outside Go ----------------------------------------------------
@@ -255,8 +267,7 @@ static int wait_posted(sem_t *sem, int is_main, uintptr_t call, void (*cancel)(u
             ts = PyEval_SaveThread();
         }
     }
-    park_if_exiting();
-    PyEval_RestoreThread(ts);
+    gate_restore(ts);
     return failed ? -1 : 0;
 }
 
@@ -271,15 +282,15 @@ static PyObject *unary_blocking(uintptr_t h, const char *method, Py_ssize_t mn, 
     int is_main = PyThread_get_thread_ident() == main_thread_ident;
     hot_wait w;
     hot_wait_init(&w);
-    PyObject *started = hotUnaryCall(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md, wfr,
-                                     compression, creds, &w, response_only, is_main);
+    PyObject *started = GO(hotUnaryCall(h, (char *)method, mn, req->buf, req->len, LENDABLE(*req), timeout, md,
+                                        wfr, compression, creds, &w, response_only, is_main));
     PyObject *result = NULL;
     if (started != NULL) {
         Py_DECREF(started);
         if (wait_posted(&w.sem, is_main, (uintptr_t)&w, cancel_wait) == 0) {
-            result = w.has_data ? hot_wait_bytes(&w) : hotUnaryResult(w.call);
+            result = w.has_data ? hot_wait_bytes(&w) : GO(hotUnaryResult(w.call));
         }
-        if (w.call != 0) hotRelease(w.call);
+        if (w.call != 0) GO_VOID(hotRelease(w.call));
     }
     hot_wait_destroy(&w);
     return result;
@@ -303,8 +314,8 @@ static PyObject *unary_common(PyObject *args, int start) {
     if (forked) {
         fork_error();
     } else if (start) {
-        r = hotUnaryBegin(h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
-                          compression, creds);
+        r = GO(hotUnaryBegin(h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
+                             compression, creds));
     } else {
         r = unary_blocking(h, method, mn, &req, timeout, md, wfr, compression, creds, response_only);
     }
@@ -319,14 +330,14 @@ static PyObject *m_unary_wait(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&d", unary_h, &h, &timeout)) return NULL;
     FORK_GUARD();
-    return hotUnaryWait(h, timeout);
+    return GO(hotUnaryWait(h, timeout));
 }
 
 static PyObject *m_unary_cancel(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", unary_h, &h)) return NULL;
     FORK_GUARD();
-    return hotUnaryCancel(h);
+    return GO(hotUnaryCancel(h));
 }
 
 /* stream_start(channel, method, timeout, metadata, wait_for_ready, compression,
@@ -345,10 +356,10 @@ static PyObject *m_stream_start(PyObject *self, PyObject *args) {
         return NULL;
     note_thread();
     PyObject *r = forked ? fork_error()
-        : hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, creds, ss, cs,
-                         first.has ? first.view.buf : NULL, first.has ? first.view.len : 0,
-                         first.has ? LENDABLE(first.view) : NULL, first.has,
-                         close_after);
+        : GO(hotStreamStart(h, (char *)method, mn, timeout, md, wfr, compression, creds, ss, cs,
+                            first.has ? first.view.buf : NULL, first.has ? first.view.len : 0,
+                            first.has ? LENDABLE(first.view) : NULL, first.has,
+                            close_after));
     if (first.has) PyBuffer_Release(&first.view);
     return r;
 }
@@ -358,7 +369,7 @@ static PyObject *m_stream_send(PyObject *self, PyObject *args) {
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&y*", stream_h, &h, &msg)) return NULL;
     note_thread();
-    PyObject *r = forked ? fork_error() : hotStreamSend(h, msg.buf, msg.len, LENDABLE(msg));
+    PyObject *r = forked ? fork_error() : GO(hotStreamSend(h, msg.buf, msg.len, LENDABLE(msg)));
     PyBuffer_Release(&msg);
     return r;
 }
@@ -367,7 +378,7 @@ static PyObject *m_stream_close_send(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
     FORK_GUARD();
-    return hotStreamCloseSend(h);
+    return GO(hotStreamCloseSend(h));
 }
 
 static PyObject *m_stream_recv(PyObject *self, PyObject *args) {
@@ -376,7 +387,7 @@ static PyObject *m_stream_recv(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&nd", stream_h, &h, &max, &timeout)) return NULL;
     FORK_GUARD();
-    return hotStreamRecv(h, max, timeout);
+    return GO(hotStreamRecv(h, max, timeout));
 }
 
 static PyObject *m_stream_header(PyObject *self, PyObject *args) {
@@ -384,7 +395,7 @@ static PyObject *m_stream_header(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&d", stream_h, &h, &timeout)) return NULL;
     FORK_GUARD();
-    return hotStreamHeader(h, timeout);
+    return GO(hotStreamHeader(h, timeout));
 }
 
 static PyObject *m_stream_status(PyObject *self, PyObject *args) {
@@ -392,14 +403,14 @@ static PyObject *m_stream_status(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&d", stream_h, &h, &timeout)) return NULL;
     FORK_GUARD();
-    return hotStreamStatus(h, timeout);
+    return GO(hotStreamStatus(h, timeout));
 }
 
 static PyObject *m_stream_cancel(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
     FORK_GUARD();
-    return hotStreamCancel(h);
+    return GO(hotStreamCancel(h));
 }
 
 static PyObject *m_server_new(PyObject *self, PyObject *args) {
@@ -408,7 +419,7 @@ static PyObject *m_server_new(PyObject *self, PyObject *args) {
     long long max_concurrent;
     if (!PyArg_ParseTuple(args, "y#L", &opts, &on, &max_concurrent)) return NULL;
     FORK_GUARD();
-    return hotServerNew((char *)opts, on, max_concurrent);
+    return GO(hotServerNew((char *)opts, on, max_concurrent));
 }
 
 static PyObject *m_server_add_port(PyObject *self, PyObject *args) {
@@ -418,14 +429,14 @@ static PyObject *m_server_add_port(PyObject *self, PyObject *args) {
     PyObject *creds = Py_None;
     if (!PyArg_ParseTuple(args, "O&s#|O", server_h, &h, &addr, &an, &creds)) return NULL;
     FORK_GUARD();
-    return hotServerAddPort(h, (char *)addr, an, creds);
+    return GO(hotServerAddPort(h, (char *)addr, an, creds));
 }
 
 static PyObject *m_server_start(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
     FORK_GUARD();
-    return hotServerStart(h);
+    return GO(hotServerStart(h));
 }
 
 /* The server's dispatcher (dispatch.h), looked up in Go once and kept as
@@ -433,7 +444,7 @@ static PyObject *m_server_start(PyObject *self, PyObject *args) {
 static hot_dispatch *server_dispatch(PyObject *server, uintptr_t h) {
     hot_dispatch *d = (hot_dispatch *)PyCapsule_GetContext(server);
     if (d == NULL) {
-        d = (hot_dispatch *)hotServerDispatch(h);
+        d = (hot_dispatch *)GO(hotServerDispatch(h));
         PyCapsule_SetContext(server, d);
     }
     return d;
@@ -441,7 +452,7 @@ static hot_dispatch *server_dispatch(PyObject *server, uintptr_t h) {
 
 /* Takes the next queued call from Go (see server_take), counting it off. */
 static PyObject *take_call(hot_dispatch *d, uintptr_t h) {
-    PyObject *event = hotServerTake(h);
+    PyObject *event = GO(hotServerTake(h));
     if (event != NULL && PyTuple_Check(event)) atomic_fetch_sub(&d->queued, 1);
     return event;
 }
@@ -465,8 +476,7 @@ static PyObject *m_server_wait_call(PyObject *self, PyObject *args) {
         }
         stopped = atomic_load(&d->stopped);
     } while (!stopped && !hot_dispatch_pending(d));
-    park_if_exiting();
-    Py_END_ALLOW_THREADS
+    GATE_END_ALLOW_THREADS
     return PyBool_FromLong(!stopped);
 }
 
@@ -502,8 +512,7 @@ static PyObject *m_server_linger(PyObject *self, PyObject *args) {
         int posted;
         Py_BEGIN_ALLOW_THREADS
         posted = hot_dispatch_linger(d, &until);
-        park_if_exiting();
-        Py_END_ALLOW_THREADS
+        GATE_END_ALLOW_THREADS
         if (!posted) Py_RETURN_FALSE;
     }
 }
@@ -514,7 +523,7 @@ static PyObject *m_server_mark_unary(PyObject *self, PyObject *args) {
     Py_ssize_t mn;
     if (!PyArg_ParseTuple(args, "O&s#", server_h, &h, &method, &mn)) return NULL;
     FORK_GUARD();
-    return hotServerMarkUnary(h, (char *)method, mn);
+    return GO(hotServerMarkUnary(h, (char *)method, mn));
 }
 
 static PyObject *m_server_stop(PyObject *self, PyObject *args) {
@@ -522,7 +531,7 @@ static PyObject *m_server_stop(PyObject *self, PyObject *args) {
     double grace;
     if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &grace)) return NULL;
     FORK_GUARD();
-    return hotServerStop(h, grace);
+    return GO(hotServerStop(h, grace));
 }
 
 static PyObject *m_server_wait(PyObject *self, PyObject *args) {
@@ -530,14 +539,14 @@ static PyObject *m_server_wait(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&d", server_h, &h, &timeout)) return NULL;
     FORK_GUARD();
-    return hotServerWait(h, timeout);
+    return GO(hotServerWait(h, timeout));
 }
 
 static PyObject *m_call_recv_one(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
     FORK_GUARD();
-    return hotCallRecvOne(h);
+    return GO(hotCallRecvOne(h));
 }
 
 static PyObject *m_call_recv(PyObject *self, PyObject *args) {
@@ -545,7 +554,7 @@ static PyObject *m_call_recv(PyObject *self, PyObject *args) {
     Py_ssize_t max;
     if (!PyArg_ParseTuple(args, "O&n", call_h, &h, &max)) return NULL;
     FORK_GUARD();
-    return hotCallRecv(h, max);
+    return GO(hotCallRecv(h, max));
 }
 
 static PyObject *m_call_send(PyObject *self, PyObject *args) {
@@ -553,7 +562,7 @@ static PyObject *m_call_send(PyObject *self, PyObject *args) {
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&y*", call_h, &h, &msg)) return NULL;
     note_thread();
-    PyObject *r = forked ? fork_error() : hotCallSend(h, msg.buf, msg.len, LENDABLE(msg));
+    PyObject *r = forked ? fork_error() : GO(hotCallSend(h, msg.buf, msg.len, LENDABLE(msg)));
     PyBuffer_Release(&msg);
     return r;
 }
@@ -563,7 +572,7 @@ static PyObject *m_call_send_header(PyObject *self, PyObject *args) {
     PyObject *md;
     if (!PyArg_ParseTuple(args, "O&O", call_h, &h, &md)) return NULL;
     FORK_GUARD();
-    return hotCallSendHeader(h, md);
+    return GO(hotCallSendHeader(h, md));
 }
 
 /* call_finish(call, code, details, trailing_metadata, last_or_None) */
@@ -583,8 +592,8 @@ static PyObject *m_call_finish(PyObject *self, PyObject *args) {
     }
     note_thread();
     PyObject *r = forked ? fork_error()
-        : hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
-                        last.has ? last.view.len : 0, last.has ? LENDABLE(last.view) : NULL, last.has);
+        : GO(hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
+                           last.has ? last.view.len : 0, last.has ? LENDABLE(last.view) : NULL, last.has));
     if (last.has) PyBuffer_Release(&last.view);
     if (r != NULL) PyCapsule_SetContext(call, &settled_mark);
     return r;
@@ -595,14 +604,14 @@ static PyObject *m_call_set_compression(PyObject *self, PyObject *args) {
     int algorithm;
     if (!PyArg_ParseTuple(args, "O&i", call_h, &h, &algorithm)) return NULL;
     FORK_GUARD();
-    return hotCallSetCompression(h, algorithm);
+    return GO(hotCallSetCompression(h, algorithm));
 }
 
 static PyObject *m_call_active(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
     FORK_GUARD();
-    return hotCallActive(h);
+    return GO(hotCallActive(h));
 }
 
 static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
@@ -610,7 +619,7 @@ static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "O&d", call_h, &h, &timeout)) return NULL;
     FORK_GUARD();
-    return hotCallWaitDone(h, timeout);
+    return GO(hotCallWaitDone(h, timeout));
 }
 
 /* ---- asyncio: completion queues and operations (pyext/hot_aio.go) -------
@@ -823,76 +832,76 @@ static PyObject *m_creds_ssl_channel(PyObject *self, PyObject *args) {
     PyObject *roots, *key, *chain;
     if (!PyArg_ParseTuple(args, "OOO", &roots, &key, &chain)) return NULL;
     FORK_GUARD();
-    return hotCredsSSLChannel(roots, key, chain);
+    return GO(hotCredsSSLChannel(roots, key, chain));
 }
 static PyObject *m_creds_local_channel(PyObject *self, PyObject *args) {
     int uds;
     if (!PyArg_ParseTuple(args, "p", &uds)) return NULL;
     FORK_GUARD();
-    return hotCredsLocalChannel(uds);
+    return GO(hotCredsLocalChannel(uds));
 }
 static PyObject *m_creds_local_server(PyObject *self, PyObject *args) {
     int uds;
     if (!PyArg_ParseTuple(args, "p", &uds)) return NULL;
     FORK_GUARD();
-    return hotCredsLocalServer(uds);
+    return GO(hotCredsLocalServer(uds));
 }
-ARGS0(m_creds_alts_server, hotCredsALTSServer())
-ARGS0(m_creds_insecure_server, hotCredsInsecureServer())
+ARGS0(m_creds_alts_server, GO(hotCredsALTSServer()))
+ARGS0(m_creds_insecure_server, GO(hotCredsInsecureServer()))
 static PyObject *m_session_cache_new(PyObject *self, PyObject *args) {
     int capacity;
     if (!PyArg_ParseTuple(args, "i", &capacity)) return NULL;
     FORK_GUARD();
-    return hotSessionCacheNew(capacity);
+    return GO(hotSessionCacheNew(capacity));
 }
 static PyObject *m_session_cache_release(PyObject *self, PyObject *args) {
     long long id;
     if (!PyArg_ParseTuple(args, "L", &id)) return NULL;
     FORK_GUARD();
-    return hotSessionCacheRelease(id);
+    return GO(hotSessionCacheRelease(id));
 }
 static PyObject *m_creds_alts_channel(PyObject *self, PyObject *args) {
     PyObject *accounts;
     if (!PyArg_ParseTuple(args, "O", &accounts)) return NULL;
     FORK_GUARD();
-    return hotCredsALTSChannel(accounts);
+    return GO(hotCredsALTSChannel(accounts));
 }
 static PyObject *m_creds_composite_channel(PyObject *self, PyObject *args) {
     PyObject *channel, *calls;
     if (!PyArg_ParseTuple(args, "OO", &channel, &calls)) return NULL;
     FORK_GUARD();
-    return hotCredsCompositeChannel(channel, calls);
+    return GO(hotCredsCompositeChannel(channel, calls));
 }
 static PyObject *m_creds_access_token(PyObject *self, PyObject *args) {
     PyObject *token;
     if (!PyArg_ParseTuple(args, "O", &token)) return NULL;
     FORK_GUARD();
-    return hotCredsAccessToken(token);
+    return GO(hotCredsAccessToken(token));
 }
 static PyObject *m_creds_plugin(PyObject *self, PyObject *args) {
     long long id;
     if (!PyArg_ParseTuple(args, "L", &id)) return NULL;
     FORK_GUARD();
-    return hotCredsPlugin(id);
+    return GO(hotCredsPlugin(id));
 }
 static PyObject *m_creds_composite_call(PyObject *self, PyObject *args) {
     PyObject *calls;
     if (!PyArg_ParseTuple(args, "O", &calls)) return NULL;
     FORK_GUARD();
-    return hotCredsCompositeCall(calls);
+    return GO(hotCredsCompositeCall(calls));
 }
 static PyObject *m_creds_cert_config(PyObject *self, PyObject *args) {
     PyObject *pairs, *roots;
     if (!PyArg_ParseTuple(args, "OO", &pairs, &roots)) return NULL;
     FORK_GUARD();
-    return hotCredsCertConfig(pairs, roots);
+    return GO(hotCredsCertConfig(pairs, roots));
 }
 static PyObject *m_creds_ssl_server(PyObject *self, PyObject *args) {
     PyObject *config;
     int require;
     if (!PyArg_ParseTuple(args, "Op", &config, &require)) return NULL;
     FORK_GUARD();
-    return hotCredsSSLServer(config, require);
+    return GO(hotCredsSSLServer(config, require));
 }
 static PyObject *m_creds_dynamic_server(PyObject *self, PyObject *args) {
     PyObject *initial;
@@ -900,34 +909,34 @@ static PyObject *m_creds_dynamic_server(PyObject *self, PyObject *args) {
     int require;
     if (!PyArg_ParseTuple(args, "OLp", &initial, &fetcher, &require)) return NULL;
     FORK_GUARD();
-    return hotCredsDynamicServer(initial, fetcher, require);
+    return GO(hotCredsDynamicServer(initial, fetcher, require));
 }
 static PyObject *m_callback_next(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
     FORK_GUARD();
-    return hotCallbackNext(timeout);
+    return GO(hotCallbackNext(timeout));
 }
 static PyObject *m_callback_reply(PyObject *self, PyObject *args) {
     uintptr_t h;
     PyObject *md, *error, *cert;
     if (!PyArg_ParseTuple(args, "O&OOO", callback_h, &h, &md, &error, &cert)) return NULL;
     FORK_GUARD();
-    return hotCallbackReply(h, md, error, cert);
+    return GO(hotCallbackReply(h, md, error, cert));
 }
 static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
     FORK_GUARD();
-    return hotCallAuthContext(h);
+    return GO(hotCallAuthContext(h));
 }
 
 static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
-    {"exiting", m_exiting, METH_VARARGS,
-     "exiting(allowed_thread_idents=None): the interpreter is exiting; only the allowed\n"
-     "threads take the GIL back after waiting in Go."},
+    {"exiting", m_exiting, METH_NOARGS,
+     "exiting(): the interpreter finalizes; from now on only the main thread takes the GIL\n"
+     "back from the engine or calls into it."},
     {"channel_new", m_channel_new, METH_VARARGS, "channel_new(target, options_json) -> channel"},
     {"channel_close", m_channel_close, METH_VARARGS, "channel_close(channel)"},
     {"channel_state", m_channel_state, METH_VARARGS, "channel_state(channel, try_to_connect) -> state"},

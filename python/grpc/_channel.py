@@ -321,7 +321,6 @@ class Channel(grpc.Channel):
         )
         self._closed = False
         self._connectivity = _Connectivity(self)
-        _runtime.track_channel(self)
 
     def _live_handle(self):
         if self._closed:

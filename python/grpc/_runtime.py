@@ -4,8 +4,23 @@
 ``fork()``, and many programs import grpc in a parent that forks workers.
 The engine library is loaded by the first channel or server instead. After
 that, a forked child that touches grpc gets a clear error (raised in C,
-before any call into Go), and at interpreter exit servers are stopped and
-no thread comes back into Python from Go once finalization began.
+before any call into Go).
+
+Exit is one mechanism (docs/ARCHITECTURE.md, "Exit"):
+
+1. When the main thread ends, nothing is cancelled or closed. Python waits
+   for its non-daemon threads and executor workers, and their calls run to
+   completion; servers keep serving (a call the shut-down executor refuses
+   runs on a thread of its own).
+2. Once every thread Python still waits for is one of a server's (running a
+   handler or waiting for a call), only clients could end those handlers:
+   every server is stopped then, with EXIT_GRACE seconds for the calls in
+   flight before they are cancelled.
+3. At interpreter finalization (grpc's atexit hook) servers stop, and the
+   engine's gate closes: from then on a thread other than the main one that
+   comes back from the engine, or calls into it, parks for good (as daemon
+   threads blocked in grpcio stay blocked); the main thread, and atexit
+   handlers that run after this one, keep making calls.
 """
 
 import atexit
@@ -13,14 +28,26 @@ import importlib.machinery
 import os
 import sys
 import threading
+import time
 import weakref
 
 _lock = threading.Lock()
 _hot = None
 
-# Live engine objects, stopped or closed at exit.
+# How long calls in flight get when servers are stopped at exit (step 2).
+EXIT_GRACE = 1.0
+
+# How often, during exit, the threads Python waits for are looked at.
+_EXIT_POLL = 0.02
+
+# Live servers, stopped at exit.
 _servers = weakref.WeakSet()
-_channels = weakref.WeakSet()
+
+# Threads running a server's task (a handler, or waiting for the next call).
+_serving = set()
+
+_exit_watch = None
+_futures_thread = None  # concurrent.futures.thread, once the engine loaded
 
 
 def library_path():
@@ -60,7 +87,16 @@ def hot():
             from grpc._common import Metadatum
 
             module.setup(threading.main_thread().ident, Metadatum)
-            threading._register_atexit(_on_threading_exit)
+            # concurrent.futures joins its workers in an exit hook of its
+            # own; ours must run first (hooks run last-registered first),
+            # whichever of the two a program touched first.
+            global _futures_thread
+            import concurrent.futures.thread as _futures_thread
+
+            try:
+                threading._register_atexit(_on_threading_exit)
+            except RuntimeError:  # loaded while threading's exit runs
+                _on_threading_exit()
             atexit.register(_finalize, module)
             _hot = module
     return _hot
@@ -70,42 +106,60 @@ def track_server(server):
     _servers.add(server)
 
 
-def track_channel(channel):
-    _channels.add(channel)
+def serving_begin():
+    """The calling thread runs a server's task until serving_end()."""
+    _serving.add(threading.get_ident())
+
+
+def serving_end():
+    _serving.discard(threading.get_ident())
+
+
+def executors_shut_down():
+    """Whether concurrent.futures refuses new work (interpreter exit)."""
+    return _futures_thread is not None and _futures_thread._shutdown
 
 
 def _on_threading_exit():
-    # Runs before the interpreter joins its non-daemon threads (and before
-    # concurrent.futures joins its workers). Daemon threads are abandoned:
-    # one waiting in Go stays there, as a thread blocked in grpcio does.
-    # Non-daemon threads must finish, so their calls are cancelled: channels
-    # close, servers stop (releasing handlers blocked on a client).
-    keep = [t.ident for t in _joined_at_exit() if t.ident is not None]
-    _hot.exiting(keep)
-    for channel in list(_channels):
-        try:
-            channel.close()
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-    for server in list(_servers):
-        try:
-            server._shutdown_at_exit()
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
+    # The main thread has ended: step 1 changes nothing; a watcher carries
+    # out step 2 while Python joins its threads.
+    global _exit_watch
+    if _exit_watch is None:
+        _exit_watch = threading.Thread(target=_stop_servers_when_alone,
+                                       name="grpcgo-exit", daemon=True)
+        _exit_watch.start()
+
+
+def _stop_servers_when_alone():
+    """Step 2: stops every server once the threads Python waits for are all
+    serving (or gone), then watches for servers started later."""
+    while True:
+        waited = _joined_at_exit()
+        if all(t.ident in _serving for t in waited):
+            for server in list(_servers):
+                server._stop_at_exit(EXIT_GRACE)
+            if not waited:
+                return
+        time.sleep(_EXIT_POLL)
 
 
 def _joined_at_exit():
     """The threads the interpreter still waits for: non-daemon threads, and
     concurrent.futures' workers (joined at exit even when daemonic, as they
     are when a daemon thread, like the server's, started them)."""
-    threads = [t for t in threading.enumerate() if not t.daemon]
+    main = threading.main_thread()
+    threads = {t for t in threading.enumerate() if not t.daemon and t is not main}
     futures_thread = sys.modules.get("concurrent.futures.thread")
     if futures_thread is not None:
-        threads.extend(getattr(futures_thread, "_threads_queues", {}).keys())
-    return threads
+        threads.update(getattr(futures_thread, "_threads_queues", {}).keys())
+    return [t for t in threads if t.is_alive()]
 
 
 def _finalize(module):
-    # From here on no thread returning from Go takes the GIL back from a
-    # finalizing interpreter.
+    # Step 3: servers stop now; then the gate closes.
+    for server in list(_servers):
+        try:
+            server._stop_at_exit(0.0)
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
     module.exiting()

@@ -119,6 +119,7 @@ class _Server(grpc.Server):
         self._active = 0
         self._queued = 0  # _run tasks submitted and not yet started
         self._idle = threading.Condition(self._lock)
+        self._exit_grace = None  # the grace it was stopped with at exit
         _runtime.track_server(self)
 
     # -- configuration --------------------------------------------------------
@@ -212,8 +213,18 @@ class _Server(grpc.Server):
         for event in events:
             event.set()
 
-    def _shutdown_at_exit(self):
-        self._hot.server_stop(self._handle, 0.0)
+    def _stop_at_exit(self, grace):
+        """Stops the server at interpreter exit (grpc/_runtime.py) as
+        stop(grace) would, without waiting; a smaller grace later wins."""
+        with self._lock:
+            if self._exit_grace is not None and self._exit_grace <= grace:
+                return
+            self._exit_grace = grace
+        if grace == 0.0:
+            self._hot.server_stop(self._handle, 0.0)
+        else:
+            threading.Thread(target=self._hot.server_stop, args=(self._handle, grace),
+                             name="grpcgo-server-stop", daemon=True).start()
 
     def __del__(self):
         # A server that is collected (or whose __del__ is called, as grpcio's
@@ -242,7 +253,14 @@ class _Server(grpc.Server):
                 self._queued += 1
             try:
                 self._pool.submit(self._run)
-            except Exception:  # the pool was shut down: nobody will run the call
+            except Exception:
+                if _runtime.executors_shut_down():
+                    # The interpreter is exiting and still waits for a
+                    # thread: the server serves on (grpc/_runtime.py), the
+                    # call on a thread of its own.
+                    threading.Thread(target=self._run, name="grpcgo-server-exit").start()
+                    continue
+                # The pool was shut down: nobody will run the call.
                 with self._lock:
                     self._queued -= 1
                 event = hot.server_take(handle)
@@ -274,19 +292,23 @@ class _Server(grpc.Server):
         hot, handle = self._hot, self._handle
         with self._lock:
             self._queued -= 1
-        event = hot.server_take(handle)
-        while event:  # False (nothing came) or None (stopped) ends the task
-            with self._lock:
-                self._active += 1
-            try:
-                # Each RPC (its interceptors and handler) runs in a fresh,
-                # empty contextvars.Context, as in grpcio: nothing one RPC
-                # sets leaks into the next on this thread.
-                rpc_context = contextvars.Context()
-                rpc_context.run(_handle_call, self, rpc_context, *event)
-            finally:
-                self._done()
-            event = hot.server_linger(handle, _LINGER) if self._may_linger() else None
+        _runtime.serving_begin()
+        try:
+            event = hot.server_take(handle)
+            while event:  # False (nothing came) or None (stopped) ends the task
+                with self._lock:
+                    self._active += 1
+                try:
+                    # Each RPC (its interceptors and handler) runs in a fresh,
+                    # empty contextvars.Context, as in grpcio: nothing one RPC
+                    # sets leaks into the next on this thread.
+                    rpc_context = contextvars.Context()
+                    rpc_context.run(_handle_call, self, rpc_context, *event)
+                finally:
+                    self._done()
+                event = hot.server_linger(handle, _LINGER) if self._may_linger() else None
+        finally:
+            _runtime.serving_end()
 
     def _may_linger(self):
         """Only in a ThreadPoolExecutor whose queue holds none but our own
@@ -295,7 +317,8 @@ class _Server(grpc.Server):
         lingering thread takes what they would have.)"""
         queue = self._pool_queue
         return (queue is not None and queue.qsize() <= self._queued
-                and not getattr(self._pool, "_shutdown", True))
+                and not getattr(self._pool, "_shutdown", True)
+                and not _runtime.executors_shut_down())
 
 
 def _intercepted(interceptor, continuation):
