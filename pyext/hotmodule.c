@@ -671,7 +671,7 @@ static PyObject *m_aio_result(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", op_h, &h)) return NULL;
     FORK_GUARD();
-    return hotAioResult(h);
+    return GO(hotAioResult(h));
 }
 
 /* aio_unary(cq, token, channel, method, request, timeout, metadata, wait_for_ready,
@@ -691,8 +691,8 @@ static PyObject *m_aio_unary(PyObject *self, PyObject *args) {
         return NULL;
     note_thread();
     PyObject *r = forked ? fork_error()
-        : hotAioUnary(q, token, h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md, wfr,
-                      compression, creds);
+        : GO(hotAioUnary(q, token, h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md,
+                         wfr, compression, creds));
     PyBuffer_Release(&req);
     return r;
 }
@@ -706,7 +706,7 @@ static PyObject *aio_recv(PyObject *args, int (*conv)(PyObject *, void *),
     Py_ssize_t max;
     if (!PyArg_ParseTuple(args, "O&KO&n", cq_arg, &q, &token, conv, &h, &max)) return NULL;
     FORK_GUARD();
-    return go(q, token, h, max);
+    return GO(go(q, token, h, max));
 }
 static PyObject *m_aio_stream_recv(PyObject *self, PyObject *args) {
     return aio_recv(args, stream_h, hotAioStreamRecv);
@@ -724,7 +724,7 @@ static PyObject *aio_send(PyObject *args, int (*conv)(PyObject *, void *),
     Py_buffer msg;
     if (!PyArg_ParseTuple(args, "O&KO&y*", cq_arg, &q, &token, conv, &h, &msg)) return NULL;
     note_thread();
-    PyObject *r = forked ? fork_error() : go(q, token, h, msg.buf, msg.len, LENDABLE(msg));
+    PyObject *r = forked ? fork_error() : GO(go(q, token, h, msg.buf, msg.len, LENDABLE(msg)));
     PyBuffer_Release(&msg);
     return r;
 }
@@ -743,7 +743,7 @@ static PyObject *aio_on(PyObject *args, int (*conv)(PyObject *, void *),
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&KO&", cq_arg, &q, &token, conv, &h)) return NULL;
     FORK_GUARD();
-    return go(q, token, h);
+    return GO(go(q, token, h));
 }
 static PyObject *m_aio_stream_header(PyObject *self, PyObject *args) {
     return aio_on(args, stream_h, hotAioStreamHeader);
@@ -758,7 +758,7 @@ static PyObject *m_aio_stream_close_send(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
     FORK_GUARD();
-    return hotAioStreamCloseSend(h);
+    return GO(hotAioStreamCloseSend(h));
 }
 static PyObject *m_aio_channel_close(PyObject *self, PyObject *args) {
     return aio_on(args, channel_h, hotAioChannelClose);
@@ -811,7 +811,7 @@ static PyObject *m_aio_channel_watch(PyObject *self, PyObject *args) {
     int from;
     if (!PyArg_ParseTuple(args, "O&KO&i", cq_arg, &q, &token, channel_h, &h, &from)) return NULL;
     FORK_GUARD();
-    return hotAioChannelWatch(q, token, h, from);
+    return GO(hotAioChannelWatch(q, token, h, from));
 }
 
 static PyObject *m_aio_server_stop(PyObject *self, PyObject *args) {
@@ -821,7 +821,7 @@ static PyObject *m_aio_server_stop(PyObject *self, PyObject *args) {
     double grace;
     if (!PyArg_ParseTuple(args, "O&KO&d", cq_arg, &q, &token, server_h, &h, &grace)) return NULL;
     FORK_GUARD();
-    return hotAioServerStop(q, token, h, grace);
+    return GO(hotAioServerStop(q, token, h, grace));
 }
 
 /* ---- credentials and callbacks (cold path) ------------------------------ */
