@@ -785,7 +785,7 @@ static PyObject *m_aio_server_take(PyObject *self, PyObject *args) {
     Py_ssize_t max;
     if (!PyArg_ParseTuple(args, "O&n", server_h, &h, &max)) return NULL;
     FORK_GUARD();
-    return hotAioServerTake(h, max);
+    return GO(hotAioServerTake(h, max));
 }
 
 static PyObject *m_aio_call_send_header(PyObject *self, PyObject *args) {
@@ -793,7 +793,7 @@ static PyObject *m_aio_call_send_header(PyObject *self, PyObject *args) {
     PyObject *md;
     if (!PyArg_ParseTuple(args, "O&O", call_h, &h, &md)) return NULL;
     FORK_GUARD();
-    return hotAioCallSendHeader(h, md);
+    return GO(hotAioCallSendHeader(h, md));
 }
 
 static PyObject *m_aio_call_set_compression(PyObject *self, PyObject *args) {
@@ -801,7 +801,7 @@ static PyObject *m_aio_call_set_compression(PyObject *self, PyObject *args) {
     int algorithm;
     if (!PyArg_ParseTuple(args, "O&i", call_h, &h, &algorithm)) return NULL;
     FORK_GUARD();
-    return hotAioCallSetCompression(h, algorithm);
+    return GO(hotAioCallSetCompression(h, algorithm));
 }
 
 static PyObject *m_aio_channel_watch(PyObject *self, PyObject *args) {

@@ -43,6 +43,8 @@ _EXIT_POLL = 0.02
 # Live servers, stopped at exit.
 _servers = weakref.WeakSet()
 
+_stopped_at_exit = weakref.WeakSet()
+
 # Threads running a server's task (a handler, or waiting for the next call).
 _serving = set()
 
@@ -137,7 +139,7 @@ def _stop_servers_when_alone():
         waited = _joined_at_exit()
         if all(t.ident in _serving for t in waited):
             for server in list(_servers):
-                server._stop_at_exit(EXIT_GRACE)
+                _stop_at_exit(server, EXIT_GRACE)
             if not waited:
                 return
         time.sleep(_EXIT_POLL)
@@ -159,7 +161,16 @@ def _finalize(module):
     # Step 3: servers stop now; then the gate closes.
     for server in list(_servers):
         try:
-            server._stop_at_exit(0.0)
+            _stop_at_exit(server, 0.0)
         except Exception:  # pragma: no cover - best effort at exit
             pass
     module.exiting()
+
+
+def _stop_at_exit(server, grace):
+    stop = getattr(server, "_stop_at_exit", None)
+    if stop is not None:
+        stop(grace)  # once per grace, without waiting
+    elif server not in _stopped_at_exit:  # grpc.aio: its loop is gone
+        _stopped_at_exit.add(server)
+        server._shutdown_at_exit()
