@@ -50,6 +50,9 @@ import benchproto  # noqa: E402
 
 DOC_START = "<!-- bench:results:start (written by bench/run.py; edit outside these markers) -->"
 DOC_END = "<!-- bench:results:end -->"
+# A run of only the grpc.aio rows (--only aio,aiouv) writes its own section.
+DOC_AIO_START = "<!-- bench:aio:start (written by bench/run.py --only aio,aiouv) -->"
+DOC_AIO_END = "<!-- bench:aio:end -->"
 
 FULL = {
     "warmup": 200,
@@ -64,6 +67,8 @@ FULL = {
     "ghz_c": 8,
     "import_runs": 10,
     "promptness_n": 10,
+    "aio_unary64_n": 20000,
+    "aio_tasks": 64,
     "client_timeout": 300.0,
     "ghz_timeout": 180.0,
 }
@@ -80,6 +85,8 @@ SMOKE = {
     "ghz_c": 4,
     "import_runs": 2,
     "promptness_n": 2,
+    "aio_unary64_n": 200,
+    "aio_tasks": 64,
     "client_timeout": 60.0,
     "ghz_timeout": 60.0,
 }
@@ -87,6 +94,7 @@ SERVER_START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 
 CLIENT_WORKLOADS = "unary,unary8,sstream,cstream,bidi,big"
+AIO_WORKLOADS = "aio_unary,aio_unary64,aio_sstream,aio_cstream,aio_bidi"
 IMPL_NAMES = {"ours": "ours", "grpcio": "grpcio", "go": "grpc-go"}
 LABEL = {"ours": "ours", "grpcio": "grpcio", "go": "grpc-go", "ghz": "ghz"}
 
@@ -251,13 +259,23 @@ class Bench:
                                                      for a in common + counts]
         return [self.python[kind], "client.py", "--expect", kind] + common + counts
 
+    def aio_client_argv(self, kind, server, loop):
+        c = self.c
+        return [self.python[kind], "aio_client.py", "--expect", kind, "--loop", loop,
+                "--target", server.target, "--server-pid", str(server.pid),
+                "--workloads", AIO_WORKLOADS] + [str(x) for x in (
+                    "--warmup", c["warmup"], "--unary-n", c["unary_n"],
+                    "--unary64-n", c["aio_unary64_n"], "--tasks", c["aio_tasks"],
+                    "--stream-n", c["stream_n"], "--bidi-n", c["bidi_n"])]
+
     # -- runs -------------------------------------------------------------
-    def client_run(self, ckind, skind, workloads=CLIENT_WORKLOADS):
-        name = "%s-%s" % (ckind, skind)
+    def client_run(self, ckind, skind, workloads=CLIENT_WORKLOADS, argv=None, name=None):
+        name = name or "%s-%s" % (ckind, skind)
+        argv = argv or (lambda server: self.client_argv(ckind, server, workloads))
         with self._log(name + "-server") as slog, self._log(name + "-client") as clog:
             server = Server(skind, self.server_argv(skind), slog)
             try:
-                out = run_bounded(self.client_argv(ckind, server, workloads), self.c["client_timeout"], clog)
+                out = run_bounded(argv(server), self.c["client_timeout"], clog)
             finally:
                 server.stop()
         self._note_impl(skind, server.impl)
@@ -279,6 +297,13 @@ class Bench:
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     metrics["%s.%s" % (w, k)] = float(v)
         return metrics
+
+    def aio_run(self, kind, loop):
+        """The grpc.aio client of `kind` against the same kind's server
+        (the synchronous one: grpc.aio servers are not measured yet)."""
+        return self.client_run(kind, kind, AIO_WORKLOADS, name="aio%s-%s" % (
+            "uv" if loop == "uvloop" else "", kind),
+            argv=lambda server: self.aio_client_argv(kind, server, loop))
 
     def ghz_run(self, skind):
         c = self.c
@@ -400,6 +425,11 @@ class Bench:
         for kind in ("ours", "grpcio"):
             if kind in k:
                 runs.append(("promptness-%s" % kind, lambda kind=kind: self.promptness_run(kind)))
+        for loop, prefix in (("asyncio", "aio"), ("uvloop", "aiouv")):
+            for kind in ("ours", "grpcio"):
+                if kind in k:
+                    runs.append(("%s-%s" % (prefix, kind),
+                                 lambda kind=kind, loop=loop: self.aio_run(kind, loop)))
         if self.args.only:
             runs = [r for r in runs if r[0].split("-")[0] in self.args.only]
         return runs
@@ -501,6 +531,53 @@ GHZ_ROWS = [
 ]
 
 
+# grpc.aio: the aio client of each kind against the same kind's server.
+AIO_ROWS = [
+    ("aio_unary.calls_per_s", "aio unary, 1 call outstanding, calls/s", "higher", "int", 2.5),
+    ("aio_unary.p50_us", "aio unary, p50 latency (us)", "lower", "int", None),
+    ("aio_unary.p99_us", "aio unary, p99 latency (us)", "lower", "int", None),
+    ("aio_unary64.calls_per_s", "aio unary, 64 tasks on one channel, calls/s", "higher", "int", 3.0),
+    ("aio_sstream.msgs_per_s", "aio server streaming 16 B, msgs/s", "higher", "int", 20.0),
+    ("aio_cstream.msgs_per_s", "aio client streaming 16 B, msgs/s", "higher", "int", 20.0),
+    ("aio_bidi.rt_per_s", "aio bidi ping-pong, round trips/s", "higher", "int", 2.0),
+    ("aio_unary.client_cpu_s_per_10k", "CPU s / 10k aio calls (1 outstanding), client", "lower", "f2", 0.5),
+    ("aio_unary.server_cpu_s_per_10k", "CPU s / 10k aio calls (1 outstanding), server", "lower", "f2", None),
+    ("aio_unary64.client_cpu_s_per_10k", "CPU s / 10k aio calls (64 tasks), client", "lower", "f2", 0.5),
+    ("aio_unary64.server_cpu_s_per_10k", "CPU s / 10k aio calls (64 tasks), server", "lower", "f2", None),
+]
+
+
+def render_aio(samples, med, counts):
+    def m(run, key):
+        return med.get(run, {}).get(key)
+
+    lines = [
+        "grpc.aio clients (bench/aio_client.py), each against the same kind's *synchronous* "
+        "server (grpc.aio servers are not measured yet); asyncio's default loop, then uvloop. "
+        "**ours/grpcio** is the median over repeats of the per-repeat ratio; *target* is "
+        "issue 12's goal.",
+        "",
+        "| workload (16 B messages) | better | ours asyncio | grpcio asyncio | **ours/grpcio** "
+        "| target | ours uvloop | grpcio uvloop | **ours/grpcio uvloop** |",
+        "|---|---|--:|--:|--:|---|--:|--:|--:|",
+    ]
+    for key, label, better, how, target in AIO_ROWS:
+        r = _ratio(samples, "aio-ours", "aio-grpcio", key)
+        ru = _ratio(samples, "aiouv-ours", "aiouv-grpcio", key)
+        lines.append("| %s | %s | %s | %s | **%s** | %s | %s | %s | **%s** |" % (
+            label, better, _fmt(m("aio-ours", key), how), _fmt(m("aio-grpcio", key), how),
+            "–" if r is None else "%.2fx" % r,
+            " / ".join(v for v in (_verdict(r, better, target), _verdict(ru, better, target)) if v),
+            _fmt(m("aiouv-ours", key), how), _fmt(m("aiouv-grpcio", key), how),
+            "–" if ru is None else "%.2fx" % ru))
+    lines += ["", "Counts: 1 outstanding %s calls; %d tasks %s calls; streams %s messages; bidi %s "
+              "round trips; warm-up %d." % ("{:,}".format(counts["unary_n"]), counts["aio_tasks"],
+                                           "{:,}".format(counts["aio_unary64_n"]),
+                                           "{:,}".format(counts["stream_n"]),
+                                           "{:,}".format(counts["bidi_n"]), counts["warmup"]), ""]
+    return "\n".join(lines)
+
+
 def _fmt(value, how):
     if value is None or value != value:
         return "–"
@@ -560,6 +637,13 @@ def render(samples, info, counts, args, errors, elapsed):
         add("grpcgo %s (%s)." % (info["grpcgo"], info["ours_label"]))
     add("Load average (1 min): %s." % info["loadavg"])
     add("")
+    if med and all(n.startswith("aio") for n in med):
+        add("`%s --only aio,aiouv`: %d repeat%s, %.0f s in all." % (
+            "make bench-smoke" if args.smoke else "make bench", repeats,
+            "" if repeats == 1 else "s", elapsed))
+        add("")
+        add(render_aio(samples, med, counts))
+        return "\n".join(lines) + "\n"
     add("`%s`: %d repeat%s, contenders alternating, %.0f s in all. Each cell is the median "
         "over repeats; **ours/grpcio** is the median over repeats of the per-repeat ratio "
         "(ours<->ours vs grpcio<->grpcio); *target* is issue 6's goal for that ratio."
@@ -604,6 +688,9 @@ def render(samples, info, counts, args, errors, elapsed):
                                                     "big_n", "load_n")]
                 + ["the grpc-go client, 8 goroutines" if "go" in args.contenders
                    else "the same kind's client, 8 threads", counts["import_runs"], counts["warmup"]]))
+    if any(n.startswith("aio") for n in med):
+        add("")
+        add(render_aio(samples, med, counts))
     if errors:
         add("")
         add("**Runs that failed** (their cells are missing or come from fewer repeats):")
@@ -627,18 +714,18 @@ bench/README.md for the harness.
 """
 
 
-def write_doc(path, table):
+def write_doc(path, table, start=DOC_START, end=DOC_END, title="Results"):
     if os.path.exists(path):
         with open(path) as f:
             text = f.read()
     else:
         text = DOC_SKELETON.format(start=DOC_START, end=DOC_END)
-    if DOC_START not in text or DOC_END not in text:
-        text = text.rstrip("\n") + "\n\n## Results\n\n%s\n%s\n" % (DOC_START, DOC_END)
-    head, rest = text.split(DOC_START, 1)
-    _, tail = rest.split(DOC_END, 1)
+    if start not in text or end not in text:
+        text = text.rstrip("\n") + "\n\n## %s\n\n%s\n%s\n" % (title, start, end)
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     with open(path, "w") as f:
-        f.write(head + DOC_START + "\n" + table + DOC_END + tail)
+        f.write(head + start + "\n" + table + end + tail)
 
 
 # --- main ------------------------------------------------------------------------
@@ -660,7 +747,7 @@ def parse_args():
     p.add_argument("--logdir", default=None)
     p.add_argument("--only", default="",
                    help="comma-separated run kinds to keep (ours, grpcio, go, ghz, rss, import, "
-                        "promptness); default all")
+                        "promptness, aio, aiouv); default all")
     args = p.parse_args()
     args.only = [o for o in args.only.split(",") if o]
     for attr in ("ours_python", "grpcio_python", "gobench", "ghz"):
@@ -743,7 +830,10 @@ def main():
     with open(args.json, "w") as f:
         json.dump({"info": info, "counts": counts, "samples": samples, "errors": errors,
                    "medians": aggregate(samples)}, f, indent=1, sort_keys=True)
-    write_doc(args.out, table)
+    if plan and all(name.startswith("aio") for name, _ in plan):
+        write_doc(args.out, table, DOC_AIO_START, DOC_AIO_END, "Results: grpc.aio")
+    else:
+        write_doc(args.out, table)
     print(table)
     print("bench: wrote %s and %s" % (args.out, args.json), flush=True)
     if errors:

@@ -14,6 +14,8 @@
 #                  the grpc-go floor) into build/bench/profile/; see
 #                  bench/profile.py.
 #   bench-tools    builds what bench needs: the grpcio venv, gobench, ghz.
+#   Only the grpc.aio rows: BENCH_ARGS='--only aio,aiouv' (writes their own
+#   section of docs/BENCHMARKS.md).
 #   bench-clean    removes build/bench, the grpcio and profiling venvs, and
 #                  the bench binaries.
 #
@@ -44,7 +46,7 @@ BENCH_SMOKE_TIMEOUT ?= 300
 bench_has = $(findstring $(1),$(BENCH_CONTENDERS))
 BENCH_DEPS := \
 	$(if $(call bench_has,ours),$(if $(filter $(VENV_PY),$(BENCH_OURS_PY)),install)) \
-	$(if $(call bench_has,grpcio),$(BENCH_GRPCIO_VENV)/.installed) \
+	$(if $(call bench_has,grpcio),$(BENCH_GRPCIO_VENV)/.installed $(BENCH_GRPCIO_VENV)/.uvloop) \
 	$(if $(call bench_has,go),$(BENCH_BIN)/gobench) \
 	$(if $(call bench_has,ghz),$(BENCH_BIN)/ghz)
 
@@ -64,13 +66,18 @@ bench: $(BENCH_DEPS)
 bench-smoke: $(BENCH_DEPS)
 	timeout --kill-after=30 $(BENCH_SMOKE_TIMEOUT) $(BENCH_RUN) --smoke
 
-bench-tools: $(BENCH_GRPCIO_VENV)/.installed $(BENCH_BIN)/gobench $(BENCH_BIN)/ghz
+bench-tools: $(BENCH_GRPCIO_VENV)/.installed $(BENCH_GRPCIO_VENV)/.uvloop $(BENCH_BIN)/gobench $(BENCH_BIN)/ghz
 
 $(BENCH_GRPCIO_VENV)/.installed:
 	rm -rf '$(BENCH_GRPCIO_VENV)'
 	$(PYTHON) -m venv '$(BENCH_GRPCIO_VENV)'
 	'$(BENCH_GRPCIO_VENV)/bin/python' -m pip install --quiet --disable-pip-version-check \
 		'grpcio==$(BENCH_GRPCIO_VERSION)'
+	touch '$@'
+
+# uvloop for the grpc.aio rows on uvloop (ours gets it from TEST_DEPS).
+$(BENCH_GRPCIO_VENV)/.uvloop: $(BENCH_GRPCIO_VENV)/.installed
+	'$(BENCH_GRPCIO_VENV)/bin/python' -m pip install --quiet --disable-pip-version-check uvloop
 	touch '$@'
 
 $(BENCH_BIN)/gobench: $(wildcard $(BENCH_ROOT)/bench/gobench/*.go) $(BENCH_ROOT)/go.mod $(BENCH_ROOT)/go.sum
