@@ -239,9 +239,11 @@ class Bench:
         self._lognum += 1
         return open(os.path.join(self.logdir, "%03d-%s.log" % (self._lognum, name)), "w")
 
-    def server_argv(self, kind):
+    def server_argv(self, kind, loop=None):
         if kind == "go":
             return [self.args.gobench, "server"]
+        if loop is not None:  # the grpc.aio server on that loop
+            return [self.python[kind], "aio_server.py", "--expect", kind, "--loop", loop]
         return [self.python[kind], "server.py", "--expect", kind]
 
     def client_argv(self, kind, server, workloads):
@@ -269,11 +271,12 @@ class Bench:
                     "--stream-n", c["stream_n"], "--bidi-n", c["bidi_n"])]
 
     # -- runs -------------------------------------------------------------
-    def client_run(self, ckind, skind, workloads=CLIENT_WORKLOADS, argv=None, name=None):
+    def client_run(self, ckind, skind, workloads=CLIENT_WORKLOADS, argv=None, name=None,
+                   server_loop=None):
         name = name or "%s-%s" % (ckind, skind)
         argv = argv or (lambda server: self.client_argv(ckind, server, workloads))
         with self._log(name + "-server") as slog, self._log(name + "-client") as clog:
-            server = Server(skind, self.server_argv(skind), slog)
+            server = Server(skind, self.server_argv(skind, server_loop), slog)
             try:
                 out = run_bounded(argv(server), self.c["client_timeout"], clog)
             finally:
@@ -299,11 +302,11 @@ class Bench:
         return metrics
 
     def aio_run(self, kind, loop):
-        """The grpc.aio client of `kind` against the same kind's server
-        (the synchronous one: grpc.aio servers are not measured yet)."""
+        """The grpc.aio client of `kind` against the same kind's grpc.aio
+        server, both on `loop`."""
         return self.client_run(kind, kind, AIO_WORKLOADS, name="aio%s-%s" % (
             "uv" if loop == "uvloop" else "", kind),
-            argv=lambda server: self.aio_client_argv(kind, server, loop))
+            argv=lambda server: self.aio_client_argv(kind, server, loop), server_loop=loop)
 
     def ghz_run(self, skind):
         c = self.c
@@ -531,7 +534,7 @@ GHZ_ROWS = [
 ]
 
 
-# grpc.aio: the aio client of each kind against the same kind's server.
+# grpc.aio: the aio client of each kind against the same kind's aio server.
 AIO_ROWS = [
     ("aio_unary.calls_per_s", "aio unary, 1 call outstanding, calls/s", "higher", "int", 2.5),
     ("aio_unary.p50_us", "aio unary, p50 latency (us)", "lower", "int", None),
@@ -552,8 +555,8 @@ def render_aio(samples, med, counts):
         return med.get(run, {}).get(key)
 
     lines = [
-        "grpc.aio clients (bench/aio_client.py), each against the same kind's *synchronous* "
-        "server (grpc.aio servers are not measured yet); asyncio's default loop, then uvloop. "
+        "grpc.aio at both ends: bench/aio_client.py against bench/aio_server.py of the same "
+        "kind, both on asyncio's default loop, then both on uvloop. "
         "**ours/grpcio** is the median over repeats of the per-repeat ratio; *target* is "
         "issue 12's goal.",
         "",
