@@ -39,7 +39,13 @@ def test_bench_smoke_ours(tmp_path):
     data = json.loads(results.read_text())
     assert data["errors"] == []
     (sample,) = data["samples"]
-    assert set(sample) == {"ours-ours", "rss-ours", "import-ours", "promptness-ours"}
+    assert set(sample) == {"ours-ours", "rss-ours", "import-ours", "promptness-ours",
+                           "aio-ours", "aiouv-ours"}
+    for run in ("aio-ours", "aiouv-ours"):
+        for key in ("aio_unary.calls_per_s", "aio_unary64.calls_per_s", "aio_sstream.msgs_per_s",
+                    "aio_cstream.msgs_per_s", "aio_bidi.rt_per_s"):
+            value = sample[run][key]
+            assert isinstance(value, float) and math.isfinite(value) and value > 0, (run, key)
     for key in CLIENT_METRICS:
         value = sample["ours-ours"][key]
         assert isinstance(value, float) and math.isfinite(value) and value >= 0, (key, value)
@@ -52,4 +58,5 @@ def test_bench_smoke_ours(tmp_path):
     table = out.read_text()
     assert "unary ping-pong, calls/s" in table
     assert "Ctrl-C to KeyboardInterrupt" in table
+    assert "aio unary, 1 call outstanding, calls/s" in table
     assert "grpcgo" in table
