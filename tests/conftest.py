@@ -162,3 +162,43 @@ def py_echo_port(grpc_is_ours):
     finally:
         server.stop(grace=None).wait(PROCESS_STOP_TIMEOUT)
         executor.shutdown(wait=False)
+
+
+class GoEchoServer:
+    """A grpc-go Echo server process a test starts and stops itself."""
+
+    def __init__(self, binary, args, log):
+        self.args = list(args)
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen([binary] + self.args, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err)
+        line = _read_line(self.proc, SERVER_START_TIMEOUT)
+        if not line or not line.startswith("LISTENING "):
+            self.proc.kill()
+            self.proc.wait(PROCESS_STOP_TIMEOUT)
+            pytest.fail(f"Go echo server {self.args} did not start (first line {line!r}); "
+                        f"stderr:\n{log.read_text(errors='replace')}", pytrace=False)
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        """Stops it gracefully (closing its stdin), killing it if it lingers."""
+        if self.proc.poll() is None:
+            _stop(self.proc)
+
+
+@pytest.fixture
+def go_echo_server(gopeer_bin, tmp_path):
+    """A factory: go_echo_server(*args) starts tests/gopeer/server with
+    those arguments (--port N, --tls_cert F --tls_key F) and returns a
+    GoEchoServer; every one still running is stopped after the test."""
+    started = []
+
+    def start(*args):
+        server = GoEchoServer(gopeer_bin.server, args,
+                              tmp_path / f"gopeer-server-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

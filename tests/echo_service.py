@@ -16,6 +16,12 @@ Conventions, shared by the four methods:
   0-16 or a name such as NOT_FOUND; details may contain colons).
 * ``sleep:<ms>`` sleeps that long, returning early if the RPC ends, then the
   text is handled as any other.
+* Request metadata ``x-compress-response: gzip`` (or ``deflate``) makes the
+  handler compress its responses with that algorithm.
+
+(The grpc-go server also keeps an ``x-report`` convention, reporting the
+:authority, TLS server name, request encoding and authorization it saw; a
+ServicerContext cannot see those, so this service does not.)
 
 Per method: UnaryEcho echoes; ServerStream takes ``<n>:<text>`` and sends
 ``<text>-0`` .. ``<text>-<n-1>`` (optional suffix ``|status:<code>:<details>``
@@ -34,6 +40,10 @@ UNARY = f"/{SERVICE}/UnaryEcho"
 SERVER_STREAM = f"/{SERVICE}/ServerStream"
 CLIENT_STREAM = f"/{SERVICE}/ClientStream"
 BIDI = f"/{SERVICE}/BidiStream"
+
+COMPRESS_RESPONSE = "x-compress-response"
+COMPRESSIONS = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate,
+                "identity": grpc.Compression.NoCompression}
 
 ECHO_PREFIX = "x-echo-"
 TRAILER_PREFIX = "x-trailer-"
@@ -75,6 +85,12 @@ def echo_metadata(metadata):
 
 
 def _echo(context):
+    for key, value in context.invocation_metadata():
+        if key == COMPRESS_RESPONSE:
+            if value not in COMPRESSIONS:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"{COMPRESS_RESPONSE}: unknown compressor {value!r}")
+            context.set_compression(COMPRESSIONS[value])
     initial, trailing = echo_metadata(context.invocation_metadata())
     context.set_trailing_metadata(trailing)
     if initial:

@@ -382,7 +382,7 @@ def test_channel_ready(go_echo_port):
 # ---- grpc-go client, Python server ----------------------------------------
 
 GO_CASES = ["unary", "server_stream", "client_stream", "bidi", "metadata",
-            "status", "deadline", "unimplemented"]
+            "status", "deadline", "unimplemented", "compression"]
 
 
 def run_go_client(gopeer_bin, port, case):

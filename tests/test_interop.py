@@ -1,12 +1,22 @@
 """The gRPC interop cases against grpc-go's own interop client and server.
 
 The plaintext grpc-go directions of `make interop`, fast cases only (the soak
-cases, TLS and the grpcio directions run in `make interop`):
+cases, TLS and the other grpcio directions run in `make interop`):
 
 * grpc-go's interop client (google.golang.org/grpc/interop/client at
   interop/peers.py's GRPC_GO_VERSION) -> interop/server.py on our grpc;
 * interop/client.py on our grpc -> grpc-go's interop server;
-* interop/aio_client.py (grpc.aio) on our grpc -> grpc-go's interop server.
+* interop/aio_client.py (grpc.aio) on our grpc -> grpc-go's interop server;
+
+and `make interop`'s compression cases in every plaintext direction with our
+grpc at one end whose peer implements them: ours -> grpc-go's server
+(server_compressed_unary), ours -> grpcio's interop/server.py and grpcio's
+interop/client.py -> ours (both cases; grpcio 1.85.1 from PyPI in its own
+venv under build/interop/, made once). interop/server.py and client.py
+cannot see whether a message was compressed (docs/INTEROP.md, Notes), so
+these show compressed calls work end to end; that they were compressed is
+judged by grpc-go in test_gopeer_features.py and the Go client's
+compression case (test_gopeer.py).
 
 The grpc-go programs are built from the module proxy once and kept under
 build/interop/ (a cold build takes a minute or two). Every process listens on
@@ -35,6 +45,14 @@ def go_interop():
         return peers.go_interop()
     except peers.PeerError as error:
         pytest.fail(f"could not build grpc-go's interop programs: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def grpcio_python():
+    try:
+        return peers.grpcio_python()
+    except peers.PeerError as error:
+        pytest.fail(f"could not make the grpcio venv: {error}", pytrace=False)
 
 
 def _server(cmd_for_port, name):
@@ -88,6 +106,35 @@ def test_our_client_to_grpc_go_server(case, go_server):
 def test_our_aio_client_to_grpc_go_server(case, go_server):
     _run(harness.python_aio_client(sys.executable, go_server.port, case, False),
          go_server, f"grpcgo-aio-client-{case}")
+
+
+@pytest.fixture(scope="module")
+def grpcio_server(grpcio_python):
+    """interop/server.py on grpcio, plaintext."""
+    server = _server(lambda port: harness.python_server(grpcio_python, port, False),
+                     "grpcio-server")
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("case", ["server_compressed_unary"])
+def test_our_client_to_grpc_go_server_compressed(case, go_server):
+    # grpc-go's server has no gzip decompressor registered: it cannot take
+    # client_compressed_unary (docs/INTEROP.md).
+    _run(harness.python_client(sys.executable, go_server.port, case, False),
+         go_server, f"grpcgo-client-{case}")
+
+
+@pytest.mark.parametrize("case", harness.COMPRESSION_CASES)
+def test_our_client_to_grpcio_server_compressed(case, grpcio_server):
+    _run(harness.python_client(sys.executable, grpcio_server.port, case, False),
+         grpcio_server, f"grpcgo-client-grpcio-{case}")
+
+
+@pytest.mark.parametrize("case", harness.COMPRESSION_CASES)
+def test_grpcio_client_to_our_server_compressed(case, grpcio_python, our_server):
+    _run(harness.python_client(grpcio_python, our_server.port, case, False),
+         our_server, f"grpcio-client-{case}")
 
 
 def test_our_server_stops_on_sigterm(our_server):

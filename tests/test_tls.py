@@ -164,7 +164,10 @@ def test_default_authority_is_the_name_checked(pki):
 
 def test_default_authority_with_ssl_target_name_override(pki):
     # grpcio: the override names the certificate, the default authority
-    # stays the :authority; both may differ.
+    # stays the :authority; both may differ. Here: the handshake takes the
+    # override. A Python handler cannot see the :authority or the server
+    # name the client sent: test_gopeer_features.py checks both with
+    # grpc-go's server (test_authority_and_server_name_grpc_go_sees).
     with serving((LOCAL, server_tls(pki, pki.override))) as (rec, [port]):
         options = [("grpc.default_authority", "other.example"),
                    ("grpc.ssl_target_name_override", "foo.test.example")]

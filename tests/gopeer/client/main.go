@@ -5,7 +5,9 @@
 //
 // Usage: client --target 127.0.0.1:PORT --case NAME [--timeout 30s]
 // where NAME is unary, server_stream, client_stream, bidi, metadata, status,
-// deadline, unimplemented or all.
+// deadline, unimplemented, compression or all (these), or interceptor,
+// stop_in_grace or stop_after_grace (echo.ExtraCases: they need a server
+// the test set up for them).
 package main
 
 import (
@@ -42,7 +44,8 @@ func main() {
 		os.Exit(2)
 	}
 
-	conn, err := grpc.NewClient(*target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(*target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(echo.ClientStats{}))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: client for %s: %v\n", *target, err)
 		os.Exit(1)

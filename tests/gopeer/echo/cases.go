@@ -36,20 +36,25 @@ var Cases = []Case{
 	{"status", caseStatus},
 	{"deadline", caseDeadline},
 	{"unimplemented", caseUnimplemented},
+	{"compression", caseCompression},
 }
 
-// CaseNames lists the case names, "all" last.
+// CaseNames lists the case names, "all" after Cases and before ExtraCases.
 func CaseNames() []string {
-	names := make([]string, 0, len(Cases)+1)
+	names := make([]string, 0, len(Cases)+len(ExtraCases)+1)
 	for _, c := range Cases {
 		names = append(names, c.Name)
 	}
-	return append(names, "all")
+	names = append(names, "all")
+	for _, c := range ExtraCases {
+		names = append(names, c.Name)
+	}
+	return names
 }
 
-// FindCase returns the case called name.
+// FindCase returns the case called name, in Cases or ExtraCases.
 func FindCase(name string) (Case, bool) {
-	for _, c := range Cases {
+	for _, c := range append(Cases[:len(Cases):len(Cases)], ExtraCases...) {
 		if c.Name == name {
 			return c, true
 		}

@@ -23,7 +23,8 @@ func TestCasesAgainstGoServer(t *testing.T) {
 	go s.Serve(lis)
 	defer s.Stop()
 
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(ClientStats{}))
 	if err != nil {
 		t.Fatal(err)
 	}

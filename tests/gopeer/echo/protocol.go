@@ -19,6 +19,17 @@
 //   - "sleep:<ms>" as a request text makes the handler sleep that long,
 //     returning early (with the context's status) if the RPC ends first, then
 //     go on as for any other text (the text is echoed).
+//   - Response compression: request metadata "x-compress-response: gzip"
+//     makes the handler compress its responses with gzip.
+//
+// One convention only the grpc-go server keeps (Python's ServicerContext
+// has no view of these): request metadata "x-report" (any value) adds
+// trailing metadata saying what the server saw of the call:
+// "x-report-authority" (the :authority), "x-report-server-name" (the TLS
+// server name the client sent, "" without TLS or SNI),
+// "x-report-request-encoding" (the request's grpc-encoding, "" for none)
+// and, when the call carried any, "x-report-authorization" (its
+// authorization values).
 //
 // Per method:
 //
@@ -57,6 +68,9 @@ const (
 	EchoPrefix    = "x-echo-"
 	TrailerPrefix = "x-trailer-"
 	JoinSeparator = ","
+
+	CompressResponseKey = "x-compress-response"
+	ReportKey           = "x-report"
 )
 
 // ParseCode reads a status code given as a number (0-16) or a canonical name

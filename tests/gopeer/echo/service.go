@@ -9,7 +9,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // the compressor x-compress-response names
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -87,10 +90,14 @@ var _ EchoServer = Server{}
 // Register adds the Echo service to s.
 func Register(s *grpc.Server) { s.RegisterService(&ServiceDesc, Server{}) }
 
-// echoUnaryMetadata sends the metadata echo for a unary RPC.
+// echoUnaryMetadata sends the metadata echo for a unary RPC and applies
+// the response compression and report conventions.
 func echoUnaryMetadata(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	header, trailer := echoMetadata(md)
+	if err := applyConventions(ctx, md, trailer); err != nil {
+		return err
+	}
 	if err := grpc.SetTrailer(ctx, trailer); err != nil {
 		return err
 	}
@@ -100,13 +107,46 @@ func echoUnaryMetadata(ctx context.Context) error {
 	return nil
 }
 
-// echoStreamMetadata sends the metadata echo for a streaming RPC.
+// echoStreamMetadata is echoUnaryMetadata for a streaming RPC.
 func echoStreamMetadata(stream grpc.ServerStream) error {
 	md, _ := metadata.FromIncomingContext(stream.Context())
 	header, trailer := echoMetadata(md)
+	if err := applyConventions(stream.Context(), md, trailer); err != nil {
+		return err
+	}
 	stream.SetTrailer(trailer)
 	if header.Len() > 0 {
 		return stream.SendHeader(header)
+	}
+	return nil
+}
+
+// applyConventions sets the response compressor asked for and adds the
+// report to trailer.
+func applyConventions(ctx context.Context, md metadata.MD, trailer metadata.MD) error {
+	if names := md.Get(CompressResponseKey); len(names) > 0 {
+		if err := grpc.SetSendCompressor(ctx, names[0]); err != nil {
+			return status.Errorf(codes.InvalidArgument, "%s: %v", CompressResponseKey, err)
+		}
+	}
+	if len(md.Get(ReportKey)) == 0 {
+		return nil
+	}
+	trailer.Set(ReportKey+"-authority", strings.Join(md.Get(":authority"), ","))
+	serverName := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			serverName = info.State.ServerName
+		}
+	}
+	trailer.Set(ReportKey+"-server-name", serverName)
+	encoding := ""
+	if s, ok := grpc.ServerTransportStreamFromContext(ctx).(interface{ RecvCompress() string }); ok {
+		encoding = s.RecvCompress()
+	}
+	trailer.Set(ReportKey+"-request-encoding", encoding)
+	if auth := md.Get("authorization"); len(auth) > 0 {
+		trailer.Set(ReportKey+"-authorization", auth...)
 	}
 	return nil
 }

@@ -5,7 +5,8 @@
 // bound, then serves until its standard input closes or it gets SIGTERM or
 // SIGINT. See package tests/gopeer/echo for the service's conventions.
 //
-// Usage: server [--port N]   (0, the default, picks a free port)
+// Usage: server [--port N] [--tls_cert FILE --tls_key FILE]
+// (port 0, the default, picks a free port; with the two files it serves TLS)
 package main
 
 import (
@@ -20,12 +21,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"grpcgo/tests/gopeer/echo"
 )
 
 func main() {
 	port := flag.Int("port", 0, "TCP port on 127.0.0.1 to listen on; 0 picks a free one")
+	certFile := flag.String("tls_cert", "", "PEM certificate chain: serve TLS (with --tls_key)")
+	keyFile := flag.String("tls_key", "", "PEM private key of --tls_cert")
 	flag.Parse()
 	log.SetPrefix("gopeer server: ")
 	log.SetFlags(0)
@@ -34,7 +38,15 @@ func main() {
 	if err != nil {
 		log.Fatalf("listen: %v", err)
 	}
-	s := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if *certFile != "" || *keyFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(*certFile, *keyFile)
+		if err != nil {
+			log.Fatalf("tls: %v", err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	s := grpc.NewServer(opts...)
 	echo.Register(s)
 
 	stop := make(chan string, 2)
