@@ -104,7 +104,9 @@ func resolveTarget(target string) (string, []grpc.DialOption, error) {
 // reach a server listening on [::1] as well as on 127.0.0.1, as grpcio's
 // resolver does whatever /etc/hosts says: both addresses, IPv6 first, in a
 // static resolver, with "localhost:PORT" kept as the authority (the
-// target's endpoint) and "localhost" as the name TLS checks.
+// target's endpoint; TLS checks its host, "localhost"). The addresses carry
+// no ServerName: grpc-go would send that as the :authority, without the
+// port.
 func localhostTarget(target string) (string, []grpc.DialOption, bool) {
 	hostPort := strings.TrimPrefix(strings.TrimPrefix(target, "dns:///"), "dns:")
 	host, port, err := net.SplitHostPort(hostPort)
@@ -112,8 +114,8 @@ func localhostTarget(target string) (string, []grpc.DialOption, bool) {
 		return "", nil, false
 	}
 	addrs := []resolver.Address{
-		{Addr: net.JoinHostPort("::1", port), ServerName: host},
-		{Addr: net.JoinHostPort("127.0.0.1", port), ServerName: host},
+		{Addr: net.JoinHostPort("::1", port)},
+		{Addr: net.JoinHostPort("127.0.0.1", port)},
 	}
 	r := manual.NewBuilderWithScheme("grpcgo-localhost")
 	r.InitialState(resolver.State{Addresses: addrs})
