@@ -924,6 +924,19 @@ static PyObject *m_callback_reply(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotCallbackReply(h, md, error, cert));
 }
+static PyObject *m_log_setup(PyObject *self, PyObject *args) {
+    int severity, verbose;
+    PyObject *traced;
+    if (!PyArg_ParseTuple(args, "iiO", &severity, &verbose, &traced)) return NULL;
+    FORK_GUARD();
+    return GO(hotLogSetup(severity, verbose, traced));
+}
+static PyObject *m_log_next(PyObject *self, PyObject *args) {
+    double timeout;
+    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+    FORK_GUARD();
+    return GO(hotLogNext(timeout));
+}
 static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
@@ -1009,6 +1022,10 @@ static PyMethodDef methods[] = {
      "callback_next(timeout) -> (request, kind, id, service_url, method_name) or None"},
     {"callback_reply", m_callback_reply, METH_VARARGS,
      "callback_reply(request, metadata, error_text, cert_config)"},
+    {"log_setup", m_log_setup, METH_VARARGS,
+     "log_setup(severity, verbose, traced_components): which grpc-go log records reach Python"},
+    {"log_next", m_log_next, METH_VARARGS,
+     "log_next(timeout) -> list of (severity, component, message, time, file, line), or None"},
     {"call_auth_context", m_call_auth_context, METH_VARARGS,
      "call_auth_context(call) -> (properties, identity_key or None)"},
     {"cq_new", m_cq_new, METH_NOARGS, "cq_new() -> a completion queue for one event loop"},

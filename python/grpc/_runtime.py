@@ -89,6 +89,9 @@ def hot():
             from grpc._common import Metadatum
 
             module.setup(threading.main_thread().ident, Metadatum)
+            from grpc import _logging
+
+            _logging.start(module)
             # concurrent.futures joins its workers in an exit hook of its
             # own; ours must run first (hooks run last-registered first),
             # whichever of the two a program touched first.
@@ -164,6 +167,9 @@ def _finalize(module):
             _stop_at_exit(server, 0.0)
         except Exception:  # pragma: no cover - best effort at exit
             pass
+    from grpc import _logging
+
+    _logging.flush(module)  # the engine's last log records
     module.exiting()
 
 

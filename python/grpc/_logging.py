@@ -1,0 +1,181 @@
+"""grpc-go's logs, delivered to Python's ``logging``.
+
+The engine's records go to the logger ``grpc.go.<component>``, named after
+grpc-go's log component (``grpc.go.core``, ``grpc.go.transport``,
+``grpc.go.xds``, ...; ``grpc.go`` when grpc-go names none), children of the
+``grpc`` logger grpcio's own Python code logs under. Go never writes them to
+stderr and never calls Python from its goroutines: it keeps the records that
+pass the filter below in a bounded buffer, and one daemon thread
+(``grpcgo-log``) waits in Go for them and logs each batch; what is left is
+logged at interpreter exit. Each record carries grpc-go's time, file and
+line (``created``, ``pathname``, ``lineno``).
+
+Which records Go keeps follows grpcio's environment variables, read when the
+engine loads (the first channel or server):
+
+- ``GRPC_VERBOSITY``: ``DEBUG`` (every severity, every verbose record),
+  ``INFO`` (INFO and up), ``ERROR`` (the default: ERROR and up), ``NONE``
+  (nothing). ``WARNING`` is accepted too. Unset, grpc-go's own
+  ``GRPC_GO_LOG_SEVERITY_LEVEL`` / ``GRPC_GO_LOG_VERBOSITY_LEVEL`` are honoured.
+- ``GRPC_TRACE``: a comma-separated list of grpcio tracer names (``all``,
+  ``api``, ``channel``, ``http``, ``round_robin``, ``xds_client``, ...; a
+  leading ``-`` removes one) or grpc-go component names; the grpc-go
+  components they map to (``_TRACERS``) log everything from INFO up,
+  whatever ``GRPC_VERBOSITY`` says (except ``NONE``).
+
+When either asks for INFO records and the ``grpc.go`` logger has no level of
+its own, it is set to INFO (DEBUG for ``GRPC_VERBOSITY=DEBUG``), so that
+``logging.basicConfig()`` shows them. Otherwise the usual rules apply: the
+``grpc`` logger has a ``NullHandler``, as in grpcio, so records are shown only
+once logging is configured.
+"""
+
+import logging
+import os
+import threading
+import time
+
+LOGGER_NAME = "grpc.go"
+
+# grpc-go's severities (pyext/hot_log.go) and the logging levels they become.
+_INFO, _WARNING, _ERROR, _FATAL, _NONE = range(5)
+_LEVELS = {_INFO: logging.INFO, _WARNING: logging.WARNING, _ERROR: logging.ERROR,
+           _FATAL: logging.CRITICAL}
+
+_VERBOSITY = {
+    # name: (lowest severity kept, verbosity level V(l) answers)
+    "DEBUG": (_INFO, 99),
+    "INFO": (_INFO, 0),
+    "WARNING": (_WARNING, -1),
+    "ERROR": (_ERROR, -1),
+    "NONE": (_NONE, -1),
+}
+
+_CORE = ("core", "channelz")
+_TRANSPORT = ("transport", "grpctransport")
+_SECURITY = ("credentials", "alts", "pemfile", "authz", "authz-audit", "rbac")
+_XDS = ("xds",)
+_RESOLVER = ("dns", "delegating-resolver")
+_BALANCER = ("balancer", "roundrobin", "pick-first-lb", "pick-first-leaf-lb",
+             "weighted-round-robin", "least-request", "lazy-lb")
+
+# grpcio's tracer names (grpc/doc/environment_variables.md) and the grpc-go
+# components that log what they trace. Any other name is taken as a grpc-go
+# component name.
+_TRACERS = {
+    "api": _CORE, "channel": _CORE, "call": _CORE, "call_error": _CORE,
+    "client_channel": _CORE, "client_channel_call": _CORE,
+    "client_channel_lb_call": _CORE + _BALANCER, "connectivity_state": _CORE,
+    "subchannel": _CORE, "server_channel": _CORE, "channel_stack": _CORE,
+    "idle_filter": _CORE, "retry": _CORE, "message_size": _CORE,
+    "compression": _CORE, "deadline_filter": _CORE, "op_failure": _CORE,
+    "http": _TRANSPORT, "http1": _TRANSPORT, "http2_stream_state": _TRANSPORT,
+    "http_keepalive": _TRANSPORT, "flowctl": _TRANSPORT, "bdp_estimator": _TRANSPORT,
+    "chttp2_hpack_parser": _TRANSPORT, "chttp2_new_stream": _TRANSPORT, "tcp": _TRANSPORT,
+    "handshaker": _TRANSPORT + _SECURITY, "secure_endpoint": _SECURITY,
+    "security_connector": _SECURITY, "tsi": _SECURITY, "auth_context_refcount": _SECURITY,
+    "round_robin": ("roundrobin", "balancer"), "pick_first": ("pick-first-lb", "pick-first-leaf-lb"),
+    "weighted_round_robin_lb": ("weighted-round-robin",), "priority_lb": _XDS,
+    "outlier_detection_lb": _XDS + ("balancer",), "ring_hash_lb": _XDS, "rls_lb": ("rls",),
+    "glb": ("grpclb",), "grpclb": ("grpclb",), "cds_lb": _XDS, "xds_client": _XDS,
+    "xds_client_refcount": _XDS, "xds_resolver": _XDS, "xds_cluster_impl_lb": _XDS,
+    "xds_cluster_manager_lb": _XDS, "xds_override_host_lb": _XDS, "xds_wrr_locality_lb": _XDS,
+    "xds_server_config_fetcher": _XDS, "cares_resolver": _RESOLVER, "dns_resolver": _RESOLVER,
+    "cares_address_sorting": _RESOLVER, "resolver_refcount": _RESOLVER,
+}
+
+
+def settings(environ=os.environ):
+    """(severity, verbose, traced components) from the environment."""
+    severity, verbose = _ERROR, -1
+    name = environ.get("GRPC_VERBOSITY", "").strip().upper()
+    if name in _VERBOSITY:
+        severity, verbose = _VERBOSITY[name]
+    elif name:
+        logging.getLogger(LOGGER_NAME).error(
+            "Unknown GRPC_VERBOSITY %r (DEBUG, INFO, ERROR or NONE); using ERROR", name)
+    else:
+        go = environ.get("GRPC_GO_LOG_SEVERITY_LEVEL", "").strip().upper()
+        severity = {"INFO": _INFO, "WARNING": _WARNING, "ERROR": _ERROR}.get(go, _ERROR)
+        try:
+            verbose = int(environ.get("GRPC_GO_LOG_VERBOSITY_LEVEL", "0"))
+        except ValueError:
+            verbose = 0
+        if severity != _INFO:
+            verbose = -1
+    traced = set()
+    for tracer in environ.get("GRPC_TRACE", "").split(","):
+        tracer = tracer.strip().lower()
+        remove = tracer.startswith("-")
+        tracer = tracer.lstrip("-")
+        if not tracer or tracer == "list_tracers":
+            continue
+        components = ("*",) if tracer in ("all", "*") else _TRACERS.get(tracer, (tracer,))
+        if remove:
+            traced.difference_update(components)
+        else:
+            traced.update(components)
+    if severity == _NONE:
+        traced = set()
+    return severity, verbose, sorted(traced)
+
+
+_started = False
+_lock = threading.Lock()
+
+
+def start(hot, environ=os.environ):
+    """Sets the engine's filter and starts the thread that logs its records
+    (once, when the engine loads)."""
+    global _started
+    severity, verbose, traced = settings(environ)
+    hot.log_setup(severity, verbose, traced)
+    if severity <= _INFO or traced:
+        logger = logging.getLogger(LOGGER_NAME)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.DEBUG if verbose > 0 else logging.INFO)
+    with _lock:
+        if _started or severity == _NONE:
+            return
+        _started = True
+    threading.Thread(target=_serve, args=(hot,), name="grpcgo-log", daemon=True).start()
+
+
+def _serve(hot):
+    while True:
+        try:
+            batch = hot.log_next(-1.0)
+        except Exception:  # pragma: no cover - a forked child, or exiting
+            return
+        if batch:
+            emit(batch)
+
+
+def flush(hot):
+    """Logs the records still in the engine (at exit)."""
+    try:
+        batch = hot.log_next(0.0)
+    except Exception:  # pragma: no cover
+        return
+    if batch:
+        emit(batch)
+
+
+_start_time = getattr(logging, "_startTime", time.time())
+
+
+def emit(batch):
+    for severity, component, message, created, path, line in batch:
+        logger = logging.getLogger(LOGGER_NAME + "." + component if component else LOGGER_NAME)
+        level = _LEVELS.get(severity, logging.ERROR)
+        if not logger.isEnabledFor(level):
+            continue
+        try:
+            record = logger.makeRecord(logger.name, level, path or "(grpc-go)", line, message,
+                                       None, None)
+            record.created = created
+            record.msecs = (created - int(created)) * 1000
+            record.relativeCreated = (created - _start_time) * 1000
+            logger.handle(record)
+        except Exception:  # a broken handler must not stop the thread
+            pass
