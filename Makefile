@@ -14,7 +14,12 @@ export CGO_CFLAGS := -I$(PYINC) -O2
 TEST_DEPS := protobuf pytest pytest-timeout uvloop
 
 SOURCES := go.mod go.sum setup.py pyproject.toml MANIFEST.in \
-	$(shell find core pyext python -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.py' \) 2>/dev/null)
+	$(shell find core pyext python patches -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.py' -o -name '*.in' \) 2>/dev/null)
+
+# grpc-go with grpcgo's change for metadata order (patches/grpc_go_patch.py),
+# for go vet and go test; setup.py builds the engine with the same.
+GO_PATCH := $(CURDIR)/build/grpc-go-patch
+GO_PATCHED := -modfile=$(GO_PATCH)/go.mod -tags=grpcgo_patched
 
 .PHONY: all install test test-go test-py demo check-wheel clean
 
@@ -41,9 +46,12 @@ install: $(VENV)/.installed
 
 test: test-go test-py
 
-test-go:
-	go vet ./...
-	go test -race -count=1 ./...
+$(GO_PATCH)/stamp: go.mod go.sum $(wildcard patches/*.py patches/grpc-go/*.in)
+	$(PYTHON) patches/grpc_go_patch.py $(GO_PATCH)
+
+test-go: $(GO_PATCH)/stamp
+	go vet $(GO_PATCHED) ./...
+	go test -race -count=1 $(GO_PATCHED) ./...
 
 test-py: install
 	cd tests && $(VENV_PY) -m pytest -q -p no:cacheprovider .

@@ -4,12 +4,14 @@ The engine is ONE c-shared library, grpc/_engine<EXT_SUFFIX>, built with
 `go build -buildmode=c-shared ./pyext` against the headers of the Python
 that runs this build. It holds two C modules (the hand-written hot module
 and the gopy-generated cold one); grpc._runtime loads them on first use.
-Needs Go (see go.mod for the minimum version) and a C compiler.
+Needs Go (see go.mod for the minimum version) and a C compiler. grpc-go is
+built with grpcgo's change for metadata order (patches/grpc_go_patch.py).
 """
 
 import os
 import shutil
 import subprocess
+import sys
 import sysconfig
 
 from setuptools import Extension, setup
@@ -42,7 +44,16 @@ class build_go_ext(build_ext):
         # provides those symbols.
         include = sysconfig.get_paths()["include"]
         env["CGO_CFLAGS"] = ("-I%s -O2 %s" % (include, env.get("CGO_CFLAGS", ""))).strip()
-        cmd = [go, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, ext.package]
+        # grpc-go, pinned by go.mod, with grpcgo's change for metadata order
+        # (patches/grpc_go_patch.py; docs/ARCHITECTURE.md).
+        sys.path.insert(0, os.path.join(ROOT, "patches"))
+        try:
+            import grpc_go_patch
+        finally:
+            sys.path.pop(0)
+        patched = grpc_go_patch.prepare(ROOT, os.path.join(ROOT, "build", "grpc-go-patch"), go)
+        cmd = [go, "build", "-buildmode=c-shared", "-trimpath", *patched,
+               "-ldflags=-s -w", "-o", out, ext.package]
         self.announce("building %s: %s" % (ext.name, " ".join(cmd)), level=2)
         subprocess.check_call(cmd, cwd=ROOT, env=env)
         header = os.path.splitext(out)[0] + ".h"

@@ -88,6 +88,10 @@ func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Ms
 	}
 	st = statusFrom(ctx, err)
 	st.Trailer = trailer
+	if over := ch.overLimit(header, trailer); over != nil {
+		resp.Free()
+		return nil, nil, over
+	}
 	if err != nil {
 		resp.Free()
 		return nil, header, st
@@ -143,4 +147,15 @@ func FailedUnary(st *Status) *UnaryCall {
 	c := &UnaryCall{Done: make(chan struct{}), Status: st, cancel: func(error) {}}
 	close(c.Done)
 	return c
+}
+
+// overLimit is grpcio's RESOURCE_EXHAUSTED for response headers or trailers
+// over the channel's metadata limits, or nil.
+func (ch *Channel) overLimit(mds ...metadata.MD) *Status {
+	for _, md := range mds {
+		if st := ch.mdLimits.checkReceived(md); st != nil {
+			return st
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -58,6 +59,7 @@ func (c *CallCredentials) GetRequestMetadata(ctx context.Context, uri ...string)
 	}
 	method := ri.Method[strings.LastIndex(ri.Method, "/")+1:]
 	out := map[string]string{}
+	var pairs []MDPair
 	for _, fetch := range c.fetchers {
 		md, err := fetch(ctx, serviceURL, method)
 		if err != nil {
@@ -73,12 +75,48 @@ func (c *CallCredentials) GetRequestMetadata(ctx context.Context, uri ...string)
 			return nil, status.Errorf(codes.Unavailable, "Getting metadata from plugin failed with error: %v", err)
 		}
 		for k, vs := range md {
-			if len(vs) > 0 {
+			if len(vs) > 0 && (k == "" || k[0] != ':') {
 				out[k] = vs[len(vs)-1]
 			}
 		}
+		if transportPatched {
+			pairs = append(pairs, OrderedPairs(md)...)
+		}
+	}
+	if len(pairs) > 0 {
+		// Every pair, in order, duplicate keys included: the transport
+		// sends these (grpc-go validates the map's own entries).
+		for i, p := range pairs {
+			p.Key = strings.ToLower(p.Key)
+			if err := checkPair(p); err != nil {
+				return nil, status.Error(codes.Internal, err.Error())
+			}
+			pairs[i] = p
+		}
+		out[mdPairsKey] = encodePairs(pairs)
 	}
 	return out, nil
+}
+
+// checkPair applies grpc-go's rules for metadata to a credentials pair.
+func checkPair(p MDPair) error {
+	if p.Key == "" {
+		return fmt.Errorf("there is an empty key in the header")
+	}
+	for i := 0; i < len(p.Key); i++ {
+		if c := p.Key[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return fmt.Errorf("header key %q contains illegal characters not in [0-9a-z-_.]", p.Key)
+		}
+	}
+	if strings.HasSuffix(p.Key, "-bin") {
+		return nil
+	}
+	for i := 0; i < len(p.Value); i++ {
+		if c := p.Value[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("header key %q contains value with non-printable ASCII characters", p.Key)
+		}
+	}
+	return nil
 }
 
 // RequireTransportSecurity is false: GetRequestMetadata checks the

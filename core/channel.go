@@ -21,6 +21,7 @@ type Channel struct {
 	target   string // as given to Dial
 	callOpts []grpc.CallOption
 	refuse   *Status         // set: every call fails at once with it
+	mdLimits MetadataLimits  // on received header blocks
 	ctx      context.Context // cancelled when the channel closes
 	cancel   context.CancelCauseFunc
 	closed   atomic.Bool
@@ -38,10 +39,10 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		transport = privateServerName{transport, cfg.TLSServerName}
 	}
 	dial := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
-	if creds != nil {
-		for _, c := range creds.Call {
-			dial = append(dial, grpc.WithPerRPCCredentials(c))
-		}
+	if creds != nil && len(creds.Call) > 0 {
+		// One credentials object: grpc-go merges several into one map, one
+		// value per key; ours gives every pair in order.
+		dial = append(dial, grpc.WithPerRPCCredentials(ComposeCall(creds.Call...)))
 	}
 	resolved, extra, err := resolveTarget(target)
 	if err != nil {
@@ -61,6 +62,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		refuse:   creds.refusal(),
 		target:   target,
 		callOpts: append([]grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}, cfg.Call...),
+		mdLimits: cfg.MDLimits,
 		ctx:      ctx,
 		cancel:   cancel,
 	}

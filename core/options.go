@@ -97,6 +97,7 @@ type ChannelConfig struct {
 	Authority     string
 	TLSServerName string                 // the name the server's certificate must carry
 	TLSSessions   tls.ClientSessionCache // grpc.ssl_session_cache; nil: none
+	MDLimits      MetadataLimits
 }
 
 // ChannelOptions maps grpcio channel arguments onto grpc-go dial options.
@@ -108,6 +109,7 @@ func ChannelOptions(opts []Option) ChannelConfig {
 	serviceConfig := ""
 	lbPolicy := ""
 	primaryUA, secondaryUA := "", ""
+	mdSoft, mdHard := -1, -1
 	for _, o := range opts {
 		switch o.Key {
 		case "grpc.max_receive_message_length", "grpc.max_message_length":
@@ -125,6 +127,14 @@ func ChannelOptions(opts []Option) ChannelConfig {
 		case "grpc.ssl_session_cache":
 			if o.IsInt {
 				cfg.TLSSessions = sessionCache(o.Int)
+			}
+		case "grpc.max_metadata_size":
+			if o.IsInt && o.Int >= 0 && o.Int <= math.MaxInt32 {
+				mdSoft = int(o.Int)
+			}
+		case "grpc.absolute_max_metadata_size":
+			if o.IsInt && o.Int >= 0 && o.Int <= math.MaxInt32 {
+				mdHard = int(o.Int)
 			}
 		case "grpc.primary_user_agent":
 			primaryUA = o.Str
@@ -156,11 +166,17 @@ func ChannelOptions(opts []Option) ChannelConfig {
 			}
 		}
 	}
+	cfg.MDLimits = metadataLimits(mdSoft, mdHard)
 	if haveKA {
 		cfg.Dial = append(cfg.Dial, grpc.WithKeepaliveParams(ka))
 	}
-	// grpc-go puts its own "grpc-go/<version>" after whatever is given.
-	if ua := strings.TrimSpace(primaryUA + " " + secondaryUA); ua != "" {
+	// grpcio's agent is "<primary> <library> <secondary>". grpc-go's
+	// WithUserAgent adds its own "grpc-go/<version>" at the end, unless (with
+	// grpcgo's change, core/metadata.go) the agent given holds it already.
+	if transportPatched && secondaryUA != "" {
+		ua := strings.TrimSpace(primaryUA + " grpc-go/" + grpc.Version + " " + secondaryUA)
+		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(ua))
+	} else if ua := strings.TrimSpace(primaryUA + " " + secondaryUA); ua != "" {
 		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(ua))
 	}
 	if !retries {
@@ -186,6 +202,7 @@ type ServerConfig struct {
 	Server     []grpc.ServerOption
 	ReusePort  bool
 	Compressor string // compresses every response unless a call says otherwise
+	MDLimits   MetadataLimits
 }
 
 // ServerOptions maps grpcio server arguments onto grpc-go server options.
@@ -194,11 +211,20 @@ func ServerOptions(opts []Option) ServerConfig {
 	var kp keepalive.ServerParameters
 	var ep keepalive.EnforcementPolicy
 	haveKP, haveEP := false, false
+	mdSoft, mdHard := -1, -1
 	for _, o := range opts {
 		if !o.IsInt {
 			continue
 		}
 		switch o.Key {
+		case "grpc.max_metadata_size":
+			if o.Int >= 0 && o.Int <= math.MaxInt32 {
+				mdSoft = int(o.Int)
+			}
+		case "grpc.absolute_max_metadata_size":
+			if o.Int >= 0 && o.Int <= math.MaxInt32 {
+				mdHard = int(o.Int)
+			}
 		case "grpc.max_receive_message_length", "grpc.max_message_length":
 			cfg.Server = append(cfg.Server, grpc.MaxRecvMsgSize(msgLimit(o.Int)))
 		case "grpc.max_send_message_length":
@@ -241,6 +267,7 @@ func ServerOptions(opts []Option) ServerConfig {
 			}
 		}
 	}
+	cfg.MDLimits = metadataLimits(mdSoft, mdHard)
 	if haveKP {
 		cfg.Server = append(cfg.Server, grpc.KeepaliveParams(kp))
 	}

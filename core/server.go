@@ -26,6 +26,7 @@ type Server struct {
 	gs         *grpc.Server
 	reusePort  bool
 	compressor string
+	mdLimits   MetadataLimits
 
 	// incoming queues accepted calls for Next/Take; enqueueing happens
 	// under inMu's read lock and only before quit closes, so once Stop holds
@@ -60,6 +61,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 	s := &Server{
 		reusePort:     cfg.ReusePort,
 		compressor:    cfg.Compressor,
+		mdLimits:      cfg.MDLimits,
 		incoming:      make(chan *ServerCall, incomingDepth),
 		quit:          make(chan struct{}),
 		stopped:       make(chan struct{}),
@@ -293,6 +295,9 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 	// only when the server (or the handler) asks for it.
 	setServerCompressor(ss, s.compressor)
 	c := newServerCall(ss)
+	if st := s.mdLimits.check(HeaderSize(c.Metadata)); st != nil {
+		return status.Error(st.Code, st.Details) // grpcio refuses it before any handler
+	}
 	liveServerCalls.Add(1)
 	defer liveServerCalls.Add(-1)
 	if _, ok := s.unaryRequest.Load(c.Method); ok {

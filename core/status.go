@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -33,6 +34,11 @@ func statusFrom(ctx context.Context, err error) *Status {
 	}
 	st := status.Convert(err)
 	out := &Status{Code: st.Code(), Details: st.Message()}
+	if out.Code == codes.Internal && strings.HasPrefix(out.Details, "header list size to send violates") {
+		// grpc-go checks the peer's SETTINGS_MAX_HEADER_LIST_SIZE before
+		// sending; grpcio sends, and the server refuses it so.
+		out.Code = codes.ResourceExhausted
+	}
 	if ctx != nil {
 		switch {
 		case (st.Code() == codes.DeadlineExceeded || st.Code() == codes.Canceled) && deadlinePassed(ctx):
@@ -63,6 +69,9 @@ func deadlinePassed(ctx context.Context) bool {
 var (
 	errCallCancelled = errors.New("Locally cancelled by application!")
 	errChannelClosed = errors.New("Channel closed!")
+	// errMetadataOverLimit cancels a stream whose response headers were
+	// over the channel's metadata limits.
+	errMetadataOverLimit = errors.New("received metadata over the limit")
 )
 
 func cancelReason(ctx context.Context) string {

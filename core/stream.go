@@ -80,16 +80,28 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		}
 		s.cs = cs
 		close(s.opened)
+		var over *Status // headers over the metadata limits
 		s.in.run(cs, func() {
 			s.Header, _ = cs.Header()
+			if over = ch.overLimit(s.Header); over != nil {
+				s.Header = nil
+				cancel(errMetadataOverLimit)
+				s.in.abandon()
+			}
 			close(s.HeaderReady)
 		}, func(err error) {
-			if err == errAbandoned {
+			switch {
+			case over != nil:
+				s.Status = over
+			case err == errAbandoned:
 				cancel(errCallCancelled)
 				s.Status = statusFrom(ctx, ctx.Err())
-			} else {
+			default:
 				s.Status = statusFrom(ctx, err)
 				s.Status.Trailer = cs.Trailer()
+				if st := ch.overLimit(s.Status.Trailer); st != nil {
+					s.Status = st
+				}
 			}
 			close(s.ended)
 			s.out.abandon()

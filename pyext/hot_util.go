@@ -8,7 +8,6 @@ import "C"
 import (
 	"fmt"
 	"runtime/cgo"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -270,6 +269,7 @@ func mdFromPy(obj pyObj) (metadata.MD, mdResult) {
 	}
 	defer C.hot_decref(seq)
 	md := make(metadata.MD, n)
+	order := make([]string, 0, n)
 	result := mdOK
 	for i := C.Py_ssize_t(0); i < n; i++ {
 		var pair pyObj
@@ -292,6 +292,10 @@ func mdFromPy(obj pyObj) (metadata.MD, mdResult) {
 			result = mdInvalid
 		}
 		md[key] = append(md[key], value)
+		order = append(order, key)
+	}
+	if len(md) > 1 {
+		md[core.MDOrderKey] = order // grpcio sends pairs in the caller's order
 	}
 	return md, result
 }
@@ -321,11 +325,23 @@ func validValue(v string) bool {
 	return true
 }
 
-// hiddenKey reports transport headers and gRPC's reserved "grpc-" keys,
-// which grpcio does not show as metadata (rich status details excepted).
+// hiddenKey reports transport headers and the "grpc-" keys gRPC's core
+// consumes, which grpcio does not show as metadata; other "grpc-" keys
+// (grpc-status-details-bin, grpc-retry-pushback-ms, unknown ones) it shows.
 func hiddenKey(k string) bool {
-	return k == "" || k[0] == ':' || k == "content-type" || k == "te" ||
-		strings.HasPrefix(k, "grpc-") && k != "grpc-status-details-bin"
+	if k == "" || k[0] == ':' || k == "content-type" || k == "te" {
+		return true
+	}
+	if !strings.HasPrefix(k, "grpc-") {
+		return false
+	}
+	switch k {
+	case "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-status",
+		"grpc-message", "grpc-previous-rpc-attempts", "grpc-tags-bin", "grpc-trace-bin",
+		"grpc-internal-encoding-request", "grpc-internal-stream-encoding-request":
+		return true
+	}
+	return false
 }
 
 // visibleMetadata reports whether md holds a key Python would see.
@@ -339,35 +355,33 @@ func visibleMetadata(md metadata.MD) bool {
 }
 
 // mdToPy builds grpcio's metadata form: a tuple of _Metadatum (key, value)
-// pairs, the value bytes for "-bin" keys and str otherwise, keys in sorted
-// order.
+// pairs, the value bytes for "-bin" keys and str otherwise, in the order
+// they came (core.OrderedPairs; by key when the order is not known).
 func mdToPy(md metadata.MD) pyObj {
-	keys := make([]string, 0, len(md))
+	pairs := core.OrderedPairs(md)
 	n := 0
-	for k, vs := range md {
-		if !hiddenKey(k) {
-			keys = append(keys, k)
-			n += len(vs)
+	for _, p := range pairs {
+		if !hiddenKey(p.Key) {
+			n++
 		}
 	}
-	sort.Strings(keys)
 	t := C.hot_tuple(C.Py_ssize_t(n))
 	if t == nil {
 		return nil
 	}
 	i := 0
-	for _, k := range keys {
-		bin := strings.HasSuffix(k, "-bin")
-		for _, v := range md[k] {
-			var val pyObj
-			if bin {
-				val = pyBytes([]byte(v))
-			} else {
-				val = pyStr(v)
-			}
-			C.hot_tuple_set(t, C.Py_ssize_t(i), C.hot_metadatum(metadatum, pyStr(k), val))
-			i++
+	for _, p := range pairs {
+		if hiddenKey(p.Key) {
+			continue
 		}
+		var val pyObj
+		if strings.HasSuffix(p.Key, "-bin") {
+			val = pyBytes([]byte(p.Value))
+		} else {
+			val = pyStr(p.Value)
+		}
+		C.hot_tuple_set(t, C.Py_ssize_t(i), C.hot_metadatum(metadatum, pyStr(p.Key), val))
+		i++
 	}
 	return t
 }

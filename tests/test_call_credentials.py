@@ -227,13 +227,28 @@ def test_composite_call_credentials_of_one(pki, server):
     assert rec.values("authorization") == ["Bearer solo"]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: grpc-go call credentials give one value per key, so two credentials setting the same key send only the last")
 def test_composite_sends_every_value_of_a_key(pki, server):
     rec, port, _, _ = server
     creds = tls(pki, grpc.access_token_call_credentials("one"),
                 grpc.access_token_call_credentials("two"))
     assert unary(f"localhost:{port}", creds) == b"ping"
     assert rec.values("authorization") == ["Bearer one", "Bearer two"]
+
+
+def test_call_credentials_metadata_follows_the_callers_in_order(pki, server):
+    # grpcio 1.85.1's server sees: user-agent, the caller's metadata, then
+    # each call credential's pairs in turn, duplicate keys and all.
+    rec, port, _, _ = server
+    creds = tls(pki, grpc.access_token_call_credentials("one"),
+                grpc.access_token_call_credentials("two"),
+                grpc.metadata_call_credentials(
+                    Plugin(metadata=(("x-p", "1"), ("authorization", "p"), ("x-q", "2")))))
+    assert unary(f"localhost:{port}", creds,
+                 metadata=(("x-u1", "a"), ("x-u2", "b"))) == b"ping"
+    assert [k for k, _ in rec.last.metadata][0] == "user-agent"
+    assert list(rec.last.metadata[1:]) == [
+        ("x-u1", "a"), ("x-u2", "b"), ("authorization", "Bearer one"),
+        ("authorization", "Bearer two"), ("x-p", "1"), ("authorization", "p"), ("x-q", "2")]
 
 
 def test_composite_channel_credentials_with_several(pki, server):

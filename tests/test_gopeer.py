@@ -406,6 +406,12 @@ def test_go_client(gopeer_bin, py_echo_port, case):
     assert f"PASS {case}" in out
 
 
+def test_go_client_sees_grpc_accept_encoding_in_response_headers(gopeer_bin, py_echo_port):
+    # As from grpcio's server: "identity, deflate, gzip" in the headers.
+    out = run_go_client(gopeer_bin, py_echo_port, "accept_encoding")
+    assert "PASS accept_encoding" in out
+
+
 def test_go_client_all_against_go_server(gopeer_bin, go_echo_port):
     # The Go client and server agree with each other: the peers themselves
     # are right, so a failure above is grpcgo's.

@@ -172,7 +172,6 @@ def test_primary_user_agent_as_bytes(served):
     assert _user_agent(service.seen["metadata"]).startswith("bytes-agent/2 ")
 
 
-@pytest.mark.xfail(strict=True, reason='known gap: grpc-go always appends its own grpc-go/<version> after the user agent it is given')
 def test_secondary_user_agent_goes_last(served):
     service, port = served
     options = [("grpc.secondary_user_agent", "suffix/3")]

@@ -39,22 +39,30 @@ var Cases = []Case{
 	{"compression", caseCompression},
 }
 
-// CaseNames lists the case names, "all" after Cases and before ExtraCases.
+// GrpcioCases check what grpcio's server does and grpc-go's does not; they
+// run only by name, against grpcgo's server (not in "all").
+var GrpcioCases = []Case{
+	{"accept_encoding", caseAcceptEncoding},
+}
+
+// CaseNames lists the case names, "all" after Cases and before ExtraCases
+// and GrpcioCases.
 func CaseNames() []string {
-	names := make([]string, 0, len(Cases)+len(ExtraCases)+1)
+	names := make([]string, 0, len(Cases)+len(ExtraCases)+len(GrpcioCases)+1)
 	for _, c := range Cases {
 		names = append(names, c.Name)
 	}
 	names = append(names, "all")
-	for _, c := range ExtraCases {
+	for _, c := range append(ExtraCases[:len(ExtraCases):len(ExtraCases)], GrpcioCases...) {
 		names = append(names, c.Name)
 	}
 	return names
 }
 
-// FindCase returns the case called name, in Cases or ExtraCases.
+// FindCase returns the case called name, in Cases, ExtraCases or GrpcioCases.
 func FindCase(name string) (Case, bool) {
-	for _, c := range append(Cases[:len(Cases):len(Cases)], ExtraCases...) {
+	all := append(Cases[:len(Cases):len(Cases)], ExtraCases...)
+	for _, c := range append(all, GrpcioCases...) {
 		if c.Name == name {
 			return c, true
 		}
@@ -552,4 +560,18 @@ func caseUnimplemented(ctx context.Context, conn grpc.ClientConnInterface) error
 	}
 	// The known methods still work on the same connection.
 	return expectOK("UnaryEcho after unknown methods", unary(ctx, conn, "still here"), "still here")
+}
+
+// caseAcceptEncoding: grpcio's server names the compressions it accepts in
+// its response headers ("identity, deflate, gzip"); trailers-only responses
+// carry none.
+func caseAcceptEncoding(ctx context.Context, conn grpc.ClientConnInterface) error {
+	r := unary(ctx, conn, "plain")
+	if err := expectOK("UnaryEcho", r, "plain"); err != nil {
+		return err
+	}
+	if got := r.header["grpc-accept-encoding"]; len(got) != 1 || got[0] != "identity, deflate, gzip" {
+		return fmt.Errorf("response headers' grpc-accept-encoding = %q, want [\"identity, deflate, gzip\"]", got)
+	}
+	return nil
 }

@@ -1,0 +1,198 @@
+"""grpcgo's change to grpc-go, made at build time from the pinned version.
+
+grpc-go keeps metadata in a map (metadata.MD), so the order of pairs across
+keys is lost where its transport writes and reads header blocks, and per-RPC
+credentials give one value per key. grpcio keeps both. This module prepares
+a build of the PINNED grpc-go version (GRPC_GO_VERSION, the one go.mod
+requires) that keeps them, without forking grpc-go or touching go.mod:
+
+* it asks the go command for grpc-go's module directory (`go mod download`
+  fetches it from the module proxy on a fresh machine) and copies it to
+  OUT_DIR/grpc,
+* applies EDITS there (each an exact, unique snippet of that version's
+  source; any mismatch stops the build with a message) and adds NEW_FILES
+  (grpcgo's own code, patches/grpc-go/*.go.in),
+* writes OUT_DIR/go.mod (ours plus `replace google.golang.org/grpc =>
+  OUT_DIR/grpc`) and OUT_DIR/go.sum (ours),
+
+and returns the go flags that build with it: `-modfile=OUT_DIR/go.mod
+-tags=grpcgo_patched` (the tag tells grpcgo/core the change is there). A
+build without them (the grpc-go test peers in tests/gopeer, say) gets
+grpc-go as published. setup.py and the Makefile call it;
+`python patches/grpc_go_patch.py OUT_DIR` prints the flags. Why, and what
+else was weighed: docs/ARCHITECTURE.md, "Metadata order".
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+GRPC_GO = "google.golang.org/grpc"
+GRPC_GO_VERSION = "v1.85.0"
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_RECORD = (
+    "\t\t\tmdata[hf.Name] = append(mdata[hf.Name], v)\n",
+    "\t\t\tmdata[hf.Name] = append(mdata[hf.Name], v)\n"
+    "\t\t\tgrpcgoRecord(mdata, hf.Name)\n",
+)
+_NOTE_SIZE = (
+    "\tfor _, hf := range frame.Fields {\n",
+    "\tgrpcgoNoteSize(mdata, frame.Fields)\n"
+    "\tfor _, hf := range frame.Fields {\n",
+)
+
+# (file in the grpc-go module, [(old, new), ...]); each old occurs once.
+EDITS = [
+    ("internal/transport/http2_client.go", [
+        # Received header blocks: the keys' order and the block's size.
+        _RECORD,
+        _NOTE_SIZE,
+        # Sent headers: the caller's metadata in its order, then the call
+        # credentials' (grpcio's order), every value of a key.
+        ("\tfor k, v := range authData {\n"
+         "\t\theaderFields = append(headerFields, hpack.HeaderField{Name: k, Value: encodeMetadataHeader(k, v)})\n"
+         "\t}\n"
+         "\tfor k, v := range callAuthData {\n"
+         "\t\theaderFields = append(headerFields, hpack.HeaderField{Name: k, Value: encodeMetadataHeader(k, v)})\n"
+         "\t}\n"
+         "\n"
+         "\tif mdOK {\n"
+         "\t\tvar k string\n"
+         "\t\tfor k, vv := range md {\n"
+         "\t\t\t// HTTP doesn't allow you to set pseudoheaders after non pseudoheaders were set.\n"
+         "\t\t\tif isReservedHeader(k) {\n"
+         "\t\t\t\tcontinue\n"
+         "\t\t\t}\n"
+         "\t\t\tfor _, v := range vv {\n"
+         "\t\t\t\theaderFields = append(headerFields, hpack.HeaderField{Name: k, Value: encodeMetadataHeader(k, v)})\n"
+         "\t\t\t}\n"
+         "\t\t}\n",
+         "\tif mdOK {\n"
+         "\t\tvar k string\n"
+         "\t\theaderFields = grpcgoAppendMD(headerFields, md)\n"),
+        ("\tfor k, vv := range t.md {\n"
+         "\t\tif isReservedHeader(k) {\n",
+         "\theaderFields = grpcgoAppendAuth(headerFields, authData)\n"
+         "\theaderFields = grpcgoAppendAuth(headerFields, callAuthData)\n"
+         "\tfor k, vv := range t.md {\n"
+         "\t\tif isReservedHeader(k) {\n"),
+    ]),
+    ("internal/transport/http2_server.go", [
+        _RECORD,
+        _NOTE_SIZE,
+        # Response headers name the compressions accepted, as grpcio's do.
+        ("\t\theaderFields = append(headerFields, hpack.HeaderField{Name: \"grpc-encoding\", Value: s.sendCompress})\n"
+         "\t}\n"
+         "\theaderFields = appendHeaderFieldsFromMD(headerFields, s.header)\n",
+         "\t\theaderFields = append(headerFields, hpack.HeaderField{Name: \"grpc-encoding\", Value: s.sendCompress})\n"
+         "\t}\n"
+         "\theaderFields = append(headerFields, hpack.HeaderField{Name: \"grpc-accept-encoding\", Value: grpcgoAcceptEncoding()})\n"
+         "\theaderFields = appendHeaderFieldsFromMD(headerFields, s.header)\n"),
+        ("func appendHeaderFieldsFromMD(headerFields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {\n",
+         "func appendHeaderFieldsFromMD(headerFields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {\n"
+         "\treturn grpcgoAppendMD(headerFields, md)\n"
+         "}\n"
+         "\n"
+         "func appendHeaderFieldsFromMDInMapOrder(headerFields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {\n"),
+    ]),
+    ("dialoptions.go", [
+        ("\t\to.copts.UserAgent = s + \" \" + grpcUA\n",
+         "\t\to.copts.UserAgent = grpcgoUserAgent(s)\n"),
+    ]),
+]
+
+# (file added to the grpc-go module, source in patches/grpc-go/)
+NEW_FILES = [
+    ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
+    ("grpcgo.go", "grpc_grpcgo.go.in"),
+]
+
+TAG = "grpcgo_patched"
+
+
+class PatchError(RuntimeError):
+    pass
+
+
+def _module_dir(root, go):
+    cmd = [go, "mod", "download", "-json", GRPC_GO]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    try:
+        info = json.loads(proc.stdout)
+    except ValueError:
+        info = {}
+    if proc.returncode != 0 or not info.get("Dir"):
+        raise PatchError("`%s` failed: %s%s" % (" ".join(cmd), info.get("Error", ""), proc.stderr))
+    if info.get("Version") != GRPC_GO_VERSION:
+        raise PatchError(
+            "go.mod requires %s %s, but grpcgo's change (patches/grpc_go_patch.py) is "
+            "written for %s: port its EDITS to the new version, then change "
+            "GRPC_GO_VERSION" % (GRPC_GO, info.get("Version"), GRPC_GO_VERSION))
+    return info["Dir"]
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def flags(out_dir):
+    return ["-modfile=" + os.path.join(os.path.abspath(out_dir), "go.mod"), "-tags=" + TAG]
+
+
+def prepare(root, out_dir, go="go"):
+    """Makes OUT_DIR's patched grpc-go and modfile (if not current); returns the go flags."""
+    root = os.path.abspath(root)
+    out_dir = os.path.abspath(out_dir)
+    moddir = _module_dir(root, go)
+    inputs = [os.path.abspath(__file__), os.path.join(root, "go.mod"), os.path.join(root, "go.sum")]
+    inputs += [os.path.join(HERE, "grpc-go", name) for _, name in NEW_FILES]
+    digest = hashlib.sha256(moddir.encode())
+    for path in inputs:
+        digest.update(_read(path).encode())
+    stamp = os.path.join(out_dir, "stamp")
+    if os.path.exists(stamp) and _read(stamp) == digest.hexdigest():
+        return flags(out_dir)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    src = os.path.join(out_dir, "grpc")
+    # copyfile: the module cache's files are read-only; the copies need not be.
+    shutil.copytree(moddir, src, copy_function=shutil.copyfile,
+                    ignore=shutil.ignore_patterns("testdata", "*_test.go"))
+    for rel, edits in EDITS:
+        text = _read(os.path.join(src, rel))
+        for old, new in edits:
+            if text.count(old) != 1:
+                raise PatchError("%s@%s %s: expected exactly one copy of %r, found %d"
+                                 % (GRPC_GO, GRPC_GO_VERSION, rel, old[:80], text.count(old)))
+            text = text.replace(old, new)
+        _write(os.path.join(src, rel), text)
+    for rel, name in NEW_FILES:
+        _write(os.path.join(src, rel), _read(os.path.join(HERE, "grpc-go", name)))
+    gomod = _read(os.path.join(root, "go.mod"))
+    _write(os.path.join(out_dir, "go.mod"), gomod.rstrip("\n") + "\n\n"
+           "// Written by patches/grpc_go_patch.py: grpc-go %s with grpcgo's change.\n"
+           "replace %s => %s\n" % (GRPC_GO_VERSION, GRPC_GO, src))
+    shutil.copyfile(os.path.join(root, "go.sum"), os.path.join(out_dir, "go.sum"))
+    _write(stamp, digest.hexdigest())
+    return flags(out_dir)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: grpc_go_patch.py OUT_DIR   (prints the go flags that use it)")
+    try:
+        print(" ".join(prepare(os.path.dirname(HERE), sys.argv[1])))
+    except PatchError as e:
+        sys.exit("grpc_go_patch: %s" % e)
