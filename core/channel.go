@@ -115,6 +115,8 @@ func localhostTarget(target string) (string, []grpc.DialOption, bool) {
 	if err != nil || !strings.EqualFold(host, "localhost") || port == "" {
 		return "", nil, false
 	}
+	// TLS checks the channel's authority, which an ssl_target_name_override
+	// replaces.
 	addrs := []resolver.Address{
 		{Addr: net.JoinHostPort("::1", port)},
 		{Addr: net.JoinHostPort("127.0.0.1", port)},

@@ -59,7 +59,7 @@ func TLSChannel(roots []byte, hasRoots bool, key, chain []byte) (*ChannelCredent
 		c := cfg.Clone()
 		c.ServerName = serverName
 		c.ClientSessionCache = sessions
-		return credentials.NewTLS(c)
+		return newClientTLS(c)
 	}}, nil
 }
 

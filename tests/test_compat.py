@@ -523,10 +523,38 @@ def test_localhost_reaches_ipv6_and_ipv4_loopback(address):
 
 
 def test_localhost_with_tls_and_a_target_name_override(pki):
-    # The name TLS checks comes from the override, which must not clash
-    # with the authority (the target's), as in grpcio.
-    server_creds = grpc.ssl_server_credentials([(pki.server.key, pki.server.cert)])
+    # The server's certificate names foo.test.example only: TLS checks the
+    # override, which must neither clash with the authority (the target's)
+    # nor lose to "localhost", as in grpcio.
+    server_creds = grpc.ssl_server_credentials([(pki.override.key, pki.override.cert)])
     with serving(("[::1]:0", server_creds)) as (rec, [port]):
-        options = (("grpc.ssl_target_name_override", "localhost"),)
+        options = (("grpc.ssl_target_name_override", "foo.test.example"),)
         assert unary(f"localhost:{port}", grpc.ssl_channel_credentials(pki.ca.cert), options,
                      request=b"tls") == b"tls"
+
+
+def test_server_named_only_by_its_common_name(tmp_path):
+    # A certificate without SANs that names the server in its CN: grpcio
+    # accepts it (crypto/x509 alone would not); a CN naming another host,
+    # or an IP target, still fails on the name.
+    maker = certs._Maker(tmp_path)
+    ca = maker.ca("ca", "grpcgo CN test CA")
+    cn_only = maker.leaf("cn_only", "ca", "localhost")
+    other = maker.leaf("other", "ca", "elsewhere.example")
+    creds = grpc.ssl_channel_credentials(ca.cert)
+    for pair, target, ok in ((cn_only, "localhost", True), (other, "localhost", False),
+                             (cn_only, "127.0.0.1", False)):
+        server_creds = grpc.ssl_server_credentials([(pair.key, pair.cert)])
+        with serving(("127.0.0.1:0", server_creds)) as (rec, [port]):
+            if ok:
+                assert unary(f"{target}:{port}", creds, request=b"cn") == b"cn"
+            else:
+                with pytest.raises(grpc.RpcError) as info:
+                    unary(f"{target}:{port}", creds)
+                assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+                assert "certificate" in info.value.details()
+    # The override names the CN too, as in grpcio.
+    with serving(("127.0.0.1:0", grpc.ssl_server_credentials([(other.key, other.cert)]))) as (
+            rec, [port]):
+        options = (("grpc.ssl_target_name_override", "elsewhere.example"),)
+        assert unary(f"127.0.0.1:{port}", creds, options, request=b"o") == b"o"

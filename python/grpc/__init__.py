@@ -1301,6 +1301,12 @@ def dynamic_ssl_server_credentials(
     """
     from grpc import _credentials
 
+    if not callable(certificate_configuration_fetcher):
+        raise TypeError(
+            "certificate_configuration_fetcher must be callable, not %r"
+            % (certificate_configuration_fetcher,)
+        )
+
     def fetch():
         # grpc._credentials sees only unwrapped configurations (or None).
         configuration = certificate_configuration_fetcher()

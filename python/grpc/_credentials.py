@@ -58,6 +58,12 @@ def alts_channel_credentials(service_accounts):
 def xds_channel_credentials(fallback_credentials):
     # Without an xDS control plane (and grpcgo's channels do not resolve
     # xds: targets), xDS credentials are their fallback, as in gRPC.
+    from grpc.experimental import _insecure_channel_credentials
+
+    if fallback_credentials is _insecure_channel_credentials:
+        # Plaintext, but xDS credentials: secure_channel takes them, as
+        # grpcio's does (no engine capsule means an insecure channel).
+        return Credentials(None)
     return _fallback(fallback_credentials)
 
 

@@ -525,7 +525,10 @@ def create_server(thread_pool, generic_rpc_handlers, interceptors, options,
                   maximum_concurrent_rpcs, compression, xds):
     """The implementation behind grpc.server()."""
     if xds:
-        raise NotImplementedError("xDS servers are not supported yet by grpcgo")
+        # grpcio's xDS server without a control plane serves as configured
+        # by its code; grpcgo has no xDS client at all, so it says so.
+        _LOGGER.warning("grpc.server(xds=True): grpcgo has no xDS support; "
+                        "serving without xDS configuration")
     if maximum_concurrent_rpcs is not None and maximum_concurrent_rpcs < 1:
         raise ValueError("maximum_concurrent_rpcs must be a positive integer or None")
     return _Server(thread_pool, generic_rpc_handlers, interceptors,

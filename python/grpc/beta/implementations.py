@@ -31,22 +31,9 @@ def metadata_call_credentials(metadata_plugin, name=None):
 
 def google_call_credentials(credentials):
     """CallCredentials from google-auth or oauth2client credentials."""
-    return grpc.metadata_call_credentials(_GoogleCredentialsPlugin(credentials))
+    from grpc import _auth  # pylint: disable=import-outside-toplevel
 
-
-class _GoogleCredentialsPlugin(grpc.AuthMetadataPlugin):
-    """Asks google-auth (or oauth2client) credentials for an access token."""
-
-    def __init__(self, credentials):
-        self._credentials = credentials
-
-    def __call__(self, context, callback):
-        try:
-            token = self._credentials.get_access_token().access_token
-        except Exception as error:  # pylint: disable=broad-except
-            callback(None, error)
-            return
-        callback((("authorization", "Bearer %s" % token),), None)
+    return grpc.metadata_call_credentials(_auth.GoogleCallCredentials(credentials))
 
 
 class Channel:
