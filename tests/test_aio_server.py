@@ -1123,3 +1123,76 @@ def test_aio_echo_service_with_grpcgo_sync_client(aio_echo_port):
         assert stub.ClientStream(iter([msg("a"), msg("b")]), timeout=WAIT).value == "a,b"
         assert [r.value for r in stub.BidiStream(iter([msg("x"), msg("y")]), timeout=WAIT)] \
             == ["x", "y"]
+
+
+# ---- grpcio-health-checking's aio HealthServicer ----------------------------
+
+
+def test_grpcio_health_checking_aio_servicer_check_and_watch():
+    # The companion package from PyPI, unmodified (make companions installs
+    # it); called with grpc.aio's client.
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    async def main():
+        servicer = health.aio.HealthServicer()
+        server = aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        try:
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                await servicer.set("svc", serving)
+                response = await stub.Check(health_pb2.HealthCheckRequest(service="svc"), timeout=WAIT)
+                assert response.status == serving
+                with pytest.raises(aio.AioRpcError) as info:
+                    await stub.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=WAIT)
+                assert info.value.code() is grpc.StatusCode.NOT_FOUND
+
+                watch = stub.Watch(health_pb2.HealthCheckRequest(service="svc"), timeout=WAIT)
+                assert (await watch.read()).status == serving
+                await servicer.set("svc", not_serving)
+                assert (await watch.read()).status == not_serving
+                await servicer.enter_graceful_shutdown()
+                await servicer.set("svc", serving)  # ignored once shutting down
+                unknown = stub.Watch(health_pb2.HealthCheckRequest(service="later"), timeout=WAIT)
+                assert (await unknown.read()).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+                unknown.cancel()
+                watch.cancel()
+                assert watch.cancelled()
+        finally:
+            await server.stop(None)
+
+    asyncio.run(main())
+
+
+def test_aio_client_against_aio_server_four_shapes():
+    async def main():
+        handlers = {"u": uu(_co_unary), "s": us(_agen_server_stream), "c": su(_co_client_stream),
+                    "b": ss(_co_bidi)}
+        async with serving(handlers) as (_, port):
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                assert await channel.unary_unary(_method("u"))(b"a", timeout=WAIT) == b"u:a"
+                got = [r async for r in channel.unary_stream(_method("s"))(b"s", timeout=WAIT)]
+                assert got == [b"s-0", b"s-1", b"s-2"]
+
+                async def requests():
+                    for r in (b"x", b"y"):
+                        yield r
+
+                assert await channel.stream_unary(_method("c"))(requests(), timeout=WAIT) == b"x,y"
+                call = channel.stream_stream(_method("b"))(timeout=WAIT)
+                for r in (b"1", b"2"):
+                    await call.write(r)
+                    assert await call.read() == b"w:" + r
+                await call.done_writing()
+                assert await call.read() is aio.EOF
+                assert await call.code() is grpc.StatusCode.OK
+                # Many concurrent unary calls on one channel, one loop at both ends.
+                unary = channel.unary_unary(_method("u"))
+                results = await asyncio.gather(*(unary(b"%d" % i, timeout=WAIT) for i in range(200)))
+                assert results == [b"u:%d" % i for i in range(200)]
+
+    asyncio.run(main())

@@ -512,7 +512,7 @@ class Server(_base_server.Server):
         self._rpcs = set()  # tasks of the calls being served
         self._unary = set()  # methods whose requests the engine reads ahead
         self._guard = None
-        self._stopped = None  # set on the server's loop once stop() is done
+        self._waiters = []  # futures of wait_for_termination() on the server's loop
         _runtime.track_server(self)
 
     # -- configuration --------------------------------------------------------
@@ -560,7 +560,6 @@ class Server(_base_server.Server):
         except ValueError as error:
             raise UsageError(str(error)) from None
         self._state = _RUNNING
-        self._stopped = loop.create_future()
         q.waiting[self._token] = self._acceptor
         self._guard = loop.create_task(self._guard_loop(), name="grpc.aio server")
 
@@ -569,15 +568,22 @@ class Server(_base_server.Server):
         its loop ends (Ctrl-C, or main() returned with the server still
         running): the server then stops at once, as nobody will serve it."""
         try:
-            await asyncio.shield(self._stopped)
+            await self._loop.create_future()  # never resolved: only cancelled
         except asyncio.CancelledError:
             if self._state == _RUNNING:
-                self._state = _STOPPING
+                self._state = _STOPPED
                 q = self._q
                 self._hot.aio_server_stop(q.cq, next(q.tokens), self._handle, 0.0)
                 for task in list(self._rpcs):
                     task.cancel()
+                self._wake_waiters()
             raise
+
+    def _wake_waiters(self):
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def stop(self, grace):
         if self._state in (_READY, _STOPPED):
@@ -596,37 +602,43 @@ class Server(_base_server.Server):
             tasks = [t for t in self._rpcs if t is not current]
             if tasks:
                 await asyncio.wait(tasks)
+        if self._state == _STOPPED:
+            return  # another stop() finished meanwhile
         self._state = _STOPPED
-        stopped = self._stopped
-        if stopped is not None and not stopped.done():
-            if loop is self._loop:
-                stopped.set_result(None)
-            else:
-                self._loop.call_soon_threadsafe(_set_if_pending, stopped)
+        guard = self._guard
+        if loop is self._loop:
+            if guard is not None and not guard.done():
+                guard.cancel()
+                await asyncio.wait([guard])
+            self._wake_waiters()
+            # Let wait_for_termination() return before stop() does, so a
+            # loop stopped right after (run_until_complete users) leaves
+            # no task behind.
+            await asyncio.sleep(0)
+        else:
+            self._loop.call_soon_threadsafe(self._wake_waiters)
+            if guard is not None:
+                self._loop.call_soon_threadsafe(guard.cancel)
 
     async def wait_for_termination(self, timeout=None):
-        loop, q = _completion.queue()
-        token = next(q.tokens)
-        stopped = self._hot.aio_server_stopped(q.cq, token, self._handle)
-
-        def stopping_here():
-            return self._state == _STOPPING and self._loop is loop
-
-        if stopped is True and not stopping_here():
+        if self._state == _STOPPED:
             return False
-
-        async def terminated():
-            if stopped is not True:
-                await _wait(q, loop, token, stopped)
-            if stopping_here():
-                # stop() on this loop still waits for handlers to return.
-                await asyncio.shield(self._stopped)
-
+        loop, q = _completion.queue()
+        if loop is self._loop:
+            # stop() on this loop wakes it once every handler returned.
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+        else:
+            token = next(q.tokens)
+            stopped = self._hot.aio_server_stopped(q.cq, token, self._handle)
+            if stopped is True:
+                return False
+            waiter = _wait(q, loop, token, stopped)
         if timeout is None:
-            await terminated()
+            await waiter
             return False
         try:
-            await asyncio.wait_for(terminated(), timeout)
+            await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             return True
         return False
@@ -820,11 +832,6 @@ def _serialize(message, serializer):
     if isinstance(message, str):
         message = message.encode("utf-8")
     return _common.serialize(message, serializer)
-
-
-def _set_if_pending(future):
-    if not future.done():
-        future.set_result(None)
 
 
 def _validate_generic_handlers(handlers):
