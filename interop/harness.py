@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER_PY = os.path.join(HERE, "server.py")
 CLIENT_PY = os.path.join(HERE, "client.py")
 AIO_CLIENT_PY = os.path.join(HERE, "aio_client.py")
+AIO_SERVER_PY = os.path.join(HERE, "aio_server.py")
 
 HOST = "127.0.0.1"
 TLS_SERVER_NAME = "foo.test.google.fr"  # in server1.pem's names (*.test.google.fr)
@@ -50,6 +51,12 @@ def free_port():
 def python_server(python, port, tls):
     """interop/server.py under `python` (grpcgo's or grpcio's)."""
     return [python, SERVER_PY, f"--port={port}", f"--host={HOST}"] + (
+        ["--use_tls"] if tls else [])
+
+
+def python_aio_server(python, port, tls):
+    """interop/aio_server.py (grpc.aio) under `python`."""
+    return [python, AIO_SERVER_PY, f"--port={port}", f"--host={HOST}"] + (
         ["--use_tls"] if tls else [])
 
 

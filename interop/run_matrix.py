@@ -38,11 +38,14 @@ DIRECTIONS = [
     for client, server in (("grpc-go", "grpcgo"), ("grpcgo", "grpc-go"),
                            ("grpcio", "grpcgo"), ("grpcgo", "grpcio"),
                            ("grpcio", "grpcio"), ("grpcgo-aio", "grpc-go"),
-                           ("grpcgo-aio", "grpcio"), ("grpcio-aio", "grpc-go"))
+                           ("grpcgo-aio", "grpcio"), ("grpcio-aio", "grpc-go"),
+                           ("grpc-go", "grpcgo-aio"), ("grpcio", "grpcgo-aio"),
+                           ("grpcgo-aio", "grpcgo-aio"), ("grpc-go", "grpcio-aio"))
     for tls in (False, True)
 ]
 CONTROL = "grpcio"  # a direction with neither end ours is a control
-# "-aio" clients run interop/aio_client.py (grpc.aio) instead of client.py.
+# "-aio" clients run interop/aio_client.py (grpc.aio) instead of client.py,
+# "-aio" servers interop/aio_server.py instead of server.py.
 
 # Cases a peer program does not implement: (role, peer, case) -> why.
 NOT_SUPPORTED = {
@@ -77,8 +80,11 @@ def _peer_cmds(args):
     def server(kind, port, tls):
         if kind == "grpc-go":
             return harness.go_server(go_server, port, tls)
+        make = harness.python_server
+        if kind.endswith("-aio"):
+            kind, make = kind[:-len("-aio")], harness.python_aio_server
         python = args.python if kind == "grpcgo" else grpcio
-        return harness.python_server(python, port, tls)
+        return make(python, port, tls)
 
     def client(kind, port, case, tls):
         if kind == "grpc-go":
@@ -155,10 +161,12 @@ def versions(args, grpcio):
 
 
 def _title(direction):
-    client = direction.client
+    client, server = direction.client, direction.server
     if client.endswith("-aio"):
         client = client[:-len("-aio")] + " grpc.aio"
-    return (f"{client} client &rarr; {direction.server} server, "
+    if server.endswith("-aio"):
+        server = server[:-len("-aio")] + " grpc.aio"
+    return (f"{client} client &rarr; {server} server, "
             f"{'TLS' if direction.tls else 'plaintext'}")
 
 
@@ -183,6 +191,8 @@ def render(args, directions, cases, results, version_rows, started):
             direction.client == CONTROL and direction.server == CONTROL) else ""
         if direction.client == CONTROL + "-aio":
             control = " (control: the aio client script on grpcio)"
+        if direction.server == CONTROL + "-aio":
+            control = " (control: the aio server script on grpcio)"
         lines.append(f"{number}. {_title(direction)}{control}")
     lines += [
         "",

@@ -7,6 +7,7 @@ cases, TLS and the other grpcio directions run in `make interop`):
   interop/peers.py's GRPC_GO_VERSION) -> interop/server.py on our grpc;
 * interop/client.py on our grpc -> grpc-go's interop server;
 * interop/aio_client.py (grpc.aio) on our grpc -> grpc-go's interop server;
+* grpc-go's interop client -> interop/aio_server.py (grpc.aio) on our grpc.
 
 and `make interop`'s compression cases in every plaintext direction with our
 grpc at one end whose peer implements them: ours -> grpc-go's server
@@ -74,6 +75,15 @@ def our_server():
 
 
 @pytest.fixture(scope="module")
+def our_aio_server():
+    """interop/aio_server.py (grpc.aio) on our grpc, plaintext."""
+    server = _server(lambda port: harness.python_aio_server(sys.executable, port, False),
+                     "grpcgo-aio-server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def go_server(go_interop):
     """grpc-go's interop server, plaintext."""
     server = _server(lambda port: harness.go_server(go_interop[1], port, False),
@@ -135,6 +145,16 @@ def test_our_client_to_grpcio_server_compressed(case, grpcio_server):
 def test_grpcio_client_to_our_server_compressed(case, grpcio_python, our_server):
     _run(harness.python_client(grpcio_python, our_server.port, case, False),
          our_server, f"grpcio-client-{case}")
+
+
+@pytest.mark.parametrize("case", harness.FAST_CASES)
+def test_grpc_go_client_to_our_aio_server(case, go_interop, our_aio_server):
+    _run(harness.go_client(go_interop[0], our_aio_server.port, case, False),
+         our_aio_server, f"grpc-go-client-aio-{case}")
+
+
+def test_our_aio_server_stops_on_sigterm(our_aio_server):
+    assert our_aio_server.stop() == 0, our_aio_server.log()[-3000:]
 
 
 def test_our_server_stops_on_sigterm(our_server):
