@@ -25,6 +25,9 @@ type receiver struct {
 	err  error
 	stop chan struct{} // closed when nobody will read the queue any more
 	once sync.Once
+	// waiter, if set, runs once on the reading goroutine after the next
+	// message is queued or the queue closes (see setWaiter).
+	waiter atomic.Pointer[func()]
 }
 
 func newReceiver() *receiver {
@@ -35,6 +38,7 @@ func newReceiver() *receiver {
 // first; after runs once the stream ended, before the queue closes, so
 // whatever it sets is visible to whoever sees the close.
 func (r *receiver) run(s msgStream, before func(), after func(error)) {
+	defer r.wake()
 	defer close(r.q)
 	if before != nil {
 		before()
@@ -51,6 +55,7 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 		m = emptyIfNil(m)
 		select {
 		case r.q <- m:
+			r.wake()
 		case <-r.stop:
 			r.err = errAbandoned
 			if after != nil {
@@ -60,6 +65,24 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 		}
 	}
 }
+
+// wake runs the waiter, if one is set (once).
+func (r *receiver) wake() {
+	if w := r.waiter.Swap(nil); w != nil {
+		(*w)()
+	}
+}
+
+// setWaiter makes w run once, on the reading goroutine, after the next
+// message is queued or the queue closes, so a reader that found the queue
+// empty learns when to look again without a goroutine waiting for it. It
+// returns the waiter it replaced (never run, and now never will be). The
+// caller looks at the queue again after setting it: a message queued just
+// before may have found no waiter.
+func (r *receiver) setWaiter(w *func()) (old *func()) { return r.waiter.Swap(w) }
+
+// clearWaiter removes w if it is still set; false if it ran or was replaced.
+func (r *receiver) clearWaiter(w *func()) bool { return r.waiter.CompareAndSwap(w, nil) }
 
 // abandon tells the reading goroutine that nobody reads the queue any more.
 func (r *receiver) abandon() { r.once.Do(func() { close(r.stop) }) }

@@ -100,6 +100,21 @@ func (c *ServerCall) Requests() <-chan Msg {
 	return c.in.Load().q
 }
 
+// SetRequestWaiter makes w run once, on the goroutine reading requests,
+// after the next request is queued on Requests() or the queue closes; it
+// returns the waiter it replaced (which will never run). ClearRequestWaiter
+// takes w back if it has not run. See receiver.setWaiter.
+func (c *ServerCall) SetRequestWaiter(w *func()) (old *func()) {
+	c.Requests()
+	return c.in.Load().setWaiter(w)
+}
+
+// ClearRequestWaiter removes w if it is still set; false if it ran or was
+// replaced.
+func (c *ServerCall) ClearRequestWaiter(w *func()) bool {
+	return c.in.Load().clearWaiter(w)
+}
+
 func (c *ServerCall) sender() (*sender, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()

@@ -362,10 +362,66 @@ func hotAioServerStopped(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyO
 	return aioWhenClosed(s.Stopped(), func() pyObj { return C.hot_bool(1) }, cq, token)
 }
 
+// cqWaiter completes a token on a loop's completion queue, once, when the
+// engine has something for the loop (see core's receiver waiters); it
+// holds a count on the queue until then. run is its first field, so a
+// *func() handed to core leads back to it.
+type cqWaiter struct {
+	run   func()
+	cq    *C.hot_cq
+	token C.uint64_t
+}
+
+func newCqWaiter(cq *C.hot_cq, token C.uint64_t) *cqWaiter {
+	C.hot_cq_ref(cq)
+	w := &cqWaiter{cq: cq, token: token}
+	w.run = func() { C.hot_cq_complete(w.cq, w.token) }
+	return w
+}
+
+// drop gives back the count of a waiter that will never run.
+func dropCqWaiter(f *func()) {
+	if f != nil {
+		C.hot_cq_unref((*cqWaiter)(unsafe.Pointer(f)).cq)
+	}
+}
+
+// hotAioCallRecv is the list of up to maxN requests queued now ([] at the
+// end), or None: then token completes on cq once a request is queued or
+// the requests ended, and the loop calls again. No goroutine waits: the
+// call's own reading goroutine completes the token (core.ServerCall's
+// request waiter). A request is never lost: it stays queued in Go until a
+// receive takes it, whatever became of the wait (a later call replaces it).
+//
 //export hotAioCallRecv
 func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
-	return aioRecv(value[*core.ServerCall](h).Requests(), int(maxN), cq, token)
+	c := value[*core.ServerCall](h)
+	q := c.Requests()
+	take := func(m core.Msg, ok bool) pyObj {
+		if !ok {
+			return C.hot_list(0)
+		}
+		return takeQueued(q, msgBatch{m}, int(maxN)).py()
+	}
+	select {
+	case m, ok := <-q:
+		return take(m, ok)
+	default:
+	}
+	w := newCqWaiter(cq, token)
+	dropCqWaiter(c.SetRequestWaiter(&w.run))
+	select {
+	case m, ok := <-q:
+		// Queued meanwhile: take the wait back (if it ran, its token
+		// completes for nobody).
+		if c.ClearRequestWaiter(&w.run) {
+			dropCqWaiter(&w.run)
+		}
+		return take(m, ok)
+	default:
+	}
+	return C.hot_none()
 }
 
 //export hotAioCallSend

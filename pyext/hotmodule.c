@@ -1056,7 +1056,8 @@ static PyMethodDef methods[] = {
     {"aio_server_stopped", m_aio_server_stopped, METH_VARARGS,
      "aio_server_stopped(cq, token, server) -> True | op"},
     {"aio_call_recv", m_aio_call_recv, METH_VARARGS,
-     "aio_call_recv(cq, token, call, max) -> list ([] at the end) | op"},
+     "aio_call_recv(cq, token, call, max) -> list ([] at the end) | None: token completes\n"
+     "when a call again is worth it (no operation: the call's reader completes it)"},
     {"aio_call_send", m_aio_call_send, METH_VARARGS, "aio_call_send(cq, token, call, response) -> queued | op"},
     {"aio_call_done", m_aio_call_done, METH_VARARGS, "aio_call_done(cq, token, call) -> True | op"},
     {"aio_server_attach", m_aio_server_attach, METH_VARARGS,

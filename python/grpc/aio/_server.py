@@ -172,7 +172,7 @@ class ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
-                 "_reading", "_eof", "_auth")
+                 "_eof", "_auth")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -182,14 +182,8 @@ class ServicerContext(_base_server.ServicerContext):
         self._serializer = serializer
         self._batch = None
         self._next = 0
-        self._reading = None  # (token, op, future) of a receive under way
         self._eof = False
         self._auth = None
-
-    def _arm(self, token):
-        future = self._loop.create_future()
-        self._q.waiting[token] = future
-        return future
 
     async def _recv(self):
         """The next request's bytes, or None at the end."""
@@ -200,29 +194,23 @@ class ServicerContext(_base_server.ServicerContext):
             return data
         if self._eof:
             return None
-        rpc, q = self._rpc, self._q
-        if self._reading is None:
+        rpc, q, loop = self._rpc, self._q, self._loop
+        hot, call, waiting = rpc.hot, rpc.call, q.waiting
+        while True:
             token = next(q.tokens)
-            got = rpc.hot.aio_call_recv(q.cq, token, rpc.call, _BATCH)
-            if type(got) is not list:
-                self._reading = (token, got, self._arm(token))
-        if self._reading is not None:
-            token, op, future = self._reading
+            got = hot.aio_call_recv(q.cq, token, call, _BATCH)
+            if got is not None:
+                break
+            # Nothing queued: the call's reader completes token once there
+            # is. Requests stay queued in Go until taken, so a read
+            # cancelled here (a timeout around read()) loses none.
+            future = loop.create_future()
+            waiting[token] = future
             try:
                 await future
-            except asyncio.CancelledError:
-                # A receive cancelled half-way (a timeout around read())
-                # stays under way for the next read, so no request is lost.
-                if future.cancelled():
-                    if q.waiting.get(token) is future:
-                        self._reading = (token, op, self._arm(token))
-                    else:  # it completed meanwhile
-                        done = self._loop.create_future()
-                        done.set_result(None)
-                        self._reading = (token, op, done)
+            except BaseException:
+                q.forget(token)
                 raise
-            self._reading = None
-            got = rpc.hot.aio_result(op)
         if not got:
             self._eof = True
             return None
@@ -727,9 +715,6 @@ class Server(_base_server.Server):
             if not rpc.finished:
                 rpc.finished = True
                 self._q.forget(rpc.token)
-            context = rpc.context
-            if context is not None and context._reading is not None:
-                self._q.forget(context._reading[0])
             callbacks = rpc.callbacks
             if callbacks:
                 for callback in callbacks:
