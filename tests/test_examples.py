@@ -102,8 +102,18 @@ def _read_lines(pipe, lines):
 @pytest.fixture
 def server_port():
     """Run greeter_server.py on a free loopback port; yield the port."""
+    yield from _serve("greeter_server.py")
+
+
+@pytest.fixture
+def async_server_port():
+    """Run async_greeter_server.py (grpc.aio) on a free loopback port."""
+    yield from _serve("async_greeter_server.py")
+
+
+def _serve(script):
     proc = subprocess.Popen(
-        [sys.executable, "-u", os.path.join(HELLOWORLD, "greeter_server.py"), "--port", "0"],
+        [sys.executable, "-u", os.path.join(HELLOWORLD, script), "--port", "0"],
         cwd=HELLOWORLD,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -163,6 +173,21 @@ def test_helloworld_client_and_server_processes(server_port):
         f"Greeter client received from stream: Hello number {i}, grpcgo!"
         for i in range(3)
     ]
+
+
+def test_async_helloworld_client_and_server_processes(async_server_port):
+    result = subprocess.run(
+        [sys.executable, os.path.join(HELLOWORLD, "async_greeter_client.py"),
+         "--port", str(async_server_port), "--name", "aio"],
+        cwd=HELLOWORLD, capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "Greeter client received: Hello, aio!" in lines
+    assert [line for line in lines if "from stream" in line] == [
+        f"Greeter client received from stream: Hello number {i}, aio!" for i in range(3)
+    ]
+    assert "Rejected as expected: PERMISSION_DENIED rejected" in lines
 
 
 def test_client_and_server_use_grpcgo():

@@ -16,22 +16,22 @@ import helloworld_pb2
 import helloworld_pb2_grpc
 
 
-def run(port, name):
+def run(port: int, name: str) -> None:
     target = f"127.0.0.1:{port}"
     print(f"Will try to greet {name} at {target} ...")
     with grpc.insecure_channel(target) as channel:
         stub = helloworld_pb2_grpc.GreeterStub(channel)
         request = helloworld_pb2.HelloRequest(name=name)
 
-        response = stub.SayHello(request, timeout=10)
+        response: helloworld_pb2.HelloReply = stub.SayHello(request, timeout=10)
         print("Greeter client received: " + response.message)
 
-        for response in stub.SayHelloStreamReply(request, timeout=10):
-            print("Greeter client received from stream: " + response.message)
+        for reply in stub.SayHelloStreamReply(request, timeout=10):
+            print("Greeter client received from stream: " + reply.message)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n")[0])
     parser.add_argument(
         "--port",
         type=int,

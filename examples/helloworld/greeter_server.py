@@ -10,6 +10,7 @@ import argparse
 from concurrent import futures
 import logging
 import os
+from typing import Iterator
 
 import grpc
 
@@ -20,17 +21,21 @@ STREAM_REPLIES = 3
 
 
 class Greeter(helloworld_pb2_grpc.GreeterServicer):
-    def SayHello(self, request, context):
+    def SayHello(
+        self, request: helloworld_pb2.HelloRequest, context: grpc.ServicerContext
+    ) -> helloworld_pb2.HelloReply:
         return helloworld_pb2.HelloReply(message=f"Hello, {request.name}!")
 
-    def SayHelloStreamReply(self, request, context):
+    def SayHelloStreamReply(
+        self, request: helloworld_pb2.HelloRequest, context: grpc.ServicerContext
+    ) -> Iterator[helloworld_pb2.HelloReply]:
         for i in range(STREAM_REPLIES):
             yield helloworld_pb2.HelloReply(
                 message=f"Hello number {i}, {request.name}!"
             )
 
 
-def serve(port):
+def serve(port: int) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=10))
     helloworld_pb2_grpc.add_GreeterServicer_to_server(Greeter(), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -39,8 +44,8 @@ def serve(port):
     server.wait_for_termination()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n")[0])
     parser.add_argument(
         "--port",
         type=int,

@@ -8,6 +8,7 @@ Connects to 127.0.0.1:PORT (default 50051) and prints what it gets back.
 import argparse
 import logging
 import random
+from typing import Iterator, List, Optional, Sequence
 
 import grpc
 
@@ -18,15 +19,18 @@ import route_guide_resources
 TIMEOUT = 10
 
 
-def make_route_note(message, latitude, longitude):
+def make_route_note(message: str, latitude: int, longitude: int) -> route_guide_pb2.RouteNote:
     return route_guide_pb2.RouteNote(
         message=message,
         location=route_guide_pb2.Point(latitude=latitude, longitude=longitude),
     )
 
 
-def guide_get_one_feature(stub, point):
-    feature = stub.GetFeature(point, timeout=TIMEOUT)
+def guide_get_one_feature(
+    stub: route_guide_pb2_grpc.RouteGuideStub,
+    point: route_guide_pb2.Point,
+) -> route_guide_pb2.Feature:
+    feature: route_guide_pb2.Feature = stub.GetFeature(point, timeout=TIMEOUT)
     if not feature.HasField("location"):
         print("Server returned incomplete feature")
         return feature
@@ -37,13 +41,15 @@ def guide_get_one_feature(stub, point):
     return feature
 
 
-def guide_get_feature(stub):
+def guide_get_feature(stub: route_guide_pb2_grpc.RouteGuideStub) -> None:
     features = route_guide_resources.read_route_guide_database()
     guide_get_one_feature(stub, features[0].location)
     guide_get_one_feature(stub, route_guide_pb2.Point(latitude=0, longitude=0))
 
 
-def guide_list_features(stub):
+def guide_list_features(
+    stub: route_guide_pb2_grpc.RouteGuideStub,
+) -> List[route_guide_pb2.Feature]:
     rectangle = route_guide_pb2.Rectangle(
         lo=route_guide_pb2.Point(latitude=400000000, longitude=-750000000),
         hi=route_guide_pb2.Point(latitude=420000000, longitude=-730000000),
@@ -56,7 +62,11 @@ def guide_list_features(stub):
     return features
 
 
-def generate_route(feature_list, count=10, seed=None):
+def generate_route(
+    feature_list: Sequence[route_guide_pb2.Feature],
+    count: int = 10,
+    seed: Optional[int] = None,
+) -> Iterator[route_guide_pb2.Point]:
     rng = random.Random(seed)
     for _ in range(count):
         feature = rng.choice(feature_list)
@@ -64,9 +74,9 @@ def generate_route(feature_list, count=10, seed=None):
         yield feature.location
 
 
-def guide_record_route(stub):
+def guide_record_route(stub: route_guide_pb2_grpc.RouteGuideStub) -> route_guide_pb2.RouteSummary:
     features = route_guide_resources.read_route_guide_database()
-    summary = stub.RecordRoute(generate_route(features), timeout=TIMEOUT)
+    summary: route_guide_pb2.RouteSummary = stub.RecordRoute(generate_route(features), timeout=TIMEOUT)
     print(f"Finished trip with {summary.point_count} points")
     print(f"Passed {summary.feature_count} features")
     print(f"Travelled {summary.distance} meters")
@@ -74,7 +84,7 @@ def guide_record_route(stub):
     return summary
 
 
-def generate_messages():
+def generate_messages() -> Iterator[route_guide_pb2.RouteNote]:
     messages = [
         make_route_note("First message", 0, 0),
         make_route_note("Second message", 0, 1),
@@ -88,7 +98,7 @@ def generate_messages():
         yield message
 
 
-def guide_route_chat(stub):
+def guide_route_chat(stub: route_guide_pb2_grpc.RouteGuideStub) -> List[route_guide_pb2.RouteNote]:
     notes = list(stub.RouteChat(generate_messages(), timeout=TIMEOUT))
     for note in notes:
         print(f"Received message {note.message} at {note.location.latitude}, "
@@ -96,7 +106,7 @@ def guide_route_chat(stub):
     return notes
 
 
-def run(port):
+def run(port: int) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = route_guide_pb2_grpc.RouteGuideStub(channel)
         print("-------------- GetFeature --------------")
@@ -109,8 +119,8 @@ def run(port):
         guide_route_chat(stub)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n")[0])
     parser.add_argument("--port", type=int, default=50051,
                         help="server port on 127.0.0.1 (default 50051)")
     args = parser.parse_args()

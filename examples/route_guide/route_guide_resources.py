@@ -6,13 +6,14 @@ on a grid around 40 N, 74.5 W, in the E7 representation route_guide.proto uses.
 
 import json
 import os
+from typing import List
 
 import route_guide_pb2
 
 DB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "route_guide_db.json")
 
 
-def read_route_guide_database(path=DB_PATH):
+def read_route_guide_database(path: str = DB_PATH) -> List[route_guide_pb2.Feature]:
     """Returns the features in the database as route_guide_pb2.Feature messages."""
     with open(path) as f:
         return [

@@ -11,6 +11,7 @@ from concurrent import futures
 import logging
 import math
 import time
+from typing import Iterator, List, Optional, Sequence
 
 import grpc
 
@@ -19,7 +20,10 @@ import route_guide_pb2_grpc
 import route_guide_resources
 
 
-def get_feature(features, point):
+def get_feature(
+    features: Sequence[route_guide_pb2.Feature],
+    point: route_guide_pb2.Point,
+) -> Optional[route_guide_pb2.Feature]:
     """The feature at point, or None."""
     for feature in features:
         if feature.location == point:
@@ -27,7 +31,7 @@ def get_feature(features, point):
     return None
 
 
-def get_distance(start, end):
+def get_distance(start: route_guide_pb2.Point, end: route_guide_pb2.Point) -> float:
     """Great-circle distance in metres between two points (haversine)."""
     coord_factor = 1e7
     lat_1, lat_2 = start.latitude / coord_factor, end.latitude / coord_factor
@@ -41,7 +45,7 @@ def get_distance(start, end):
     return earth_radius * 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a))
 
 
-def in_rectangle(point, rectangle):
+def in_rectangle(point: route_guide_pb2.Point, rectangle: route_guide_pb2.Rectangle) -> bool:
     lo, hi = rectangle.lo, rectangle.hi
     return (min(lo.latitude, hi.latitude) <= point.latitude <= max(lo.latitude, hi.latitude)
             and min(lo.longitude, hi.longitude) <= point.longitude
@@ -51,29 +55,42 @@ def in_rectangle(point, rectangle):
 class RouteGuideServicer(route_guide_pb2_grpc.RouteGuideServicer):
     """Answers from the feature database."""
 
-    def __init__(self, features=None):
+    def __init__(self, features: Optional[List[route_guide_pb2.Feature]] = None) -> None:
         self.db = (route_guide_resources.read_route_guide_database()
                    if features is None else features)
 
-    def GetFeature(self, request, context):
+    def GetFeature(
+        self,
+        request: route_guide_pb2.Point,
+        context: grpc.ServicerContext,
+    ) -> route_guide_pb2.Feature:
         feature = get_feature(self.db, request)
         if feature is None:
             return route_guide_pb2.Feature(name="", location=request)
         return feature
 
-    def ListFeatures(self, request, context):
+    def ListFeatures(
+        self,
+        request: route_guide_pb2.Rectangle,
+        context: grpc.ServicerContext,
+    ) -> Iterator[route_guide_pb2.Feature]:
         for feature in self.db:
             if feature.name and in_rectangle(feature.location, request):
                 yield feature
 
-    def RecordRoute(self, request_iterator, context):
+    def RecordRoute(
+        self,
+        request_iterator: Iterator[route_guide_pb2.Point],
+        context: grpc.ServicerContext,
+    ) -> route_guide_pb2.RouteSummary:
         point_count = feature_count = 0
         distance = 0.0
-        prev_point = None
+        prev_point: Optional[route_guide_pb2.Point] = None
         start_time = time.monotonic()
         for point in request_iterator:
             point_count += 1
-            if get_feature(self.db, point) is not None and get_feature(self.db, point).name:
+            feature = get_feature(self.db, point)
+            if feature is not None and feature.name:
                 feature_count += 1
             if prev_point is not None:
                 distance += get_distance(prev_point, point)
@@ -85,8 +102,12 @@ class RouteGuideServicer(route_guide_pb2_grpc.RouteGuideServicer):
             elapsed_time=int(time.monotonic() - start_time),
         )
 
-    def RouteChat(self, request_iterator, context):
-        prev_notes = []
+    def RouteChat(
+        self,
+        request_iterator: Iterator[route_guide_pb2.RouteNote],
+        context: grpc.ServicerContext,
+    ) -> Iterator[route_guide_pb2.RouteNote]:
+        prev_notes: List[route_guide_pb2.RouteNote] = []
         for new_note in request_iterator:
             for prev_note in prev_notes:
                 if prev_note.location == new_note.location:
@@ -94,7 +115,7 @@ class RouteGuideServicer(route_guide_pb2_grpc.RouteGuideServicer):
             prev_notes.append(new_note)
 
 
-def serve(port):
+def serve(port: int) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=10))
     route_guide_pb2_grpc.add_RouteGuideServicer_to_server(RouteGuideServicer(), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -103,8 +124,8 @@ def serve(port):
     server.wait_for_termination()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().split("\n")[0])
     parser.add_argument("--port", type=int, default=50051,
                         help="port to listen on, 0 for any free port (default 50051)")
     args = parser.parse_args()

@@ -5,11 +5,14 @@ Their channels come from a per-process cache keyed by target, options,
 credentials and compression, and are closed once idle for a while.
 """
 
+from __future__ import annotations
+
 import collections
 import logging
 import os
 import threading
 import time
+import typing
 
 import grpc
 from grpc.experimental import _INSECURE_CREDENTIALS
@@ -153,21 +156,21 @@ def _invoke(
 
 @experimental_api
 def unary_unary(
-    request,
-    target,
-    method,
-    request_serializer=None,
-    response_deserializer=None,
-    options=(),
-    channel_credentials=None,
-    insecure=False,
-    call_credentials=None,
-    compression=None,
-    wait_for_ready=None,
-    timeout=_DEFAULT_TIMEOUT,
-    metadata=None,
-    _registered_method=False,
-):
+    request: typing.Any,
+    target: str,
+    method: str,
+    request_serializer: typing.Optional[typing.Callable[[typing.Any], bytes]] = None,
+    response_deserializer: typing.Optional[typing.Callable[[bytes], typing.Any]] = None,
+    options: typing.Sequence[typing.Tuple[str, typing.Any]] = (),
+    channel_credentials: typing.Optional[grpc.ChannelCredentials] = None,
+    insecure: bool = False,
+    call_credentials: typing.Optional[grpc.CallCredentials] = None,
+    compression: typing.Optional[grpc.Compression] = None,
+    wait_for_ready: typing.Optional[bool] = None,
+    timeout: typing.Optional[float] = _DEFAULT_TIMEOUT,
+    metadata: typing.Optional[typing.Sequence[typing.Tuple[str, typing.Union[str, bytes]]]] = None,
+    _registered_method: typing.Optional[bool] = False,
+) -> typing.Any:
     """Invokes a unary-unary RPC without an explicitly specified channel.
 
     THIS IS AN EXPERIMENTAL API.
@@ -210,21 +213,21 @@ def unary_unary(
 
 @experimental_api
 def unary_stream(
-    request,
-    target,
-    method,
-    request_serializer=None,
-    response_deserializer=None,
-    options=(),
-    channel_credentials=None,
-    insecure=False,
-    call_credentials=None,
-    compression=None,
-    wait_for_ready=None,
-    timeout=_DEFAULT_TIMEOUT,
-    metadata=None,
-    _registered_method=False,
-):
+    request: typing.Any,
+    target: str,
+    method: str,
+    request_serializer: typing.Optional[typing.Callable[[typing.Any], bytes]] = None,
+    response_deserializer: typing.Optional[typing.Callable[[bytes], typing.Any]] = None,
+    options: typing.Sequence[typing.Tuple[str, typing.Any]] = (),
+    channel_credentials: typing.Optional[grpc.ChannelCredentials] = None,
+    insecure: bool = False,
+    call_credentials: typing.Optional[grpc.CallCredentials] = None,
+    compression: typing.Optional[grpc.Compression] = None,
+    wait_for_ready: typing.Optional[bool] = None,
+    timeout: typing.Optional[float] = _DEFAULT_TIMEOUT,
+    metadata: typing.Optional[typing.Sequence[typing.Tuple[str, typing.Union[str, bytes]]]] = None,
+    _registered_method: typing.Optional[bool] = False,
+) -> typing.Iterator[typing.Any]:
     """Invokes a unary-stream RPC without an explicitly specified channel.
 
     THIS IS AN EXPERIMENTAL API. Arguments as for unary_unary.
@@ -242,21 +245,21 @@ def unary_stream(
 
 @experimental_api
 def stream_unary(
-    request_iterator,
-    target,
-    method,
-    request_serializer=None,
-    response_deserializer=None,
-    options=(),
-    channel_credentials=None,
-    insecure=False,
-    call_credentials=None,
-    compression=None,
-    wait_for_ready=None,
-    timeout=_DEFAULT_TIMEOUT,
-    metadata=None,
-    _registered_method=False,
-):
+    request_iterator: typing.Iterator[typing.Any],
+    target: str,
+    method: str,
+    request_serializer: typing.Optional[typing.Callable[[typing.Any], bytes]] = None,
+    response_deserializer: typing.Optional[typing.Callable[[bytes], typing.Any]] = None,
+    options: typing.Sequence[typing.Tuple[str, typing.Any]] = (),
+    channel_credentials: typing.Optional[grpc.ChannelCredentials] = None,
+    insecure: bool = False,
+    call_credentials: typing.Optional[grpc.CallCredentials] = None,
+    compression: typing.Optional[grpc.Compression] = None,
+    wait_for_ready: typing.Optional[bool] = None,
+    timeout: typing.Optional[float] = _DEFAULT_TIMEOUT,
+    metadata: typing.Optional[typing.Sequence[typing.Tuple[str, typing.Union[str, bytes]]]] = None,
+    _registered_method: typing.Optional[bool] = False,
+) -> typing.Any:
     """Invokes a stream-unary RPC without an explicitly specified channel.
 
     THIS IS AN EXPERIMENTAL API. Arguments as for unary_unary, with an
@@ -275,21 +278,21 @@ def stream_unary(
 
 @experimental_api
 def stream_stream(
-    request_iterator,
-    target,
-    method,
-    request_serializer=None,
-    response_deserializer=None,
-    options=(),
-    channel_credentials=None,
-    insecure=False,
-    call_credentials=None,
-    compression=None,
-    wait_for_ready=None,
-    timeout=_DEFAULT_TIMEOUT,
-    metadata=None,
-    _registered_method=False,
-):
+    request_iterator: typing.Iterator[typing.Any],
+    target: str,
+    method: str,
+    request_serializer: typing.Optional[typing.Callable[[typing.Any], bytes]] = None,
+    response_deserializer: typing.Optional[typing.Callable[[bytes], typing.Any]] = None,
+    options: typing.Sequence[typing.Tuple[str, typing.Any]] = (),
+    channel_credentials: typing.Optional[grpc.ChannelCredentials] = None,
+    insecure: bool = False,
+    call_credentials: typing.Optional[grpc.CallCredentials] = None,
+    compression: typing.Optional[grpc.Compression] = None,
+    wait_for_ready: typing.Optional[bool] = None,
+    timeout: typing.Optional[float] = _DEFAULT_TIMEOUT,
+    metadata: typing.Optional[typing.Sequence[typing.Tuple[str, typing.Union[str, bytes]]]] = None,
+    _registered_method: typing.Optional[bool] = False,
+) -> typing.Iterator[typing.Any]:
     """Invokes a stream-stream RPC without an explicitly specified channel.
 
     THIS IS AN EXPERIMENTAL API. Arguments as for unary_unary, with an

@@ -1,7 +1,10 @@
 """Type aliases of the synchronous API, under the names grpcio gives them
 (``grpc._typing``); annotations in libraries and generated code import them."""
 
-from typing import Any, Callable, Iterable, Iterator, Sequence, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, Tuple, TypeVar, Union
+
+if TYPE_CHECKING:
+    import grpc
 
 RequestType = TypeVar("RequestType")
 ResponseType = TypeVar("ResponseType")

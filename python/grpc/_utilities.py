@@ -14,7 +14,7 @@ import grpc
 _LOGGER = logging.getLogger(__name__)
 
 
-def first_version_is_lower(version1, version2):
+def first_version_is_lower(version1: str, version2: str) -> bool:
     """Whether version1 is lower than version2, both like '1.60.1'.
 
     Compares the first three dotted integers; if they are equal, the version
@@ -26,9 +26,8 @@ def first_version_is_lower(version1, version2):
     parts2 = version2.split(".")
     try:
         for a, b in zip(parts1[:3], parts2[:3]):
-            a, b = int(a), int(b)
-            if a != b:
-                return a < b
+            if int(a) != int(b):
+                return int(a) < int(b)
     except ValueError:
         return False
     return len(parts1) < len(parts2)

@@ -19,11 +19,14 @@ Rules the objects keep:
   waiting for the status alone (code(), details(), ...) does not.
 """
 
+from __future__ import annotations
+
 import asyncio
 import collections
 import inspect
 import logging
 import time
+import typing
 
 import grpc
 from grpc import _common
@@ -31,6 +34,9 @@ from grpc import _common
 from . import _base_call
 from ._metadata import Metadata
 from ._typing import EOF
+
+if typing.TYPE_CHECKING:
+    from typing import Optional
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,8 +77,14 @@ class AioRpcError(grpc.RpcError):
     """An RPC that ended with a non-OK status (asyncio API). A snapshot of
     the final status: its methods are plain functions."""
 
-    def __init__(self, code, initial_metadata, trailing_metadata, details=None,
-                 debug_error_string=None):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        initial_metadata: Metadata,
+        trailing_metadata: Metadata,
+        details: Optional[str] = None,
+        debug_error_string: Optional[str] = None,
+    ) -> None:
         super().__init__()
         self._code = code
         self._details = details
@@ -80,19 +92,19 @@ class AioRpcError(grpc.RpcError):
         self._trailing_metadata = trailing_metadata
         self._debug_error_string = debug_error_string
 
-    def code(self):
+    def code(self) -> grpc.StatusCode:
         return self._code
 
-    def details(self):
+    def details(self) -> Optional[str]:
         return self._details
 
-    def initial_metadata(self):
+    def initial_metadata(self) -> Metadata:
         return self._initial_metadata
 
-    def trailing_metadata(self):
+    def trailing_metadata(self) -> Metadata:
         return self._trailing_metadata
 
-    def debug_error_string(self):
+    def debug_error_string(self) -> Optional[str]:
         return self._debug_error_string
 
     def _repr(self):

@@ -7,7 +7,10 @@ that invokes them (grpc/aio/_call.py). Calls from several event loops may
 share a channel: each call belongs to the loop it started on.
 """
 
+from __future__ import annotations
+
 import asyncio
+import typing
 import weakref
 
 import grpc
@@ -16,6 +19,12 @@ from . import _base_channel
 from . import _call
 from . import _completion
 from ._metadata import Metadata
+
+if typing.TYPE_CHECKING:
+    from typing import Optional, Sequence
+
+    from ._interceptor import ClientInterceptor
+    from ._typing import ChannelArgumentType
 
 _CONNECTIVITY = {c.value[0]: c for c in grpc.ChannelConnectivity}
 
@@ -235,12 +244,23 @@ class Channel(_base_channel.Channel):
             state = self.get_state(try_to_connect=True)
 
 
-def insecure_channel(target, options=None, compression=None, interceptors=None):
+def insecure_channel(
+    target: str,
+    options: Optional[ChannelArgumentType] = None,
+    compression: Optional[grpc.Compression] = None,
+    interceptors: Optional[Sequence[ClientInterceptor]] = None,
+) -> _base_channel.Channel:
     """An asyncio channel to target without TLS."""
     return Channel(target, options, None, compression, interceptors)
 
 
-def secure_channel(target, credentials, options=None, compression=None, interceptors=None):
+def secure_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials,
+    options: Optional[ChannelArgumentType] = None,
+    compression: Optional[grpc.Compression] = None,
+    interceptors: Optional[Sequence[ClientInterceptor]] = None,
+) -> _base_channel.Channel:
     """An asyncio channel to target with credentials (TLS, mTLS, composite
     with call credentials; the synchronous API's credential objects)."""
     from grpc import ChannelCredentials, _unwrap

@@ -25,12 +25,15 @@ loop. Status semantics follow grpcio's aio server: an exception is UNKNOWN
 sends its status at once and raises ``AbortError``.
 """
 
+from __future__ import annotations
+
 import asyncio
 import contextvars
 import functools
 import inspect
 import logging
 import time
+import typing
 
 import grpc
 from grpc import _common
@@ -40,6 +43,12 @@ from grpc.aio import _completion
 from grpc.aio._call import AbortError, InternalError, UsageError
 from grpc.aio._interceptor import ServerInterceptor
 from grpc.aio._typing import EOF
+
+if typing.TYPE_CHECKING:
+    from concurrent import futures
+    from typing import Optional, Sequence
+
+    from grpc.aio._typing import ChannelArgumentType
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -827,8 +836,14 @@ def _validate_generic_handlers(handlers):
                 'not have "service" method!'.format(handler))
 
 
-def server(migration_thread_pool=None, handlers=None, interceptors=None, options=None,
-           maximum_concurrent_rpcs=None, compression=None):
+def server(
+    migration_thread_pool: Optional[futures.Executor] = None,
+    handlers: Optional[Sequence[grpc.GenericRpcHandler]] = None,
+    interceptors: Optional[Sequence[ServerInterceptor]] = None,
+    options: Optional[ChannelArgumentType] = None,
+    maximum_concurrent_rpcs: Optional[int] = None,
+    compression: Optional[grpc.Compression] = None,
+) -> _base_server.Server:
     """Creates a grpc.aio server (see grpc.aio.server)."""
     return Server(migration_thread_pool, () if handlers is None else handlers,
                   () if interceptors is None else interceptors,

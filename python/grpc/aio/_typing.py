@@ -1,7 +1,10 @@
 """Type aliases grpc.aio's signatures use (grpcio's names)."""
 
-from typing import (Any, AsyncIterable, Callable, Iterable, Sequence, Tuple, TypeVar,
-                    Union)
+from typing import (TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Sequence, Tuple,
+                    TypeVar, Union)
+
+if TYPE_CHECKING:
+    from ._metadata import Metadata
 
 RequestType = TypeVar("RequestType")
 ResponseType = TypeVar("ResponseType")
@@ -10,7 +13,7 @@ DeserializingFunction = Callable[[bytes], Any]
 MetadatumType = Tuple[str, Union[str, bytes]]
 MetadataKey = str
 MetadataValue = Union[str, bytes]
-MetadataType = Union["Metadata", Sequence[MetadatumType]]  # noqa: F821
+MetadataType = Union["Metadata", Sequence[MetadatumType]]
 ChannelArgumentType = Sequence[Tuple[str, Any]]
 DoneCallbackType = Callable[[Any], None]
 RequestIterableType = Union[Iterable[Any], AsyncIterable[Any]]

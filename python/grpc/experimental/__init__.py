@@ -7,8 +7,11 @@ unary_stream, stream_unary, stream_stream, defined in grpc._simple_stubs):
 single calls that take a target instead of a channel.
 """
 
+from __future__ import annotations
+
 import functools
 import logging
+import typing
 import warnings
 
 import grpc
@@ -50,7 +53,7 @@ _insecure_channel_credentials = _InsecureChannelCredentials()
 _INSECURE_CREDENTIALS = grpc.ChannelCredentials(_insecure_channel_credentials)
 
 
-def insecure_channel_credentials():
+def insecure_channel_credentials() -> grpc.ChannelCredentials:
     """Creates a ChannelCredentials for use with an insecure channel.
 
     THIS IS AN EXPERIMENTAL API.
@@ -58,7 +61,9 @@ def insecure_channel_credentials():
     return _INSECURE_CREDENTIALS
 
 
-_EXPERIMENTAL_APIS_USED = set()
+_EXPERIMENTAL_APIS_USED: typing.Set[str] = set()
+
+_F = typing.TypeVar("_F", bound=typing.Callable[..., typing.Any])
 
 
 def _warn_experimental(api_name, stack_offset):
@@ -72,7 +77,7 @@ def _warn_experimental(api_name, stack_offset):
         )
 
 
-def experimental_api(f):
+def experimental_api(f: _F) -> _F:
     """Decorator: the first call of f warns with an ExperimentalApiWarning."""
 
     @functools.wraps(f)
@@ -80,10 +85,13 @@ def experimental_api(f):
         _warn_experimental(f.__name__, 1)
         return f(*args, **kwargs)
 
-    return _wrapper
+    return typing.cast(_F, _wrapper)
 
 
-def wrap_server_method_handler(wrapper, handler):
+def wrap_server_method_handler(
+    wrapper: typing.Callable[[typing.Callable[..., typing.Any]], typing.Callable[..., typing.Any]],
+    handler: typing.Optional[grpc.RpcMethodHandler],
+) -> typing.Optional[grpc.RpcMethodHandler]:
     """Wraps the behavior of a server method handler.
 
     Args:
