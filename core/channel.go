@@ -49,7 +49,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		return nil, err
 	}
 	dial = append(dial, extra...)
-	dial = append(dial, dialWindowDefaults...)
+	dial = append(dial, dialDefaults...)
 	dial = append(dial, experimental.WithBufferPool(BufferPool))
 	dial = append(dial, cfg.Dial...)
 	cc, err := grpc.NewClient(resolved, dial...)

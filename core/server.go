@@ -73,7 +73,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 		grpc.Creds(portCredentials{}),
 		grpc.NumStreamWorkers(streamWorkers),
 		experimental.BufferPool(BufferPool),
-	}, slices.Concat(serverWindowDefaults, cfg.Server)...)
+	}, slices.Concat(serverDefaults, cfg.Server)...)
 	s.gs = grpc.NewServer(sopts...)
 	liveServers.Add(1)
 	return s
