@@ -350,6 +350,27 @@ def test_concurrent_readers_lose_no_message(py_target):
     run(main())
 
 
+def test_a_reader_cancelled_after_the_end_loses_no_message(py_target):
+    # The call ended by itself while a read waited: cancelling that reader
+    # does not cancel the (finished) RPC, and its message stays readable.
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            call = stub(channel).ServerStream(msg("sleep:300"))
+            reader = asyncio.ensure_future(call.read())
+            await asyncio.sleep(0.05)
+            assert await call.code() is grpc.StatusCode.OK
+            reader.cancel()
+            try:
+                got = await reader
+            except asyncio.CancelledError:
+                got = await call.read()
+            assert got.value == "sleep:300"
+            assert await call.read() is grpc.aio.EOF
+            assert not call.cancelled()
+
+    run(main())
+
+
 def test_request_iterator_that_raises_cancels_the_call(py_target, caplog):
     async def main():
         def requests():

@@ -41,6 +41,7 @@ if typing.TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 _OK = grpc.StatusCode.OK
+_CODES = _common.CODES
 _CANCELLED = grpc.StatusCode.CANCELLED
 _INTERNAL = grpc.StatusCode.INTERNAL
 
@@ -185,15 +186,19 @@ class Call:
 
     _status = None
     _initial = None  # Metadata, once known
+    _deadline = None
+    _credentials = None
+    _callbacks = None
 
     def _setup(self, channel, timeout, credentials):
         self._channel = channel
         self._hot = channel._hot
         self._loop, self._q = channel._queue()
-        self._deadline = None if timeout is None else time.monotonic() + timeout
-        self._credentials = credentials  # keeps a metadata plugin registered
-        self._callbacks = None
-        channel._track(self)
+        if timeout is not None:
+            self._deadline = time.monotonic() + timeout
+        if credentials is not None:
+            self._credentials = credentials  # keeps a metadata plugin registered
+        channel._calls.add(self)
 
     # -- status -----------------------------------------------------------
     def _end(self, status):
@@ -202,7 +207,7 @@ class Call:
         if self._status is not None:
             return False
         self._status = status
-        self._channel._untrack(self)
+        self._channel._calls.discard(self)
         callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             for callback in callbacks:
@@ -284,18 +289,23 @@ class Call:
 class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
     """A unary-unary RPC: one engine call whose end completes a token."""
 
-    _outcome = None  # (response, initial) once settled
+    _outcome = None  # (response,) once settled
+    _initial_raw = None
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
-        creds = call_credentials_arg(credentials, compression)
+        creds = None if credentials is None and compression is None else \
+            call_credentials_arg(credentials, compression)
         handle = channel._live_handle()
         self._setup(channel, timeout, credentials)
         self._deserializer = deserializer
         loop, q = self._loop, self._q
         self._token = token = next(q.tokens)
         future = self._future = loop.create_future()
-        payload = serialize_request(request, serializer)
+        if serializer is None and request.__class__ is bytes:
+            payload = request
+        else:
+            payload = serialize_request(request, serializer)
         if payload is None:
             self._call = None
             self._end(_Status(_INTERNAL, SERIALIZE_FAILED, ()))
@@ -315,15 +325,15 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
         if result is None:  # not ended: only when cancelled meanwhile
             return
         code, details, response, initial, trailing = result
-        code = _common.CODES[code]
-        if code is _OK:
+        code = _CODES[code]
+        if code is _OK and self._deserializer is not None:
             try:
-                response = _common.deserialize(response, self._deserializer)
+                response = self._deserializer(response)
             except Exception:
                 _LOGGER.exception(_DESERIALIZE_FAILED)
                 code, details, response = _INTERNAL, _DESERIALIZE_FAILED, None
-        self._initial = _metadata(initial)
-        self._outcome = (response, self._initial)
+        self._initial_raw = initial
+        self._outcome = (response,)
         self._end(_Status(code, details, trailing))
 
     def done(self):
@@ -337,7 +347,7 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
 
     def _stop(self):
         if self._outcome is None:
-            self._outcome = (None, self._initial or Metadata())
+            self._outcome = (None,)
         if self._call is not None:
             self._hot.unary_cancel(self._call)
         self._q.waiting.pop(self._token, None)
@@ -375,10 +385,17 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
             self._settle()
         return self._status
 
+    @property
+    def _initial(self):
+        # Built when asked for: most calls never look at it.
+        raw = self._initial_raw
+        return None if raw is None else _metadata(raw)
+
     async def initial_metadata(self):
         # As in grpcio: known once the whole call completed.
         await self._wait_status()
-        return self._initial if self._initial is not None else Metadata()
+        initial = self._initial
+        return initial if initial is not None else Metadata()
 
     async def wait_for_connection(self):
         status = await self._wait_status()
@@ -428,7 +445,7 @@ class _StreamCall(Call):
         """Calls an aio_* function; returns (answer, None) if it answered at
         once, else (operation, future of its completion)."""
         q = self._q
-        token = next(q.tokens)
+        self._last_token = token = next(q.tokens)
         result = start(q.cq, token, *args)
         if result.__class__ is not q.cq.__class__:  # an operation is a capsule, as the queue
             return result, None
@@ -525,13 +542,16 @@ class _StreamCall(Call):
                         self._eof = True
                     continue
                 self._recv_op, self._recv_future = op, future = result, future
+                self._recv_token = self._last_token
             else:
                 future = self._recv_future
             try:
                 await future
             except asyncio.CancelledError:
                 if not self.done():
-                    self.cancel()
+                    self.cancel()  # grpcio: a reader cancelled mid-call cancels the RPC
+                else:
+                    self._rearm_recv(op)  # ended by itself: what the op brings stays readable
                 raise
             if self._recv_op is op:
                 self._recv_op = self._recv_future = None
@@ -542,6 +562,24 @@ class _StreamCall(Call):
                     buffer.extend(result)
                 else:
                     self._eof = True
+
+    def _rearm_recv(self, op):
+        """After the future of the outstanding receive was cancelled: takes
+        its result if it completed, else waits for it with a new future."""
+        if self._recv_op is not op or not self._recv_future.cancelled():
+            return
+        try:
+            result = self._hot.aio_result(op)
+        except RuntimeError:  # not completed: its token is still to come
+            future = self._loop.create_future()
+            self._q.waiting[self._recv_token] = future
+            self._recv_future = future
+            return
+        self._recv_op = self._recv_future = None
+        if result:
+            self._buffer.extend(result)
+        else:
+            self._eof = True
 
     def _deserialize(self, data):
         try:

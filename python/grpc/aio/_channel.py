@@ -133,6 +133,7 @@ class Channel(_base_channel.Channel):
         self._calls = weakref.WeakSet()  # calls not ended, for close(grace)
         self._closing = False
         self._closed = None  # a future of the close, once started
+        self._last_queue = None
 
     # -- what calls use ------------------------------------------------------
     def _live_handle(self):
@@ -140,15 +141,16 @@ class Channel(_base_channel.Channel):
             raise _call.UsageError("Cannot invoke RPC: Channel closed!")
         return self._handle
 
-    @staticmethod
-    def _queue():
-        return _completion.queue()
-
-    def _track(self, call):
-        self._calls.add(call)
-
-    def _untrack(self, call):
-        self._calls.discard(call)
+    def _queue(self):
+        """(running loop, its completion queue), cached for the loop that
+        used this channel last."""
+        loop = asyncio.get_running_loop()
+        cached = self._last_queue
+        if cached is not None and cached[0]() is loop:
+            return loop, cached[1]
+        loop, q = _completion.queue()
+        self._last_queue = (weakref.ref(loop), q)
+        return loop, q
 
     # -- multi-callables -------------------------------------------------------
     def unary_unary(self, method, request_serializer=None, response_deserializer=None,
