@@ -603,11 +603,11 @@ class _StreamCall(Call):
         try:
             if hasattr(requests, "__aiter__"):
                 async for request in requests:
-                    if not await self._write_one(request, from_iterator=True):
+                    if not await self._send_from_iterator(request):
                         return
             else:
                 for request in requests:
-                    if not await self._write_one(request, from_iterator=True):
+                    if not await self._send_from_iterator(request):
                         return
             await self._done_writing()
         except asyncio.CancelledError:
@@ -615,6 +615,41 @@ class _StreamCall(Call):
         except Exception:
             _LOGGER.debug("Client request_iterator raised exception", exc_info=True)
             self.cancel()
+
+    def _send_from_iterator(self, request):
+        """An awaitable of whether the request was queued (False: the call
+        ended, stop iterating). Queued at once when the engine has room,
+        without a coroutine; otherwise through _write_one."""
+        if self._status is None and not self._done_writing_flag:
+            serializer = self._serializer
+            if serializer is None and request.__class__ is bytes:
+                payload = request
+            else:
+                try:
+                    payload = serializer(request) if serializer is not None else None
+                except Exception:
+                    payload = None
+            if payload.__class__ is bytes:
+                q = self._q
+                token = next(q.tokens)
+                result = self._hot.aio_stream_send(q.cq, token, self._stream, payload)
+                if result is True:
+                    return _TRUE
+                if result is False:
+                    return _FALSE
+                future = self._loop.create_future()
+                q.waiting[token] = future
+                return self._sent(result, future)
+        return self._write_one(request, from_iterator=True)
+
+    async def _sent(self, op, future):
+        try:
+            await future
+        except asyncio.CancelledError:
+            if not self.done():
+                self.cancel()
+            raise
+        return bool(self._hot.aio_result(op))
 
     async def _write_one(self, request, from_iterator=False):
         """Sends one request; False (with from_iterator) or an error if the
@@ -677,16 +712,8 @@ class _StreamResponseMixin:
         self._style("iter")
         iterator = getattr(self, "_aiter", None)
         if iterator is None:
-            iterator = self._aiter = self._responses()
+            iterator = self._aiter = _Responses(self)
         return iterator
-
-    async def _responses(self):
-        while True:
-            data = await self._read_raw()
-            if data is EOF:
-                break
-            yield self._deserialize(data)
-        await self._after_eof()
 
     async def read(self):
         if self._status is not None and not self._buffer and self._recv_op is None:
@@ -700,6 +727,51 @@ class _StreamResponseMixin:
             await self._after_eof()
             return EOF
         return self._deserialize(data)
+
+
+class _Ready:
+    """An awaitable that is already done."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __await__(self):
+        return self.value
+        yield  # pragma: no cover - makes __await__ a generator
+
+
+_TRUE = _Ready(True)
+_FALSE = _Ready(False)
+
+
+class _Responses:
+    """The async iterator of a call's responses: a message already received
+    is returned without a receive operation or an inner coroutine."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call):
+        self._call = call
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        call = self._call
+        buffer = call._buffer
+        status = call._status
+        if buffer and (status is None or not status.local):
+            data = buffer.popleft()
+        else:
+            data = await call._read_raw()
+            if data is EOF:
+                await call._after_eof()
+                raise StopAsyncIteration
+        if call._deserializer is None:
+            return data
+        return call._deserialize(data)
 
 
 class _UnaryResponseMixin:

@@ -306,7 +306,9 @@ class _Intercepted(InterceptedCall):
         self._writes_done = False
         if self._streams_requests:
             request = self._init_requests(request)
-        details = ClientCallDetails(method, timeout, metadata, credentials, wait_for_ready)
+        # grpcio hands interceptors the method as bytes.
+        details = ClientCallDetails(method.encode() if isinstance(method, str) else method,
+                                    timeout, metadata, credentials, wait_for_ready)
         task = self._loop.create_task(self._invoke(
             list(interceptors), details, request, compression, channel, serializer, deserializer))
         super().__init__(task)
