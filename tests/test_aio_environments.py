@@ -261,3 +261,76 @@ def test_generated_stubs_work_with_aio_channels():
         run(main())
     finally:
         server.stop(None).wait(10)
+
+
+# -- exit and Ctrl-C with live aio calls ---------------------------------------------
+
+EXIT_PRELUDE = """
+import asyncio, os, signal, sys
+import grpc, grpc.aio
+import echo_service as E
+from echo_service import msg
+target = sys.argv[1]
+"""
+
+
+def _child(body, target, send_sigint=False):
+    import subprocess
+    import textwrap
+    import time
+
+    code = EXIT_PRELUDE + textwrap.dedent(body)
+    proc = subprocess.Popen([sys.executable, "-c", code, target], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            cwd=os.path.dirname(os.path.abspath(__file__)))
+    if send_sigint:
+        deadline = time.monotonic() + BOUND
+        line = proc.stdout.readline()  # "waiting": the call is under way
+        assert line.strip() == "waiting", (line, proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(__import__("signal").SIGINT)
+    try:
+        out, err = proc.communicate(timeout=BOUND)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the child hung\nstdout:\n{out}\nstderr:\n{err}")
+    return proc.returncode, out, err
+
+
+def test_exit_with_live_aio_calls(py_echo_port):
+    code, out, err = _child("""
+        async def main():
+            channel = grpc.aio.insecure_channel(target)
+            s = E.EchoStub(channel)
+            pending = s.UnaryEcho(msg("sleep:20000"))
+            stream = s.BidiStream()
+            reader = asyncio.ensure_future(stream.read())
+            server_stream = s.ServerStream(msg("sleep:20000"))
+            server_stream.add_done_callback(lambda call: None)
+            await asyncio.sleep(0.2)
+            print("leaving", flush=True)
+
+        asyncio.run(main())
+    """, f"127.0.0.1:{py_echo_port}")
+    assert code == 0, err
+    assert out.splitlines()[-1:] == ["leaving"], (out, err)
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
+
+
+def test_ctrl_c_while_awaiting_an_aio_call(py_echo_port):
+    code, out, err = _child("""
+        async def main():
+            async with grpc.aio.insecure_channel(target) as channel:
+                call = E.EchoStub(channel).UnaryEcho(msg("sleep:20000"))
+                await channel.channel_ready()
+                print("waiting", flush=True)
+                await call
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """, f"127.0.0.1:{py_echo_port}", send_sigint=True)
+    assert code == 0, err
+    assert out.splitlines()[-1:] == ["interrupted"], (out, err)
+    assert "Fatal Python error" not in err, err
