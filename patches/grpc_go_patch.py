@@ -2,7 +2,8 @@
 
 grpc-go keeps metadata in a map (metadata.MD), so the order of pairs across
 keys is lost where its transport writes and reads header blocks, and per-RPC
-credentials give one value per key. grpcio keeps both. This module prepares
+credentials give one value per key. grpcio keeps both. Its server also
+refuses method paths without a leading '/', which grpcio serves. This module prepares
 a build of the PINNED grpc-go version (GRPC_GO_VERSION, the one go.mod
 requires) that keeps them, without forking grpc-go or touching go.mod:
 
@@ -103,6 +104,29 @@ EDITS = [
     ("dialoptions.go", [
         ("\t\to.copts.UserAgent = s + \" \" + grpcUA\n",
          "\t\to.copts.UserAgent = grpcgoUserAgent(s)\n"),
+    ]),
+    # A method path without a leading '/', or without a service part, goes
+    # to the unknown-service handler (grpcgo's, which serves every method)
+    # with the path as sent, as grpcio hands it to generic handlers; grpc-go
+    # answers "malformed method name".
+    ("server.go", [
+        ("\tsm, found := strings.CutPrefix(stream.Method(), \"/\")\n"
+         "\tif !found {\n"
+         "\t\ts.handleMalformedMethodName(stream, ti)\n"
+         "\t\treturn\n"
+         "\t}\n"
+         "\tpos := strings.LastIndex(sm, \"/\")\n"
+         "\tif pos == -1 {\n"
+         "\t\ts.handleMalformedMethodName(stream, ti)\n"
+         "\t\treturn\n"
+         "\t}\n"
+         "\tservice := sm[:pos]\n"
+         "\tmethod := sm[pos+1:]\n",
+         "\tsm := strings.TrimPrefix(stream.Method(), \"/\")\n"
+         "\tservice, method := \"\", sm\n"
+         "\tif pos := strings.LastIndex(sm, \"/\"); pos >= 0 {\n"
+         "\t\tservice, method = sm[:pos], sm[pos+1:]\n"
+         "\t}\n"),
     ]),
 ]
 

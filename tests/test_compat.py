@@ -558,3 +558,20 @@ def test_server_named_only_by_its_common_name(tmp_path):
             rec, [port]):
         options = (("grpc.ssl_target_name_override", "elsewhere.example"),)
         assert unary(f"127.0.0.1:{port}", creds, options, request=b"o") == b"o"
+
+
+def test_method_paths_without_a_leading_slash_reach_generic_handlers():
+    seen = []
+
+    def method_handler(method):
+        seen.append(method)
+        return grpc.unary_unary_rpc_method_handler(lambda r, c: r)
+
+    server, port, pool = _server((_Generic(method_handler),))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            for method in ("Method", "svc/Method", "/Method", "/svc/Method"):
+                assert ch.unary_unary(method)(method.encode(), timeout=TIMEOUT) == method.encode()
+    finally:
+        server.stop(None)
+    assert seen == ["Method", "svc/Method", "/Method", "/svc/Method"]  # as sent, as in grpcio
