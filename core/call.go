@@ -67,6 +67,7 @@ type UnaryCall struct {
 // Unary performs a unary call on the calling goroutine.
 func (ch *Channel) Unary(spec *CallSpec, req Msg) (resp Msg, header metadata.MD, st *Status) {
 	if ch.refuse != nil {
+		req.Free()
 		return nil, nil, ch.refuse
 	}
 	ctx, cancel := ch.callContext(spec)
@@ -79,7 +80,9 @@ func (ch *Channel) Unary(spec *CallSpec, req Msg) (resp Msg, header metadata.MD,
 func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Msg, header metadata.MD, st *Status) {
 	var trailer metadata.MD
 	liveClientCalls.Add(1)
-	err := ch.cc.Invoke(ctx, spec.Method, req, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
+	out := &outgoing{msg: req}
+	err := ch.cc.Invoke(ctx, spec.Method, out, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
+	out.freeUntaken() // the call failed before sending: give a lent buffer back now
 	liveClientCalls.Add(-1)
 	if err != nil && isNoResponse(err) {
 		// The server ended the call OK without a response: grpcio hands
@@ -119,6 +122,7 @@ func (ch *Channel) StartUnary(spec *CallSpec, req Msg) *UnaryCall {
 // primitive instead of a Go channel.
 func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func(*UnaryCall)) *UnaryCall {
 	if ch.refuse != nil {
+		req.Free()
 		c := FailedUnary(ch.refuse)
 		if notify != nil {
 			notify(c)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/experimental"
@@ -38,7 +39,8 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		// credentials keep theirs to themselves.
 		transport = privateServerName{transport, cfg.TLSServerName}
 	}
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	// Every connection's frames are watched for illegal SETTINGS (h2guard.go).
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(guardedCreds{transport})}
 	if creds != nil && len(creds.Call) > 0 {
 		// One credentials object: grpc-go merges several into one map, one
 		// value per key; ours gives every pair in order.
@@ -47,6 +49,16 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	resolved, extra, err := resolveTarget(target)
 	if err != nil {
 		return nil, err
+	}
+	refuse := creds.refusal()
+	if st := unresolvable(target); st != nil && resolved == target {
+		// Never resolved: calls fail with st, connecting finds no address.
+		r := manual.NewBuilderWithScheme("grpcgo-unresolvable")
+		r.InitialState(resolver.State{})
+		resolved, extra = "grpcgo-unresolvable:///", []grpc.DialOption{grpc.WithResolvers(r)}
+		if refuse == nil {
+			refuse = st
+		}
 	}
 	dial = append(dial, extra...)
 	dial = append(dial, dialDefaults...)
@@ -59,7 +71,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := &Channel{
 		cc:       cc,
-		refuse:   creds.refusal(),
+		refuse:   refuse,
 		target:   target,
 		callOpts: append([]grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}, cfg.Call...),
 		mdLimits: cfg.MDLimits,
@@ -68,6 +80,20 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	}
 	liveChannels.Add(1)
 	return ch, nil
+}
+
+// unresolvable is the status of calls to a target written as a URI whose
+// scheme no resolver knows ("http://host"): grpc-go would hand all of it to
+// its DNS resolver, which would look up the scheme ("http") as a host name.
+// grpcio fails such calls with UNAVAILABLE; nil for every other target.
+func unresolvable(target string) *Status {
+	scheme, _, ok := strings.Cut(target, "://")
+	if !ok || scheme == "" || resolver.Get(strings.ToLower(scheme)) != nil ||
+		strings.ContainsAny(scheme, "/[]") {
+		return nil
+	}
+	return &Status{Code: codes.Unavailable,
+		Details: fmt.Sprintf("DNS resolution failed for %s: no resolver for the scheme %q", target, scheme)}
 }
 
 // resolveTarget handles grpcio's "ipv4:" and "ipv6:" address-list targets,

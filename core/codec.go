@@ -20,6 +20,9 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case Msg:
 		return m, nil
+	case *outgoing:
+		m.taken = true
+		return m.msg, nil
 	case []byte:
 		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
 	case *[]byte:
@@ -39,4 +42,19 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return nil
 	}
 	return fmt.Errorf("grpcgo: raw codec cannot unmarshal into %T", v)
+}
+
+// outgoing is a message handed to grpc-go that it may never take: grpc-go
+// frees a message once it marshalled it, so if it did not (the call failed
+// before sending), the sender frees it.
+type outgoing struct {
+	msg   Msg
+	taken bool
+}
+
+// freeUntaken frees the message unless grpc-go took it.
+func (o *outgoing) freeUntaken() {
+	if !o.taken {
+		o.msg.Free()
+	}
 }

@@ -218,11 +218,15 @@ type ServerConfig struct {
 	ReusePort  bool
 	Compressor string // compresses every response unless a call says otherwise
 	MDLimits   MetadataLimits
+	// Guard bounds what a client may send (h2guard.go); grpcgo's own
+	// options "grpcgo.http2.max_continuation_frames" and
+	// "grpcgo.http2.max_resets_per_second" set it (0: no bound).
+	Guard GuardLimits
 }
 
 // ServerOptions maps grpcio server arguments onto grpc-go server options.
 func ServerOptions(opts []Option) ServerConfig {
-	cfg := ServerConfig{ReusePort: true}
+	cfg := ServerConfig{ReusePort: true, Guard: defaultGuardLimits}
 	var kp keepalive.ServerParameters
 	var ep keepalive.EnforcementPolicy
 	haveKP, haveEP := false, false
@@ -250,6 +254,10 @@ func ServerOptions(opts []Option) ServerConfig {
 			}
 		case "grpc.so_reuseport":
 			cfg.ReusePort = o.Int != 0
+		case "grpcgo.http2.max_continuation_frames":
+			cfg.Guard.MaxContinuations = int(max(o.Int, 0))
+		case "grpcgo.http2.max_resets_per_second":
+			cfg.Guard.MaxResetsPerSecond = int(max(o.Int, 0))
 		case "grpc.default_compression_algorithm":
 			cfg.Compressor = CompressorName(int(o.Int))
 		case "grpc.keepalive_time_ms":

@@ -30,16 +30,27 @@ type portConn struct {
 	creds *ServerCredentials
 }
 
-type portCredentials struct{}
+// portCredentials also watches every connection's frames (h2guard.go).
+type portCredentials struct{ guard GuardLimits }
 
 var insecureServer = insecure.NewCredentials()
 
-func (portCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+func (p portCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	pc, ok := conn.(*portConn)
-	if !ok || pc.creds == nil || pc.creds.transport == nil {
+	if !ok {
 		return insecureServer.ServerHandshake(conn)
 	}
-	return pc.creds.transport.ServerHandshake(pc.Conn)
+	var info credentials.AuthInfo
+	var err error
+	conn = pc.Conn
+	if pc.creds != nil && pc.creds.transport != nil {
+		if conn, info, err = pc.creds.transport.ServerHandshake(pc.Conn); err != nil {
+			return conn, info, err
+		}
+	} else if conn, info, err = insecureServer.ServerHandshake(conn); err != nil {
+		return conn, info, err
+	}
+	return guardServerConn(conn, p.guard), info, nil
 }
 
 func (portCredentials) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {

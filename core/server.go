@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Server accepts calls on its ports and hands each one, whatever its
@@ -70,8 +71,9 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 	sopts := append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.UnknownServiceHandler(s.handle),
-		grpc.Creds(portCredentials{}),
+		grpc.Creds(portCredentials{guard: cfg.Guard}),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.InTapHandle(cancellableCall),
 		experimental.BufferPool(BufferPool),
 	}, slices.Concat(serverDefaults, cfg.Server)...)
 	s.gs = grpc.NewServer(sopts...)
@@ -254,6 +256,19 @@ func (s *Server) Stop(grace time.Duration) {
 		}
 	}
 	<-s.stopped
+}
+
+// cancelKey is the context key of a call's own cancel function.
+type cancelKey struct{}
+
+// cancellableCall is the server's tap: it gives each call a context grpc-go
+// itself waits on (for reads, and for room to write), with a cancel
+// function of its own, so that ServerCall.Cancel can end the call even while
+// a handler is blocked writing to a client that stopped reading. grpc-go
+// cancels the parent when the stream ends, which releases this one too.
+func cancellableCall(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	return context.WithValue(ctx, cancelKey{}, cancel), nil
 }
 
 // MarkUnaryRequest says that method's handler takes a single request, so

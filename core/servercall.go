@@ -73,6 +73,16 @@ func newServerCall(ss grpc.ServerStream) *ServerCall {
 // deadline passes or it has ended.
 func (c *ServerCall) Context() context.Context { return c.ctx }
 
+// Cancel ends the call with CANCELLED now, as the client's cancellation
+// would: a handler blocked reading requests or writing responses (even to
+// a client that stopped reading) is released.
+func (c *ServerCall) Cancel() {
+	c.Finish(codes.Canceled, "Cancelled", nil) // no response goes out after this
+	if cancel, ok := c.ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
 // Active reports whether the call can still make progress.
 func (c *ServerCall) Active() bool {
 	return !c.over.Load() && c.ctx.Err() == nil

@@ -34,6 +34,11 @@ func statusFrom(ctx context.Context, err error) *Status {
 	}
 	st := status.Convert(err)
 	out := &Status{Code: st.Code(), Details: st.Message()}
+	if out.Code > codes.Unauthenticated {
+		// A code gRPC does not define (a peer's grpc-status: 17, say):
+		// grpcio reports UNKNOWN.
+		out.Code = codes.Unknown
+	}
 	if out.Code == codes.Internal && strings.HasPrefix(out.Details, "header list size to send violates") {
 		// grpc-go checks the peer's SETTINGS_MAX_HEADER_LIST_SIZE before
 		// sending; grpcio sends, and the server refuses it so.

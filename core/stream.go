@@ -34,6 +34,7 @@ type Stream struct {
 // half-closed (the shape of a server-streaming call).
 func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool, first Msg, closeAfter bool) *Stream {
 	if ch.refuse != nil {
+		first.Free()
 		return FailedStream(ch.refuse)
 	}
 	ctx, cancel := ch.callContext(spec)

@@ -45,8 +45,8 @@ static inline struct timespec hot_deadline(double seconds) {
     return t;
 }
 
-/* Lives as long as the process: a handler goroutine may post after the
- * server's capsule is gone. */
+/* Freed (hot_dispatch_free) once the server's capsule is gone and the
+ * server has stopped: nothing posts or waits on it then. */
 static inline hot_dispatch *hot_dispatch_new(void) {
     hot_dispatch *d = (hot_dispatch *)calloc(1, sizeof(hot_dispatch));
     if (d != NULL) {
@@ -54,6 +54,12 @@ static inline hot_dispatch *hot_dispatch_new(void) {
         sem_init(&d->workers, 0, 0);
     }
     return d;
+}
+
+static inline void hot_dispatch_free(hot_dispatch *d) {
+    sem_destroy(&d->poller);
+    sem_destroy(&d->workers);
+    free(d);
 }
 
 /* Claims one lingering worker, if there is one. */

@@ -43,13 +43,29 @@ static inline void hot_list_set(PyObject *l, Py_ssize_t i, PyObject *v) { PyList
 static inline void hot_decref(PyObject *o) { Py_XDECREF(o); }
 static inline void hot_incref(PyObject *o) { Py_INCREF(o); }
 
-/* Metadata: a sequence of (key, value) pairs, key str (or bytes), value str
- * or bytes. hot_md_open returns a new reference to a fast sequence or NULL
- * with TypeError set. */
-static inline PyObject *hot_md_open(PyObject *md, Py_ssize_t *n) {
-    PyObject *seq = PySequence_Fast(md, "metadata must be a sequence of (key, value) pairs");
+/* A sequence no Python code can change while Go walks it: a tuple as it
+ * is, a list copied into a tuple (reading an entry may run code that
+ * changes the list: an entry's __iter__), anything else read into a new
+ * list only we hold. A new reference, or NULL with TypeError(msg) set. */
+static inline PyObject *hot_stable_seq(PyObject *o, const char *msg, Py_ssize_t *n) {
+    PyObject *seq;
+    if (PyTuple_Check(o)) {
+        Py_INCREF(o);
+        seq = o;
+    } else if (PyList_Check(o)) {
+        seq = PyList_AsTuple(o);
+    } else {
+        seq = PySequence_Fast(o, msg);
+    }
     if (seq != NULL) *n = PySequence_Fast_GET_SIZE(seq);
     return seq;
+}
+
+/* Metadata: a sequence of (key, value) pairs, key str (or bytes), value str
+ * or bytes. hot_md_open returns a new reference to a stable sequence (see
+ * hot_stable_seq) or NULL with TypeError set. */
+static inline PyObject *hot_md_open(PyObject *md, Py_ssize_t *n) {
+    return hot_stable_seq(md, "metadata must be a sequence of (key, value) pairs", n);
 }
 
 /* Reads pair i as raw UTF-8 / bytes pointers valid while seq and *pair
@@ -64,7 +80,8 @@ static inline int hot_md_item(PyObject *seq, Py_ssize_t i, PyObject **pair, cons
         PyErr_Format(PyExc_TypeError, "cannot unpack non-iterable %.100s object", Py_TYPE(item)->tp_name);
         return -1;
     }
-    PyObject *p = PySequence_Fast(item, "metadata entries must be (key, value) pairs");
+    Py_ssize_t np;
+    PyObject *p = hot_stable_seq(item, "metadata entries must be (key, value) pairs", &np);
     if (p == NULL) return -1;
     *pair = p;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(p);
@@ -134,9 +151,7 @@ static inline int hot_bytes_arg(PyObject *o, const char *what, char **p, Py_ssiz
     return 1;
 }
 static inline PyObject *hot_seq(PyObject *o, Py_ssize_t *n) {
-    PyObject *seq = PySequence_Fast(o, "expected a sequence");
-    if (seq != NULL) *n = PySequence_Fast_GET_SIZE(seq);
-    return seq;
+    return hot_stable_seq(o, "expected a sequence", n);
 }
 static inline PyObject *hot_seq_item(PyObject *seq, Py_ssize_t i) { return PySequence_Fast_GET_ITEM(seq, i); }
 static inline const char *hot_str_arg(PyObject *o, Py_ssize_t *n) {

@@ -19,7 +19,7 @@ import (
 //export hotChannelNew
 func hotChannelNew(target *C.char, tn C.Py_ssize_t, opts *C.char, on C.Py_ssize_t, creds pyObj) (ret pyObj) {
 	defer guard(&ret)
-	options, err := core.ParseOptions(C.GoBytes(unsafe.Pointer(opts), C.int(on)))
+	options, err := core.ParseOptions(goBytes(unsafe.Pointer(opts), on))
 	if err != nil {
 		return raise(C.HOT_VALUE, "%v", err)
 	}
@@ -27,9 +27,9 @@ func hotChannelNew(target *C.char, tn C.Py_ssize_t, opts *C.char, on C.Py_ssize_
 	if !ok {
 		return nil
 	}
-	ch, err := core.Dial(C.GoStringN(target, C.int(tn)), options, cc)
+	ch, err := core.Dial(goStr(target, tn), options, cc)
 	if err != nil {
-		return raise(C.HOT_VALUE, "cannot create a channel to %q: %v", C.GoStringN(target, C.int(tn)), err)
+		return raise(C.HOT_VALUE, "cannot create a channel to %q: %v", goStr(target, tn), err)
 	}
 	return capsule(ch, C.HOT_CHANNEL)
 }
@@ -54,9 +54,9 @@ func callSpec(method *C.char, mn C.Py_ssize_t, timeout C.double, md pyObj, wfr, 
 	if !ok {
 		return nil, mdRaised
 	}
-	spec := &core.CallSpec{Method: C.GoStringN(method, C.int(mn)), Metadata: m, WaitForReady: int(wfr), Credentials: cc}
-	if timeout >= 0 {
-		spec.Timeout = max(seconds(timeout), time.Nanosecond)
+	spec := &core.CallSpec{Method: goStr(method, mn), Metadata: m, WaitForReady: int(wfr), Credentials: cc}
+	if d := seconds(timeout); d >= 0 { // NaN: 0, expired at once, as in grpcio
+		spec.Timeout = max(d, time.Nanosecond)
 	}
 	switch {
 	case compression == 0:

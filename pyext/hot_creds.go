@@ -48,7 +48,7 @@ func bytesArg(obj pyObj, what string) (b []byte, present, ok bool) {
 	case 0:
 		return nil, false, true
 	}
-	return C.GoBytes(unsafe.Pointer(p), C.int(n)), true, true
+	return goBytes(unsafe.Pointer(p), n), true, true
 }
 
 // seqEach calls f with each item of a Python sequence; false: exception set.
@@ -73,7 +73,7 @@ func strArg(obj pyObj) (string, bool) {
 	if p == nil {
 		return "", false
 	}
-	return C.GoStringN(p, C.int(n)), true
+	return goStr(p, n), true
 }
 
 //export hotCredsSSLChannel

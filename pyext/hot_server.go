@@ -20,13 +20,13 @@ import (
 //export hotServerNew
 func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret pyObj) {
 	defer guard(&ret)
-	options, err := core.ParseOptions(C.GoBytes(unsafe.Pointer(opts), C.int(on)))
+	options, err := core.ParseOptions(goBytes(unsafe.Pointer(opts), on))
 	if err != nil {
 		return raise(C.HOT_VALUE, "%v", err)
 	}
 	srv := core.NewServer(options, int(maxConcurrent))
-	// Takers sleep outside Go (dispatch.h). The dispatcher lives as long
-	// as the process, since a handler may still post after release.
+	// Takers sleep outside Go (dispatch.h). The dispatcher is freed once
+	// the capsule is gone and the server stopped (see releaseServer).
 	d := unsafe.Pointer(C.hot_dispatch_new())
 	if d == nil {
 		return raise(C.HOT_RUNTIME, "out of memory")
@@ -42,8 +42,19 @@ func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret 
 	return capsule(srv, C.HOT_SERVER)
 }
 
-// servers maps each server to the dispatcher its calls are announced on.
+// servers maps each live server to the dispatcher its calls are announced
+// on; releaseServer deletes its entry.
 var servers sync.Map
+
+// releaseServer stops a server Python dropped, then forgets it and frees its
+// dispatcher: no Python thread waits on the dispatcher any more (each holds
+// the capsule while it does) and, once stopped, no call is announced.
+func releaseServer(s *core.Server) {
+	s.Stop(0)
+	if d, ok := servers.LoadAndDelete(s); ok {
+		C.hot_dispatch_free((*C.hot_dispatch)(d.(unsafe.Pointer)))
+	}
+}
 
 // hotServerDispatch is the server's dispatcher (a hot_dispatch).
 //
@@ -76,7 +87,7 @@ func hotServerAddPort(h C.uintptr_t, addr *C.char, an C.Py_ssize_t, creds pyObj)
 	if !ok {
 		return nil
 	}
-	port, err := value[*core.Server](h).AddPort(C.GoStringN(addr, C.int(an)), sc)
+	port, err := value[*core.Server](h).AddPort(goStr(addr, an), sc)
 	if err != nil {
 		return raise(C.HOT_RUNTIME, "%v", err)
 	}
@@ -120,7 +131,7 @@ func serverEvent(c *core.ServerCall) pyObj {
 //export hotServerMarkUnary
 func hotServerMarkUnary(h C.uintptr_t, method *C.char, mn C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
-	value[*core.Server](h).MarkUnaryRequest(C.GoStringN(method, C.int(mn)))
+	value[*core.Server](h).MarkUnaryRequest(goStr(method, mn))
 	return C.hot_none()
 }
 
@@ -237,7 +248,7 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	if hasLast != 0 {
 		msg = goMsg(last, ln, lastObj)
 	}
-	err := c.Finish(codes.Code(code), C.GoStringN(details, C.int(dn)), msg)
+	err := c.Finish(codes.Code(code), goStr(details, dn), msg)
 	if err != nil {
 		msg.Free() // the call had ended: the response goes nowhere
 	}
@@ -254,6 +265,15 @@ func hotCallSetCompression(h C.uintptr_t, algorithm C.int) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	withoutGIL(func() { c.SetCompressor(core.CompressorName(int(algorithm))) })
+	return C.hot_none()
+}
+
+// hotCallCancel cancels the call (the handler's context.cancel()).
+//
+//export hotCallCancel
+func hotCallCancel(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	value[*core.ServerCall](h).Cancel()
 	return C.hot_none()
 }
 
@@ -305,7 +325,7 @@ func hotRelease(h C.uintptr_t) {
 	case *core.Stream:
 		v.Cancel()
 	case *core.Server:
-		go v.Stop(0)
+		go releaseServer(v)
 	case *core.ServerCall:
 		v.Finish(codes.Unknown, "the handler ended without finishing the call", nil)
 	case *aioOp:

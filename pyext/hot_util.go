@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime/cgo"
 	"strings"
 	"sync/atomic"
@@ -146,13 +147,22 @@ func await[T any](q <-chan T, timeout time.Duration) (v T, ok bool, r waitResult
 	}
 }
 
-// seconds converts Python's optional float seconds (negative: none).
+// seconds converts Python's optional float seconds (negative: none). A
+// time beyond what a Duration holds (about 292 years; inf) is none too;
+// NaN is 0, as grpcio's deadline for it has passed at once.
 func seconds(s C.double) time.Duration {
-	if s < 0 {
+	f := float64(s)
+	switch {
+	case f != f:
+		return 0
+	case f < 0 || f >= maxSeconds:
 		return -1
 	}
-	return time.Duration(float64(s) * float64(time.Second))
+	return time.Duration(f * float64(time.Second))
 }
+
+// maxSeconds is the first float of seconds a Duration cannot hold.
+const maxSeconds = float64(math.MaxInt64) / float64(time.Second)
 
 // handles: every Go object Python holds travels as a cgo.Handle, most in a
 // capsule; hotRelease deletes them. core counts them for introspection.
@@ -168,11 +178,24 @@ func value[T any](h C.uintptr_t) T { return cgo.Handle(h).Value().(T) }
 // goBytes copies a Python buffer into Go memory: grpc-go may still be
 // writing it after the call returns.
 func goBytes(p unsafe.Pointer, n C.Py_ssize_t) []byte {
-	if n == 0 {
+	if n <= 0 {
 		return []byte{}
 	}
-	return C.GoBytes(p, C.int(n))
+	return append([]byte(nil), unsafe.Slice((*byte)(p), int(n))...)
 }
+
+// goStr copies a C string of n bytes into Go. Lengths are never narrowed
+// to a C int (C.GoStringN would wrap a 4 GiB + 5 byte value to 5 bytes).
+func goStr(p *C.char, n C.Py_ssize_t) string {
+	if n <= 0 {
+		return ""
+	}
+	return string(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
+}
+
+// maxMetadataLen is the longest metadata key or value HTTP/2 can carry: a
+// peer's header list limit is a 32-bit number.
+const maxMetadataLen = math.MaxUint32
 
 // goMsg makes a Python buffer a message grpc-go can own and keep after the
 // call returns. A large bytes object (owner, when the buffer is one) is lent
@@ -285,8 +308,14 @@ func mdFromPy(obj pyObj) (metadata.MD, mdResult) {
 			result = mdInvalid
 			continue
 		}
-		key := C.GoStringN(k, C.int(kn))
-		value := C.GoStringN(v, C.int(vn))
+		if kn > maxMetadataLen || vn > maxMetadataLen {
+			C.hot_decref(pair)
+			raise(C.HOT_VALUE, "metadata entry of %d bytes is larger than HTTP/2 can carry (%d bytes at most)",
+				kn+vn, maxMetadataLen)
+			return nil, mdRaised
+		}
+		key := goStr(k, kn)
+		value := goStr(v, vn)
 		C.hot_decref(pair)
 		if !validKey(key) || (!strings.HasSuffix(key, "-bin") && !validValue(value)) {
 			result = mdInvalid

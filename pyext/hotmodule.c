@@ -77,10 +77,24 @@ int hot_schedule_returns(void) { return Py_AddPendingCall(drain_returns, NULL); 
 
 #define FORK_GUARD() do { if (forked) return fork_error(); note_thread(); } while (0)
 
-/* ---- which Python threads use the engine (see pyext/tuning.go) ----------- */
+/* ---- which Python threads use the engine (see pyext/tuning.go) -----------
+ * A thread is counted once per epoch, the first time it calls in; a thread
+ * that ends before the epoch does is counted off again (a pthread key's
+ * destructor), so an epoch counts the threads alive at its end that used
+ * the engine during it, not every thread that came and went (a thread per
+ * client-streaming call's requests made one caller look like 30). */
 static atomic_uint epoch = 1;
 static atomic_int epoch_threads;
 static __thread unsigned thread_epoch;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static __thread int thread_keyed;
+
+static void thread_ended(void *unused) {
+    (void)unused;
+    if (thread_epoch == atomic_load(&epoch)) atomic_fetch_sub(&epoch_threads, 1);
+}
+static void make_thread_key(void) { pthread_key_create(&thread_key, thread_ended); }
 
 /* Counts the calling thread once per epoch: a relaxed load, and an add the
  * first time in each epoch. */
@@ -89,12 +103,18 @@ static inline void note_thread(void) {
     if (thread_epoch != e) {
         thread_epoch = e;
         atomic_fetch_add_explicit(&epoch_threads, 1, memory_order_relaxed);
+        if (!thread_keyed) { /* once per thread: the destructor needs a value */
+            thread_keyed = 1;
+            pthread_once(&thread_key_once, make_thread_key);
+            pthread_setspecific(thread_key, &thread_keyed);
+        }
     }
 }
 
 int hot_epoch_end(void) {
     atomic_fetch_add(&epoch, 1);
-    return atomic_exchange(&epoch_threads, 0);
+    int n = atomic_exchange(&epoch_threads, 0);
+    return n > 0 ? n : 0;
 }
 
 /* ---- handles ------------------------------------------------------------- */
@@ -607,6 +627,13 @@ static PyObject *m_call_set_compression(PyObject *self, PyObject *args) {
     return GO(hotCallSetCompression(h, algorithm));
 }
 
+static PyObject *m_call_cancel(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    FORK_GUARD();
+    return GO(hotCallCancel(h));
+}
+
 static PyObject *m_call_active(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
@@ -997,6 +1024,7 @@ static PyMethodDef methods[] = {
      "call_finish(call, code, details, trailing_metadata, last_response_or_None) -> finished"},
     {"call_set_compression", m_call_set_compression, METH_VARARGS,
      "call_set_compression(call, algorithm): compress responses from now on"},
+    {"call_cancel", m_call_cancel, METH_VARARGS, "call_cancel(call): ends it with CANCELLED now"},
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
     {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},
     {"creds_ssl_channel", m_creds_ssl_channel, METH_VARARGS, "creds_ssl_channel(roots, key, chain)"},

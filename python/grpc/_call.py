@@ -251,6 +251,7 @@ class _LiveCall(grpc.RpcError, grpc.Call, grpc.Future):
         self._rpc_callbacks = _CallbackWatcher()
         self._done_callbacks = _CallbackWatcher()
         self._credentials = None  # the call's own CallCredentials, kept alive
+        self._channel = None  # the Channel, kept alive while the call is
 
     def _fetch(self, timeout):
         raise NotImplementedError()
@@ -407,22 +408,29 @@ class _UnaryFuture(_LiveCall):
         self._hot.unary_cancel(self._call)
 
 
-def _consume_requests(hot, stream, iterator, serializer, call):
+def _consume_requests(hot, stream, iterator, serializer, call_ref):
     """Sends every request the iterator yields, then half-closes. Runs on its
-    own thread so requests flow while responses arrive."""
+    own thread so requests flow while responses arrive; call_ref is a weak
+    reference to the call (so dropping the call cancels it)."""
+
+    def abort(code, details):
+        call = call_ref()
+        if call is not None:
+            call._abort(code, details)
+
     try:
         for request in iterator:
             try:
                 payload = _common.serialize(request, serializer)
             except Exception:
                 _LOGGER.exception(SERIALIZE_FAILED)
-                call._abort(_INTERNAL, SERIALIZE_FAILED)
+                abort(_INTERNAL, SERIALIZE_FAILED)
                 return
             if not hot.stream_send(stream, payload):
                 return  # the call ended; the rest would go nowhere
     except Exception:
         _LOGGER.exception(_ITERATION_FAILED)
-        call._abort(_UNKNOWN, _ITERATION_FAILED)
+        abort(_UNKNOWN, _ITERATION_FAILED)
         return
     hot.stream_close_send(stream)
 
@@ -452,6 +460,15 @@ class _StreamCall(_LiveCall):
 
     def _stop(self):
         self._hot.stream_cancel(self._stream)
+
+    def __del__(self):
+        # Dropped by its owner: nothing can read it any more. (The stream's
+        # handle may live on in a thread sending requests.)
+        if self._outcome is None:
+            try:
+                self._hot.stream_cancel(self._stream)
+            except Exception:  # pragma: no cover - interpreter teardown
+                pass
 
     def _known_initial_metadata(self):
         return self._initial or ()

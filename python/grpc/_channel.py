@@ -11,6 +11,7 @@ costs about one crossing per batch rather than per message.
 import logging
 import threading
 import time
+import weakref
 
 import grpc
 from grpc import _common
@@ -176,6 +177,7 @@ class _UnaryUnaryMultiCallable(grpc.UnaryUnaryMultiCallable):
         )
         future = _UnaryFuture(hot, call, self._outcome, _deadline(timeout))
         future._credentials = credentials  # keeps a plugin registered until the call ends
+        future._channel = self._channel  # a call keeps its channel alive
         return future
 
 
@@ -216,8 +218,12 @@ class _StreamMultiCallable:
         )
         call = call_class(hot, stream, self._deserializer, _deadline(timeout))
         call._credentials = credentials  # keeps a plugin registered until the call ends
+        call._channel = self._channel  # a call keeps its channel alive
         if self._client_streams:
-            _spawn(_consume_requests, hot, stream, request_or_iterator, self._serializer, call)
+            # The sending thread holds the call weakly: a call dropped by
+            # its owner is cancelled even while its requests never end.
+            _spawn(_consume_requests, hot, stream, request_or_iterator, self._serializer,
+                   weakref.ref(call))
         return call
 
 

@@ -114,7 +114,13 @@ def options_json(options):
         if isinstance(key, bytes):
             key = key.decode("ascii", "replace")
         if not isinstance(key, str):
+            raise TypeError("Expected str, not %s" % type(key))
+        if isinstance(value, float):
+            # grpcio passes a float as a pointer argument, which no option
+            # takes: it is ignored (it must not become an integer).
             continue
+        if isinstance(value, int) and not -(2**31) <= value < 2**31:
+            raise OverflowError("value too large to convert to int")
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         if not isinstance(value, (int, float, str)) and hasattr(type(value), "__int__"):

@@ -108,9 +108,9 @@ class ServicerContext(grpc.ServicerContext):
         return max(self._deadline - time.monotonic(), 0.0)
 
     def cancel(self):
-        self._hot.call_finish(
-            self._call, grpc.StatusCode.CANCELLED.value[0], "Cancelled", None, None
-        )
+        # As the client's cancellation would: releases the handler even
+        # while it is blocked sending to a client that stopped reading.
+        self._hot.call_cancel(self._call)
 
     def add_callback(self, callback):
         with self._callbacks_lock:

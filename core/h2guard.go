@@ -1,0 +1,335 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+)
+
+// h2guard watches the HTTP/2 frames a peer sends on one connection, for what
+// grpc-go (and golang.org/x/net's framer under it) leaves unbounded:
+//
+//   - Server side, an endless header block: x/net reads CONTINUATION frames
+//     until one ends the block, and counts only their bytes, so empty ones
+//     keep a connection (and its reader) forever (CVE-2023-45288). A block
+//     continued by more than MaxContinuations frames ends the connection.
+//   - Server side, rapid reset (CVE-2023-44487): grpc-go bounds the
+//     handlers running at once but never sends the peer away. More than
+//     MaxResetsPerSecond RST_STREAM frames within a second end the
+//     connection.
+//   - Client side, illegal SETTINGS (RFC 9113 6.5.2): grpc-go took a
+//     MAX_FRAME_SIZE out of range without a word, and calls then waited for
+//     the server to close. The connection ends at once, saying which value.
+//
+// A server ends a connection the way grpc-go and grpcio servers send abusive
+// peers away: GOAWAY with ENHANCE_YOUR_CALM, written at the next frame
+// boundary of what grpc-go writes, then the connection is closed. Only frame
+// headers are parsed (and SETTINGS payloads on the client side): a few
+// instructions per frame.
+type h2guard struct {
+	net.Conn
+	lim    GuardLimits
+	server bool
+
+	// Reader state, touched only by grpc-go's reading goroutine.
+	skip     int // client preface bytes still to skip (server side)
+	hdr      [9]byte
+	hn       int    // header bytes gathered
+	left     int    // payload bytes of the current frame still to come
+	kind     byte   // type of the current frame
+	settings []byte // the current SETTINGS payload (client side)
+	inBlock  bool   // a header block is open: CONTINUATION frames follow
+	conts    int    // CONTINUATION frames in the open header block
+	resets   int    // RST_STREAM frames in the current second
+	since    time.Time
+	lastID   uint32 // highest stream the peer opened
+	failed   error
+
+	// Writer state (server side), under wmu.
+	wmu     sync.Mutex
+	whn     int // header bytes of the current outgoing frame seen
+	whdr    [9]byte
+	wleft   int    // payload bytes of the current outgoing frame to come
+	goaway  []byte // to write at the next frame boundary
+	wdone   bool   // GOAWAY written: grpc-go writes nothing more
+	closing sync.Once
+}
+
+// GuardLimits bounds what a peer may send (0: no bound).
+type GuardLimits struct {
+	MaxContinuations   int
+	MaxResetsPerSecond int
+}
+
+// Defaults: a legitimate header block fills its frames (16 KiB each: 1024
+// of them carry grpc-go's 16 MiB header list limit); a rapid-reset attacker
+// sends hundreds of thousands of resets a second.
+var defaultGuardLimits = GuardLimits{MaxContinuations: 1024, MaxResetsPerSecond: 1000}
+
+const (
+	frameHeaders       = 0x1
+	frameRSTStream     = 0x3
+	frameSettings      = 0x4
+	frameContinuation  = 0x9
+	flagEndHeaders     = 0x4
+	flagAck            = 0x1
+	errEnhanceYourCalm = 0xb
+	clientPrefaceLen   = 24
+)
+
+// errAbusivePeer is what grpc-go's reader sees once a server sent the peer
+// away.
+var errAbusivePeer = errors.New("grpcgo: the peer was sent away (GOAWAY ENHANCE_YOUR_CALM)")
+
+func guardServerConn(c net.Conn, lim GuardLimits) net.Conn {
+	if lim.MaxContinuations == 0 && lim.MaxResetsPerSecond == 0 {
+		return c
+	}
+	return &h2guard{Conn: c, lim: lim, server: true, skip: clientPrefaceLen}
+}
+
+func guardClientConn(c net.Conn) net.Conn { return &h2guard{Conn: c} }
+
+func (g *h2guard) Read(p []byte) (int, error) {
+	if g.failed != nil {
+		return 0, g.failed
+	}
+	n, err := g.Conn.Read(p)
+	if n > 0 {
+		if bad := g.inspect(p[:n]); bad != nil {
+			g.failed = bad
+			if g.server {
+				g.sendAway(bad.Error())
+				return 0, errAbusivePeer
+			}
+			return 0, bad
+		}
+	}
+	return n, err
+}
+
+// inspect follows the frames in b; an error says the peer broke a bound.
+func (g *h2guard) inspect(b []byte) error {
+	if g.skip > 0 {
+		k := min(g.skip, len(b))
+		g.skip -= k
+		b = b[k:]
+	}
+	for len(b) > 0 {
+		if g.left > 0 {
+			k := min(g.left, len(b))
+			if g.kind == frameSettings && !g.server {
+				g.settings = append(g.settings, b[:k]...)
+			}
+			g.left -= k
+			b = b[k:]
+			if g.left == 0 && g.kind == frameSettings && !g.server {
+				if err := checkSettings(g.settings); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		k := copy(g.hdr[g.hn:], b)
+		g.hn += k
+		b = b[k:]
+		if g.hn < len(g.hdr) {
+			return nil
+		}
+		g.hn = 0
+		if err := g.frame(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frame looks at a complete frame header.
+func (g *h2guard) frame() error {
+	length := int(g.hdr[0])<<16 | int(g.hdr[1])<<8 | int(g.hdr[2])
+	kind, flags := g.hdr[3], g.hdr[4]
+	stream := binary.BigEndian.Uint32(g.hdr[5:]) & 0x7fffffff
+	g.kind, g.left = kind, length
+	switch kind {
+	case frameSettings:
+		g.settings = g.settings[:0]
+		if !g.server && flags&flagAck == 0 && length == 0 {
+			return nil
+		}
+	case frameHeaders:
+		g.lastID = max(g.lastID, stream)
+		g.inBlock, g.conts = flags&flagEndHeaders == 0, 0
+	case frameContinuation:
+		if g.server && g.inBlock {
+			if g.conts++; g.lim.MaxContinuations > 0 && g.conts > g.lim.MaxContinuations {
+				return fmt.Errorf("a header block continued by more than %d CONTINUATION frames",
+					g.lim.MaxContinuations)
+			}
+		}
+		if flags&flagEndHeaders != 0 {
+			g.inBlock = false
+		}
+	case frameRSTStream:
+		if g.server && g.lim.MaxResetsPerSecond > 0 {
+			if now := time.Now(); now.Sub(g.since) > time.Second {
+				g.since, g.resets = now, 0
+			}
+			if g.resets++; g.resets > g.lim.MaxResetsPerSecond {
+				return fmt.Errorf("more than %d RST_STREAM frames in a second", g.lim.MaxResetsPerSecond)
+			}
+		}
+	}
+	return nil
+}
+
+// checkSettings checks a SETTINGS payload's values (RFC 9113 6.5.2).
+func checkSettings(p []byte) error {
+	for ; len(p) >= 6; p = p[6:] {
+		id, v := binary.BigEndian.Uint16(p), binary.BigEndian.Uint32(p[2:])
+		switch {
+		case id == 2 && v > 1:
+			return fmt.Errorf("the server sent illegal SETTINGS: ENABLE_PUSH %d (must be 0 or 1)", v)
+		case id == 4 && v > 1<<31-1:
+			return fmt.Errorf("the server sent illegal SETTINGS: INITIAL_WINDOW_SIZE %d (at most %d)", v, 1<<31-1)
+		case id == 5 && (v < 1<<14 || v > 1<<24-1):
+			return fmt.Errorf("the server sent illegal SETTINGS: MAX_FRAME_SIZE %d (must be %d to %d)",
+				v, 1<<14, 1<<24-1)
+		}
+	}
+	return nil
+}
+
+// sendAway writes GOAWAY (ENHANCE_YOUR_CALM, saying why) at the next
+// boundary between the frames grpc-go writes, then closes the connection.
+func (g *h2guard) sendAway(why string) {
+	debug := []byte(why)
+	f := make([]byte, 9+8+len(debug))
+	binary.BigEndian.PutUint32(f, uint32(8+len(debug))<<8|7) // length, type GOAWAY
+	binary.BigEndian.PutUint32(f[9:], g.lastID)
+	binary.BigEndian.PutUint32(f[13:], errEnhanceYourCalm)
+	copy(f[17:], debug)
+	g.wmu.Lock()
+	g.goaway = f
+	g.flushAway()
+	g.wmu.Unlock()
+	// If grpc-go is in the middle of a frame and writes no more, close
+	// anyway.
+	time.AfterFunc(time.Second, func() { g.Close() })
+}
+
+// flushAway writes the pending GOAWAY if the output is at a frame boundary,
+// then closes. wmu held.
+func (g *h2guard) flushAway() {
+	if g.goaway == nil || g.wdone || g.whn != 0 || g.wleft != 0 {
+		return
+	}
+	g.wdone = true
+	g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	g.Conn.Write(g.goaway)
+	go g.Close()
+}
+
+func (g *h2guard) Write(b []byte) (int, error) {
+	if !g.server {
+		n, err := g.Conn.Write(b)
+		if err != nil {
+			if why := g.refusal(err); why != nil {
+				err = why
+			}
+		}
+		return n, err
+	}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	if g.wdone {
+		return 0, errAbusivePeer
+	}
+	n, err := g.Conn.Write(b)
+	g.track(b[:n])
+	g.flushAway()
+	return n, err
+}
+
+// track follows the frames grpc-go wrote (server side). wmu held.
+func (g *h2guard) track(b []byte) {
+	for len(b) > 0 {
+		if g.wleft > 0 {
+			k := min(g.wleft, len(b))
+			g.wleft -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(g.whdr[g.whn:], b)
+		g.whn += k
+		b = b[k:]
+		if g.whn == len(g.whdr) {
+			g.whn = 0
+			g.wleft = int(g.whdr[0])<<16 | int(g.whdr[1])<<8 | int(g.whdr[2])
+		}
+	}
+}
+
+// Close half-closes first once a GOAWAY went out, so the peer reads it
+// before the connection goes (closing with unread input would reset it).
+func (g *h2guard) Close() error {
+	var err error
+	g.closing.Do(func() {
+		if g.server && g.failed != nil {
+			if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+				g.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				buf := make([]byte, 4096)
+				for i := 0; i < 64; i++ {
+					if _, rerr := g.Conn.Read(buf); rerr != nil {
+						break
+					}
+				}
+			}
+		}
+		err = g.Conn.Close()
+	})
+	return err
+}
+
+// refusal is what the server said before it hung up, for a client write
+// that failed because it did: "write: broken pipe" says nothing, the TLS
+// alert waiting to be read says why (the server refused this client's
+// certificate, say). nil if there is no such word.
+func (g *h2guard) refusal(werr error) error {
+	if !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
+		return nil
+	}
+	g.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	defer g.Conn.SetReadDeadline(time.Time{})
+	var buf [512]byte
+	if _, err := g.Conn.Read(buf[:]); err != nil && strings.Contains(err.Error(), "tls:") {
+		return fmt.Errorf("the server closed the connection: %w", err)
+	}
+	return nil
+}
+
+// guardedCreds wraps a channel's transport credentials so that every
+// connection they hand grpc-go is watched (client side).
+type guardedCreds struct {
+	credentials.TransportCredentials
+}
+
+func (c guardedCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, raw)
+	if err != nil {
+		return conn, info, err
+	}
+	return guardClientConn(conn), info, nil
+}
+
+func (c guardedCreds) Clone() credentials.TransportCredentials {
+	return guardedCreds{c.TransportCredentials.Clone()}
+}
