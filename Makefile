@@ -11,7 +11,7 @@ export CGO_CFLAGS := -I$(PYINC) -O2
 # What the project venv needs besides our package: protobuf for the
 # examples and tests, pytest to run them. Our package is itself the `grpcio`
 # distribution, so nothing here can pull PyPI's grpcio in.
-TEST_DEPS := protobuf pytest pytest-timeout uvloop mypy types-protobuf
+TEST_DEPS := protobuf pytest pytest-timeout uvloop mypy types-protobuf h2
 
 SOURCES := go.mod go.sum setup.py pyproject.toml MANIFEST.in \
 	$(shell find core pyext python patches -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.py' -o -name '*.in' \) 2>/dev/null)
@@ -73,3 +73,4 @@ include mk/gopy.mk
 include mk/examples.mk
 include mk/interop.mk
 include mk/bench.mk
+include mk/soak.mk
