@@ -34,12 +34,36 @@ static inline char *hot_bytes_data(PyObject *b) { return PyBytes_AS_STRING(b); }
 static inline PyObject *hot_str(const char *p, Py_ssize_t n) {
     return PyUnicode_DecodeUTF8(p, n, "replace");
 }
+/* Building results. A conversion may fail (MemoryError): the setters then
+ * take a NULL item, or have a NULL container (v is released), and
+ * hot_complete turns a container with a NULL item into NULL with the
+ * exception set, so no half-built object ever reaches Python. */
 static inline PyObject *hot_tuple(Py_ssize_t n) { return PyTuple_New(n); }
 /* Steals v. */
-static inline void hot_tuple_set(PyObject *t, Py_ssize_t i, PyObject *v) { PyTuple_SET_ITEM(t, i, v); }
+static inline void hot_tuple_set(PyObject *t, Py_ssize_t i, PyObject *v) {
+    if (t == NULL) Py_XDECREF(v);
+    else PyTuple_SET_ITEM(t, i, v);
+}
 static inline PyObject *hot_list(Py_ssize_t n) { return PyList_New(n); }
 /* Steals v. */
-static inline void hot_list_set(PyObject *l, Py_ssize_t i, PyObject *v) { PyList_SET_ITEM(l, i, v); }
+static inline void hot_list_set(PyObject *l, Py_ssize_t i, PyObject *v) {
+    if (l == NULL) Py_XDECREF(v);
+    else PyList_SET_ITEM(l, i, v);
+}
+/* o (a tuple or list, steals it), or NULL if it or an item is NULL. */
+static inline PyObject *hot_complete(PyObject *o) {
+    if (o == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+    PyObject **items = PySequence_Fast_ITEMS(o);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (items[i] == NULL) {
+            Py_DECREF(o); /* tuple and list deallocators skip NULL items */
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    return o;
+}
 static inline void hot_decref(PyObject *o) { Py_XDECREF(o); }
 static inline void hot_incref(PyObject *o) { Py_INCREF(o); }
 
@@ -126,6 +150,11 @@ static inline int hot_md_item(PyObject *seq, Py_ssize_t i, PyObject **pair, cons
 /* A (key, value) pair of the given tuple subclass (grpcio's _Metadatum
  * namedtuple), made without running Python code. Steals k and v. */
 static inline PyObject *hot_metadatum(PyObject *type, PyObject *k, PyObject *v) {
+    if (k == NULL || v == NULL) { /* a conversion failed: its exception is set */
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        return NULL;
+    }
     PyObject *pair = PyTuple_Pack(2, k, v);
     Py_XDECREF(k);
     Py_XDECREF(v);

@@ -95,7 +95,7 @@ func (b msgBatch) py() pyObj {
 	for i, m := range b {
 		C.hot_list_set(l, C.Py_ssize_t(i), pyBytesMsg(m))
 	}
-	return l
+	return C.hot_complete(l)
 }
 
 func (b msgBatch) free() {
@@ -242,7 +242,7 @@ func hotAioStreamStatus(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyOb
 		C.hot_tuple_set(t, 0, C.hot_int(C.longlong(s.Status.Code)))
 		C.hot_tuple_set(t, 1, pyStr(s.Status.Details))
 		C.hot_tuple_set(t, 2, mdToPy(s.Status.Trailer))
-		return t
+		return C.hot_complete(t)
 	}, cq, token)
 }
 
@@ -513,7 +513,7 @@ func hotAioServerTake(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	for i, c := range calls {
 		C.hot_list_set(l, C.Py_ssize_t(i), serverEvent(c))
 	}
-	return l
+	return C.hot_complete(l)
 }
 
 // hotAioCallWatch completes token on cq if the call dies (the client

@@ -87,10 +87,13 @@ func (c *unaryCall) response() pyObj {
 		return C.hot_none()
 	}
 	if c.resp == nil {
-		if c.resp = pyBytesMsg(c.Response); c.resp == nil {
+		// The buffers are given back only once the bytes exist: after a
+		// MemoryError the next fetch tries again with them.
+		if c.resp = pyBytesOf(c.Response); c.resp == nil {
 			return nil
 		}
-		c.Response = core.Msg{} // freed by pyBytesMsg
+		c.Response.Free()
+		c.Response = core.Msg{}
 	}
 	C.hot_incref(c.resp)
 	return c.resp
@@ -108,7 +111,7 @@ func unaryResult(c *unaryCall) pyObj {
 	C.hot_tuple_set(t, 2, resp)
 	C.hot_tuple_set(t, 3, mdToPy(c.Header))
 	C.hot_tuple_set(t, 4, mdToPy(c.Status.Trailer))
-	return t
+	return C.hot_complete(t)
 }
 
 // hotUnaryBegin starts a unary call for a future, which waits for it with
@@ -320,7 +323,7 @@ more:
 	for i, m := range batch {
 		C.hot_list_set(l, C.Py_ssize_t(i), pyBytesMsg(m))
 	}
-	return l
+	return C.hot_complete(l)
 }
 
 // hotStreamHeader returns the initial metadata, or None if timeout passed.
@@ -356,7 +359,7 @@ func hotStreamStatus(h C.uintptr_t, timeout C.double) (ret pyObj) {
 	C.hot_tuple_set(t, 0, C.hot_int(C.longlong(s.Status.Code)))
 	C.hot_tuple_set(t, 1, pyStr(s.Status.Details))
 	C.hot_tuple_set(t, 2, mdToPy(s.Status.Trailer))
-	return t
+	return C.hot_complete(t)
 }
 
 //export hotStreamCancel

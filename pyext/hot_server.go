@@ -122,7 +122,7 @@ func serverEvent(c *core.ServerCall) pyObj {
 	} else {
 		C.hot_tuple_set(t, 5, C.hot_none())
 	}
-	return t
+	return C.hot_complete(t)
 }
 
 // hotServerMarkUnary says method's handler takes one request (see

@@ -219,6 +219,12 @@ func goMsg(p unsafe.Pointer, n C.Py_ssize_t, owner pyObj) core.Msg {
 // a new bytes object, then gives the buffers back. m must not be used after.
 func pyBytesMsg(m core.Msg) pyObj {
 	defer m.Free()
+	return pyBytesOf(m)
+}
+
+// pyBytesOf is the bytes object of m (NULL with MemoryError set if it could
+// not be made); m is left as it is.
+func pyBytesOf(m core.Msg) pyObj {
 	if len(m) == 1 {
 		return pyBytes(m[0].ReadOnlyData())
 	}
@@ -412,7 +418,7 @@ func mdToPy(md metadata.MD) pyObj {
 		C.hot_tuple_set(t, C.Py_ssize_t(i), C.hot_metadatum(metadatum, pyStr(p.Key), val))
 		i++
 	}
-	return t
+	return C.hot_complete(t)
 }
 
 func cgoHandle(h C.uintptr_t) cgo.Handle { return cgo.Handle(h) }

@@ -225,3 +225,52 @@ def test_gomaxprocs_follows_the_threads_alive_not_those_that_came_and_went(serve
         while time.monotonic() < end:
             assert drain(iter([b"x"]), timeout=BOUND) == b"x"
     assert _introspect.live().go_procs <= max(base, 4)
+
+
+@grpcgo_only
+def test_a_memory_error_building_a_response_leaves_it_whole():
+    # The response's buffers were freed when its bytes could not be made,
+    # yet kept: the next fetch read freed buffers ("Cannot free freed
+    # buffer"). Now the next fetch tries again, and succeeds once there is
+    # memory.
+    out = run_child("""
+        import grpc, resource, subprocess, sys, textwrap
+        SERVER = textwrap.dedent('''
+            import concurrent.futures, grpc, sys, time
+            def get(request, context):
+                time.sleep(1.0)  # the client lowers its memory limit meanwhile
+                return bytes(200 << 20)
+            h = grpc.method_handlers_generic_handler(
+                "t.Big", {"Get": grpc.unary_unary_rpc_method_handler(get)})
+            s = grpc.server(concurrent.futures.ThreadPoolExecutor(2), handlers=[h],
+                            options=[("grpc.max_send_message_length", -1)])
+            print(s.add_insecure_port("127.0.0.1:0"), flush=True)
+            s.start()
+            sys.stdin.read()
+        ''')
+        server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        port = int(server.stdout.readline())
+        channel = grpc.insecure_channel("127.0.0.1:%d" % port,
+                                        options=[("grpc.max_receive_message_length", -1)])
+        future = channel.unary_unary("/t.Big/Get").future(b"", timeout=60)
+        with open("/proc/self/status") as f:
+            vm = int(next(l for l in f if l.startswith("VmSize")).split()[1]) * 1024
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        # Room for the engine to receive 200 MiB, not for a second copy.
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (330 << 20), hard))
+        outcomes = []
+        for _ in range(2):
+            try:
+                outcomes.append(len(future.result(timeout=60)))
+            except MemoryError:
+                outcomes.append("MemoryError")
+            except Exception as e:
+                outcomes.append(type(e).__name__)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        outcomes.append(len(future.result(timeout=60)))
+        print(*outcomes)
+        server.stdin.close()
+        server.wait(30)
+    """)
+    assert out == ["MemoryError", "MemoryError", str(200 << 20)]
