@@ -52,6 +52,10 @@ class _Service:
         self.seen["metadata"] = tuple(context.invocation_metadata())
         return b"ok"
 
+    def big_header(self, request, context):
+        context.send_initial_metadata((("x-big", "v" * int(request)),))
+        return b"ok"
+
     def who(self, request, context):
         return self.name.encode()
 
@@ -91,6 +95,7 @@ class _Service:
         uu = grpc.unary_unary_rpc_method_handler
         return grpc.method_handlers_generic_handler(SERVICE, {
             "Metadata": uu(self.metadata),
+            "BigHeader": uu(self.big_header),
             "Who": uu(self.who),
             "Flaky": uu(self.flaky),
             "Length": uu(self.length),
@@ -148,6 +153,48 @@ def test_server_unlimited_message_sizes():
             assert ch.unary_unary(method("Length"))(bytes(big), timeout=RPC_TIMEOUT) == \
                 b"%d" % big
             assert len(ch.unary_unary(method("Sized"))(b"%d" % big, timeout=RPC_TIMEOUT)) == big
+
+
+# -- metadata size limits ---------------------------------------------------------------
+# grpcio: grpc.max_metadata_size (soft, default 8 KiB) and
+# grpc.absolute_max_metadata_size (hard, default 16 KiB) bound the header
+# blocks a server or a channel receives; over the hard one is
+# RESOURCE_EXHAUSTED. (Between the two, grpcio refuses at random.)
+
+ROOMY = [("grpc.max_metadata_size", 65536), ("grpc.absolute_max_metadata_size", 65536)]
+BIG = (("x-big", "v" * 20000),)
+
+
+def _exhausted(call):
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, info.value
+
+
+def test_metadata_size_options_raise_the_limits():
+    with serving(options=ROOMY) as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=ROOMY) as ch:
+            assert ch.unary_unary(method("Metadata"))(b"", timeout=RPC_TIMEOUT,
+                                                      metadata=BIG) == b"ok"
+            _, call = ch.unary_unary(method("BigHeader")).with_call(b"20000",
+                                                                    timeout=RPC_TIMEOUT)
+            assert len(dict(call.initial_metadata())["x-big"]) == 20000
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            _exhausted(lambda: ch.unary_unary(method("BigHeader"))(b"20000",
+                                                                   timeout=RPC_TIMEOUT))
+    with serving() as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=ROOMY) as ch:
+            _exhausted(lambda: ch.unary_unary(method("Metadata"))(b"", timeout=RPC_TIMEOUT,
+                                                                  metadata=BIG))
+
+
+def test_metadata_limits_below_any_response_refuse_every_response():
+    tight = [("grpc.max_metadata_size", 40), ("grpc.absolute_max_metadata_size", 40)]
+    with serving() as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=tight) as ch:
+            _exhausted(lambda: ch.unary_unary(method("Metadata"))(b"", timeout=RPC_TIMEOUT))
+            _exhausted(lambda: list(ch.unary_stream(method("Ticks"))(b"0.05",
+                                                                     timeout=RPC_TIMEOUT)))
 
 
 # -- user agents and authority --------------------------------------------------------------
