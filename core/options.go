@@ -123,7 +123,7 @@ func ChannelOptions(opts []Option) ChannelConfig {
 	retries := true
 	serviceConfig := ""
 	lbPolicy := ""
-	primaryUA, secondaryUA := "", ""
+	primaryUA, secondaryUA, libraryUA := "", "", ""
 	mdSoft, mdHard := -1, -1
 	for _, o := range opts {
 		switch o.Key {
@@ -151,6 +151,8 @@ func ChannelOptions(opts []Option) ChannelConfig {
 			if o.IsInt && o.Int >= 0 && o.Int <= math.MaxInt32 {
 				mdHard = int(o.Int)
 			}
+		case "grpcgo.library_user_agent": // set by grpc._channel: "grpc-python/<version>"
+			libraryUA = o.Str
 		case "grpc.primary_user_agent":
 			primaryUA = o.Str
 		case "grpc.secondary_user_agent":
@@ -185,12 +187,19 @@ func ChannelOptions(opts []Option) ChannelConfig {
 	if haveKA {
 		cfg.Dial = append(cfg.Dial, grpc.WithKeepaliveParams(ka))
 	}
-	// grpcio's agent is "<primary> <library> <secondary>". grpc-go's
-	// WithUserAgent adds its own "grpc-go/<version>" at the end, unless (with
-	// grpcgo's change, core/metadata.go) the agent given holds it already.
-	if transportPatched && secondaryUA != "" {
-		ua := strings.TrimSpace(primaryUA + " grpc-go/" + grpc.Version + " " + secondaryUA)
-		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(ua))
+	// grpcio's agent is "<primary> grpc-python/<version> grpc-c/<version>
+	// (<os>; chttp2) <secondary>"; ours "<primary> grpc-python/<version>
+	// grpc-go/<version> <secondary>". grpc-go's WithUserAgent adds its own
+	// "grpc-go/<version>" at the end, unless (with grpcgo's change,
+	// core/metadata.go) the agent given holds it already.
+	if transportPatched && primaryUA+libraryUA+secondaryUA != "" {
+		parts := []string{}
+		for _, p := range []string{primaryUA, libraryUA, "grpc-go/" + grpc.Version, secondaryUA} {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(strings.Join(parts, " ")))
 	} else if ua := strings.TrimSpace(primaryUA + " " + secondaryUA); ua != "" {
 		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(ua))
 	}

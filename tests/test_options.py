@@ -228,6 +228,21 @@ def test_secondary_user_agent_goes_last(served):
     assert agent.endswith(" suffix/3")
 
 
+def test_user_agent_is_primary_library_secondary(served):
+    # grpcio's own unit tests (_metadata_test) check this shape, with
+    # grpc._channel._USER_AGENT ("grpc-python/<version>") after the primary.
+    from grpc import _channel
+    service, port = served
+    options = [("grpc.primary_user_agent", "primary-agent"),
+               ("grpc.secondary_user_agent", "secondary-agent")]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as ch:
+        assert ch.unary_unary(method("Metadata"))(b"", timeout=RPC_TIMEOUT) == b"ok"
+    agent = _user_agent(service.seen["metadata"])
+    assert _channel._USER_AGENT == f"grpc-python/{grpc.__version__}"
+    assert agent.startswith("primary-agent " + _channel._USER_AGENT + " "), agent
+    assert agent.endswith(" secondary-agent"), agent
+
+
 def test_default_user_agent(served):
     service, port = served
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:

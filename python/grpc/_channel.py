@@ -16,6 +16,7 @@ import weakref
 import grpc
 from grpc import _common
 from grpc import _credentials
+from grpc import _grpcio_metadata
 from grpc import _runtime
 from grpc._call import (
     SERIALIZE_FAILED as _SERIALIZE_FAILED,
@@ -309,6 +310,12 @@ class _StreamUnaryMultiCallable(_StreamMultiCallable, grpc.StreamUnaryMultiCalla
         )
 
 
+# grpcio's name for the library's part of the user agent. The engine sends
+# "<primary> grpc-python/<version> grpc-go/<version> <secondary>", grpc-go
+# standing where grpcio has grpc-c.
+_USER_AGENT = "grpc-python/{}".format(_grpcio_metadata.__version__)
+
+
 class Channel(grpc.Channel):
     """A grpc.Channel backed by a grpc-go ClientConn."""
 
@@ -320,6 +327,8 @@ class Channel(grpc.Channel):
         self._target = target
         self._hot = _runtime.hot()
         self._credentials = credentials  # keeps plugins registered while we live
+        # The library's part of the user agent, after grpc.primary_user_agent.
+        options = (("grpcgo.library_user_agent", _USER_AGENT),) + tuple(options or ())
         self._handle = self._hot.channel_new(
             target,
             _common.options_json(_common.with_compression(options, compression)),
