@@ -11,7 +11,7 @@ export CGO_CFLAGS := -I$(PYINC) -O2
 # What the project venv needs besides our package: protobuf for the
 # examples and tests, pytest to run them. Our package is itself the `grpcio`
 # distribution, so nothing here can pull PyPI's grpcio in.
-TEST_DEPS := protobuf pytest pytest-timeout uvloop mypy types-protobuf h2
+TEST_DEPS := protobuf pytest pytest-timeout uvloop mypy types-protobuf h2 opentelemetry-sdk
 
 SOURCES := go.mod go.sum setup.py pyproject.toml MANIFEST.in \
 	$(shell find core pyext python patches -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.py' -o -name '*.in' \) 2>/dev/null)

@@ -26,6 +26,10 @@ type Channel struct {
 	ctx      context.Context // cancelled when the channel closes
 	cancel   context.CancelCauseFunc
 	closed   atomic.Bool
+
+	// metricsTarget is the canonical target when the channel records
+	// per-call metrics (made while they were on), else "".
+	metricsTarget string
 }
 
 // Dial creates a channel secured by creds (nil: insecure). Like grpcio, it
@@ -64,6 +68,10 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	dial = append(dial, dialDefaults...)
 	dial = append(dial, experimental.WithBufferPool(BufferPool))
 	dial = append(dial, cfg.Dial...)
+	metricsOpt, metricsTarget := channelMetrics(target)
+	if metricsOpt != nil {
+		dial = append(dial, metricsOpt)
+	}
 	cc, err := grpc.NewClient(resolved, dial...)
 	if err != nil {
 		return nil, err
@@ -78,6 +86,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	ch.metricsTarget = metricsTarget
 	liveChannels.Add(1)
 	return ch, nil
 }

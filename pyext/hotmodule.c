@@ -964,6 +964,18 @@ static PyObject *m_log_next(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotLogNext(timeout));
 }
+static PyObject *m_metrics_enable(PyObject *self, PyObject *args) {
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    FORK_GUARD();
+    return GO(hotMetricsEnable(on));
+}
+static PyObject *m_metrics_next(PyObject *self, PyObject *args) {
+    double timeout;
+    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+    FORK_GUARD();
+    return GO(hotMetricsNext(timeout));
+}
 static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
@@ -1054,6 +1066,11 @@ static PyMethodDef methods[] = {
      "log_setup(severity, verbose, traced_components): which grpc-go log records reach Python"},
     {"log_next", m_log_next, METH_VARARGS,
      "log_next(timeout) -> list of (severity, component, message, time, file, line), or None"},
+    {"metrics_enable", m_metrics_enable, METH_VARARGS,
+     "metrics_enable(on): per-call metrics for channels and servers made from now on"},
+    {"metrics_next", m_metrics_next, METH_VARARGS,
+     "metrics_next(timeout) -> ([(kind, method, target, code, seconds, sent, received)], dropped)\n"
+     "or None"},
     {"call_auth_context", m_call_auth_context, METH_VARARGS,
      "call_auth_context(call) -> (properties, identity_key or None)"},
     {"cq_new", m_cq_new, METH_NOARGS, "cq_new() -> a completion queue for one event loop"},

@@ -14,6 +14,7 @@ import time
 import weakref
 
 import grpc
+from grpc import _metrics
 from grpc import _common
 from grpc import _credentials
 from grpc import _grpcio_metadata
@@ -344,21 +345,25 @@ class Channel(grpc.Channel):
 
     def unary_unary(self, method, request_serializer=None, response_deserializer=None,
                     _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return _UnaryUnaryMultiCallable(self, _method_name(method), request_serializer,
                                         response_deserializer)
 
     def unary_stream(self, method, request_serializer=None, response_deserializer=None,
                      _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return _UnaryStreamMultiCallable(self, _method_name(method), request_serializer,
                                          response_deserializer)
 
     def stream_unary(self, method, request_serializer=None, response_deserializer=None,
                      _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return _StreamUnaryMultiCallable(self, _method_name(method), request_serializer,
                                          response_deserializer)
 
     def stream_stream(self, method, request_serializer=None, response_deserializer=None,
                       _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return _StreamStreamMultiCallable(self, _method_name(method), request_serializer,
                                           response_deserializer)
 

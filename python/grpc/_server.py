@@ -20,6 +20,7 @@ import threading
 import grpc
 from grpc import _common
 from grpc import _credentials
+from grpc import _metrics
 from grpc import _runtime
 from grpc._servicer_context import ServicerContext, Abort
 
@@ -141,6 +142,7 @@ class _Server(grpc.Server):
                 return
             for method, handler in method_handlers.items():
                 self._registered["/%s/%s" % (service_name, method)] = handler
+                _metrics.note_registered("%s/%s" % (service_name, method))
 
     def add_insecure_port(self, address):
         if isinstance(address, bytes):

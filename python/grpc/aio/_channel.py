@@ -14,6 +14,7 @@ import typing
 import weakref
 
 import grpc
+from grpc import _metrics
 
 from . import _base_channel
 from . import _call
@@ -155,21 +156,25 @@ class Channel(_base_channel.Channel):
     # -- multi-callables -------------------------------------------------------
     def unary_unary(self, method, request_serializer=None, response_deserializer=None,
                     _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer,
                                        self._interceptors["unary_unary"])
 
     def unary_stream(self, method, request_serializer=None, response_deserializer=None,
                      _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer,
                                         self._interceptors["unary_stream"])
 
     def stream_unary(self, method, request_serializer=None, response_deserializer=None,
                      _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer,
                                         self._interceptors["stream_unary"])
 
     def stream_stream(self, method, request_serializer=None, response_deserializer=None,
                       _registered_method=False):
+        _metrics.note_registered(method, _registered_method)
         return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer,
                                          self._interceptors["stream_stream"])
 

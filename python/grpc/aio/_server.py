@@ -37,6 +37,7 @@ import typing
 
 import grpc
 from grpc import _common
+from grpc import _metrics
 from grpc import _runtime
 from grpc.aio import _base_server
 from grpc.aio import _completion
@@ -523,6 +524,7 @@ class Server(_base_server.Server):
             return
         for method, handler in (method_handlers or {}).items():
             self._registered["/%s/%s" % (service_name, method)] = handler
+            _metrics.note_registered("%s/%s" % (service_name, method))
 
     def add_insecure_port(self, address):
         if isinstance(address, bytes):

@@ -1,0 +1,104 @@
+"""Per-call metrics from the engine, for grpc_observability's plugins.
+
+While a plugin is registered (``start``), channels and servers made from
+then on record each client attempt, client call and server call in Go
+(core/metrics.go); one daemon thread (``grpcgo-metrics``) waits in the
+engine for batches of records and hands each record to every registered
+sink (a ``grpc_observability`` plugin's instruments). Go never calls Python.
+
+A method counts as registered (its name is recorded rather than "other",
+as in grpcio) once a multi-callable was made for it with
+``_registered_method=True`` (what grpcio-tools' stubs pass) or a server
+registered it with ``add_registered_method_handlers``.
+"""
+
+import logging
+import threading
+
+from grpc import _runtime
+
+_LOGGER = logging.getLogger(__name__)
+
+# Record kinds (core/metrics.go).
+ATTEMPT_STARTED, ATTEMPT_ENDED, CALL_ENDED, SERVER_STARTED, SERVER_ENDED = range(5)
+
+_REGISTERED = set()  # "pkg.Service/Method"
+
+_lock = threading.Lock()
+_sinks = []
+_thread = None
+
+
+def note_registered(method, registered=True):
+    """Records that method (``/pkg.Service/Method``, str or bytes) is a
+    registered one."""
+    if registered:
+        if isinstance(method, bytes):
+            method = method.decode("utf-8", "replace")
+        _REGISTERED.add(method.lstrip("/"))
+
+
+def is_registered(method):
+    return method in _REGISTERED
+
+
+def start(sink):
+    """Adds sink (called with each record tuple: kind, method, target, code,
+    seconds, sent, received) and switches the engine's metrics on."""
+    global _thread
+    hot = _runtime.hot()
+    with _lock:
+        _sinks.append(sink)
+        hot.metrics_enable(True)
+        if _thread is None:
+            _thread = threading.Thread(target=_serve, args=(hot,), name="grpcgo-metrics",
+                                       daemon=True)
+            _thread.start()
+
+
+def stop(sink):
+    """Delivers what the engine holds, removes sink; the last one switches
+    the engine's metrics off."""
+    hot = _runtime.hot()
+    flush()
+    with _lock:
+        if sink in _sinks:
+            _sinks.remove(sink)
+        if not _sinks:
+            hot.metrics_enable(False)
+
+
+def flush():
+    """Delivers the records the engine holds now (for a reader about to
+    collect, and at deregistration)."""
+    _deliver(_runtime.hot().metrics_next(0.0))
+
+
+def _serve(hot):
+    while True:
+        try:
+            got = hot.metrics_next(-1.0)
+        except Exception:  # pragma: no cover - a forked child, or exiting
+            return
+        _deliver(got)
+
+
+_deliver_lock = threading.Lock()
+
+
+def _deliver(got):
+    if not got:
+        return
+    records, dropped = got
+    with _lock:
+        sinks = list(_sinks)
+    if dropped:
+        _LOGGER.warning("%d per-call metric records were dropped: Python did not take them in time",
+                        dropped)
+    with _deliver_lock:
+        for record in records:
+            for sink in sinks:
+                try:
+                    sink(record)
+                except Exception:  # a failing exporter must not stop the thread
+                    _LOGGER.exception("recording a gRPC metric failed")
