@@ -587,6 +587,8 @@ class _StreamCall(Call):
         except Exception:
             _LOGGER.exception(_DESERIALIZE_FAILED)
             self._fail(_INTERNAL, _DESERIALIZE_FAILED)
+            if self._status.code is _OK:  # a unary response, read once the call ended
+                self._status = _Status(_INTERNAL, _DESERIALIZE_FAILED, self._status.trailing)
             raise self._error(self._status) from None
 
     def _fail(self, code, details):

@@ -148,15 +148,27 @@ class _Rpc:
             raise UsageError("RPC already finished.")
 
     def finish(self, code, details, trailing_metadata=None, last=None):
-        """Ends the call with a status (once)."""
+        """Ends the call with a status (once); whatever the handler gave, the
+        call ends here (a call left unfinished would hang its client)."""
         self.status_sent = True
         self.metadata_sent = True
+        code = _status_code(code)
+        if details is not None and not isinstance(details, str):
+            # grpcio's core refuses it: the call fails as if the handler raised.
+            _LOGGER.error("Status details must be str, not %r", details)
+            code = _UNKNOWN if code is _OK else code
+            details = "Unexpected %s: details must be str, not %s" % (
+                TypeError, type(details).__name__)
+            last = None
         try:
             self.hot.call_finish(self.call, code.value[0], details or "",
                                  trailing_metadata or None, last)
         except Exception:
-            # The engine ended the call with INTERNAL; say why.
-            _LOGGER.exception("Invalid trailing metadata %r", trailing_metadata)
+            # Invalid trailing metadata: the engine ended the call with
+            # INTERNAL. Anything else it refused (details it cannot encode)
+            # ended nothing: end it here.
+            _LOGGER.exception("Cannot send status %r, %r, %r", code, details, trailing_metadata)
+            self.hot.call_finish(self.call, _INTERNAL.value[0], "Invalid status", None, None)
 
 
 class _Acceptor:
@@ -278,7 +290,8 @@ class ServicerContext(_base_server.ServicerContext):
             details = rpc.details
         else:
             rpc.details = details
-        if code is _OK or not isinstance(code, grpc.StatusCode):
+        code = _status_code(code)
+        if code is _OK:
             # As the sync server (grpcio's aio server hangs the call).
             _LOGGER.error("abort() called with %r; returning UNKNOWN", code)
             code, details = _UNKNOWN, ""
@@ -300,7 +313,7 @@ class ServicerContext(_base_server.ServicerContext):
         return self._rpc.metadata
 
     def set_code(self, code):
-        self._rpc.code = code
+        self._rpc.code = None if code is None else _status_code(code)
 
     def code(self):
         return self._rpc.code
@@ -821,6 +834,16 @@ class Server(_base_server.Server):
         rpc.raise_for_termination()
         code = rpc.code if rpc.code is not None else _OK
         rpc.finish(code, rpc.details, rpc.trailing_metadata)
+
+
+def _status_code(code):
+    """The StatusCode a handler means (grpcio's aio server): a StatusCode,
+    an int in 0..16 as that code, anything else UNKNOWN."""
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(code, int):
+        return _common.CODES.get(code, _UNKNOWN)
+    return _UNKNOWN
 
 
 def _serialize(message, serializer):

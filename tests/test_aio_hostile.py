@@ -1,0 +1,158 @@
+"""grpc.aio against hostile users and unlucky programs: odd values where the
+API expects a StatusCode or a str, serializers that fail, cancellation at
+every await point, loops that end with work in flight. Each case must end
+with a clear error (grpcio's StatusCode) and never hang or crash.
+
+Every test runs its own loop with asyncio.run and bounds its waits; cases
+that could take the process down run in a subprocess."""
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+import pytest
+from grpc import aio
+
+SERVICE = "h.S"
+WAIT = 20  # seconds: a bound that only a hang reaches
+
+
+def run(coro):
+    async def bounded():
+        return await asyncio.wait_for(coro, WAIT)
+
+    return asyncio.run(bounded())
+
+
+@contextlib.asynccontextmanager
+async def serving(handlers):
+    """An aio server on 127.0.0.1 serving {name: handler} as h.S, and an aio
+    channel to it: yields (server, channel)."""
+    server = aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield server, channel
+    finally:
+        await asyncio.wait_for(server.stop(None), WAIT)
+
+
+async def status_of(call):
+    """(code, details) of an awaited unary-response call that failed."""
+    with pytest.raises(aio.AioRpcError) as info:
+        await call
+    return info.value.code(), info.value.details()
+
+
+uu = grpc.unary_unary_rpc_method_handler
+us = grpc.unary_stream_rpc_method_handler
+su = grpc.stream_unary_rpc_method_handler
+
+
+def test_handler_codes_that_are_not_status_codes_end_the_call(caplog):
+    """set_code/abort with an int, a str or None: grpcio's aio server takes
+    an int in 0..16 as that code and anything else as UNKNOWN. The call
+    used to hang (finish raised before it reached the engine)."""
+    caplog.set_level(logging.CRITICAL)
+
+    async def set_code(request, context):
+        context.set_code(eval(request))  # noqa: S307 - test input
+        return b"r"
+
+    async def abort(request, context):
+        await context.abort(eval(request), "why")  # noqa: S307 - test input
+
+    async def main():
+        async with serving({"set": uu(set_code), "abort": uu(abort)}) as (_, channel):
+            set_code_, abort_ = channel.unary_unary(f"/{SERVICE}/set"), channel.unary_unary(
+                f"/{SERVICE}/abort")
+            assert await status_of(set_code_(b"5")) == (grpc.StatusCode.NOT_FOUND, "")
+            assert await status_of(set_code_(b"99")) == (grpc.StatusCode.UNKNOWN, "")
+            assert await status_of(set_code_(b"'NOT_FOUND'")) == (grpc.StatusCode.UNKNOWN, "")
+            assert await set_code_(b"0") == b"r"
+            assert await status_of(abort_(b"5")) == (grpc.StatusCode.NOT_FOUND, "why")
+            assert await status_of(abort_(b"None")) == (grpc.StatusCode.UNKNOWN, "why")
+            assert await status_of(abort_(b"'x'")) == (grpc.StatusCode.UNKNOWN, "why")
+
+    run(main())
+
+
+def test_handler_details_that_are_not_str_end_the_call(caplog):
+    """set_details/abort with details that are not a str: the call ends with
+    the code the handler chose and a TypeError's details (grpcio: the same,
+    but UNKNOWN for abort), instead of hanging."""
+    caplog.set_level(logging.CRITICAL)
+
+    async def set_details(request, context):
+        context.set_code(grpc.StatusCode.NOT_FOUND)
+        context.set_details(123)
+        return b"r"
+
+    async def abort(request, context):
+        await context.abort(grpc.StatusCode.NOT_FOUND, b"bytes")
+
+    async def stream(request, context):
+        yield b"a"
+        context.set_code(grpc.StatusCode.DATA_LOSS)
+        context.set_details(object())
+
+    async def unencodable(request, context):
+        context.set_code(grpc.StatusCode.NOT_FOUND)
+        context.set_details("\udcff")  # a lone surrogate: no UTF-8 for it
+        return b"r"
+
+    def plain(request, context):
+        context.set_code(grpc.StatusCode.ABORTED)
+        context.set_details(1.5)
+        return b"r"
+
+    async def main():
+        handlers = {"d": uu(set_details), "a": uu(abort), "s": us(stream), "p": uu(plain),
+                    "u": uu(unencodable)}
+        async with serving(handlers) as (_, channel):
+            code, details = await status_of(channel.unary_unary(f"/{SERVICE}/d")(b""))
+            assert code is grpc.StatusCode.NOT_FOUND and "TypeError" in details
+            code, details = await status_of(channel.unary_unary(f"/{SERVICE}/a")(b""))
+            assert code is grpc.StatusCode.NOT_FOUND and "TypeError" in details
+            code, details = await status_of(channel.unary_unary(f"/{SERVICE}/p")(b""))
+            assert code is grpc.StatusCode.ABORTED and "TypeError" in details
+            code, details = await status_of(channel.unary_unary(f"/{SERVICE}/u")(b""))
+            assert (code, details) == (grpc.StatusCode.INTERNAL, "Invalid status")
+            call = channel.unary_stream(f"/{SERVICE}/s")(b"")
+            assert await call.read() == b"a"
+            with pytest.raises(aio.AioRpcError) as info:
+                await call.read()
+            assert info.value.code() is grpc.StatusCode.DATA_LOSS
+            assert "TypeError" in info.value.details()
+
+    run(main())
+
+
+def test_stream_unary_response_that_fails_to_deserialize_is_internal(caplog):
+    """A stream-unary call whose response the deserializer rejects fails
+    with INTERNAL, as a unary-unary one does (it was an AioRpcError with
+    code OK)."""
+    caplog.set_level(logging.CRITICAL)
+
+    async def count(requests, context):
+        n = 0
+        async for _ in requests:
+            n += 1
+        return b"%d" % n
+
+    def reject(data):
+        raise ValueError("bad response")
+
+    async def main():
+        async with serving({"c": su(count)}) as (_, channel):
+            method = f"/{SERVICE}/c"
+            call = channel.stream_unary(method, response_deserializer=reject)(iter([b"x"]))
+            code, details = await status_of(call)
+            assert code is grpc.StatusCode.INTERNAL
+            assert details == "Exception deserializing response!"
+            assert await call.code() is grpc.StatusCode.INTERNAL
+
+    run(main())
