@@ -77,6 +77,7 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 			s.Status = statusFrom(ctx, err)
 			close(s.ended)
 			close(s.in.q)
+			s.in.wake()
 			return
 		}
 		s.cs = cs
@@ -114,6 +115,17 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 // Responses is the queue of response messages; it closes when the call
 // ends, and Status is set by then.
 func (s *Stream) Responses() <-chan Msg { return s.in.q }
+
+// SetResponseWaiter makes w run once, on the goroutine reading responses,
+// after the next response is queued on Responses() or the queue closes; it
+// returns the waiter it replaced (which will never run).
+// ClearResponseWaiter takes w back if it has not run. See
+// receiver.setWaiter.
+func (s *Stream) SetResponseWaiter(w *func()) (old *func()) { return s.in.setWaiter(w) }
+
+// ClearResponseWaiter removes w if it is still set; false if it ran or was
+// replaced.
+func (s *Stream) ClearResponseWaiter(w *func()) bool { return s.in.clearWaiter(w) }
 
 // Offer queues a request without waiting (see sender.offer).
 func (s *Stream) Offer(m Msg) (queued, alive bool) { return s.out.offer(m) }

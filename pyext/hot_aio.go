@@ -213,10 +213,42 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 	}))
 }
 
+// hotAioStreamRecv is the list of up to maxN responses queued now ([] at
+// the end), or None: then token completes on cq once a response is queued
+// or the responses ended, and the loop asks again. No goroutine waits: the
+// stream's reading goroutine completes the token (core.Stream's response
+// waiter), and a response stays queued in Go until a receive takes it, so
+// none is lost whatever became of the wait (a later call replaces it).
+//
 //export hotAioStreamRecv
 func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
-	return aioRecv(value[*core.Stream](h).Responses(), int(maxN), cq, token)
+	s := value[*core.Stream](h)
+	q := s.Responses()
+	take := func(m core.Msg, ok bool) pyObj {
+		if !ok {
+			return C.hot_list(0)
+		}
+		return takeQueued(q, msgBatch{m}, int(maxN)).py()
+	}
+	select {
+	case m, ok := <-q:
+		return take(m, ok)
+	default:
+	}
+	w := newCqWaiter(cq, token)
+	dropCqWaiter(s.SetResponseWaiter(&w.run))
+	select {
+	case m, ok := <-q:
+		// Queued meanwhile: take the wait back (if it ran, its token
+		// completes for nobody).
+		if s.ClearResponseWaiter(&w.run) {
+			dropCqWaiter(&w.run)
+		}
+		return take(m, ok)
+	default:
+	}
+	return C.hot_none()
 }
 
 //export hotAioStreamSend

@@ -1081,7 +1081,8 @@ static PyMethodDef methods[] = {
      "aio_unary(cq, token, channel, method, request, timeout, metadata, wait_for_ready,\n"
      "          compression, call_credentials=None) -> call; token completes when it ended"},
     {"aio_stream_recv", m_aio_stream_recv, METH_VARARGS,
-     "aio_stream_recv(cq, token, stream, max) -> list ([] at the end) | op"},
+     "aio_stream_recv(cq, token, stream, max) -> list ([] at the end) | None: token completes\n"
+     "when there is something to receive; ask again"},
     {"aio_stream_send", m_aio_stream_send, METH_VARARGS,
      "aio_stream_send(cq, token, stream, request) -> queued | op"},
     {"aio_stream_header", m_aio_stream_header, METH_VARARGS,

@@ -409,7 +409,6 @@ class _StreamCall(Call):
     _client_streams = True
     _status_op = None
     _status_future = None
-    _recv_op = None
     _recv_future = None
     _eof = False
     _response_style = None  # "read" or "iter" once chosen
@@ -445,7 +444,7 @@ class _StreamCall(Call):
         """Calls an aio_* function; returns (answer, None) if it answered at
         once, else (operation, future of its completion)."""
         q = self._q
-        self._last_token = token = next(q.tokens)
+        token = next(q.tokens)
         result = start(q.cq, token, *args)
         if result.__class__ is not q.cq.__class__:  # an operation is a capsule, as the queue
             return result, None
@@ -521,65 +520,50 @@ class _StreamCall(Call):
 
     # -- responses ----------------------------------------------------------
     async def _read_raw(self):
-        """The next response's bytes, or EOF. One receive operation at a
-        time, reused by whoever reads next until it completes."""
+        """The next response's bytes, or EOF. Responses stay queued in Go
+        until a receive takes them; when none is queued, one wait (a token
+        the stream's reading goroutine completes) is shared by whoever
+        reads, so nothing is lost whatever becomes of a waiting task."""
         buffer = self._buffer
         while True:
             if buffer:
                 return buffer.popleft()
             if self._eof:
                 return EOF
-            op = self._recv_op
-            if op is None:
-                if self._status is not None and self._status.local:
-                    self._eof = True
-                    continue
-                result, future = self._op(self._hot.aio_stream_recv, self._stream, _BATCH)
-                if future is None:
+            status = self._status
+            if status is not None and status.local:
+                self._eof = True
+                continue
+            future = self._recv_future
+            if future is None or future.done():
+                q = self._q
+                token = next(q.tokens)
+                result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH)
+                if result is not None:
                     if result:
                         buffer.extend(result)
                     else:
                         self._eof = True
                     continue
-                self._recv_op, self._recv_future = op, future = result, future
-                self._recv_token = self._last_token
+                future = self._recv_future = self._loop.create_future()
+                q.waiting[token] = future
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    if not self.done():
+                        self.cancel()  # grpcio: a reader cancelled mid-call cancels the RPC
+                    raise
             else:
-                future = self._recv_future
-            try:
-                await future
-            except asyncio.CancelledError:
-                if not self.done():
-                    self.cancel()  # grpcio: a reader cancelled mid-call cancels the RPC
-                else:
-                    self._rearm_recv(op)  # ended by itself: what the op brings stays readable
-                raise
-            if self._recv_op is op:
-                self._recv_op = self._recv_future = None
-                if future.cancelled():
-                    continue
-                result = self._hot.aio_result(op)
-                if result:
-                    buffer.extend(result)
-                else:
-                    self._eof = True
-
-    def _rearm_recv(self, op):
-        """After the future of the outstanding receive was cancelled: takes
-        its result if it completed, else waits for it with a new future."""
-        if self._recv_op is not op or not self._recv_future.cancelled():
-            return
-        try:
-            result = self._hot.aio_result(op)
-        except RuntimeError:  # not completed: its token is still to come
-            future = self._loop.create_future()
-            self._q.waiting[self._recv_token] = future
-            self._recv_future = future
-            return
-        self._recv_op = self._recv_future = None
-        if result:
-            self._buffer.extend(result)
-        else:
-            self._eof = True
+                # Another reader waits already: share its wait, without
+                # letting our own cancellation cancel it.
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    if future.cancelled() and not self.cancelled():
+                        continue  # the owner's wait was cancelled, not us
+                    if not self.done():
+                        self.cancel()
+                    raise
 
     def _deserialize(self, data):
         try:
@@ -718,7 +702,7 @@ class _StreamResponseMixin:
         return iterator
 
     async def read(self):
-        if self._status is not None and not self._buffer and self._recv_op is None:
+        if self._status is not None and not self._buffer:
             # Ended: what is left queued is still read, then EOF.
             if self._status.local:
                 self._raise_for_status(self._status)
