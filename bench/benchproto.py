@@ -69,6 +69,17 @@ def unwrap(message):
     return bytes(message[i:i + n])
 
 
+def max_message_options(limit):
+    """Channel/server options raising both message length limits to ``limit``
+    (None: no options, grpc's defaults)."""
+    if limit is None:
+        return []
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+    ]
+
+
 def which_grpc(grpc):
     """What `import grpc` gave: {"impl": "ours"|"grpcio", ...}."""
     here = os.path.dirname(os.path.abspath(grpc.__file__))

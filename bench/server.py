@@ -5,7 +5,7 @@ under grpcio's. Prints ``IMPL {...}`` (which grpc it imported), then
 ``PORT <n>`` once serving on 127.0.0.1, then serves until its standard input
 closes, it gets SIGTERM, or --max-seconds pass.
 
-    python bench/server.py [--expect ours|grpcio] [--workers 16]
+    python bench/server.py [--expect ours|grpcio] [--workers 16] [--max-message N]
 """
 
 import argparse
@@ -61,12 +61,15 @@ def main():
     parser.add_argument("--expect", choices=("ours", "grpcio"), default=None)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument("--max-message", type=int, default=None,
+                        help="grpc.max_send/receive_message_length (-1: unlimited)")
     args = parser.parse_args()
 
     benchproto.announce_impl(grpc, args.expect)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=args.workers),
         handlers=(_Handlers(),),
+        options=benchproto.max_message_options(args.max_message),
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

@@ -39,8 +39,12 @@ def test_bench_smoke_ours(tmp_path):
     data = json.loads(results.read_text())
     assert data["errors"] == []
     (sample,) = data["samples"]
-    assert set(sample) == {"ours-ours", "rss-ours", "import-ours", "promptness-ours",
-                           "aio-ours", "aiouv-ours"}
+    assert set(sample) == {"ours-ours", "bigfresh-ours", "rss-ours", "import-ours",
+                           "promptness-ours", "aio-ours", "aiouv-ours"}
+    # The 1 MiB echo alone, in fresh processes with raised message limits.
+    for key in ("bigfresh.mib_per_s", "bigfresh.client_cpu_s_per_10k"):
+        value = sample["bigfresh-ours"][key]
+        assert isinstance(value, float) and math.isfinite(value) and value >= 0, (key, value)
     for run in ("aio-ours", "aiouv-ours"):
         for key in ("aio_unary.calls_per_s", "aio_unary64.calls_per_s", "aio_sstream.msgs_per_s",
                     "aio_cstream.msgs_per_s", "aio_bidi.rt_per_s"):
@@ -57,6 +61,7 @@ def test_bench_smoke_ours(tmp_path):
 
     table = out.read_text()
     assert "unary ping-pong, calls/s" in table
+    assert "fresh processes, max message lengths -1" in table
     assert "Ctrl-C to KeyboardInterrupt" in table
     assert "aio unary, 1 call outstanding, calls/s" in table
     assert "grpcgo" in table
