@@ -65,7 +65,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		}
 	}
 	dial = append(dial, extra...)
-	dial = append(dial, dialDefaults...)
+	dial = append(dial, dialWindowDefaults...)
 	dial = append(dial, experimental.WithBufferPool(BufferPool))
 	dial = append(dial, cfg.Dial...)
 	metricsOpt, metricsTarget := channelMetrics(target)

@@ -78,30 +78,15 @@ const (
 	defaultConnWindow   = 16 << 20
 )
 
-// The most a connection batches into one write. grpc-go's default of
-// 32 KiB cut a 1 MiB message into 32 writes: each one wakes the peer's
-// reader, and with both processes on one CPU (any loaded machine) each
-// wake-up preempted the writer, ~25 thread switches per 1 MiB echo at each
-// end where grpcio, which hands the kernel up to ~4 MiB per sendmsg, makes
-// 6. 512 KiB halves the switches and takes 10-20% off the CPU of a 1 MiB
-// echo; 1 MiB did no better (the whole message was copied before its first
-// byte went out), 256 KiB about half as well (docs/BENCHMARKS.md). The
-// buffer comes from a pool while a batch is written and goes back when it
-// is flushed (grpc-go's shared write buffer), so an idle connection holds
-// none, and a small message touches only the pages it fills.
-const writeBufferSize = 512 << 10
-
-// connDefaults come before the options' own, which override them.
+// windowDefaults come before the options' own, which override them.
 var (
-	dialDefaults = []grpc.DialOption{
+	dialWindowDefaults = []grpc.DialOption{
 		grpc.WithInitialWindowSize(defaultStreamWindow),
 		grpc.WithInitialConnWindowSize(defaultConnWindow),
-		grpc.WithWriteBufferSize(writeBufferSize),
 	}
-	serverDefaults = []grpc.ServerOption{
+	serverWindowDefaults = []grpc.ServerOption{
 		grpc.InitialWindowSize(defaultStreamWindow),
 		grpc.InitialConnWindowSize(defaultConnWindow),
-		grpc.WriteBufferSize(writeBufferSize),
 	}
 )
 

@@ -75,7 +75,7 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.InTapHandle(cancellableCall),
 		experimental.BufferPool(BufferPool),
-	}, slices.Concat(serverDefaults, cfg.Server, serverMetrics())...)
+	}, slices.Concat(serverWindowDefaults, cfg.Server, serverMetrics())...)
 	s.gs = grpc.NewServer(sopts...)
 	liveServers.Add(1)
 	return s
