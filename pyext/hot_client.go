@@ -37,8 +37,7 @@ func hotChannelNew(target *C.char, tn C.Py_ssize_t, opts *C.char, on C.Py_ssize_
 //export hotChannelClose
 func hotChannelClose(h C.uintptr_t) (ret pyObj) {
 	defer guard(&ret)
-	ch := value[*core.Channel](h)
-	withoutGIL(ch.Close)
+	value[*core.Channel](h).Close() // does not wait
 	return C.hot_none()
 }
 

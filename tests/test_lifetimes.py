@@ -253,12 +253,22 @@ def test_a_memory_error_building_a_response_leaves_it_whole():
         port = int(server.stdout.readline())
         channel = grpc.insecure_channel("127.0.0.1:%d" % port,
                                         options=[("grpc.max_receive_message_length", -1)])
+        def status(key):
+            with open("/proc/self/status") as f:
+                return int(next(l for l in f if l.startswith(key)).split()[1]) * 1024
+        start = status("VmRSS")
         future = channel.unary_unary("/t.Big/Get").future(b"", timeout=60)
-        with open("/proc/self/status") as f:
-            vm = int(next(l for l in f if l.startswith("VmSize")).split()[1]) * 1024
+        # Once the engine holds the 200 MiB response (its resident memory
+        # grew by as much and stays so), leave no room for a second copy.
+        import time
+        last, steady, deadline = 0, 0, time.monotonic() + 60
+        while steady < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = status("VmRSS")
+            steady = steady + 1 if now == last and now >= start + (200 << 20) else 0
+            last = now
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        # Room for the engine to receive 200 MiB, not for a second copy.
-        resource.setrlimit(resource.RLIMIT_AS, (vm + (330 << 20), hard))
+        resource.setrlimit(resource.RLIMIT_AS, (status("VmSize") + (100 << 20), hard))
         outcomes = []
         for _ in range(2):
             try:

@@ -336,7 +336,9 @@ class Channel(grpc.Channel):
             _credentials.capsule_of(credentials),
         )
         self._closed = False
-        self._connectivity = _Connectivity(self)
+        # Made on the first subscribe: until then the channel is in no
+        # cycle, so dropping it releases it at once.
+        self._connectivity = None
 
     def _live_handle(self):
         if self._closed:
@@ -368,10 +370,15 @@ class Channel(grpc.Channel):
                                           response_deserializer)
 
     def subscribe(self, callback, try_to_connect=False):
+        if self._connectivity is None:
+            with _CONNECTIVITY_LOCK:
+                if self._connectivity is None:
+                    self._connectivity = _Connectivity(self)
         self._connectivity.subscribe(callback, try_to_connect)
 
     def unsubscribe(self, callback):
-        self._connectivity.unsubscribe(callback)
+        if self._connectivity is not None:
+            self._connectivity.unsubscribe(callback)
 
     def close(self):
         if self._closed:
@@ -448,6 +455,7 @@ class _Connectivity:
 
 
 _CONNECTIVITY = {c.value[0]: c for c in grpc.ChannelConnectivity}
+_CONNECTIVITY_LOCK = threading.Lock()
 
 
 def _method_name(method):
