@@ -74,3 +74,4 @@ include mk/examples.mk
 include mk/interop.mk
 include mk/bench.mk
 include mk/soak.mk
+include mk/wheels.mk
