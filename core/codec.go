@@ -20,6 +20,8 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case Msg:
 		return m, nil
+	case plainMsg:
+		return m.Msg, nil
 	case *outgoing:
 		m.taken = true
 		return m.msg, nil

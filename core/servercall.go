@@ -6,9 +6,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -40,6 +42,8 @@ type ServerCall struct {
 	// Python thread reads, and that thread may need the GIL.
 	mu   sync.RWMutex
 	over atomic.Bool
+
+	plainNext atomic.Bool // the next response goes out uncompressed
 
 	// fmu guards out, trailer and final; it is never held across a wait.
 	fmu     sync.Mutex
@@ -144,7 +148,47 @@ func (c *ServerCall) guardedSend(m Msg) error {
 	if c.over.Load() {
 		return ErrCallOver
 	}
+	return c.sendMsg(m)
+}
+
+// sendMsg writes m, uncompressed if MarkNext marked it.
+func (c *ServerCall) sendMsg(m Msg) error {
+	if n := len(m); n > 0 && isPlainMark(m[n-1]) {
+		return c.ss.SendMsg(plainMsg{m[:n-1]})
+	}
 	return c.ss.SendMsg(m)
+}
+
+// DisableNextCompression makes the next response MarkNext sees go out
+// uncompressed (grpcio's context.disable_next_message_compression()).
+func (c *ServerCall) DisableNextCompression() { c.plainNext.Store(true) }
+
+// MarkNext returns m marked to go out uncompressed if
+// DisableNextCompression was called since the last response; the binding
+// passes every response through it once, before offering it.
+func (c *ServerCall) MarkNext(m Msg) Msg {
+	if m != nil && c.plainNext.CompareAndSwap(true, false) {
+		return append(m[:len(m):len(m)], plainMark)
+	}
+	return m
+}
+
+// plainMsg is a response to send uncompressed: grpc-go with grpcgo's change
+// (patches/grpc_go_patch.py) asks it; a plain grpc-go compresses it as usual.
+type plainMsg struct{ Msg }
+
+func (plainMsg) GrpcgoUncompressed() bool { return true }
+
+// plainMark, an empty buffer after a message's own, marks it for plainMsg
+// on its way through the send queue.
+var (
+	plainMarkBytes = make([]byte, 1)
+	plainMark      = mem.SliceBuffer(plainMarkBytes[:0])
+)
+
+func isPlainMark(b mem.Buffer) bool {
+	sb, ok := b.(mem.SliceBuffer)
+	return ok && len(sb) == 0 && cap(sb) > 0 && unsafe.SliceData(sb) == unsafe.SliceData(plainMarkBytes)
 }
 
 // Offer queues a response without waiting (see sender.offer).
@@ -302,7 +346,7 @@ func (c *ServerCall) wait() error {
 		return status.FromContextError(c.ctx.Err()).Err()
 	}
 	if fin.last != nil && fin.code == codes.OK && (out == nil || !out.failed.Load()) {
-		if err := c.ss.SendMsg(fin.last); err != nil {
+		if err := c.sendMsg(fin.last); err != nil {
 			return err
 		}
 	} else {

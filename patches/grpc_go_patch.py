@@ -128,6 +128,16 @@ EDITS = [
          "\t\tservice, method = sm[:pos], sm[pos+1:]\n"
          "\t}\n"),
     ]),
+    ("stream.go", [
+        # A server message may be sent uncompressed in a compressed call
+        # (grpcio's context.disable_next_message_compression()).
+        ("\thdr, data, payload, pf, err := prepareMsg(m, ss.codec, ss.compressorV0, ss.compressorV1, ss.p.bufferPool)\n",
+         "\tcpV0, cpV1 := ss.compressorV0, ss.compressorV1\n"
+         "\tif grpcgoUncompressed(m) {\n"
+         "\t\tcpV0, cpV1 = nil, nil\n"
+         "\t}\n"
+         "\thdr, data, payload, pf, err := prepareMsg(m, ss.codec, cpV0, cpV1, ss.p.bufferPool)\n"),
+    ]),
 ]
 
 # (file added to the grpc-go module, source in patches/grpc-go/)

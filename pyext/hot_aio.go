@@ -460,7 +460,8 @@ func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssi
 func hotAioCallSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t,
 	obj pyObj) (ret pyObj) {
 	defer guard(&ret)
-	return aioSend(value[*core.ServerCall](h), goMsg(p, n, obj), cq, token)
+	c := value[*core.ServerCall](h)
+	return aioSend(c, c.MarkNext(goMsg(p, n, obj)), cq, token)
 }
 
 // hotAioCallDone is True at once if the call is over (ended, cancelled or

@@ -192,7 +192,7 @@ func hotCallRecv(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 func hotCallSend(h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t, obj pyObj) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	msg := goMsg(p, n, obj)
+	msg := c.MarkNext(goMsg(p, n, obj))
 	if r, done := sendNow(c, msg); done {
 		return r
 	}
@@ -246,7 +246,7 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	}
 	var msg core.Msg
 	if hasLast != 0 {
-		msg = goMsg(last, ln, lastObj)
+		msg = c.MarkNext(goMsg(last, ln, lastObj))
 	}
 	err := c.Finish(codes.Code(code), goStr(details, dn), msg)
 	if err != nil {
@@ -256,6 +256,16 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 }
 
 var invalidMetadataDetails = C.CString("Invalid metadata")
+
+// hotCallDisableNextCompression: the call's next response goes out
+// uncompressed (grpcio's context.disable_next_message_compression()).
+//
+//export hotCallDisableNextCompression
+func hotCallDisableNextCompression(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	value[*core.ServerCall](h).DisableNextCompression()
+	return C.hot_none()
+}
 
 // hotCallSetCompression sets the compression of the call's responses
 // (grpcio's Compression value).

@@ -627,6 +627,13 @@ static PyObject *m_call_set_compression(PyObject *self, PyObject *args) {
     return GO(hotCallSetCompression(h, algorithm));
 }
 
+static PyObject *m_call_disable_next_compression(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    FORK_GUARD();
+    return GO(hotCallDisableNextCompression(h));
+}
+
 static PyObject *m_call_cancel(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
@@ -1036,6 +1043,8 @@ static PyMethodDef methods[] = {
      "call_finish(call, code, details, trailing_metadata, last_response_or_None) -> finished"},
     {"call_set_compression", m_call_set_compression, METH_VARARGS,
      "call_set_compression(call, algorithm): compress responses from now on"},
+    {"call_disable_next_compression", m_call_disable_next_compression, METH_VARARGS,
+     "call_disable_next_compression(call): the next response goes out uncompressed"},
     {"call_cancel", m_call_cancel, METH_VARARGS, "call_cancel(call): ends it with CANCELLED now"},
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
     {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},

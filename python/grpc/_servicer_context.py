@@ -167,9 +167,7 @@ class ServicerContext(grpc.ServicerContext):
             self._hot.call_set_compression(self._call, int(compression))
 
     def disable_next_message_compression(self):
-        # grpc-go compresses a call's messages alike; the hint changes no
-        # result, only bytes on the wire.
-        pass
+        self._hot.call_disable_next_compression(self._call)
 
     def send_initial_metadata(self, initial_metadata):
         if self._initial_metadata_sent:

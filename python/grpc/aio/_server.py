@@ -333,9 +333,8 @@ class ServicerContext(_base_server.ServicerContext):
             rpc.hot.aio_call_set_compression(rpc.call, int(compression))
 
     def disable_next_message_compression(self):
-        # grpc-go compresses a call's messages alike; the hint changes no
-        # result, only bytes on the wire.
-        pass
+        rpc = self._rpc
+        rpc.hot.call_disable_next_compression(rpc.call)
 
     def peer(self):
         return self._rpc.peer
