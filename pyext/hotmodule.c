@@ -694,10 +694,14 @@ static PyObject *m_cq_fd(PyObject *self, PyObject *args) {
     return PyLong_FromLong(hot_cq_fd(q));
 }
 
-/* Plain C, no Go: the loop's reader callback. */
+/* Plain C, no Go: the loop's reader callback. A forked child shares the
+ * queue's fd with its parent (and nothing completes in the child): reading
+ * it there would take the parent's wake-up, and the parent's loop would
+ * never drain again. So the child takes nothing and leaves the fd alone. */
 static PyObject *m_cq_drain(PyObject *self, PyObject *args) {
     hot_cq *q;
     if (!PyArg_ParseTuple(args, "O&", cq_arg, &q)) return NULL;
+    if (forked) return PyTuple_New(0);
     return hot_cq_drain(q);
 }
 

@@ -9,6 +9,9 @@ that could take the process down run in a subprocess."""
 import asyncio
 import contextlib
 import logging
+import subprocess
+import sys
+import textwrap
 
 import grpc
 import pytest
@@ -156,3 +159,80 @@ def test_stream_unary_response_that_fails_to_deserialize_is_internal(caplog):
             assert await call.code() is grpc.StatusCode.INTERNAL
 
     run(main())
+
+
+def test_calls_refused_for_their_metadata_leave_nothing_waiting():
+    """A unary call whose metadata the engine refuses (TypeError) used to
+    leave its future in the loop's queue for the loop's lifetime."""
+    from grpc.aio import _completion
+
+    async def echo(request, context):
+        return request
+
+    async def main():
+        async with serving({"u": uu(echo)}) as (_, channel):
+            unary = channel.unary_unary(f"/{SERVICE}/u")
+            assert await unary(b"x") == b"x"
+            _, queue = _completion.queue()
+            before = len(queue.waiting)
+            for _ in range(50):
+                with pytest.raises(TypeError):
+                    await unary(b"x", metadata=[("k", 1)])
+            assert len(queue.waiting) == before
+            assert await unary(b"y") == b"y"
+
+    run(main())
+
+
+def run_script(source, timeout=60):
+    """Runs source in a fresh interpreter; its CompletedProcess."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_forked_child_running_the_loop_does_not_steal_the_parents_wakeups():
+    """A child forked inside a coroutine shares each completion queue's fd
+    with its parent. If the child runs the inherited loop's reader (here by
+    hand, as an inherited uvloop does), it must not consume the parent's
+    wake-ups: the parent's calls used to stop completing."""
+    result = run_script("""
+        import asyncio, os, time
+        import grpc, grpc.aio
+        from grpc.aio import _completion
+
+        async def echo(request, context):
+            return request
+
+        async def main():
+            server = grpc.aio.server()
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+                "h.S", {"U": grpc.unary_unary_rpc_method_handler(echo)}),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+            unary = channel.unary_unary("/h.S/U")
+            assert await unary(b"before") == b"before"
+            loop, queue = _completion.queue()
+            pid = os.fork()
+            if pid == 0:
+                end = time.monotonic() + 2
+                while time.monotonic() < end:
+                    queue._drain()
+                    time.sleep(0.0002)
+                os._exit(0)
+            calls = 0
+            end = time.monotonic() + 2
+            try:
+                while time.monotonic() < end:
+                    await asyncio.wait_for(unary(b"x"), 10)
+                    calls += 1
+            finally:
+                os.waitpid(pid, 0)
+            await channel.close()
+            await server.stop(None)
+            print("calls", calls)
+
+        asyncio.run(main())
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("calls ")

@@ -312,10 +312,12 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
             self._outcome = (None, Metadata())
             future.set_result(None)
             return
-        q.waiting[token] = future
         self._call = self._hot.aio_unary(
             q.cq, token, handle, method, payload, _common.timeout_arg(timeout), metadata,
             _common.wait_for_ready_arg(wait_for_ready), _common.compression_arg(compression), creds)
+        # Only now: a call the engine refused (metadata it cannot take) leaves
+        # nothing waiting, and the token completes on this loop, after us.
+        q.waiting[token] = future
 
     def _settle(self):
         """Reads the outcome of the ended engine call (its token completed)."""
