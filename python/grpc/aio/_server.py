@@ -521,6 +521,7 @@ class Server(_base_server.Server):
         self._acceptor = _Acceptor(self)
         self._rpcs = set()  # tasks of the calls being served
         self._unary = set()  # methods whose requests the engine reads ahead
+        self._plans = {}  # method handler -> how it runs (see _plan)
         self._guard = None
         self._waiters = []  # futures of wait_for_termination() on the server's loop
         _runtime.track_server(self)
@@ -746,19 +747,34 @@ class Server(_base_server.Server):
                     except Exception:
                         _LOGGER.exception("Error in callback for method [%s]", rpc.method)
 
+    def _plan(self, handler):
+        """How a method handler runs, worked out once per handler: (behavior,
+        whether it is async, request streaming, response streaming)."""
+        plan = self._plans.get(handler)
+        if plan is None:
+            streaming_request = handler.request_streaming
+            streaming_response = handler.response_streaming
+            if streaming_request:
+                behavior = handler.stream_stream if streaming_response else handler.stream_unary
+            else:
+                behavior = handler.unary_stream if streaming_response else handler.unary_unary
+            plan = (behavior, _is_async_handler(behavior), streaming_request, streaming_response)
+            if len(self._plans) >= 4096:
+                self._plans.clear()  # handlers made per call (interceptors): no growth
+            try:
+                self._plans[handler] = plan
+            except TypeError:  # an unhashable handler object: no caching
+                pass
+        return plan
+
     async def _run(self, rpc, handler):
         loop, q = self._loop, self._q
-        streaming_request = handler.request_streaming
+        behavior, is_async, streaming_request, streaming_response = self._plan(handler)
         context = ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
         rpc.context = context
         if streaming_request:
-            behavior = handler.stream_stream if handler.response_streaming else handler.stream_unary
-            if _is_async_handler(behavior):
-                request = _RequestReceiver(context)
-            else:
-                request = _sync_requests(context, loop)
+            request = _RequestReceiver(context) if is_async else _sync_requests(context, loop)
         else:
-            behavior = handler.unary_stream if handler.response_streaming else handler.unary_unary
             data = rpc.first
             rpc.first = None
             if data is None:
@@ -771,10 +787,11 @@ class Server(_base_server.Server):
                 if data is None:
                     return  # the client went away before sending it
             request = _common.deserialize(data, handler.request_deserializer)
-        if handler.response_streaming:
+        if streaming_response:
             await self._stream_responses(rpc, context, behavior, request)
         else:
-            await self._unary_response(rpc, context, behavior, request, handler.response_serializer)
+            await self._unary_response(rpc, context, behavior, is_async, request,
+                                       handler.response_serializer)
 
     def _in_pool(self, behavior, request, context):
         """Runs a plain handler in the migration thread pool with a sync
@@ -784,16 +801,16 @@ class Server(_base_server.Server):
         return sync_context, self._loop.run_in_executor(
             self._pool, run, behavior, request, sync_context)
 
-    async def _unary_response(self, rpc, context, behavior, request, serializer):
-        if _is_async_handler(behavior):
+    async def _unary_response(self, rpc, context, behavior, is_async, request, serializer):
+        if is_async:
             response = await behavior(request, context)
         else:
             sync_context, future = self._in_pool(behavior, request, context)
             response = await future
             for callback in sync_context._callbacks:
                 callback()
-        if inspect.isawaitable(response):
-            response = await response
+            if inspect.isawaitable(response):  # a wrapped coroutine function
+                response = await response
         rpc.raise_for_termination()
         code = rpc.code if rpc.code is not None else _OK
         if code is _OK:
