@@ -74,6 +74,7 @@ def test_private_and_legacy_modules_import():
     assert impl.cardinality is cardinality.Cardinality.UNARY_STREAM
     assert impl.unary_stream_inline is len and impl.unary_unary_inline is None
     assert issubclass(future.TimeoutError, Exception)
+    assert grpc.beta.interfaces.ChannelConnectivity.FATAL_FAILURE is grpc.ChannelConnectivity.SHUTDOWN
 
     outcome = callable_util.call_logging_exceptions(lambda: 1 / 0, "boom")
     assert outcome.kind is callable_util.Outcome.Kind.RAISED
@@ -575,3 +576,24 @@ def test_method_paths_without_a_leading_slash_reach_generic_handlers():
     finally:
         server.stop(None)
     assert seen == ["Method", "svc/Method", "/Method", "/svc/Method"]  # as sent, as in grpcio
+
+
+def test_user_agent_token_is_the_one_sent():
+    from grpc import _channel
+
+    seen = []
+
+    def handler(request, context):
+        seen.append(dict(context.invocation_metadata())["user-agent"])
+        return request
+
+    server, port, pool = _echo_server_with(lambda m: grpc.unary_unary_rpc_method_handler(handler))
+    options = (("grpc.primary_user_agent", "primary-agent"),
+               ("grpc.secondary_user_agent", "secondary-agent"))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options) as ch:
+            ch.unary_unary("/s/M")(b"", timeout=TIMEOUT)
+    finally:
+        server.stop(None)
+    assert seen[0].startswith("primary-agent " + _channel._USER_AGENT)
+    assert seen[0].endswith("secondary-agent")

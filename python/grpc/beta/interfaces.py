@@ -5,6 +5,9 @@ import abc
 import grpc
 
 ChannelConnectivity = grpc.ChannelConnectivity
+# The beta API's name for SHUTDOWN (grpcio adds it to grpc.ChannelConnectivity
+# too, when grpc.beta is imported).
+ChannelConnectivity.FATAL_FAILURE = ChannelConnectivity.SHUTDOWN
 # grpc.StatusCode's members, under the beta name.
 StatusCode = grpc.StatusCode
 
