@@ -96,17 +96,67 @@ def test_private_and_legacy_modules_import():
     assert list(sink) == [0, 2, 4, 6, 8, 10]
 
 
-def test_gevent_and_beta_stubs_say_they_do_not_work_here():
-    from grpc.beta import implementations
+def test_gevent_says_it_does_not_work_here():
     from grpc.experimental import gevent
 
     with pytest.raises(NotImplementedError, match="gevent"):
         gevent.init_gevent()
-    for call in (lambda: implementations.server({}),
-                 lambda: implementations.dynamic_stub(None, "svc", {}),
-                 lambda: implementations.generic_stub(None)):
-        with pytest.raises(NotImplementedError, match="grpc.server|grpc.insecure_channel"):
-            call()
+
+
+def test_beta_stubs_and_servers():
+    from grpc.beta import implementations, interfaces
+    from grpc.framework.common import cardinality
+    from grpc.framework.interfaces.face import face, utilities
+
+    def unary_event(request, response_callback, context):
+        context.terminal_metadata(((b"k", b"v"),))
+        response_callback(request + context.protocol_context().peer()[:4].encode())
+
+    def stream_event(response_consumer, context):
+        class Requests:
+            def consume(self, value):
+                response_consumer.consume(value.upper())
+
+            def terminate(self):
+                response_consumer.terminate()
+
+            def consume_and_terminate(self, value):
+                self.consume(value)
+                self.terminate()
+
+        return Requests()
+
+    implementations_by_method = {
+        ("g", "UU"): utilities.unary_unary_event(unary_event),
+        ("g", "US"): utilities.unary_stream_inline(lambda request, context: iter([request] * 3)),
+        ("g", "SU"): utilities.stream_unary_inline(lambda requests, context: b"".join(requests)),
+        ("g", "SS"): utilities.stream_stream_event(stream_event),
+    }
+    server = implementations.server(implementations_by_method)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        channel = implementations.insecure_channel("127.0.0.1", port)
+        stub = implementations.dynamic_stub(channel, "g", {
+            "UU": cardinality.Cardinality.UNARY_UNARY,
+            "US": cardinality.Cardinality.UNARY_STREAM,
+            "SU": cardinality.Cardinality.STREAM_UNARY,
+            "SS": cardinality.Cardinality.STREAM_STREAM,
+        })
+        response, call = stub.UU(b"x", TIMEOUT, with_call=True)
+        assert response == b"xipv4" and call.code() is interfaces.StatusCode.OK
+        assert (b"k", b"v") in [(m.key, m.value) for m in call.terminal_metadata()]
+        assert list(stub.US(b"y", TIMEOUT)) == [b"y"] * 3
+        assert stub.SU.future(iter([b"a", b"b"]), TIMEOUT).result() == b"ab"
+        assert list(stub.SS(iter([b"c", b"d"]), TIMEOUT)) == [b"C", b"D"]
+        generic = implementations.generic_stub(channel)
+        with pytest.raises(face.LocalError) as info:
+            generic.blocking_unary_unary("g", "Nope", b"", TIMEOUT)
+        assert info.value.code is interfaces.StatusCode.UNIMPLEMENTED
+        with pytest.raises(face.ExpirationError):
+            generic.blocking_unary_unary("g", "UU", b"", 0.000001)
+    finally:
+        server.stop(None).wait(TIMEOUT)
 
 
 def test_beta_channel_ready_future():

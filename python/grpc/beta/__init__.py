@@ -1,7 +1,3 @@
-"""grpcio's deprecated beta API.
-
-What can run on grpcgo runs: the interfaces, credentials, channels and
-channel_ready_future. Beta stubs and servers (built on the framework's face
-layer) are not provided: they raise NotImplementedError naming the grpc API
-to use instead.
-"""
+"""grpcio's deprecated beta API, adapted to the grpc API: interfaces,
+credentials, channels, channel_ready_future, and beta stubs and servers
+(face method implementations served by a grpc.server)."""

@@ -1,17 +1,10 @@
-"""Beta entry points: credentials and channels work on grpcgo; beta stubs
-and servers do not (see _UNSUPPORTED)."""
+"""Beta entry points: credentials, channels, stubs and servers, adapted to
+the grpc API."""
 
 import grpc
 from grpc.beta import interfaces  # noqa: F401  pylint: disable=unused-import
 from grpc.framework.common import cardinality  # noqa: F401  pylint: disable=unused-import
 from grpc.framework.interfaces.face import face  # noqa: F401  pylint: disable=unused-import
-
-_UNSUPPORTED = (
-    "grpc.beta.implementations.{} is not supported by grpcgo (the beta stubs "
-    "and servers were deprecated in grpcio 1.0); use the grpc API instead: "
-    "grpc.insecure_channel / grpc.secure_channel with generated *_pb2_grpc "
-    "stubs, and grpc.server."
-)
 
 ChannelCredentials = grpc.ChannelCredentials
 ssl_channel_credentials = grpc.ssl_channel_credentials
@@ -24,9 +17,16 @@ ssl_server_credentials = grpc.ssl_server_credentials
 
 
 def metadata_call_credentials(metadata_plugin, name=None):
-    """CallCredentials from a beta plugin (its callback takes metadata and
-    an error, as grpc's does)."""
-    return grpc.metadata_call_credentials(metadata_plugin, name=name)
+    """CallCredentials from a beta plugin, whose metadata may be bytes."""
+    from grpc.beta import _metadata  # pylint: disable=import-outside-toplevel
+
+    def plugin(context, callback):
+        def beta_callback(beta_metadata, error):
+            callback(_metadata.unbeta(beta_metadata), error)
+
+        metadata_plugin(context, beta_callback)
+
+    return grpc.metadata_call_credentials(plugin, name=name)
 
 
 def google_call_credentials(credentials):
@@ -105,16 +105,39 @@ def server_options(multi_method_implementation=None, request_deserializers=None,
                          default_timeout, maximum_timeout)
 
 
+_EMPTY_STUB_OPTIONS = StubOptions(None, None, None, None, None, None)
+_EMPTY_SERVER_OPTIONS = ServerOptions(None, None, None, None, None, None, None)
+
+
+def _stub_options(options):
+    options = options or _EMPTY_STUB_OPTIONS
+    options.request_serializers = options.request_serializers or {}
+    options.response_deserializers = options.response_deserializers or {}
+    return options
+
+
 def generic_stub(channel, options=None):
-    """Not supported by grpcgo: raises NotImplementedError."""
-    raise NotImplementedError(_UNSUPPORTED.format("generic_stub"))
+    """A face.GenericStub over the beta channel."""
+    from grpc.beta import _client_adaptations  # pylint: disable=import-outside-toplevel
+
+    return _client_adaptations.generic_stub(channel._channel, _stub_options(options))
 
 
 def dynamic_stub(channel, service, cardinalities, options=None):
-    """Not supported by grpcgo: raises NotImplementedError."""
-    raise NotImplementedError(_UNSUPPORTED.format("dynamic_stub"))
+    """A face.DynamicStub for one service (group) over the beta channel."""
+    from grpc.beta import _client_adaptations  # pylint: disable=import-outside-toplevel
+
+    return _client_adaptations.dynamic_stub(channel._channel, service, cardinalities,
+                                            _stub_options(options))
 
 
 def server(service_implementations, options=None):
-    """Not supported by grpcgo: raises NotImplementedError."""
-    raise NotImplementedError(_UNSUPPORTED.format("server"))
+    """An interfaces.Server serving face method implementations by (group,
+    method), on a grpc.server."""
+    from grpc.beta import _server_adaptations  # pylint: disable=import-outside-toplevel
+
+    options = options or _EMPTY_SERVER_OPTIONS
+    return _server_adaptations.server(
+        service_implementations, options.multi_method_implementation,
+        options.request_deserializers, options.response_serializers, options.thread_pool,
+        options.thread_pool_size)
