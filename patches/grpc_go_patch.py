@@ -94,6 +94,23 @@ EDITS = [
          "\t}\n"
          "\theaderFields = append(headerFields, hpack.HeaderField{Name: \"grpc-accept-encoding\", Value: grpcgoAcceptEncoding()})\n"
          "\theaderFields = appendHeaderFieldsFromMD(headerFields, s.header)\n"),
+        # grpcio's server shows a request's connection and host headers to
+        # the handler as metadata; gRFC A41 has grpc-go refuse the first
+        # and drop the second when :authority is there.
+        ("\t\t// \"Transports must consider requests containing the Connection header\n"
+         "\t\t// as malformed.\" - A41\n"
+         "\t\tcase \"connection\":\n"
+         "\t\t\tif t.logger.V(logLevel) {\n"
+         "\t\t\t\tt.logger.Infof(\"Received a HEADERS frame with a :connection header which makes the request malformed, as per the HTTP/2 spec\")\n"
+         "\t\t\t}\n"
+         "\t\t\tprotocolError = true\n",
+         "\t\t// grpcgo: a connection header is metadata, as in grpcio (A41 would\n"
+         "\t\t// refuse the request).\n"),
+        ("\t} else {\n"
+         "\t\t// \"If :authority is present, Host must be discarded\" - A41\n"
+         "\t\tdelete(mdata, \"host\")\n"
+         "\t}\n",
+         "\t} // grpcgo: else host stays metadata, as in grpcio (A41 would drop it).\n"),
         ("func appendHeaderFieldsFromMD(headerFields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {\n",
          "func appendHeaderFieldsFromMD(headerFields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {\n"
          "\treturn grpcgoAppendMD(headerFields, md)\n"

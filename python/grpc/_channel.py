@@ -464,14 +464,3 @@ def _method_name(method):
     if not isinstance(method, str):
         raise TypeError("method must be str, not %s" % type(method).__name__)
     return method
-
-
-def __getattr__(name):
-    # grpcio's _USER_AGENT is the library token in every call's user-agent
-    # ("<primary> <token> <secondary>"); ours is grpc-go's. Asked for on
-    # first use, so that importing this module does not load the engine.
-    if name == "_USER_AGENT":
-        from grpc import _introspect  # pylint: disable=import-outside-toplevel
-
-        return "grpc-go/" + _introspect.grpc_go_version()
-    raise AttributeError("module %r has no attribute %r" % (__name__, name))
