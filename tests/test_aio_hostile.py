@@ -7,11 +7,16 @@ Every test runs its own loop with asyncio.run and bounds its waits; cases
 that could take the process down run in a subprocess."""
 
 import asyncio
+import concurrent.futures
 import contextlib
+import gc
 import logging
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+import weakref
 
 import grpc
 import pytest
@@ -182,6 +187,61 @@ def test_calls_refused_for_their_metadata_leave_nothing_waiting():
             assert await unary(b"y") == b"y"
 
     run(main())
+
+
+def test_a_loop_that_ends_with_work_in_flight_is_collected_and_frees_the_server():
+    """asyncio.run() returning with a stream left open and a call never
+    awaited, on a channel that outlives the loop: the loop, its queue (and
+    fd) and those calls used to live for good (the queue registry and the
+    channel's cached queue held them), and the server's handlers stayed
+    stuck on calls nobody would end."""
+    lock = threading.Lock()
+    active = [0]
+
+    def echo(requests, context):
+        with lock:
+            active[0] += 1
+        try:
+            for request in requests:
+                yield request
+        finally:
+            with lock:
+                active[0] -= 1
+
+    pool = concurrent.futures.ThreadPoolExecutor(8)
+    server = grpc.server(pool)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        SERVICE, {"b": grpc.stream_stream_rpc_method_handler(echo)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = None
+    loops = []
+
+    async def left_open():
+        nonlocal channel
+        if channel is None:
+            channel = aio.insecure_channel(f"127.0.0.1:{port}")
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        call = channel.stream_stream(f"/{SERVICE}/b")()
+        await call.write(b"x")
+        assert await call.read() == b"x"
+        channel.stream_stream(f"/{SERVICE}/b")(iter([b"y"]))  # never awaited
+
+    try:
+        for _ in range(3):
+            asyncio.run(left_open())
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            gc.collect()
+            with lock:
+                if active[0] == 0 and all(loop() is None for loop in loops):
+                    break
+            time.sleep(0.05)
+        assert [loop() for loop in loops] == [None] * 3
+        assert active[0] == 0
+    finally:
+        server.stop(None)
+        pool.shutdown(wait=False)
 
 
 def run_script(source, timeout=60):

@@ -148,9 +148,13 @@ class Channel(_base_channel.Channel):
         loop = asyncio.get_running_loop()
         cached = self._last_queue
         if cached is not None and cached[0]() is loop:
-            return loop, cached[1]
+            q = cached[1]()
+            if q is not None:
+                return loop, q
         loop, q = _completion.queue()
-        self._last_queue = (weakref.ref(loop), q)
+        # Weak: a queue holds its loop (see _completion), and a channel must
+        # not keep a loop that ended alive.
+        self._last_queue = (weakref.ref(loop), weakref.ref(q))
         return loop, q
 
     # -- multi-callables -------------------------------------------------------

@@ -8,10 +8,14 @@ once. The loop watches the fd with ``add_reader`` and ``_drain`` resolves
 the futures of every completed token in one pass. No thread polls and no Go
 thread takes the GIL.
 
-A queue lives as long as its loop: it is dropped (and its fd unwatched)
-when the loop closes, detected lazily because asyncio has no close hook.
-Operations in flight keep the C queue alive (cq.h), so a late completion
-lands nowhere instead of in freed memory.
+An open loop keeps its queue alive (the reader it watches the fd with);
+nothing else must: the registry here holds neither, since a queue's
+waiting futures hold their loop. So a loop that closed with work in flight
+(a call never awaited, a stream left open, a server never stopped) is
+collected with its queue, its calls (whose engine calls are then cancelled,
+freeing their server handlers) and its fd. Operations in flight keep the C
+queue alive (cq.h), so a late completion lands nowhere instead of in freed
+memory.
 """
 
 import asyncio
@@ -21,13 +25,12 @@ import weakref
 
 from grpc import _runtime
 
-_queues = weakref.WeakKeyDictionary()  # loop -> _Queue
+_queues = weakref.WeakKeyDictionary()  # loop -> weakref to its _Queue
 _queues_lock = threading.Lock()
 
 
 class _Queue:
-    # No strong reference to the loop: the queue is the value of a
-    # WeakKeyDictionary keyed by it.
+    # No strong reference to the loop (its futures in waiting hold it).
     __slots__ = ("hot", "cq", "fd", "loop_ref", "waiting", "tokens", "__weakref__")
 
     def __init__(self, loop):
@@ -70,13 +73,15 @@ class _Queue:
 def queue():
     """(the running loop, its completion queue), the queue made on first use."""
     loop = asyncio.get_running_loop()
-    q = _queues.get(loop)
+    ref = _queues.get(loop)
+    q = None if ref is None else ref()
     if q is None:
         with _queues_lock:
-            q = _queues.get(loop)
+            ref = _queues.get(loop)
+            q = None if ref is None else ref()
             if q is None:
                 q = _Queue(loop)
-                _queues[loop] = q
+                _queues[loop] = weakref.ref(q)
     return loop, q
 
 
