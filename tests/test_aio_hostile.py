@@ -244,6 +244,87 @@ def test_a_loop_that_ends_with_work_in_flight_is_collected_and_frees_the_server(
         pool.shutdown(wait=False)
 
 
+def test_cancelling_at_every_await_point_leaves_nothing_behind():
+    """wait_for timeouts around await call, read(), async iteration,
+    write() under flow control, initial_metadata() and done_writing(),
+    hundreds of times: every call and server handler ends, nothing stays
+    waiting on the loop's queue, and the channel still works."""
+    from grpc._introspect import live
+    from grpc.aio import _completion
+
+    async def unary(request, context):
+        await asyncio.sleep(WAIT)
+        return request
+
+    async def stream(request, context):
+        for i in range(3):
+            await asyncio.sleep(WAIT / 4)
+            yield b"%d" % i
+
+    async def bidi(requests, context):
+        async for request in requests:
+            await asyncio.sleep(WAIT / 4)
+            yield request
+
+    async def sink(requests, context):
+        await asyncio.sleep(WAIT)
+        return b""
+
+    async def main():
+        async def echo(request, context):
+            return request
+
+        handlers = {"u": uu(unary), "s": us(stream), "c": su(sink), "e": uu(echo),
+                    "b": grpc.stream_stream_rpc_method_handler(bidi)}
+        async with serving(handlers) as (server, channel):
+            u, s = channel.unary_unary(f"/{SERVICE}/u"), channel.unary_stream(f"/{SERVICE}/s")
+            c, b = channel.stream_unary(f"/{SERVICE}/c"), channel.stream_stream(f"/{SERVICE}/b")
+            _, queue = _completion.queue()
+            waiting = len(queue.waiting)
+            big = b"x" * (1 << 20)
+
+            async def writes(call):
+                for _ in range(64):
+                    await call.write(big)
+
+            async def iterate(call):
+                async for _ in call:
+                    pass
+
+            async def read_one(call):
+                await call.write(b"r")
+                await call.read()
+
+            cases = [(u, lambda call: call), (s, lambda call: call.read()), (s, iterate),
+                     (b, read_one), (c, writes), (s, lambda call: call.initial_metadata()),
+                     (b, lambda call: call.done_writing()), (b, writes)]
+
+            async def one(kind):
+                multicallable, awaited = cases[kind]
+                call = multicallable(b"r") if multicallable in (u, s) else multicallable()
+                try:
+                    await asyncio.wait_for(awaited(call), 0.005)
+                except asyncio.TimeoutError:
+                    pass
+                call.cancel()
+
+            for _ in range(5):
+                await asyncio.gather(*(one(k) for k in range(len(cases)) for _ in range(8)))
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while asyncio.get_running_loop().time() < deadline:
+                gc.collect()
+                counts = live()
+                if (counts.client_calls, counts.server_calls, len(server._rpcs)) == (0, 0, 0) \
+                        and len(queue.waiting) <= waiting:
+                    break
+                await asyncio.sleep(0.05)
+            counts = live()
+            assert (counts.client_calls, counts.server_calls, len(server._rpcs)) == (0, 0, 0)
+            assert len(queue.waiting) <= waiting
+            assert await channel.unary_unary(f"/{SERVICE}/e")(b"still") == b"still"
+    run(main())
+
+
 def run_script(source, timeout=60):
     """Runs source in a fresh interpreter; its CompletedProcess."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
