@@ -26,6 +26,16 @@ void hot_park(void) {
 /* Before a call into Go, GIL held: counts it (see hot.h). A thread other
  * than the main one that calls in once the gate closed gives the GIL up and
  * parks for good instead. */
+static inline void key_thread(void);
+
+/* Go frames on this thread's stack (calls through GO() under way), and how
+ * many threads ended with some. CPython ends a thread that wants the GIL
+ * once finalization started (pthread_exit); the gate's promise is that no
+ * thread ever ends that way with Go frames on its stack (a thread ended in
+ * plain Python code is harmless). tests/test_exit.py reads the count. */
+static __thread int go_depth;
+static atomic_int ended_in_go;
+
 static inline void go_enter(void) {
     if (atomic_load_explicit(&hot_gate_closed, memory_order_relaxed) &&
         PyThread_get_thread_ident() != hot_main_ident) {
@@ -33,11 +43,18 @@ static inline void go_enter(void) {
         hot_park();
     }
     atomic_fetch_add(&hot_in_go, 1);
+    key_thread();
+    go_depth++;
+}
+
+static inline void go_leave(void) {
+    go_depth--;
+    hot_gate_leave();
 }
 
 /* A call into Go made with the GIL held: every one goes through these. */
-#define GO(call) ({ go_enter(); __typeof__(call) go_r_ = (call); hot_gate_leave(); go_r_; })
-#define GO_VOID(call) do { go_enter(); call; hot_gate_leave(); } while (0)
+#define GO(call) ({ go_enter(); __typeof__(call) go_r_ = (call); go_leave(); go_r_; })
+#define GO_VOID(call) do { go_enter(); call; go_leave(); } while (0)
 
 /* Takes the GIL back after a wait in C (no Go frames on the stack), through
  * the gate. */
@@ -92,9 +109,20 @@ static __thread int thread_keyed;
 
 static void thread_ended(void *unused) {
     (void)unused;
+    if (go_depth > 0) atomic_fetch_add(&ended_in_go, 1);
     if (thread_epoch == atomic_load(&epoch)) atomic_fetch_sub(&epoch_threads, 1);
 }
 static void make_thread_key(void) { pthread_key_create(&thread_key, thread_ended); }
+
+/* Once per thread: thread_ended runs when it ends (the destructor needs a
+ * value). */
+static inline void key_thread(void) {
+    if (!thread_keyed) {
+        thread_keyed = 1;
+        pthread_once(&thread_key_once, make_thread_key);
+        pthread_setspecific(thread_key, &thread_keyed);
+    }
+}
 
 /* Counts the calling thread once per epoch: a relaxed load, and an add the
  * first time in each epoch. */
@@ -103,11 +131,7 @@ static inline void note_thread(void) {
     if (thread_epoch != e) {
         thread_epoch = e;
         atomic_fetch_add_explicit(&epoch_threads, 1, memory_order_relaxed);
-        if (!thread_keyed) { /* once per thread: the destructor needs a value */
-            thread_keyed = 1;
-            pthread_once(&thread_key_once, make_thread_key);
-            pthread_setspecific(thread_key, &thread_keyed);
-        }
+        key_thread();
     }
 }
 
@@ -205,6 +229,12 @@ static PyObject *m_setup(PyObject *self, PyObject *args) {
     main_thread_ident = main_ident;
     GO_VOID(hotSetup(main_ident, metadatum));
     Py_RETURN_NONE;
+}
+
+/* ended_in_go(): how many threads ended with Go frames on their stack
+ * (never, if the exit gate keeps its promise). Plain C. */
+static PyObject *m_ended_in_go(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(atomic_load(&ended_in_go));
 }
 
 static PyObject *m_check(PyObject *self, PyObject *unused) {
@@ -997,6 +1027,8 @@ static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
+    {"ended_in_go", m_ended_in_go, METH_NOARGS,
+     "ended_in_go() -> how many threads ended with Go frames on their stack (0)"},
     {"exiting", m_exiting, METH_NOARGS,
      "exiting(): the interpreter finalizes; from now on only the main thread takes the GIL\n"
      "back from the engine or calls into it."},

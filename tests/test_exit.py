@@ -495,14 +495,15 @@ def test_no_thread_is_ended_inside_the_engine_at_finalization():
         class Lingers:
             # Runs Python code for a while once finalization started (the
             # collection that frees this cycle): the main thread then hands
-            # the GIL to threads that wait for it.
-            def __del__(self, monotonic=time.monotonic, write=os.write, listdir=os.listdir):
-                before = len(listdir("/proc/self/task"))
+            # the GIL to threads that wait for it, and CPython ends each
+            # one. A thread ended in plain Python code is harmless; the
+            # engine counts those ended with Go frames on their stack.
+            def __del__(self, monotonic=time.monotonic, write=os.write,
+                        ended_in_go=grpc._runtime.hot().ended_in_go):
                 end = monotonic() + 0.2
                 while monotonic() < end:
                     pass
-                after = len(listdir("/proc/self/task"))
-                write(1, b"threads ended during finalization: %d\\n" % (before - after))
+                write(1, b"threads ended inside the engine: %d\\n" % ended_in_go())
 
         import gc
         time.sleep(0.3)
@@ -515,8 +516,9 @@ def test_no_thread_is_ended_inside_the_engine_at_finalization():
         proc, _ = run_child(body)
         detail = f"run {run}: exit status {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}"
         assert proc.returncode == 0, detail
-        # Every busy thread parked in the engine: CPython ended none.
+        # Every busy thread parked in the engine before CPython could end
+        # it there.
         assert proc.stdout.splitlines()[-2:] == [
-            "leaving", "threads ended during finalization: 0"], detail
+            "leaving", "threads ended inside the engine: 0"], detail
         assert "Fatal Python error" not in proc.stderr, detail
         assert "fatal error" not in proc.stderr, detail
