@@ -241,7 +241,10 @@ def test_servicer_context_state_fields():
 
     def hang(request, context):
         seen["hang_active"] = context._state.client
-        release.wait(TIMEOUT)
+        release.wait(TIMEOUT)  # the client has cancelled
+        deadline = time.monotonic() + TIMEOUT
+        while context.is_active() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the cancellation reaches the server
         seen["cancelled"] = context._state.client
         return request
 
@@ -257,7 +260,6 @@ def test_servicer_context_state_fields():
             while "hang_active" not in seen and time.monotonic() < deadline:
                 time.sleep(0.01)
             future.cancel()
-            time.sleep(0.2)
             release.set()
             deadline = time.monotonic() + TIMEOUT
             while "cancelled" not in seen and time.monotonic() < deadline:
