@@ -81,6 +81,20 @@ static inline void hot_cq_unref(hot_cq *q) {
 
 static inline int hot_cq_fd(hot_cq *q) { return q->rfd; }
 
+/* Wakes the loop (mu held): once per drain. */
+static inline void hot_cq_signal(hot_cq *q) {
+    if (q->signalled) return;
+    q->signalled = 1;
+#ifdef __linux__
+    uint64_t one = 1;
+    ssize_t w = write(q->wfd, &one, sizeof one);
+#else
+    char one = 1;
+    ssize_t w = write(q->wfd, &one, 1);
+#endif
+    (void)w; /* EAGAIN: the fd is readable already */
+}
+
 /* Appends token and wakes the loop if it is not already woken. Safe from any
  * thread, GIL or not. */
 static inline void hot_cq_push(hot_cq *q, uint64_t token) {
@@ -93,17 +107,7 @@ static inline void hot_cq_push(hot_cq *q, uint64_t token) {
         q->cap = cap;
     }
     q->items[q->n++] = token;
-    if (!q->signalled) {
-        q->signalled = 1;
-#ifdef __linux__
-        uint64_t one = 1;
-        ssize_t w = write(q->wfd, &one, sizeof one);
-#else
-        char one = 1;
-        ssize_t w = write(q->wfd, &one, 1);
-#endif
-        (void)w; /* EAGAIN: the fd is readable already */
-    }
+    hot_cq_signal(q);
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -114,29 +118,49 @@ static inline void hot_cq_complete(hot_cq *q, uint64_t token) {
 }
 
 /* The tokens completed since the last drain, as a tuple of ints, in
- * completion order (GIL held), clearing the wake-up; NULL with MemoryError
- * set leaves everything queued and the fd readable, so nothing is lost. The
- * tuple is built under mu: pushers wait for it, but never for the GIL. */
+ * completion order (GIL held), clearing the wake-up. The tokens are taken
+ * under mu and the tuple built after it: building may run a collection,
+ * whose finalizers may complete operations (push) themselves. If building
+ * fails (MemoryError), the tokens go back in front of any pushed since and
+ * the loop is woken again, so none is lost. */
 static inline PyObject *hot_cq_drain(hot_cq *q) {
     pthread_mutex_lock(&q->mu);
-    PyObject *t = PyTuple_New((Py_ssize_t)q->n);
-    for (size_t i = 0; t != NULL && i < q->n; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(q->items[i]);
+    uint64_t *items = q->items;
+    size_t n = q->n;
+    q->items = NULL;
+    q->n = q->cap = 0;
+    char buf[8];
+    while (read(q->rfd, buf, sizeof buf) > 0) {
+    }
+    q->signalled = 0;
+    pthread_mutex_unlock(&q->mu);
+
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(items[i]);
         if (v == NULL) {
             Py_CLEAR(t);
             break;
         }
         PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
     }
-    if (t != NULL) {
-        char buf[8];
-        while (read(q->rfd, buf, sizeof buf) > 0) {
-        }
-        q->signalled = 0;
-        q->n = 0;
+    if (t != NULL || n == 0) {
+        free(items);
+        return t;
     }
+    pthread_mutex_lock(&q->mu);
+    if (q->n > 0) { /* pushed meanwhile: keep completion order */
+        uint64_t *all = realloc(items, (n + q->n) * sizeof *all);
+        if (all == NULL) abort(); /* cannot lose a completion */
+        memcpy(all + n, q->items, q->n * sizeof *all);
+        free(q->items);
+        items = all;
+    }
+    q->items = items;
+    q->n = q->cap = n + q->n;
+    hot_cq_signal(q);
     pthread_mutex_unlock(&q->mu);
-    return t;
+    return NULL;
 }
 
 #endif

@@ -140,3 +140,38 @@ def test_a_result_is_taken_once(channel_handle):
         hot.stream_cancel(stream)
 
     asyncio.run(main())
+
+
+def test_a_drain_that_fails_for_memory_loses_no_token(channel_handle):
+    # A queue no loop watches, drained by hand: tokens too large for
+    # Python's small-int cache, so building them allocates.
+    import select
+
+    _testcapi = pytest.importorskip("_testcapi")
+    from grpc import _runtime
+
+    hot = _runtime.hot()
+    cq = hot.cq_new()
+    fd = hot.cq_fd(cq)
+    base = 1 << 40
+    calls = [
+        hot.aio_unary(cq, base + i, channel_handle, echo_service.UNARY, _request(f"m{i}"), 30.0, None, 0, 0, None)
+        for i in range(3)
+    ]
+    for call in calls:
+        assert hot.unary_wait(call, 30.0)[0] == 0  # ended: its token is queued
+    assert select.select([fd], [], [], 30)[0] == [fd]
+    _testcapi.set_nomemory(0, 0)
+    try:
+        hot.cq_drain(cq)
+    except MemoryError:
+        failed = True
+    else:
+        failed = False
+    finally:
+        _testcapi.remove_mem_hooks()
+    assert failed
+    assert select.select([fd], [], [], 30)[0] == [fd]  # woken again
+    assert sorted(hot.cq_drain(cq)) == [base, base + 1, base + 2]
+    assert select.select([fd], [], [], 0)[0] == []
+    assert hot.cq_drain(cq) == ()
