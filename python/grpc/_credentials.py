@@ -56,8 +56,10 @@ def alts_channel_credentials(service_accounts):
 
 
 def xds_channel_credentials(fallback_credentials):
-    # Without an xDS control plane (and grpcgo's channels do not resolve
-    # xds: targets), xDS credentials are their fallback, as in gRPC.
+    # xds: targets resolve through grpc-go's xDS support, but security
+    # configuration from the control plane is not wired in yet: xDS
+    # credentials are their fallback (what gRPC uses when the control plane
+    # sends none).
     from grpc.experimental import _insecure_channel_credentials
 
     if fallback_credentials is _insecure_channel_credentials:
