@@ -2,6 +2,18 @@
 
 package core
 
+import "google.golang.org/grpc"
+
 // Built with -tags=grpcgo_patched, which patches/grpc_go_patch.py gives
 // together with the -modfile that selects grpc-go with grpcgo's change.
-func init() { transportPatched = true }
+func init() {
+	transportPatched = true
+	// grpc-go's writer batches up to 512 KiB per write: a 1 MiB message
+	// leaves in 2 writes, not 32 (each wakes the peer's reader). Only with
+	// the patch, whose write buffers live outside Go's heap
+	// (patches/grpc-go/transport_writebuf_grpcgo.go.in).
+	dialWindowDefaults = append(dialWindowDefaults, grpc.WithWriteBufferSize(patchedWriteBuffer))
+	serverWindowDefaults = append(serverWindowDefaults, grpc.WriteBufferSize(patchedWriteBuffer))
+}
+
+const patchedWriteBuffer = 512 << 10

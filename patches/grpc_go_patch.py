@@ -157,9 +157,23 @@ EDITS = [
     ]),
 ]
 
+# grpcgo's shared write buffers (transport_writebuf_grpcgo.go.in): buffers
+# mapped outside Go's heap and kept, instead of grpc-go's sync.Pool.
+EDITS.append(("internal/transport/http_util.go", [
+    ("\tpool      *imem.SimpleBufferPool\n\tbufHandle *[]byte\n",
+     "\tpool      grpcgoWritePool\n\tbufHandle *[]byte\n"),
+    ("func newBufWriter(conn io.Writer, batchSize int, pool *imem.SimpleBufferPool) *bufWriter {",
+     "func newBufWriter(conn io.Writer, batchSize int, pool grpcgoWritePool) *bufWriter {"),
+    ("\tvar writePool *imem.SimpleBufferPool\n\tif sharedWriteBuffer {\n"
+     "\t\twritePool = ioBufferPool(writeBufferSize)\n\t}\n",
+     "\tvar writePool grpcgoWritePool\n\tif sharedWriteBuffer {\n"
+     "\t\twritePool = grpcgoSharedWritePool(writeBufferSize)\n\t}\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
+    ("internal/transport/grpcgo_writebuf.go", "transport_writebuf_grpcgo.go.in"),
     ("grpcgo.go", "grpc_grpcgo.go.in"),
 ]
 
