@@ -49,6 +49,8 @@ _stopped_at_exit = weakref.WeakSet()
 _serving = set()
 
 _exit_watch = None
+_main_ended = threading.Event()  # set by threading's exit hook
+_exit_watch_lock = threading.Lock()
 _futures_thread = None  # concurrent.futures.thread, once the engine loaded
 
 
@@ -109,6 +111,30 @@ def hot():
 
 def track_server(server):
     _servers.add(server)
+    _watch_exit()
+
+
+def _watch_exit():
+    """Starts the thread that carries out step 2 of exit, with the first
+    server: it sleeps until the main thread has ended. Python 3.12 and
+    later refuse to start threads once threading's exit hooks run, so it
+    must exist before then."""
+    global _exit_watch
+    if _exit_watch is not None:
+        return
+    with _exit_watch_lock:
+        if _exit_watch is None:
+            watch = threading.Thread(target=_exit_watch_main, name="grpcgo-exit", daemon=True)
+            try:
+                watch.start()
+            except RuntimeError:  # the interpreter is exiting: step 3 stops servers
+                return
+            _exit_watch = watch
+
+
+def _exit_watch_main():
+    _main_ended.wait()
+    _stop_servers_when_alone()
 
 
 def serving_begin():
@@ -126,13 +152,10 @@ def executors_shut_down():
 
 
 def _on_threading_exit():
-    # The main thread has ended: step 1 changes nothing; a watcher carries
-    # out step 2 while Python joins its threads.
-    global _exit_watch
-    if _exit_watch is None:
-        _exit_watch = threading.Thread(target=_stop_servers_when_alone,
-                                       name="grpcgo-exit", daemon=True)
-        _exit_watch.start()
+    # The main thread has ended: step 1 changes nothing; the watcher started
+    # with the first server (_watch_exit) carries out step 2 while Python
+    # joins its threads.
+    _main_ended.set()
 
 
 def _stop_servers_when_alone():

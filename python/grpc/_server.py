@@ -41,6 +41,16 @@ _BATCH = 64
 _LINGER = 0.02
 
 
+
+def _start_or_run(target, *args, name):
+    """Runs target(*args) on a daemon thread of its own, or here when
+    Python starts no more threads (3.12+, once threading's exit hooks ran):
+    stopping a server at exit must happen either way."""
+    try:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    except RuntimeError:
+        target(*args)
+
 class _HandlerCallDetails(grpc.HandlerCallDetails):
     __slots__ = ("method", "invocation_metadata")
 
@@ -190,9 +200,7 @@ class _Server(grpc.Server):
             # an idle server's Event is set on return, as grpcio's is.
             self._stop(grace)
         else:
-            threading.Thread(
-                target=self._stop, args=(grace,), name="grpcgo-server-stop", daemon=True
-            ).start()
+            _start_or_run(self._stop, grace, name="grpcgo-server-stop")
         return event
 
     def _stop(self, grace):
@@ -201,9 +209,13 @@ class _Server(grpc.Server):
             if self._active:
                 # Handlers still running see their calls cancelled; the
                 # events wait for them to return.
-                threading.Thread(target=self._set_when_idle, daemon=True).start()
-                return
-            events, self._stop_events = self._stop_events, []
+                waiting = True
+            else:
+                waiting = False
+                events, self._stop_events = self._stop_events, []
+        if waiting:
+            _start_or_run(self._set_when_idle, name="grpcgo-server-idle")
+            return
         for event in events:
             event.set()
 
@@ -224,9 +236,8 @@ class _Server(grpc.Server):
             self._exit_grace = grace
         if grace == 0.0:
             self._hot.server_stop(self._handle, 0.0)
-        else:
-            threading.Thread(target=self._hot.server_stop, args=(self._handle, grace),
-                             name="grpcgo-server-stop", daemon=True).start()
+            return
+        _start_or_run(self._hot.server_stop, self._handle, grace, name="grpcgo-server-stop")
 
     def __del__(self):
         # A server that is collected (or whose __del__ is called, as grpcio's
@@ -259,8 +270,12 @@ class _Server(grpc.Server):
                 if _runtime.executors_shut_down():
                     # The interpreter is exiting and still waits for a
                     # thread: the server serves on (grpc/_runtime.py), the
-                    # call on a thread of its own.
-                    threading.Thread(target=self._run, name="grpcgo-server-exit").start()
+                    # call on a thread of its own, or on this one where
+                    # Python starts no more threads (3.12+).
+                    try:
+                        threading.Thread(target=self._run, name="grpcgo-server-exit").start()
+                    except RuntimeError:
+                        self._run()
                     continue
                 # The pool was shut down: nobody will run the call.
                 with self._lock:
