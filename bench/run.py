@@ -68,6 +68,8 @@ FULL = {
     "ghz_c": 8,
     "import_runs": 10,
     "promptness_n": 10,
+    "channels_n": 2000,
+    "channels_first_n": 200,
     "aio_unary64_n": 20000,
     "aio_tasks": 64,
     "client_timeout": 300.0,
@@ -87,6 +89,8 @@ SMOKE = {
     "ghz_c": 4,
     "import_runs": 2,
     "promptness_n": 2,
+    "channels_n": 50,
+    "channels_first_n": 5,
     "aio_unary64_n": 200,
     "aio_tasks": 64,
     "client_timeout": 60.0,
@@ -408,6 +412,23 @@ class Bench:
                         if isinstance(v, (int, float))}
         raise BenchError("promptness-%s: no result" % kind)
 
+    def channels_run(self, kind):
+        """bench/channels.py: opening and closing a channel, and its first call."""
+        argv = [self.python[kind], "channels.py", "--expect", kind,
+                "--n", str(self.c["channels_n"]), "--first-n", str(self.c["channels_first_n"])]
+        with self._log("channels-%s" % kind) as log:
+            out = run_bounded(argv, self.c["client_timeout"], log)
+        for line in out.splitlines():
+            if line.startswith("IMPL "):
+                impl = json.loads(line[5:])
+                _check_impl(kind, impl, "channels")
+                self._note_impl(kind, impl)
+            elif line.startswith("RESULT "):
+                r = json.loads(line[7:])
+                return {"channels.%s" % k: float(v) for k, v in r.items()
+                        if isinstance(v, (int, float))}
+        raise BenchError("channels-%s: no result" % kind)
+
     def big_fresh_run(self, kind):
         """The 1 MiB echo alone in fresh processes, message limits raised."""
         extra = BIG_FRESH_MAX_MESSAGE + ["--big-n", str(self.c["big_fresh_n"])]
@@ -446,6 +467,9 @@ class Bench:
         for kind in ("ours", "grpcio"):
             if kind in k:
                 runs.append(("promptness-%s" % kind, lambda kind=kind: self.promptness_run(kind)))
+        for kind in ("ours", "grpcio"):
+            if kind in k:
+                runs.append(("channels-%s" % kind, lambda kind=kind: self.channels_run(kind)))
         for loop, prefix in (("asyncio", "aio"), ("uvloop", "aiouv")):
             for kind in ("ours", "grpcio"):
                 if kind in k:
@@ -547,6 +571,10 @@ PROCESS_ROWS = [
     ("promptness.grace_over_ms", "stop(grace=0.2) to UNAVAILABLE, minus the grace, ms", "lower", "f1", None),
     ("promptness.deadline_over_ms", "0.2 s deadline to DEADLINE_EXCEEDED, minus 0.2 s, ms", "lower", "f1", None),
     ("promptness.fail_fast_ms", "call with no server to UNAVAILABLE, ms", "lower", "f1", None),
+    ("channels.open_close_us", "channel open + close, us", "lower", "f1", None),
+    ("channels.open_close_cpu_us", "channel open + close, CPU us", "lower", "f1", None),
+    ("channels.first_call_ms", "open + first call + close, ms", "lower", "f2", None),
+    ("channels.first_call_cpu_ms", "open + first call + close, CPU ms", "lower", "f2", None),
 ]
 GHZ_ROWS = [
     ("ghz.calls_per_s", "ghz unary, calls/s", "higher", "int", None),
@@ -777,7 +805,7 @@ def parse_args():
     p.add_argument("--logdir", default=None)
     p.add_argument("--only", default="",
                    help="comma-separated run kinds to keep (ours, grpcio, go, ghz, rss, import, "
-                        "promptness, aio, aiouv); default all")
+                        "promptness, channels, aio, aiouv); default all")
     args = p.parse_args()
     args.only = [o for o in args.only.split(",") if o]
     for attr in ("ours_python", "grpcio_python", "gobench", "ghz"):

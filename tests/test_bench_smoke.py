@@ -40,7 +40,7 @@ def test_bench_smoke_ours(tmp_path):
     assert data["errors"] == []
     (sample,) = data["samples"]
     assert set(sample) == {"ours-ours", "bigfresh-ours", "rss-ours", "import-ours",
-                           "promptness-ours", "aio-ours", "aiouv-ours"}
+                           "promptness-ours", "channels-ours", "aio-ours", "aiouv-ours"}
     # The 1 MiB echo alone, in fresh processes with raised message limits.
     for key in ("bigfresh.mib_per_s", "bigfresh.client_cpu_s_per_10k"):
         value = sample["bigfresh-ours"][key]
@@ -58,10 +58,13 @@ def test_bench_smoke_ours(tmp_path):
     assert math.isfinite(sample["import-ours"]["import.ms"])
     for key in ("ctrl_c_ms", "grace_over_ms", "deadline_over_ms", "fail_fast_ms"):
         assert math.isfinite(sample["promptness-ours"]["promptness." + key]), key
+    for key in ("open_close_us", "open_close_cpu_us", "first_call_ms", "first_call_cpu_ms"):
+        assert sample["channels-ours"]["channels." + key] > 0, key
 
     table = out.read_text()
     assert "unary ping-pong, calls/s" in table
     assert "fresh processes, max message lengths -1" in table
     assert "Ctrl-C to KeyboardInterrupt" in table
+    assert "channel open + close, us" in table
     assert "aio unary, 1 call outstanding, calls/s" in table
     assert "grpcgo" in table
