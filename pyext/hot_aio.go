@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"google.golang.org/grpc/codes"
-
 	"grpcgo/core"
 )
 
@@ -118,31 +116,6 @@ func takeQueued(q <-chan core.Msg, batch msgBatch, maxN int) msgBatch {
 		}
 	}
 	return batch
-}
-
-// aioRecv answers a receive from q: the list of what is queued now, [] at
-// the end, or an operation that completes with that list once there is
-// something.
-func aioRecv(q <-chan core.Msg, maxN int, cq *C.hot_cq, token C.uint64_t) pyObj {
-	select {
-	case m, ok := <-q:
-		if !ok {
-			return C.hot_list(0)
-		}
-		return takeQueued(q, msgBatch{m}, maxN).py()
-	default:
-	}
-	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
-		select {
-		case m, ok := <-q:
-			if !ok {
-				return msgBatch{}
-			}
-			return takeQueued(q, msgBatch{m}, maxN)
-		case <-stop:
-			return msgBatch{}
-		}
-	})
 }
 
 // offerer is a stream messages are queued on (client or server side).
@@ -335,41 +308,6 @@ func hotAioChannelClose(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyOb
 
 // ---- server ----
 
-// hotAioServerNext is the next incoming call's event (as server_take makes
-// it), None once the server stopped, or an operation that completes with
-// one of those.
-//
-//export hotAioServerNext
-func hotAioServerNext(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
-	defer guard(&ret)
-	s := value[*core.Server](h)
-	if c, ok := s.Take(); c != nil || !ok {
-		if c == nil {
-			return C.hot_none()
-		}
-		return serverEvent(c)
-	}
-	return startOp(cq, token, func(stop <-chan struct{}) aioResult {
-		c, _ := s.Next(stop)
-		return serverNext{c}
-	})
-}
-
-type serverNext struct{ c *core.ServerCall }
-
-func (n serverNext) py() pyObj {
-	if n.c == nil {
-		return C.hot_none()
-	}
-	return serverEvent(n.c)
-}
-
-func (n serverNext) free() {
-	if n.c != nil {
-		n.c.Finish(codes.Unavailable, "the server is shutting down", nil)
-	}
-}
-
 // hotAioServerStop stops the server on a goroutine (see core.Server.Stop)
 // and completes once it has stopped.
 //
@@ -462,16 +400,6 @@ func hotAioCallSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Poin
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	return aioSend(c, c.MarkNext(goMsg(p, n, obj)), cq, token)
-}
-
-// hotAioCallDone is True at once if the call is over (ended, cancelled or
-// past its deadline), else an operation that completes with True when it is.
-//
-//export hotAioCallDone
-func hotAioCallDone(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
-	defer guard(&ret)
-	c := value[*core.ServerCall](h)
-	return aioWhenClosed(c.Context().Done(), func() pyObj { return C.hot_bool(1) }, cq, token)
 }
 
 // aioServer is what an asyncio server's notify shares with its takes:

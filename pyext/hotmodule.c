@@ -831,14 +831,8 @@ static PyObject *m_aio_stream_close_send(PyObject *self, PyObject *args) {
 static PyObject *m_aio_channel_close(PyObject *self, PyObject *args) {
     return aio_on(args, channel_h, hotAioChannelClose);
 }
-static PyObject *m_aio_server_next(PyObject *self, PyObject *args) {
-    return aio_on(args, server_h, hotAioServerNext);
-}
 static PyObject *m_aio_server_stopped(PyObject *self, PyObject *args) {
     return aio_on(args, server_h, hotAioServerStopped);
-}
-static PyObject *m_aio_call_done(PyObject *self, PyObject *args) {
-    return aio_on(args, call_h, hotAioCallDone);
 }
 
 static PyObject *m_aio_server_attach(PyObject *self, PyObject *args) {
@@ -1141,8 +1135,6 @@ static PyMethodDef methods[] = {
     {"aio_channel_watch", m_aio_channel_watch, METH_VARARGS,
      "aio_channel_watch(cq, token, channel, from_state) -> op: new state or None"},
     {"aio_channel_close", m_aio_channel_close, METH_VARARGS, "aio_channel_close(cq, token, channel) -> op"},
-    {"aio_server_next", m_aio_server_next, METH_VARARGS,
-     "aio_server_next(cq, token, server) -> event as server_take | None once stopped | op"},
     {"aio_server_stop", m_aio_server_stop, METH_VARARGS, "aio_server_stop(cq, token, server, grace) -> op"},
     {"aio_server_stopped", m_aio_server_stopped, METH_VARARGS,
      "aio_server_stopped(cq, token, server) -> True | op"},
@@ -1150,7 +1142,6 @@ static PyMethodDef methods[] = {
      "aio_call_recv(cq, token, call, max) -> list ([] at the end) | None: token completes\n"
      "when a call again is worth it (no operation: the call's reader completes it)"},
     {"aio_call_send", m_aio_call_send, METH_VARARGS, "aio_call_send(cq, token, call, response) -> queued | op"},
-    {"aio_call_done", m_aio_call_done, METH_VARARGS, "aio_call_done(cq, token, call) -> True | op"},
     {"aio_server_attach", m_aio_server_attach, METH_VARARGS,
      "aio_server_attach(cq, token, server): token completes after each queued call and at stop"},
     {"aio_server_take", m_aio_server_take, METH_VARARGS,

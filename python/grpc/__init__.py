@@ -1794,8 +1794,17 @@ del _alias, _package
 from grpc import _common  # noqa: E402,F401  pylint: disable=wrong-import-position
 from grpc import experimental  # noqa: E402  pylint: disable=wrong-import-position
 
-try:
-    __import__("grpc.aio")  # binds grpc.aio
-except ModuleNotFoundError as _error:
-    if _error.name != "grpc.aio":
-        raise
+
+def __getattr__(name: str) -> typing.Any:
+    # grpc.aio loads on first use (grpcio imports it with grpc): it imports
+    # asyncio, which tripled `import grpc`'s time for programs that never
+    # use it. `grpc.aio.X` after `import grpc` works either way.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module("grpc.aio")
+    raise AttributeError(f"module 'grpc' has no attribute {name!r}")
+
+
+def __dir__() -> typing.List[str]:
+    return sorted(set(globals()) | {"aio"})
