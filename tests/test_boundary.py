@@ -203,6 +203,33 @@ def test_a_target_with_an_unknown_scheme_is_not_looked_up():
         assert "http://grpcgo-test.invalid" in failure.value.details()
 
 
+LOOKUP_PROBE = """
+import sys, grpc
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    try:
+        channel.unary_unary("/t.B/Echo")(b"x", timeout=5)
+    except grpc.RpcError as error:
+        print(error.code().name)
+"""
+
+
+def _lookups(target):
+    # Go's resolver says what it looks up when GODEBUG asks it to
+    # (netdns=go+2 prints "hostLookupOrder(<name>)" on stderr per lookup).
+    env = dict(os.environ, GODEBUG="netdns=go+2")
+    out = subprocess.run([sys.executable, "-c", LOOKUP_PROBE, target], capture_output=True,
+                         text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert out.stdout.strip() == "UNAVAILABLE", out.stdout + out.stderr
+    return [line for line in out.stderr.splitlines() if "hostLookupOrder(" in line]
+
+
+def test_no_dns_lookup_is_made_for_a_target_with_an_unknown_scheme():
+    # The probe sees a real lookup (so it would see one made for "http")...
+    assert any("grpcgo-test.invalid" in line for line in _lookups("dns:///grpcgo-test.invalid:1"))
+    # ...and an unknown scheme makes none (d729aee looked up "http").
+    assert _lookups("http://grpcgo-test.invalid") == []
+
+
 # -- what a peer's refusal says -------------------------------------------------------
 
 
