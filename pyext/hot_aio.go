@@ -186,6 +186,37 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 	}))
 }
 
+// aioRecv is a receive from q for the loop: the list of what is queued
+// now ([] at the end), or None after setting a waiter (set/clear: the
+// stream's or call's) that completes token once something is queued. The
+// queue is checked again after the waiter is set, so nothing queued in
+// between is missed; a waiter taken back that ran completes for nobody.
+func aioRecv(q <-chan core.Msg, set func(*func()) *func(), clear func(*func()) bool, maxN int,
+	cq *C.hot_cq, token C.uint64_t) pyObj {
+	take := func(m core.Msg, ok bool) pyObj {
+		if !ok {
+			return C.hot_list(0)
+		}
+		return takeQueued(q, msgBatch{m}, maxN).py()
+	}
+	select {
+	case m, ok := <-q:
+		return take(m, ok)
+	default:
+	}
+	w := newCqWaiter(cq, token)
+	dropCqWaiter(set(&w.run))
+	select {
+	case m, ok := <-q:
+		if clear(&w.run) {
+			dropCqWaiter(&w.run)
+		}
+		return take(m, ok)
+	default:
+	}
+	return C.hot_none()
+}
+
 // hotAioStreamRecv is the list of up to maxN responses queued now ([] at
 // the end), or None: then token completes on cq once a response is queued
 // or the responses ended, and the loop asks again. No goroutine waits: the
@@ -197,31 +228,7 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Stream](h)
-	q := s.Responses()
-	take := func(m core.Msg, ok bool) pyObj {
-		if !ok {
-			return C.hot_list(0)
-		}
-		return takeQueued(q, msgBatch{m}, int(maxN)).py()
-	}
-	select {
-	case m, ok := <-q:
-		return take(m, ok)
-	default:
-	}
-	w := newCqWaiter(cq, token)
-	dropCqWaiter(s.SetResponseWaiter(&w.run))
-	select {
-	case m, ok := <-q:
-		// Queued meanwhile: take the wait back (if it ran, its token
-		// completes for nobody).
-		if s.ClearResponseWaiter(&w.run) {
-			dropCqWaiter(&w.run)
-		}
-		return take(m, ok)
-	default:
-	}
-	return C.hot_none()
+	return aioRecv(s.Responses(), s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token)
 }
 
 //export hotAioStreamSend
@@ -367,31 +374,7 @@ func dropCqWaiter(f *func()) {
 func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	q := c.Requests()
-	take := func(m core.Msg, ok bool) pyObj {
-		if !ok {
-			return C.hot_list(0)
-		}
-		return takeQueued(q, msgBatch{m}, int(maxN)).py()
-	}
-	select {
-	case m, ok := <-q:
-		return take(m, ok)
-	default:
-	}
-	w := newCqWaiter(cq, token)
-	dropCqWaiter(c.SetRequestWaiter(&w.run))
-	select {
-	case m, ok := <-q:
-		// Queued meanwhile: take the wait back (if it ran, its token
-		// completes for nobody).
-		if c.ClearRequestWaiter(&w.run) {
-			dropCqWaiter(&w.run)
-		}
-		return take(m, ok)
-	default:
-	}
-	return C.hot_none()
+	return aioRecv(c.Requests(), c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token)
 }
 
 //export hotAioCallSend
