@@ -31,20 +31,27 @@ type portConn struct {
 }
 
 // portCredentials also watches every connection's frames (h2guard.go).
-type portCredentials struct{ guard GuardLimits }
+// On an xDS-enabled server, byPort finds a connection's credentials.
+type portCredentials struct {
+	guard  GuardLimits
+	byPort func(net.Conn) *ServerCredentials
+}
 
 var insecureServer = insecure.NewCredentials()
 
 func (p portCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	pc, ok := conn.(*portConn)
-	if !ok {
+	var creds *ServerCredentials
+	if pc, ok := conn.(*portConn); ok {
+		creds, conn = pc.creds, pc.Conn
+	} else if p.byPort != nil {
+		creds = p.byPort(conn) // conn stays grpc-go's xDS wrapper: xDS credentials need it
+	} else {
 		return insecureServer.ServerHandshake(conn)
 	}
 	var info credentials.AuthInfo
 	var err error
-	conn = pc.Conn
-	if pc.creds != nil && pc.creds.transport != nil {
-		if conn, info, err = pc.creds.transport.ServerHandshake(pc.Conn); err != nil {
+	if creds != nil && creds.transport != nil {
+		if conn, info, err = creds.transport.ServerHandshake(conn); err != nil {
 			return conn, info, err
 		}
 	} else if conn, info, err = insecureServer.ServerHandshake(conn); err != nil {

@@ -24,7 +24,8 @@ import (
 // method, to whoever takes it from Next: grpcio's handler lookup, and the
 // handlers themselves, live with the caller.
 type Server struct {
-	gs         *grpc.Server
+	gs         grpcServer
+	xds        bool // xDS-enabled: ports serve as the control plane says (xds.go)
 	reusePort  bool
 	compressor string
 	mdLimits   MetadataLimits
@@ -48,6 +49,11 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	// portCreds holds each port's credentials on an xDS-enabled server,
+	// whose connections reach the handshake wrapped by grpc-go's xDS
+	// listener (the one grpc-go's routing and xDS credentials need), not
+	// tagged by a portListener.
+	portCreds sync.Map // port (int) -> *ServerCredentials
 	started   bool
 	stopping  bool
 }
@@ -58,8 +64,22 @@ var ErrServerStopped = errors.New("server is stopped")
 // NewServer creates a server. maxConcurrent > 0 refuses calls beyond that
 // many in flight with RESOURCE_EXHAUSTED.
 func NewServer(opts []Option, maxConcurrent int) *Server {
+	s, _ := newServer(opts, maxConcurrent, false)
+	return s
+}
+
+// NewXDSServer creates an xDS-enabled server (grpcio's grpc.server(...,
+// xds=True)): its ports serve TCP only, each as its Listener resource from
+// the management server says. It fails when the bootstrap is missing or
+// has no server_listener_resource_name_template.
+func NewXDSServer(opts []Option, maxConcurrent int) (*Server, error) {
+	return newServer(opts, maxConcurrent, true)
+}
+
+func newServer(opts []Option, maxConcurrent int, xdsOn bool) (*Server, error) {
 	cfg := ServerOptions(opts)
 	s := &Server{
+		xds:           xdsOn,
 		reusePort:     cfg.ReusePort,
 		compressor:    cfg.Compressor,
 		mdLimits:      cfg.MDLimits,
@@ -68,17 +88,29 @@ func NewServer(opts []Option, maxConcurrent int) *Server {
 		stopped:       make(chan struct{}),
 		maxConcurrent: int64(maxConcurrent),
 	}
+	pc := portCredentials{guard: cfg.Guard}
+	if xdsOn {
+		pc.byPort = s.credsOfPort
+	}
 	sopts := append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.UnknownServiceHandler(s.handle),
-		grpc.Creds(portCredentials{guard: cfg.Guard}),
+		grpc.Creds(pc),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.InTapHandle(cancellableCall),
 		experimental.BufferPool(BufferPool),
 	}, slices.Concat(serverWindowDefaults, cfg.Server, serverMetrics())...)
-	s.gs = grpc.NewServer(sopts...)
+	if xdsOn {
+		gs, err := newXDSServer(sopts...)
+		if err != nil {
+			return nil, err
+		}
+		s.gs = gs
+	} else {
+		s.gs = grpc.NewServer(sopts...)
+	}
 	liveServers.Add(1)
-	return s
+	return s, nil
 }
 
 // AddPort binds addr now and returns the bound port (useful with port 0);
@@ -95,6 +127,9 @@ func (s *Server) AddPort(addr string, creds *ServerCredentials) (int, error) {
 		return 0, fmt.Errorf("Failed to bind to address %s: %v", addr, creds.err)
 	}
 	network, address := splitAddress(addr)
+	if s.xds && network != "tcp" {
+		return 0, fmt.Errorf("Failed to bind to address %s: an xDS-enabled server serves TCP ports only", addr)
+	}
 	lc := net.ListenConfig{}
 	if s.reusePort && network == "tcp" {
 		lc.Control = setReusePort
@@ -108,6 +143,9 @@ func (s *Server) AddPort(addr string, creds *ServerCredentials) (int, error) {
 		port = ta.Port
 	}
 	s.listeners = append(s.listeners, portListener{l, creds})
+	if s.xds {
+		s.portCreds.Store(port, creds)
+	}
 	// grpcio binds every address "localhost" names; do the same for the
 	// IPv6 loopback when it is there.
 	if host, _, _ := net.SplitHostPort(address); network == "tcp" && host == "localhost" {
@@ -156,7 +194,22 @@ func (s *Server) Start() error {
 	}
 	s.started = true
 	for _, l := range s.listeners {
+		if s.xds {
+			// grpc-go's xDS listener goes outermost (see portCreds).
+			l = l.(portListener).Listener
+		}
 		go s.gs.Serve(l)
+	}
+	return nil
+}
+
+// credsOfPort is the credentials of the port conn was accepted on, on an
+// xDS-enabled server (nil: insecure).
+func (s *Server) credsOfPort(conn net.Conn) *ServerCredentials {
+	if ta, ok := conn.LocalAddr().(*net.TCPAddr); ok {
+		if c, ok := s.portCreds.Load(ta.Port); ok {
+			return c.(*ServerCredentials)
+		}
 	}
 	return nil
 }

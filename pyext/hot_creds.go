@@ -243,6 +243,29 @@ func hotCredsInsecureServer() (ret pyObj) {
 	return capsule(&core.ServerCredentials{}, C.HOT_CREDENTIALS)
 }
 
+// hotCredsXDSChannel wraps channel credentials (None: plaintext) as xDS
+// credentials that fall back to them.
+//
+//export hotCredsXDSChannel
+func hotCredsXDSChannel(fallback pyObj) (ret pyObj) {
+	defer guard(&ret)
+	fb, ok := optCreds[*core.ChannelCredentials](fallback, "ChannelCredentials")
+	if !ok {
+		return nil
+	}
+	return capsule(core.XDSChannel(fb), C.HOT_CREDENTIALS)
+}
+
+//export hotCredsXDSServer
+func hotCredsXDSServer(fallback pyObj) (ret pyObj) {
+	defer guard(&ret)
+	fb, ok := credsOf[*core.ServerCredentials](fallback, "ServerCredentials")
+	if !ok {
+		return nil
+	}
+	return capsule(core.XDSServer(fb), C.HOT_CREDENTIALS)
+}
+
 // hotCallAuthContext returns (auth context dict, peer identity key or None).
 //
 //export hotCallAuthContext

@@ -18,13 +18,24 @@ import (
 // Server side of the hot module: servers, and the calls they hand over.
 
 //export hotServerNew
-func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong) (ret pyObj) {
+func hotServerNew(opts *C.char, on C.Py_ssize_t, maxConcurrent C.longlong, xds C.int) (ret pyObj) {
 	defer guard(&ret)
 	options, err := core.ParseOptions(goBytes(unsafe.Pointer(opts), on))
 	if err != nil {
 		return raise(C.HOT_VALUE, "%v", err)
 	}
-	srv := core.NewServer(options, int(maxConcurrent))
+	var srv *core.Server
+	if xds != 0 {
+		// As grpcio: an xDS server that cannot get its configuration (no
+		// bootstrap, or no server listener template in it) says so and
+		// serves as a plain server.
+		if srv, err = core.NewXDSServer(options, int(maxConcurrent)); err != nil {
+			xdsLogger.Errorf("grpc.server(xds=True) serves without xDS: %v", err)
+		}
+	}
+	if srv == nil {
+		srv = core.NewServer(options, int(maxConcurrent))
+	}
 	// Takers sleep outside Go (dispatch.h). The dispatcher is freed once
 	// the capsule is gone and the server stopped (see releaseServer).
 	d := unsafe.Pointer(C.hot_dispatch_new())

@@ -467,9 +467,10 @@ static PyObject *m_server_new(PyObject *self, PyObject *args) {
     const char *opts;
     Py_ssize_t on;
     long long max_concurrent;
-    if (!PyArg_ParseTuple(args, "y#L", &opts, &on, &max_concurrent)) return NULL;
+    int xds = 0;
+    if (!PyArg_ParseTuple(args, "y#L|p", &opts, &on, &max_concurrent, &xds)) return NULL;
     FORK_GUARD();
-    return GO(hotServerNew((char *)opts, on, max_concurrent));
+    return GO(hotServerNew((char *)opts, on, max_concurrent, xds));
 }
 
 static PyObject *m_server_add_port(PyObject *self, PyObject *args) {
@@ -910,6 +911,18 @@ static PyObject *m_creds_local_server(PyObject *self, PyObject *args) {
 }
 ARGS0(m_creds_alts_server, GO(hotCredsALTSServer()))
 ARGS0(m_creds_insecure_server, GO(hotCredsInsecureServer()))
+static PyObject *m_creds_xds_channel(PyObject *self, PyObject *args) {
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "O", &fallback)) return NULL;
+    FORK_GUARD();
+    return GO(hotCredsXDSChannel(fallback));
+}
+static PyObject *m_creds_xds_server(PyObject *self, PyObject *args) {
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "O", &fallback)) return NULL;
+    FORK_GUARD();
+    return GO(hotCredsXDSServer(fallback));
+}
 static PyObject *m_session_cache_new(PyObject *self, PyObject *args) {
     int capacity;
     if (!PyArg_ParseTuple(args, "i", &capacity)) return NULL;
@@ -1051,7 +1064,8 @@ static PyMethodDef methods[] = {
     {"stream_status", m_stream_status, METH_VARARGS,
      "stream_status(stream, timeout) -> (code, details, trailing_metadata) or None"},
     {"stream_cancel", m_stream_cancel, METH_VARARGS, "stream_cancel(stream)"},
-    {"server_new", m_server_new, METH_VARARGS, "server_new(options_json, max_concurrent) -> server"},
+    {"server_new", m_server_new, METH_VARARGS,
+     "server_new(options_json, max_concurrent, xds=False) -> server"},
     {"server_add_port", m_server_add_port, METH_VARARGS, "server_add_port(server, address) -> port"},
     {"server_start", m_server_start, METH_VARARGS, "server_start(server)"},
     {"server_wait_call", m_server_wait_call, METH_VARARGS,
@@ -1093,6 +1107,9 @@ static PyMethodDef methods[] = {
     {"creds_local_server", m_creds_local_server, METH_VARARGS, "creds_local_server(uds)"},
     {"creds_alts_server", m_creds_alts_server, METH_NOARGS, "creds_alts_server()"},
     {"creds_insecure_server", m_creds_insecure_server, METH_NOARGS, "creds_insecure_server()"},
+    {"creds_xds_channel", m_creds_xds_channel, METH_VARARGS,
+     "creds_xds_channel(fallback_channel_credentials_or_None)"},
+    {"creds_xds_server", m_creds_xds_server, METH_VARARGS, "creds_xds_server(fallback_server_credentials)"},
     {"session_cache_new", m_session_cache_new, METH_VARARGS,
      "session_cache_new(capacity) -> number of a TLS session cache"},
     {"session_cache_release", m_session_cache_release, METH_VARARGS,

@@ -5,4 +5,10 @@ package main
 // package's init. Targets "xds:///name" resolve through the management
 // server named by GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG (read when
 // the engine loads).
-import _ "google.golang.org/grpc/xds"
+import (
+	_ "google.golang.org/grpc/xds"
+
+	"google.golang.org/grpc/grpclog"
+)
+
+var xdsLogger = grpclog.Component("xds")

@@ -1,11 +1,15 @@
 """xDS: grpc.insecure_channel("xds:///echo") resolves, balances and routes
 through a real management server (tests/xdscp, on go-control-plane): a
 weighted split over 3 backends, a backend removed and re-added, a retry
-policy, the management server restarted.
+policy, the management server restarted. xDS security and xDS-enabled
+servers: mTLS configured by the control plane (file_watcher certificate
+providers from the bootstrap), the fallback credentials when it configures
+none, and a server that serves only once its Listener resource arrives.
 
 The bootstrap is read when the engine loads, so the client runs in a child
 interpreter (CLIENT) that makes calls on command and reports which backend
-answered; the backends are grpcgo servers in this process."""
+answered; the backends are grpcgo servers in this process, except the
+xDS-enabled ones, which run in a child of their own (XDS_SERVER)."""
 
 import json
 import os
@@ -19,6 +23,7 @@ from concurrent import futures
 
 import pytest
 
+import certs
 import grpc
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +35,17 @@ SERVICE = "echo"
 CLIENT = r"""
 import collections, json, sys
 import grpc
-channel = grpc.insecure_channel("xds:///echo")
+fallback = sys.argv[1] if len(sys.argv) > 1 else None
+if fallback is None:
+    channel = grpc.insecure_channel("xds:///echo")
+elif fallback == "insecure":
+    creds = grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials())
+    channel = grpc.secure_channel("xds:///echo", creds)
+else:  # a file holding the CA certificate: TLS to a server named localhost
+    with open(fallback, "rb") as f:
+        creds = grpc.xds_channel_credentials(grpc.ssl_channel_credentials(f.read()))
+    channel = grpc.secure_channel("xds:///echo", creds,
+                                  options=[("grpc.ssl_target_name_override", "localhost")])
 call = channel.unary_unary("/xds.Echo/Who")
 print("ready", flush=True)
 for line in sys.stdin:
@@ -43,6 +58,39 @@ for line in sys.stdin:
             seen["error:" + error.code().name] += 1
     print(json.dumps(seen), flush=True)
 """
+
+
+# An xDS-enabled server: answers /xds.Echo/Who with how the call's
+# connection is secured and who the client is. argv: the fallback server
+# credentials ("insecure", or "KEY,CERT" files for TLS).
+XDS_SERVER = r"""
+import json, sys
+from concurrent import futures
+import grpc
+
+def who(request, context):
+    auth = context.auth_context()
+    return json.dumps({
+        "security": auth["transport_security_type"][0].decode(),
+        "peer": [i.decode() for i in context.peer_identities() or ()],
+    }, sort_keys=True).encode()
+
+if sys.argv[1] == "insecure":
+    fallback = grpc.insecure_server_credentials()
+else:
+    key, cert = (open(p, "rb").read() for p in sys.argv[1].split(","))
+    fallback = grpc.ssl_server_credentials([(key, cert)])
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), xds=True)
+server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+    "xds.Echo", {"Who": grpc.unary_unary_rpc_method_handler(who)})])
+port = server.add_secure_port("127.0.0.1:0", grpc.xds_server_credentials(fallback))
+server.start()
+print("port %d" % port, flush=True)
+sys.stdin.read()
+server.stop(None)
+"""
+
+LISTENER_TEMPLATE = "grpc/server?xds.resource.listening_address=%s"
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +137,12 @@ class ControlPlane:
         assert first.startswith("listening on "), first
         self.port = int(first.split()[-1])
 
-    def publish(self, clusters, retry=None):
-        config = {"service": SERVICE, "clusters": clusters}
+    def publish(self, clusters, retry=None, client_tls=None, servers=()):
+        config = {"service": SERVICE, "clusters": clusters, "servers": list(servers)}
         if retry:
             config["retry"] = retry
+        if client_tls:
+            config["client_tls"] = client_tls
         self.proc.stdin.write(json.dumps(config) + "\n")
         self.proc.stdin.flush()
         answer = self.lines.next()
@@ -128,19 +178,36 @@ class Backend:
         return self.name.encode()
 
 
+def bootstrap_env(control_port, identity=None, ca=None):
+    """The environment of a child whose bootstrap names the management
+    server; identity (a certs pair) and ca make the file_watcher
+    certificate provider instance "certs"."""
+    bootstrap = {
+        "xds_servers": [{"server_uri": "127.0.0.1:%d" % control_port,
+                         "channel_creds": [{"type": "insecure"}],
+                         "server_features": ["xds_v3"]}],
+        "node": {"id": "grpcgo-test", "locality": {"zone": "test"}},
+        "server_listener_resource_name_template": LISTENER_TEMPLATE,
+    }
+    if identity is not None:
+        bootstrap["certificate_providers"] = {"certs": {
+            "plugin_name": "file_watcher",
+            "config": {"certificate_file": identity.cert_path,
+                       "private_key_file": identity.key_path,
+                       "ca_certificate_file": ca.cert_path,
+                       "refresh_interval": "600s"},
+        }}
+    env = dict(os.environ, GRPC_XDS_BOOTSTRAP_CONFIG=json.dumps(bootstrap))
+    env.pop("GRPC_XDS_BOOTSTRAP", None)
+    return env
+
+
 class Client:
-    def __init__(self, control_port):
-        bootstrap = {
-            "xds_servers": [{"server_uri": "127.0.0.1:%d" % control_port,
-                             "channel_creds": [{"type": "insecure"}],
-                             "server_features": ["xds_v3"]}],
-            "node": {"id": "grpcgo-test", "locality": {"zone": "test"}},
-        }
-        env = dict(os.environ, GRPC_XDS_BOOTSTRAP_CONFIG=json.dumps(bootstrap))
-        env.pop("GRPC_XDS_BOOTSTRAP", None)
-        self.proc = subprocess.Popen([sys.executable, "-c", CLIENT], stdin=subprocess.PIPE,
+    def __init__(self, control_port, fallback=None, identity=None, ca=None):
+        args = [sys.executable, "-c", CLIENT] + ([fallback] if fallback else [])
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+                                     text=True, env=bootstrap_env(control_port, identity, ca))
         self.lines = Lines(self.proc)
         assert self.lines.next() == "ready"
 
@@ -244,3 +311,115 @@ def test_management_server_restart_loses_no_calls(mesh, xdscp_bin):
     # it reconnects and follows the new server's configuration
     seen = client.until(lambda s: set(s) == {"b2"})
     assert seen == {"b2": 30}, seen
+
+
+# -- xDS security and xDS-enabled servers --------------------------------------
+class XDSServer:
+    """A Python xDS-enabled server in a child interpreter."""
+
+    def __init__(self, control_port, fallback, identity=None, ca=None):
+        self.proc = subprocess.Popen([sys.executable, "-c", XDS_SERVER, fallback],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env=bootstrap_env(control_port, identity, ca))
+        self.lines = Lines(self.proc)
+        first = self.lines.next()
+        assert first.startswith("port "), first
+        self.address = "127.0.0.1:%d" % int(first.split()[1])
+        # the Listener resource this server asks for
+        self.listener = LISTENER_TEMPLATE % self.address
+
+    def resource(self, tls=None):
+        return {"name": self.listener, "address": self.address, "tls": tls}
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return certs.make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def secure_mesh(xdscp_bin):
+    made = {"control": ControlPlane(xdscp_bin), "server": None, "client": None}
+    try:
+        yield made
+    finally:
+        for name in ("client", "server"):
+            if made[name] is not None:
+                made[name].stop()
+        made["control"].stop()
+
+
+def the_server_cluster(server):
+    return [{"name": "c0", "weight": 1, "endpoints": [server.address]}]
+
+
+CERTS = {"identity": "certs", "root": "certs"}
+
+
+def test_mtls_configured_by_the_control_plane(secure_mesh, pki):
+    control = secure_mesh["control"]
+    # Plaintext fallbacks on both sides: TLS can only come from xDS.
+    server = secure_mesh["server"] = XDSServer(control.port, "insecure", pki.server, pki.ca)
+    control.publish(the_server_cluster(server), client_tls=CERTS,
+                    servers=[server.resource(dict(CERTS, require_client_cert=True))])
+    client = secure_mesh["client"] = Client(control.port, "insecure", pki.client, pki.ca)
+    seen = client.calls(3)
+    # the server saw a TLS connection and the client certificate the
+    # client's bootstrap names
+    assert seen == {json.dumps({"peer": ["grpcgo-client"], "security": "ssl"}): 3}, seen
+
+
+def test_fallback_credentials_without_xds_security(secure_mesh, pki):
+    control = secure_mesh["control"]
+    # TLS fallbacks (the server's certificate, the CA), no client
+    # certificate; the control plane configures no security.
+    server = secure_mesh["server"] = XDSServer(
+        control.port, "%s,%s" % (pki.server.key_path, pki.server.cert_path), pki.server, pki.ca)
+    control.publish(the_server_cluster(server), servers=[server.resource()])
+    client = secure_mesh["client"] = Client(control.port, pki.ca.cert_path, pki.client, pki.ca)
+    seen = client.calls(3)
+    assert seen == {json.dumps({"peer": [], "security": "ssl"}): 3}, seen
+
+
+def test_a_server_serves_once_its_listener_arrives(secure_mesh):
+    control = secure_mesh["control"]
+    server = secure_mesh["server"] = XDSServer(control.port, "insecure")
+    # The control plane has no Listener for it: NOT_SERVING, connections
+    # are closed as they are accepted.
+    control.publish([])
+    with grpc.insecure_channel(server.address) as channel:
+        who = channel.unary_unary("/xds.Echo/Who")
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as caught:
+                who(b"", timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value
+        # Its Listener (plaintext, routes from RDS) arrives: it serves.
+        control.publish([], servers=[server.resource()])
+        answer = json.loads(who(b"", timeout=WAIT, wait_for_ready=True))
+        assert answer == {"peer": [], "security": "insecure"}
+
+
+def test_an_xds_server_without_bootstrap_serves_plainly():
+    # As grpcio: without a bootstrap (this process has none) the engine
+    # logs why and the server serves as configured by its code.
+    assert "GRPC_XDS_BOOTSTRAP" not in os.environ
+    assert "GRPC_XDS_BOOTSTRAP_CONFIG" not in os.environ
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), xds=True)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "xds.Echo", {"Who": grpc.unary_unary_rpc_method_handler(lambda r, c: b"plain")})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+            assert channel.unary_unary("/xds.Echo/Who")(b"", timeout=WAIT) == b"plain"
+    finally:
+        server.stop(None)

@@ -56,17 +56,17 @@ def alts_channel_credentials(service_accounts):
 
 
 def xds_channel_credentials(fallback_credentials):
-    # xds: targets resolve through grpc-go's xDS support, but security
-    # configuration from the control plane is not wired in yet: xDS
-    # credentials are their fallback (what gRPC uses when the control plane
-    # sends none).
+    # grpc-go's xDS credentials: TLS as the control plane's cluster
+    # configuration says for xds: targets, the fallback where it says
+    # nothing (and for every other target).
     from grpc.experimental import _insecure_channel_credentials
 
     if fallback_credentials is _insecure_channel_credentials:
-        # Plaintext, but xDS credentials: secure_channel takes them, as
-        # grpcio's does (no engine capsule means an insecure channel).
-        return Credentials(None)
-    return _fallback(fallback_credentials)
+        # Plaintext fallback: secure_channel takes these, as grpcio's does.
+        return Credentials(_runtime.hot().creds_xds_channel(None))
+    _fallback(fallback_credentials)
+    return Credentials(_runtime.hot().creds_xds_channel(fallback_credentials.capsule),
+                       (fallback_credentials,))
 
 
 def compute_engine_channel_credentials(call_credentials):
@@ -176,7 +176,11 @@ def insecure_server_credentials():
 
 
 def xds_server_credentials(fallback_credentials):
-    return _fallback(fallback_credentials)
+    # grpc-go's xDS credentials: on an xDS-enabled server, TLS as the matching
+    # filter chain's DownstreamTlsContext says; else the fallback's.
+    _fallback(fallback_credentials)
+    return Credentials(_runtime.hot().creds_xds_server(fallback_credentials.capsule),
+                       (fallback_credentials,))
 
 
 def _fallback(credentials):

@@ -104,7 +104,8 @@ def _validate_generic_handlers(handlers):
 
 
 class _Server(grpc.Server):
-    def __init__(self, thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs):
+    def __init__(self, thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs,
+                 xds=False):
         _validate_generic_handlers(handlers)
         self._pool = thread_pool
         # Threads linger only in a ThreadPoolExecutor, whose queue they watch.
@@ -119,7 +120,7 @@ class _Server(grpc.Server):
             self._lookup = _intercepted(interceptor, self._lookup)
         self._hot = _runtime.hot()
         self._handle = self._hot.server_new(
-            _common.options_json(options), int(maximum_concurrent_rpcs or 0)
+            _common.options_json(options), int(maximum_concurrent_rpcs or 0), bool(xds)
         )
         self._credentials = []
         self._lock = threading.Lock()
@@ -541,12 +542,11 @@ def _close(iterator):
 def create_server(thread_pool, generic_rpc_handlers, interceptors, options,
                   maximum_concurrent_rpcs, compression, xds):
     """The implementation behind grpc.server()."""
-    if xds:
-        # grpcio's xDS server without a control plane serves as configured
-        # by its code; grpcgo has no xDS client at all, so it says so.
-        _LOGGER.warning("grpc.server(xds=True): grpcgo has no xDS support; "
-                        "serving without xDS configuration")
     if maximum_concurrent_rpcs is not None and maximum_concurrent_rpcs < 1:
         raise ValueError("maximum_concurrent_rpcs must be a positive integer or None")
+    # xds: the ports serve as the xDS management server's Listener resources
+    # say (grpc-go's xds.GRPCServer); without a bootstrap, the engine logs an
+    # error and serves as a plain server, as grpcio does.
     return _Server(thread_pool, generic_rpc_handlers, interceptors,
-                   _common.with_compression(options, compression), maximum_concurrent_rpcs)
+                   _common.with_compression(options, compression), maximum_concurrent_rpcs,
+                   xds)
