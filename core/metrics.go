@@ -32,7 +32,7 @@ const (
 type MetricRecord struct {
 	Kind     int
 	Method   string // full method name without the leading "/": "pkg.Svc/Method"
-	Target   string // client: the channel's canonical target
+	Target   string // client: the channel's canonical target; server: "xds" for an xDS-enabled server, else ""
 	Code     int    // the status code (ended kinds)
 	Seconds  float64
 	Sent     int64 // total compressed message bytes sent
@@ -172,12 +172,22 @@ func channelMetrics(target string) (grpc.DialOption, string) {
 	return grpc.WithStatsHandler(&metricsHandler{client: true, target: t}), t
 }
 
-// serverMetrics is the server option of a server made while metrics are on.
-func serverMetrics() []grpc.ServerOption {
+// serverMetrics is the server option of a server made while metrics are on
+// (its records say whether it is xDS-enabled: grpcio's plugin options are
+// activated per server by that).
+func serverMetrics(xds bool) []grpc.ServerOption {
 	if !metricsOn.Load() {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.StatsHandler(&metricsHandler{})}
+	return []grpc.ServerOption{grpc.StatsHandler(serverMetricsHandler(xds))}
+}
+
+func serverMetricsHandler(xds bool) *metricsHandler {
+	h := &metricsHandler{}
+	if xds {
+		h.target = "xds"
+	}
+	return h
 }
 
 // callMetricsOption is the call option that measures a whole client call

@@ -99,7 +99,7 @@ func newServer(opts []Option, maxConcurrent int, xdsOn bool) (*Server, error) {
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.InTapHandle(cancellableCall),
 		experimental.BufferPool(BufferPool),
-	}, slices.Concat(serverWindowDefaults, cfg.Server, serverMetrics())...)
+	}, slices.Concat(serverWindowDefaults, cfg.Server, serverMetrics(xdsOn))...)
 	if xdsOn {
 		gs, err := newXDSServer(sopts...)
 		if err != nil {

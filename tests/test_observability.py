@@ -194,3 +194,62 @@ def test_channels_made_before_registration_record_nothing_and_errors():
         server.stop(None).wait(10)
     with pytest.raises(RuntimeError):
         plugin.deregister_global()
+
+
+class _Labels(grpc_observability.OpenTelemetryLabelInjector):
+    def __init__(self, labels):
+        self.labels = labels
+
+    def get_additional_labels(self, include_exchange_labels):
+        assert include_exchange_labels is False
+        return dict(self.labels)
+
+
+class _MeshOption(grpc_observability.OpenTelemetryPluginOption):
+    """Active on channels whose target names localhost, and on plain (not
+    xDS) servers."""
+
+    def is_active_on_client_channel(self, target):
+        return "localhost" in target
+
+    def is_active_on_server(self, xds):
+        return not xds
+
+    def get_label_injector(self):
+        return _Labels({"mesh.side": "local"})
+
+
+class _NeverOption(grpc_observability.OpenTelemetryPluginOption):
+    def get_label_injector(self):  # no is_active_*: never active
+        return _Labels({"never": "seen"})
+
+
+def test_plugin_options_are_active_per_channel_and_per_server():
+    reader = InMemoryMetricReader()
+    plugin = grpc_observability.OpenTelemetryPlugin(
+        plugin_options=[_MeshOption(), _NeverOption()],
+        meter_provider=metrics_sdk.MeterProvider(metric_readers=[reader]))
+    with plugin:
+        server, port = _server()
+        try:
+            for target in ("127.0.0.1:%d" % port, "localhost:%d" % port):
+                with grpc.insecure_channel(target) as channel:
+                    assert channel.unary_unary("/obs.Svc/Echo", _registered_method=True)(
+                        b"x", timeout=CALL_TIMEOUT) == b"x"
+            seen = wait_for(reader, lambda s: count(s, "grpc.client.call.duration") >= 2
+                            and count(s, "grpc.server.call.duration") >= 2)
+        finally:
+            server.stop(None).wait(10)
+    local = "dns:///localhost:%d" % port
+    direct = "dns:///127.0.0.1:%d" % port
+    # the option is active on the localhost channel only
+    for name in ("grpc.client.attempt.started", "grpc.client.attempt.duration",
+                 "grpc.client.call.duration"):
+        assert count(seen, name, grpc_target=local, mesh_side="local") == 1, name
+        assert count(seen, name, grpc_target=direct) == 1, name
+        assert count(seen, name, grpc_target=direct, mesh_side="local") == 0, name
+    # and on the (plain) server, for both calls
+    assert count(seen, "grpc.server.call.started", mesh_side="local") == 2
+    assert count(seen, "grpc.server.call.duration", mesh_side="local",
+                 grpc_method="obs.Svc/Echo", grpc_status="OK") == 2
+    assert not any(dict(attrs).get("never") for _, attrs in seen)

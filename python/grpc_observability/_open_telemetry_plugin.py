@@ -3,10 +3,9 @@ engine's per-call records (grpc/_metrics.py)."""
 
 from __future__ import annotations
 
-import abc
 import threading
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Optional, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 import grpc
 from grpc import _metrics
@@ -41,24 +40,41 @@ _global_lock = threading.Lock()
 _global: Optional["OpenTelemetryPlugin"] = None
 
 
-class OpenTelemetryLabelInjector(abc.ABC):
-    """Adds labels to the calls recorded (kept for grpcio compatibility)."""
+class OpenTelemetryLabelInjector:
+    """Adds labels to the calls recorded, as grpcio's: the labels of
+    get_additional_labels(False) join every metric of the channels and
+    servers on which its plugin option is active (grpcgo exchanges no
+    labels with the peer: include_exchange_labels is always False)."""
 
-    @abc.abstractmethod
-    def get_labels(self) -> Dict[str, str]:
+    def get_labels_for_exchange(self) -> Dict[str, Union[str, bytes]]:
+        """Labels to send the peer (grpcio's CSM metadata exchange; grpcgo
+        sends none)."""
         raise NotImplementedError()
 
+    def get_additional_labels(self, include_exchange_labels: bool) -> Dict[str, str]:
+        """Labels added to each metric recorded."""
+        raise NotImplementedError()
 
-class OpenTelemetryPluginOption(abc.ABC):
-    """An option of an OpenTelemetryPlugin (kept for grpcio compatibility;
-    grpcgo records no optional labels)."""
+    def deserialize_labels(self, labels: Dict[str, Union[str, bytes]]) -> Dict[str, Union[str, bytes]]:
+        return labels
+
+
+class OpenTelemetryPluginOption:
+    """An option of an OpenTelemetryPlugin, active per channel and per
+    server: on a channel when ``is_active_on_client_channel(target)`` says
+    so, on a server when ``is_active_on_server(xds)`` does (both optional;
+    without them the option is inactive). An active option's
+    ``get_label_injector()`` adds its labels to that channel's or server's
+    metrics."""
 
 
 class OpenTelemetryPlugin:
     """Records grpcio's per-call metrics into meter_provider's instruments.
 
     Args:
-      plugin_options: OpenTelemetryPluginOptions (accepted, unused).
+      plugin_options: OpenTelemetryPluginOptions, active per channel (by
+        target) and per server (by whether it is xDS-enabled); an active
+        option's label injector adds labels to the metrics recorded there.
       meter_provider: the OpenTelemetry MeterProvider; None records nothing.
       target_attribute_filter: called with a channel's target; False
         records "other" instead of it.
@@ -75,13 +91,16 @@ class OpenTelemetryPlugin:
         target_attribute_filter: Optional[Callable[[str], bool]] = None,
         generic_method_attribute_filter: Optional[Callable[[str], bool]] = None,
     ) -> None:
-        self.plugin_options = plugin_options
+        self.plugin_options = list(plugin_options)
         self.meter_provider = meter_provider
         self.target_attribute_filter = target_attribute_filter or (lambda target: True)
         self.generic_method_attribute_filter = generic_method_attribute_filter or (
             lambda method: False)
         self._recorders: Optional[Dict[str, Any]] = None
         self._targets: Dict[str, str] = {}
+        # the options active per channel target, and per server kind (xds)
+        self._client_options: Dict[str, List[OpenTelemetryPluginOption]] = {}
+        self._server_options: Dict[bool, List[OpenTelemetryPluginOption]] = {}
 
     # -- registration ----------------------------------------------------------
     def register_global(self) -> None:
@@ -100,16 +119,18 @@ class OpenTelemetryPlugin:
             _global = self
 
     def deregister_global(self) -> None:
-        """Stops recording (channels and servers stop recording too).
+        """Stops recording (channels and servers stop recording too). As in
+        grpcio, it ends whichever plugin is registered globally.
 
         Raises:
-          RuntimeError: if this plugin is not the registered global one.
+          RuntimeError: if no plugin is registered globally.
         """
         global _global
         with _global_lock:
-            if _global is not self:
-                raise RuntimeError("This OpenTelemetryPlugin is not registered globally")
-            _metrics.stop(self._record)
+            if _global is None:
+                raise RuntimeError(
+                    "Trying to end gRPC Python observability without initialize first!")
+            _metrics.stop(_global._record)
             _global = None
 
     def __enter__(self) -> "OpenTelemetryPlugin":
@@ -148,13 +169,36 @@ class OpenTelemetryPlugin:
             self._targets[target] = shown
         return shown
 
-    def _record(self, record: tuple) -> None:
+    def _active_options(self, client: bool, target: str) -> List[OpenTelemetryPluginOption]:
+        if not self.plugin_options:
+            return []
+        if client:
+            active = self._client_options.get(target)
+            if active is None:
+                active = self._client_options[target] = [
+                    o for o in self.plugin_options
+                    if _asks(o, "is_active_on_client_channel", target)]
+            return active
+        xds = target == "xds"
+        active = self._server_options.get(xds)
+        if active is None:
+            active = self._server_options[xds] = [
+                o for o in self.plugin_options if _asks(o, "is_active_on_server", xds)]
+        return active
+
+    def _record(self, record: Tuple[int, str, str, int, float, int, int]) -> None:
         recorders = self._recorders
         if not recorders:
             return
         kind, method, target, code, seconds, sent, received = record
-        attributes = {GRPC_METHOD_LABEL: self._method(method)}
-        if kind in (_metrics.ATTEMPT_STARTED, _metrics.ATTEMPT_ENDED, _metrics.CALL_ENDED):
+        attributes: Dict[str, Any] = {}
+        client = kind in (_metrics.ATTEMPT_STARTED, _metrics.ATTEMPT_ENDED, _metrics.CALL_ENDED)
+        for option in self._active_options(client, target):
+            injector = getattr(option, "get_label_injector", lambda: None)()
+            if injector is not None and hasattr(injector, "get_additional_labels"):
+                attributes.update(injector.get_additional_labels(False))
+        attributes[GRPC_METHOD_LABEL] = self._method(method)
+        if client:
             attributes[GRPC_TARGET_LABEL] = self._target(target)
         if kind == _metrics.ATTEMPT_STARTED:
             recorders[_CLIENT_ATTEMPT_STARTED[0]].add(1, attributes=attributes)
@@ -173,6 +217,11 @@ class OpenTelemetryPlugin:
             recorders[_SERVER_DURATION[0]].record(seconds, attributes=attributes)
             recorders[_SERVER_SENT[0]].record(sent, attributes=attributes)
             recorders[_SERVER_RCVD[0]].record(received, attributes=attributes)
+
+
+def _asks(option: Any, question: str, arg: Any) -> bool:
+    ask = getattr(option, question, None)
+    return bool(ask(arg)) if ask is not None else False
 
 
 def _get_enabled_optional_labels() -> List[str]:
