@@ -510,3 +510,47 @@ func hotAioCallSetCompression(h C.uintptr_t, algorithm C.int) (ret pyObj) {
 	value[*core.ServerCall](h).SetCompressor(core.CompressorName(int(algorithm)))
 	return C.hot_none()
 }
+
+// hotAioCallSendMany queues n responses in order, in one crossing: True
+// once all are queued, False if the call can take no more (the rest are
+// dropped), or an operation that queues the rest as room frees up and
+// completes with that. Queueing a batch at once lets the call's sender
+// goroutine, woken once, write them all.
+//
+//export hotAioCallSendMany
+func hotAioCallSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *unsafe.Pointer,
+	lens *C.Py_ssize_t, objs *pyObj, n C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	c := value[*core.ServerCall](h)
+	ps, ls, os := unsafe.Slice(ptrs, int(n)), unsafe.Slice(lens, int(n)), unsafe.Slice(objs, int(n))
+	msgs := make([]core.Msg, int(n))
+	for i := range msgs {
+		msgs[i] = goMsg(ps[i], ls[i], os[i])
+	}
+	free := func(rest []core.Msg) {
+		for _, m := range rest {
+			m.Free()
+		}
+	}
+	for i, m := range msgs {
+		queued, alive := c.Offer(m)
+		if queued {
+			continue
+		}
+		if !alive {
+			free(msgs[i:])
+			return C.hot_bool(0)
+		}
+		rest := msgs[i:]
+		return startOp(cq, token, func(stop <-chan struct{}) aioResult {
+			for j, m := range rest {
+				if queued, _ := c.Put(m, stop); !queued {
+					free(rest[j:])
+					return pyValue{func() pyObj { return C.hot_bool(0) }}
+				}
+			}
+			return pyValue{func() pyObj { return C.hot_bool(1) }}
+		})
+	}
+	return C.hot_bool(1)
+}

@@ -797,6 +797,41 @@ static PyObject *aio_send(PyObject *args, int (*conv)(PyObject *, void *),
     PyBuffer_Release(&msg);
     return r;
 }
+/* aio_call_send_many(cq, token, call, list of bytes) */
+static PyObject *m_aio_call_send_many(PyObject *self, PyObject *args) {
+    hot_cq *q;
+    unsigned long long token;
+    uintptr_t h;
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O&KO&O!", cq_arg, &q, &token, call_h, &h, &PyList_Type, &list))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    void **ptrs = PyMem_Malloc((n ? n : 1) * sizeof *ptrs);
+    Py_ssize_t *lens = PyMem_Malloc((n ? n : 1) * sizeof *lens);
+    PyObject **objs = PyMem_Malloc((n ? n : 1) * sizeof *objs);
+    PyObject *r = NULL;
+    if (ptrs == NULL || lens == NULL || objs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!PyBytes_CheckExact(item)) {
+            PyErr_Format(PyExc_TypeError, "expected bytes, got %.100s", Py_TYPE(item)->tp_name);
+            goto done;
+        }
+        ptrs[i] = PyBytes_AS_STRING(item);
+        lens[i] = PyBytes_GET_SIZE(item);
+        objs[i] = item;
+    }
+    note_thread();
+    r = forked ? fork_error() : GO(hotAioCallSendMany(q, token, h, ptrs, lens, objs, n));
+done:
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    PyMem_Free(objs);
+    return r;
+}
 static PyObject *m_aio_stream_send(PyObject *self, PyObject *args) {
     return aio_send(args, stream_h, hotAioStreamSend);
 }
@@ -1163,6 +1198,8 @@ static PyMethodDef methods[] = {
      "aio_server_attach(cq, token, server): token completes after each queued call and at stop"},
     {"aio_server_take", m_aio_server_take, METH_VARARGS,
      "aio_server_take(server, max) -> list of events ([] if none) | None once stopped"},
+    {"aio_call_send_many", m_aio_call_send_many, METH_VARARGS,
+     "aio_call_send_many(cq, token, call, list of bytes) -> all queued | op"},
     {"aio_call_watch", m_aio_call_watch, METH_VARARGS,
      "aio_call_watch(cq, token, call): token completes if the call dies before it is finished"},
     {"aio_call_send_header", m_aio_call_send_header, METH_VARARGS,

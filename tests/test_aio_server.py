@@ -586,6 +586,86 @@ def test_write_in_a_unary_response_handler_is_an_error_at_the_client():
     asyncio.run(main())
 
 
+def test_responses_written_before_a_status_arrive_first_and_in_order():
+    # Responses are handed to the engine in batches; every status waits
+    # for the ones written before it.
+    async def many(request, context):
+        for i in range(1000):
+            await context.write(b"%d" % i)
+
+    async def then_raise(request, context):
+        for i in range(100):
+            yield b"%d" % i
+        raise KeyError("after 100")
+
+    async def then_abort(request, context):
+        for i in range(70):
+            await context.write(b"%d" % i)
+        await context.abort(grpc.StatusCode.DATA_LOSS, "after 70")
+
+    def plain(request, context):
+        for i in range(150):
+            yield b"%d" % i
+
+    def partial(port, name):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_stream(_method(name))(b"", timeout=WAIT)
+            got = []
+            try:
+                for r in call:
+                    got.append(r)
+            except grpc.RpcError:
+                pass
+            return got, call.code(), call.details()
+
+    async def main():
+        handlers = {"m": us(many), "r": us(then_raise), "a": us(then_abort), "p": us(plain)}
+        async with serving(handlers) as (_, port):
+            got, code, _ = await blocking(partial, port, "m")
+            assert got == [b"%d" % i for i in range(1000)] and code is grpc.StatusCode.OK
+            got, code, details = await blocking(partial, port, "r")
+            assert got == [b"%d" % i for i in range(100)]
+            assert code is grpc.StatusCode.UNKNOWN and "after 100" in details
+            got, code, details = await blocking(partial, port, "a")
+            assert got == [b"%d" % i for i in range(70)]
+            assert (code, details) == (grpc.StatusCode.DATA_LOSS, "after 70")
+            got, code, _ = await blocking(partial, port, "p")
+            assert got == [b"%d" % i for i in range(150)] and code is grpc.StatusCode.OK
+
+    asyncio.run(main())
+
+
+def test_a_response_written_after_a_full_queue_is_not_held_back():
+    # 300 x 64 KiB fill the engine's queue (the client reads slowly at
+    # first), so a batch is still being queued when "last" is written; it
+    # must reach the client while the handler waits, not when it returns.
+    async def big_then_wait(request, context):
+        for _ in range(300):
+            await context.write(b"x" * 65536)
+        await context.write(b"x" * 65536)
+        await asyncio.sleep(0)  # that batch meets the full queue: still being queued
+        await context.write(b"last")  # behind it
+        await asyncio.sleep(WAIT * 2)  # cancelled when the client cancels
+
+    def client(port):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_stream(_method("b"))(b"", timeout=WAIT)
+            time.sleep(0.3)
+            count = 0
+            for response in call:
+                count += 1
+                if response == b"last":
+                    call.cancel()
+                    break
+            return count
+
+    async def main():
+        async with serving({"b": us(big_then_wait)}) as (_, port):
+            assert await blocking(client, port) == 302
+
+    asyncio.run(main())
+
+
 # ---- cancellation both ways -------------------------------------------------
 
 

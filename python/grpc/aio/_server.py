@@ -194,7 +194,7 @@ class ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
-                 "_eof", "_auth")
+                 "_eof", "_auth", "_out", "_sending", "_failed")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -206,6 +206,9 @@ class ServicerContext(_base_server.ServicerContext):
         self._next = 0
         self._eof = False
         self._auth = None
+        self._out = []  # responses written, not yet handed to the engine
+        self._sending = None  # (token, op, future) of a batch being queued
+        self._failed = False  # the call took no more responses
 
     async def _recv(self):
         """The next request's bytes, or None at the end."""
@@ -251,17 +254,67 @@ class ServicerContext(_base_server.ServicerContext):
     async def write(self, message):
         rpc = self._rpc
         rpc.raise_for_termination()
+        if self._failed:
+            raise _CallOver("the RPC has ended")
         data = _serialize(message, self._serializer)
         rpc.metadata_sent = True
-        q = self._q
+        # Responses are handed over in batches: those written before the
+        # task next yields (or 64 of them) go in one crossing, so the call's
+        # sender goroutine is woken once for them all. Every status is sent
+        # after a flush (see _flush), so none is overtaken.
+        out = self._out
+        out.append(data)
+        if len(out) == 1:
+            if self._sending is None:
+                self._loop.call_soon(self._flush_now)
+        elif len(out) >= _BATCH:
+            await self._flush()
+
+    def _flush_now(self):
+        """Hands the responses written so far over to the engine, unless a
+        batch is still being queued (its completion hands them over)."""
+        out = self._out
+        if not out or self._sending is not None or self._failed:
+            return
+        self._out = []
+        rpc, q = self._rpc, self._q
         token = next(q.tokens)
-        sent = rpc.hot.aio_call_send(q.cq, token, rpc.call, data)
+        sent = rpc.hot.aio_call_send_many(q.cq, token, rpc.call, out)
         if sent is True:
             return
-        if sent is not False:
-            sent = await _wait(q, self._loop, token, sent)
-        if not sent:
-            raise _CallOver("the RPC has ended")
+        if sent is False:
+            self._failed = True
+            return
+        # The engine's queue is full: an operation queues the rest.
+        future = self._loop.create_future()
+        q.waiting[token] = future
+        self._sending = future
+        future.add_done_callback(functools.partial(self._sent, token, sent))
+
+    def _sent(self, token, op, future):
+        self._sending = None
+        if future.cancelled():  # the task awaiting it was cancelled: the call is ending
+            self._q.forget(token)
+            self._failed = True
+            return
+        if not self._rpc.hot.aio_result(op):
+            self._failed = True
+        elif self._out:
+            self._flush_now()
+
+    async def _flush(self):
+        """Waits until every response written is queued in the engine;
+        raises _CallOver if the call can take no more."""
+        while True:
+            if self._sending is not None:
+                await self._sending  # _sent runs first, then this resumes
+                continue
+            if self._failed:
+                self._out = []
+                raise _CallOver("the RPC has ended")
+            if not self._out:
+                return
+            self._flush_now()
 
     async def send_initial_metadata(self, initial_metadata):
         rpc = self._rpc
@@ -296,6 +349,11 @@ class ServicerContext(_base_server.ServicerContext):
             _LOGGER.error("abort() called with %r; returning UNKNOWN", code)
             code, details = _UNKNOWN, ""
         rpc.code = code
+        if self._out or self._sending is not None:
+            try:
+                await self._flush()  # responses written before the abort go first
+            except _CallOver:
+                pass
         if not rpc.status_sent:
             rpc.finish(code, details, trailing_metadata)
         raise rpc.abort_exception
@@ -727,6 +785,13 @@ class Server(_base_server.Server):
         except (asyncio.CancelledError, _CallOver):
             pass
         except Exception as error:
+            context = rpc.context
+            if (context is not None and not rpc.status_sent and not rpc.died
+                    and (context._out or context._sending is not None)):
+                try:
+                    await context._flush()  # responses written before it go first
+                except (asyncio.CancelledError, _CallOver):
+                    pass
             if not rpc.status_sent and not rpc.died:
                 _LOGGER.exception("Unexpected [%s] raised by servicer method [%s]",
                                   type(error).__name__, rpc.method)
@@ -811,6 +876,8 @@ class Server(_base_server.Server):
                 callback()
             if inspect.isawaitable(response):  # a wrapped coroutine function
                 response = await response
+        if context._out or context._sending is not None:
+            await context._flush()
         rpc.raise_for_termination()
         code = rpc.code if rpc.code is not None else _OK
         if code is _OK:
@@ -847,6 +914,7 @@ class Server(_base_server.Server):
             if sync_context is not None:
                 for callback in sync_context._callbacks:
                     callback()
+        await context._flush()
         rpc.raise_for_termination()
         code = rpc.code if rpc.code is not None else _OK
         rpc.finish(code, rpc.details, rpc.trailing_metadata)
