@@ -666,6 +666,51 @@ def test_a_response_written_after_a_full_queue_is_not_held_back():
     asyncio.run(main())
 
 
+@pytest.mark.timeout(60)  # without the fix the loop spins: only this timeout ends it
+def test_a_batch_that_completed_before_its_callback_ran_does_not_spin_the_loop():
+    # A batch waiting for room in the engine completes in one turn of the
+    # loop; its callback runs in the next, but the handler's task may run
+    # first (it was ready before the completion queue was drained). The
+    # next full batch then awaits a future that is already done, which
+    # does not yield: _flush must take the outcome itself, not spin.
+    # (White box: the handler watches the batch through context._sending,
+    # which makes that order certain on asyncio's default loop; the task
+    # polls with sleep(0) so it is always ready before the drain.)
+    big = b"x" * 65536
+    reading = threading.Event()
+    written = []
+
+    async def fill_then_write_a_batch(request, context):
+        count = 0
+        while context._sending is None and count < 4096:
+            for _ in range(63):
+                await context.write(big)
+            count += 63
+            await asyncio.sleep(0)  # the batch is handed over: it waits for room
+        written.append(count)
+        reading.set()  # the client reads from now on
+        while not context._sending.done():
+            await asyncio.sleep(0)
+        for i in range(64):  # the 64th flushes while the batch's callback has not run
+            await context.write(b"%d" % i)
+
+    def client(port):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_stream(_method("f"))(b"", timeout=WAIT)
+            assert reading.wait(WAIT)
+            responses = list(call)
+            return len(responses), responses[-64:], call.code()
+
+    async def main():
+        async with serving({"f": us(fill_then_write_a_batch)}) as (_, port):
+            count, last, code = await blocking(client, port)
+            assert written and written[0] < 4096  # the engine's queue did fill
+            assert code is grpc.StatusCode.OK
+            assert count == written[0] + 64 and last == [b"%d" % i for i in range(64)]
+
+    asyncio.run(main())
+
+
 # ---- cancellation both ways -------------------------------------------------
 
 

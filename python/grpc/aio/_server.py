@@ -194,7 +194,7 @@ class ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
-                 "_eof", "_auth", "_out", "_sending", "_failed")
+                 "_eof", "_auth", "_out", "_sending", "_sending_op", "_failed")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -207,7 +207,8 @@ class ServicerContext(_base_server.ServicerContext):
         self._eof = False
         self._auth = None
         self._out = []  # responses written, not yet handed to the engine
-        self._sending = None  # (token, op, future) of a batch being queued
+        self._sending = None  # the future of a batch being queued
+        self._sending_op = None  # (token, op) of that batch
         self._failed = False  # the call took no more responses
 
     async def _recv(self):
@@ -229,6 +230,8 @@ class ServicerContext(_base_server.ServicerContext):
             # Nothing queued: the call's reader completes token once there
             # is. Requests stay queued in Go until taken, so a read
             # cancelled here (a timeout around read()) loses none.
+            if self._out and self._sending is None:
+                self._flush_now()  # the responses written go out before this waits
             future = loop.create_future()
             waiting[token] = future
             try:
@@ -288,11 +291,17 @@ class ServicerContext(_base_server.ServicerContext):
         # The engine's queue is full: an operation queues the rest.
         future = self._loop.create_future()
         q.waiting[token] = future
-        self._sending = future
-        future.add_done_callback(functools.partial(self._sent, token, sent))
+        self._sending, self._sending_op = future, (token, sent)
+        future.add_done_callback(self._sent)
 
-    def _sent(self, token, op, future):
-        self._sending = None
+    def _sent(self, future):
+        """A batch's operation completed: its outcome, then the responses
+        written meanwhile. Runs once per batch, from the future's callback
+        or from _flush, whichever comes first."""
+        if self._sending is not future:
+            return  # _flush took it already
+        token, op = self._sending_op
+        self._sending = self._sending_op = None
         if future.cancelled():  # the task awaiting it was cancelled: the call is ending
             self._q.forget(token)
             self._failed = True
@@ -306,8 +315,15 @@ class ServicerContext(_base_server.ServicerContext):
         """Waits until every response written is queued in the engine;
         raises _CallOver if the call can take no more."""
         while True:
-            if self._sending is not None:
-                await self._sending  # _sent runs first, then this resumes
+            sending = self._sending
+            if sending is not None:
+                if not sending.done():
+                    await sending
+                # Awaiting a future that is already done does not yield, so
+                # its callback may not have run yet (the task ran first in
+                # the loop's turn that completed it): take its outcome here,
+                # or this loop would spin with the event loop blocked.
+                self._sent(sending)
                 continue
             if self._failed:
                 self._out = []
