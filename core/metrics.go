@@ -46,7 +46,7 @@ var (
 	metricsMu      sync.Mutex
 	metricsBuf     []MetricRecord
 	metricsDropped int64
-	metricsReady   = make(chan struct{}, 1)
+	metricsWake    atomic.Pointer[func()]
 )
 
 // SetMetrics switches per-call metrics on or off (off drops what waits).
@@ -59,8 +59,10 @@ func SetMetrics(on bool) {
 	}
 }
 
-// MetricsReady is signalled (one slot) when records wait.
-func MetricsReady() <-chan struct{} { return metricsReady }
+// OnMetrics sets the function called (on the goroutine that recorded, so
+// it must not block) each time a record is added; the binding wakes its
+// event thread with it.
+func OnMetrics(wake func()) { metricsWake.Store(&wake) }
 
 // TakeMetrics returns the waiting records and how many were dropped since
 // the last take.
@@ -80,9 +82,8 @@ func putMetric(r MetricRecord) {
 		metricsDropped++
 	}
 	metricsMu.Unlock()
-	select {
-	case metricsReady <- struct{}{}:
-	default:
+	if wake := metricsWake.Load(); wake != nil {
+		(*wake)()
 	}
 }
 

@@ -8,6 +8,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -18,10 +19,10 @@ import (
 )
 
 // Callbacks into Python: Go never calls Python from its own goroutines.
-// Instead a Python thread waits in hotCallbackNext for requests, runs the
-// Python callable they name (by the id Python registered it under), and
-// answers through hotCallbackReply. So every callback runs on an ordinary
-// Python thread, with no thread state made up on the fly.
+// Instead a request is queued for the grpcgo-callbacks thread (hot_events.go),
+// which runs the Python callable it names (by the id Python registered it
+// under) and answers through hotCallbackReply. So every callback runs on an
+// ordinary Python thread, with no thread state made up on the fly.
 
 const (
 	callbackMetadata = 0 // an AuthMetadataPlugin: (id, service_url, method_name)
@@ -34,6 +35,7 @@ type callbackRequest struct {
 	serviceURL string
 	method     string
 	reply      chan callbackReply // buffered: the first answer wins
+	abandoned  atomic.Bool        // the asker gave up: Python need not run it
 }
 
 type callbackReply struct {
@@ -42,8 +44,6 @@ type callbackReply struct {
 	err  error
 }
 
-var callbackRequests = make(chan *callbackRequest)
-
 // certFetchTimeout bounds how long a TLS handshake waits for Python's
 // certificate fetcher before keeping the current certificates.
 const certFetchTimeout = 10 * time.Second
@@ -51,15 +51,15 @@ const certFetchTimeout = 10 * time.Second
 // ask hands req to Python and waits for the answer or for ctx.
 func ask(ctx context.Context, req *callbackRequest) callbackReply {
 	req.reply = make(chan callbackReply, 1)
-	select {
-	case callbackRequests <- req:
-	case <-ctx.Done():
+	if ctx.Err() != nil {
 		return callbackReply{err: ctx.Err()}
 	}
+	postRequest(req)
 	select {
 	case r := <-req.reply:
 		return r
 	case <-ctx.Done():
+		req.abandoned.Store(true)
 		return callbackReply{err: ctx.Err()}
 	}
 }
@@ -80,26 +80,16 @@ func certFetcher(id int64) func() (*core.CertConfig, error) {
 	}
 }
 
-// hotCallbackNext waits for the next callback request: (request, kind, id,
-// service_url, method_name); None if timeout passed first.
-//
-//export hotCallbackNext
-func hotCallbackNext(timeout C.double) (ret pyObj) {
-	defer guard(&ret)
-	req, _, r := await(callbackRequests, seconds(timeout))
-	switch r {
-	case waitInterrupted:
-		return nil
-	case waitTimeout:
-		return C.hot_none()
-	}
+// requestTuple is a request as grpcgo-callbacks takes it: (request, kind, id,
+// service_url, method_name).
+func requestTuple(req *callbackRequest) pyObj {
 	t := C.hot_tuple(5)
 	C.hot_tuple_set(t, 0, capsule(req, C.HOT_CALLBACK))
 	C.hot_tuple_set(t, 1, C.hot_int(C.longlong(req.kind)))
 	C.hot_tuple_set(t, 2, C.hot_int(C.longlong(req.target)))
 	C.hot_tuple_set(t, 3, pyStr(req.serviceURL))
 	C.hot_tuple_set(t, 4, pyStr(req.method))
-	return t
+	return C.hot_complete(t)
 }
 
 // hotCallbackReply answers a request: metadata for a plugin, a certificate

@@ -20,9 +20,9 @@ import (
 // grpc-go's logs go to Python's logging, never to stderr. grpc-go calls the
 // logger from its own goroutines, which must not touch Python: the logger
 // formats a record (only when its severity passes the filter Python set)
-// and appends it to a bounded buffer; one Python daemon thread
-// (grpcgo-log, grpc/_logging.py) waits in hotLogNext and hands each batch
-// to `logging.getLogger("grpc.go.<component>")`. Python decides the filter
+// and appends it to a bounded buffer; the grpcgo-events thread
+// (hot_events.go, grpc/_events.py) takes the batches and grpc/_logging.py
+// hands each record to `logging.getLogger("grpc.go.<component>")`. Python decides the filter
 // from GRPC_VERBOSITY and GRPC_TRACE (hotLogSetup).
 
 // Severities, as grpc-go numbers them.
@@ -59,7 +59,6 @@ var (
 	logMu        sync.Mutex
 	logBuf       []logRecord
 	logDropped   int
-	logReady     = make(chan struct{}, 1)
 )
 
 func init() {
@@ -112,29 +111,38 @@ func strSeqArg(o pyObj, what string) (pyObj, []string) {
 	return seq, out
 }
 
-// hotLogNext waits up to timeout (negative: for ever) for records and
-// returns them as a list of (severity, component, message, unix_time, file,
-// line), plus ("dropped", n) counted as a WARNING record when the buffer
-// overflowed; None if the timeout passed with nothing to take. timeout 0
-// takes what is there (the flush at exit).
-//
-//export hotLogNext
-func hotLogNext(timeout C.double) (ret pyObj) {
-	defer guard(&ret)
-	_, _, r := await(logReady, seconds(timeout))
-	if r == waitInterrupted {
-		return nil
-	}
+// takeLogs takes up to max waiting records (the oldest), how many were
+// dropped, and whether more wait.
+func takeLogs(max int) ([]logRecord, int, bool) {
 	logMu.Lock()
+	defer logMu.Unlock()
 	batch, dropped := logBuf, logDropped
-	logBuf, logDropped = nil, 0
-	logMu.Unlock()
-	if len(batch) == 0 && dropped == 0 {
-		if r == waitTimeout {
-			return C.hot_none()
-		}
-		return C.hot_list(0)
+	logDropped = 0
+	if len(batch) > max {
+		logBuf = append([]logRecord(nil), batch[max:]...)
+		return batch[:max], dropped, true
 	}
+	logBuf = nil
+	return batch, dropped, false
+}
+
+// hotLogTake returns every waiting record as logList does (for the flush at
+// exit), or None when there is none.
+//
+//export hotLogTake
+func hotLogTake() (ret pyObj) {
+	defer guard(&ret)
+	batch, dropped, _ := takeLogs(logMax)
+	if len(batch) == 0 && dropped == 0 {
+		return C.hot_none()
+	}
+	return logList(batch, dropped)
+}
+
+// logList is records as a list of (severity, component, message, unix_time,
+// file, line), plus one WARNING record saying how many were dropped when
+// the buffer overflowed.
+func logList(batch []logRecord, dropped int) pyObj {
 	extra := 0
 	if dropped > 0 {
 		extra = 1
@@ -150,7 +158,7 @@ func hotLogNext(timeout C.double) (ret pyObj) {
 			when:     time.Now(),
 		}))
 	}
-	return l
+	return C.hot_complete(l)
 }
 
 func recordTuple(rec logRecord) pyObj {
@@ -161,7 +169,7 @@ func recordTuple(rec logRecord) pyObj {
 	C.hot_tuple_set(t, 3, C.hot_float(C.double(float64(rec.when.UnixNano())/1e9)))
 	C.hot_tuple_set(t, 4, pyStr(rec.file))
 	C.hot_tuple_set(t, 5, C.hot_int(C.longlong(rec.line)))
-	return t
+	return C.hot_complete(t)
 }
 
 // pyLogger is grpc-go's LoggerV2 (and DepthLoggerV2: every component
@@ -204,10 +212,7 @@ func emit(severity, depth int, comp, message string) {
 		logDropped++
 	}
 	logMu.Unlock()
-	select {
-	case logReady <- struct{}{}:
-	default:
-	}
+	wakeEvents()
 }
 
 func (pyLogger) logDepth(severity, depth int, args []any) {

@@ -8,8 +8,8 @@ import "C"
 import "grpcgo/core"
 
 // Per-call metrics for grpc_observability (python/grpc/_metrics.py): Go
-// keeps the records (core/metrics.go); one Python daemon thread
-// (grpcgo-metrics) waits here for them and records them into the
+// keeps the records (core/metrics.go); the grpcgo-events thread
+// (hot_events.go) takes them and grpc/_metrics.py records them into the
 // registered plugins' OpenTelemetry instruments. No Go thread calls Python.
 
 // hotMetricsEnable switches per-call metrics on or off for channels and
@@ -22,21 +22,21 @@ func hotMetricsEnable(on C.int) (ret pyObj) {
 	return C.hot_none()
 }
 
-// hotMetricsNext waits up to timeout (negative: for ever; 0: takes what is
-// there) for records: ([(kind, method, target, code, seconds, sent,
-// received), ...], dropped), or None if the timeout passed first.
+// hotMetricsTake takes the waiting records now (a reader about to collect):
+// ([(kind, method, target, code, seconds, sent, received), ...], dropped),
+// or None when there are none.
 //
-//export hotMetricsNext
-func hotMetricsNext(timeout C.double) (ret pyObj) {
+//export hotMetricsTake
+func hotMetricsTake() (ret pyObj) {
 	defer guard(&ret)
-	_, _, r := await(core.MetricsReady(), seconds(timeout))
-	if r == waitInterrupted {
-		return nil
-	}
 	batch, dropped := core.TakeMetrics()
-	if len(batch) == 0 && dropped == 0 && r == waitTimeout {
+	if len(batch) == 0 && dropped == 0 {
 		return C.hot_none()
 	}
+	return metricsTuple(batch, dropped)
+}
+
+func metricsTuple(batch []core.MetricRecord, dropped int64) pyObj {
 	l := C.hot_list(C.Py_ssize_t(len(batch)))
 	for i, m := range batch {
 		t := C.hot_tuple(7)
@@ -47,10 +47,10 @@ func hotMetricsNext(timeout C.double) (ret pyObj) {
 		C.hot_tuple_set(t, 4, C.hot_float(C.double(m.Seconds)))
 		C.hot_tuple_set(t, 5, C.hot_int(C.longlong(m.Sent)))
 		C.hot_tuple_set(t, 6, C.hot_int(C.longlong(m.Received)))
-		C.hot_list_set(l, C.Py_ssize_t(i), t)
+		C.hot_list_set(l, C.Py_ssize_t(i), C.hot_complete(t))
 	}
 	out := C.hot_tuple(2)
-	C.hot_tuple_set(out, 0, l)
+	C.hot_tuple_set(out, 0, C.hot_complete(l))
 	C.hot_tuple_set(out, 1, C.hot_int(C.longlong(dropped)))
-	return out
+	return C.hot_complete(out)
 }

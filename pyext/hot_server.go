@@ -304,21 +304,6 @@ func hotCallActive(h C.uintptr_t) (ret pyObj) {
 	return C.hot_bool(C.int(b2i(value[*core.ServerCall](h).Active())))
 }
 
-// hotCallWaitDone waits until the call is over (ended, cancelled or timed
-// out): True, or False if timeout passed first.
-//
-//export hotCallWaitDone
-func hotCallWaitDone(h C.uintptr_t, timeout C.double) (ret pyObj) {
-	defer guard(&ret)
-	switch _, _, r := await(value[*core.ServerCall](h).Context().Done(), seconds(timeout)); r {
-	case waitInterrupted:
-		return nil
-	case waitTimeout:
-		return C.hot_bool(0)
-	}
-	return C.hot_bool(1)
-}
-
 // hotReleaseAll releases n handles at once (see hotRelease).
 //
 //export hotReleaseAll

@@ -679,12 +679,12 @@ static PyObject *m_call_active(PyObject *self, PyObject *args) {
     return GO(hotCallActive(h));
 }
 
-static PyObject *m_call_wait_done(PyObject *self, PyObject *args) {
+static PyObject *m_call_notify_done(PyObject *self, PyObject *args) {
     uintptr_t h;
-    double timeout;
-    if (!PyArg_ParseTuple(args, "O&d", call_h, &h, &timeout)) return NULL;
+    long long token;
+    if (!PyArg_ParseTuple(args, "O&L", call_h, &h, &token)) return NULL;
     FORK_GUARD();
-    return GO(hotCallWaitDone(h, timeout));
+    return GO(hotCallNotifyDone(h, token));
 }
 
 /* ---- asyncio: completion queues and operations (pyext/hot_aio.go) -------
@@ -1027,6 +1027,12 @@ static PyObject *m_callback_next(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotCallbackNext(timeout));
 }
+static PyObject *m_events_next(PyObject *self, PyObject *args) {
+    double timeout;
+    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+    FORK_GUARD();
+    return GO(hotEventsNext(timeout));
+}
 static PyObject *m_callback_reply(PyObject *self, PyObject *args) {
     uintptr_t h;
     PyObject *md, *error, *cert;
@@ -1041,11 +1047,9 @@ static PyObject *m_log_setup(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotLogSetup(severity, verbose, traced));
 }
-static PyObject *m_log_next(PyObject *self, PyObject *args) {
-    double timeout;
-    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+static PyObject *m_log_take(PyObject *self, PyObject *unused) {
     FORK_GUARD();
-    return GO(hotLogNext(timeout));
+    return GO(hotLogTake());
 }
 static PyObject *m_metrics_enable(PyObject *self, PyObject *args) {
     int on;
@@ -1053,11 +1057,9 @@ static PyObject *m_metrics_enable(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotMetricsEnable(on));
 }
-static PyObject *m_metrics_next(PyObject *self, PyObject *args) {
-    double timeout;
-    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+static PyObject *m_metrics_take(PyObject *self, PyObject *unused) {
     FORK_GUARD();
-    return GO(hotMetricsNext(timeout));
+    return GO(hotMetricsTake());
 }
 static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
     uintptr_t h;
@@ -1126,7 +1128,8 @@ static PyMethodDef methods[] = {
      "call_disable_next_compression(call): the next response goes out uncompressed"},
     {"call_cancel", m_call_cancel, METH_VARARGS, "call_cancel(call): ends it with CANCELLED now"},
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
-    {"call_wait_done", m_call_wait_done, METH_VARARGS, "call_wait_done(call, timeout) -> over"},
+    {"call_notify_done", m_call_notify_done, METH_VARARGS,
+     "call_notify_done(call, token): token reaches events_next once the call is over"},
     {"creds_ssl_channel", m_creds_ssl_channel, METH_VARARGS, "creds_ssl_channel(roots, key, chain)"},
     {"creds_local_channel", m_creds_local_channel, METH_VARARGS, "creds_local_channel(uds)"},
     {"creds_alts_channel", m_creds_alts_channel, METH_VARARGS, "creds_alts_channel(service_accounts)"},
@@ -1150,17 +1153,19 @@ static PyMethodDef methods[] = {
     {"session_cache_release", m_session_cache_release, METH_VARARGS,
      "session_cache_release(number)"},
     {"callback_next", m_callback_next, METH_VARARGS,
-     "callback_next(timeout) -> (request, kind, id, service_url, method_name) or None"},
+     "callback_next(timeout) -> [(request, kind, id, service_url, method_name)] or None"},
+    {"events_next", m_events_next, METH_VARARGS,
+     "events_next(timeout) -> (ended, logs, metrics) (None for an empty kind), or None"},
     {"callback_reply", m_callback_reply, METH_VARARGS,
      "callback_reply(request, metadata, error_text, cert_config)"},
     {"log_setup", m_log_setup, METH_VARARGS,
      "log_setup(severity, verbose, traced_components): which grpc-go log records reach Python"},
-    {"log_next", m_log_next, METH_VARARGS,
-     "log_next(timeout) -> list of (severity, component, message, time, file, line), or None"},
+    {"log_take", m_log_take, METH_NOARGS,
+     "log_take() -> list of (severity, component, message, time, file, line), or None"},
     {"metrics_enable", m_metrics_enable, METH_VARARGS,
      "metrics_enable(on): per-call metrics for channels and servers made from now on"},
-    {"metrics_next", m_metrics_next, METH_VARARGS,
-     "metrics_next(timeout) -> ([(kind, method, target, code, seconds, sent, received)], dropped)\n"
+    {"metrics_take", m_metrics_take, METH_NOARGS,
+     "metrics_take() -> ([(kind, method, target, code, seconds, sent, received)], dropped)\n"
      "or None"},
     {"call_auth_context", m_call_auth_context, METH_VARARGS,
      "call_auth_context(call) -> (properties, identity_key or None)"},

@@ -107,7 +107,7 @@ def test_failed_dial_is_logged_through_python_logging_not_stderr():
     # grpc-go's own file and line, not Python's
     assert record["path"].endswith(".go") and record["line"] > 0
     # delivered by the engine's log thread, never by a Go thread
-    assert record["thread"] == "grpcgo-log"
+    assert record["thread"] == "grpcgo-events"
     # INFO records come too at INFO verbosity
     assert any(r["level"] == "INFO" and r["name"] == "grpc.go.core" for r in records)
 
@@ -136,7 +136,7 @@ def test_verbosity_none_logs_nothing_and_starts_no_thread():
     assert stderr == ""
     assert go_records(records) == []
     threads = [r for r in records if r["name"] == "threads"][0]["message"].split(",")
-    assert "grpcgo-log" not in threads
+    assert "grpcgo-events" not in threads
 
 
 def test_trace_enables_info_for_its_components_only():

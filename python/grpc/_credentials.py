@@ -229,8 +229,11 @@ _METADATA, _CERTIFICATES = 0, 1
 
 class _Callbacks:
     """Runs the Python side of credentials when Go asks: one daemon thread
-    waits in Go for requests; plugins run on threads of their own (they may
-    block, and may answer later from anywhere)."""
+    (grpcgo-callbacks) waits in Go for requests (pyext/hot_events.go);
+    plugins run on threads of their own (they may block, and may answer
+    later from anywhere). It is not the thread that runs add_callback
+    callbacks and logging handlers (grpc/_events.py): those may make calls
+    whose plugins this thread must start meanwhile."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -256,23 +259,29 @@ class _Callbacks:
     def _serve(self):
         hot = _runtime.hot()
         while True:
-            request = hot.callback_next(-1.0)
-            if request is None:
-                continue
-            handle, kind, ident, service_url, method_name = request
-            fn = self._callables.get(ident)
-            if fn is None:
-                hot.callback_reply(handle, None, "the credentials were released", None)
-            elif kind == _METADATA:
-                thread = threading.Thread(
-                    target=_run_plugin,
-                    args=(hot, handle, fn, service_url, method_name),
-                    name="grpcgo-auth-plugin",
-                    daemon=True,
-                )
-                thread.start()
-            else:
-                _run_fetcher(hot, handle, fn)
+            try:
+                requests = hot.callback_next(-1.0)
+            except Exception:  # pragma: no cover - a forked child, or exiting
+                return
+            for request in requests or ():
+                try:
+                    self._dispatch(hot, *request)
+                except Exception:  # the thread must go on serving
+                    _LOGGER.exception("running a credentials callback failed")
+
+    def _dispatch(self, hot, handle, kind, ident, service_url, method_name):
+        fn = self._callables.get(ident)
+        if fn is None:
+            hot.callback_reply(handle, None, "the credentials were released", None)
+        elif kind == _METADATA:
+            threading.Thread(
+                target=_run_plugin,
+                args=(hot, handle, fn, service_url, method_name),
+                name="grpcgo-auth-plugin",
+                daemon=True,
+            ).start()
+        else:
+            _run_fetcher(hot, handle, fn)
 
 
 def _run_plugin(hot, handle, plugin, service_url, method_name):

@@ -5,9 +5,9 @@ grpc-go's log component (``grpc.go.core``, ``grpc.go.transport``,
 ``grpc.go.xds``, ...; ``grpc.go`` when grpc-go names none), children of the
 ``grpc`` logger grpcio's own Python code logs under. Go never writes them to
 stderr and never calls Python from its goroutines: it keeps the records that
-pass the filter below in a bounded buffer, and one daemon thread
-(``grpcgo-log``) waits in Go for them and logs each batch; what is left is
-logged at interpreter exit. Each record carries grpc-go's time, file and
+pass the filter below in a bounded buffer, and the engine's one daemon
+thread (``grpcgo-events``, grpc/_events.py) takes them in batches and logs
+them; what is left is logged at interpreter exit. Each record carries grpc-go's time, file and
 line (``created``, ``pathname``, ``lineno``).
 
 Which records Go keeps follows grpcio's environment variables, read when the
@@ -32,7 +32,6 @@ once logging is configured.
 
 import logging
 import os
-import threading
 import time
 
 LOGGER_NAME = "grpc.go"
@@ -120,41 +119,25 @@ def settings(environ=os.environ):
     return severity, verbose, sorted(traced)
 
 
-_started = False
-_lock = threading.Lock()
-
-
 def start(hot, environ=os.environ):
     """Sets the engine's filter and starts the thread that logs its records
-    (once, when the engine loads)."""
-    global _started
+    (when the engine loads; none when GRPC_VERBOSITY is NONE)."""
     severity, verbose, traced = settings(environ)
     hot.log_setup(severity, verbose, traced)
     if severity <= _INFO or traced:
         logger = logging.getLogger(LOGGER_NAME)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.DEBUG if verbose > 0 else logging.INFO)
-    with _lock:
-        if _started or severity == _NONE:
-            return
-        _started = True
-    threading.Thread(target=_serve, args=(hot,), name="grpcgo-log", daemon=True).start()
+    if severity != _NONE:
+        from grpc import _events
 
-
-def _serve(hot):
-    while True:
-        try:
-            batch = hot.log_next(-1.0)
-        except Exception:  # pragma: no cover - a forked child, or exiting
-            return
-        if batch:
-            emit(batch)
+        _events.start()
 
 
 def flush(hot):
-    """Logs the records still in the engine (at exit)."""
+    """Logs the records still in the engine."""
     try:
-        batch = hot.log_next(0.0)
+        batch = hot.log_take()
     except Exception:  # pragma: no cover
         return
     if batch:

@@ -2,9 +2,10 @@
 
 While a plugin is registered (``start``), channels and servers made from
 then on record each client attempt, client call and server call in Go
-(core/metrics.go); one daemon thread (``grpcgo-metrics``) waits in the
-engine for batches of records and hands each record to every registered
-sink (a ``grpc_observability`` plugin's instruments). Go never calls Python.
+(core/metrics.go); the engine's one daemon thread (``grpcgo-events``,
+grpc/_events.py) takes batches of records and hands each record to every
+registered sink (a ``grpc_observability`` plugin's instruments). Go never
+calls Python.
 
 A method counts as registered (its name is recorded rather than "other",
 as in grpcio) once a multi-callable was made for it with
@@ -15,6 +16,7 @@ registered it with ``add_registered_method_handlers``.
 import logging
 import threading
 
+from grpc import _events
 from grpc import _runtime
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,7 +28,6 @@ _REGISTERED = set()  # "pkg.Service/Method"
 
 _lock = threading.Lock()
 _sinks = []
-_thread = None
 
 
 def note_registered(method, registered=True):
@@ -45,15 +46,11 @@ def is_registered(method):
 def start(sink):
     """Adds sink (called with each record tuple: kind, method, target, code,
     seconds, sent, received) and switches the engine's metrics on."""
-    global _thread
     hot = _runtime.hot()
     with _lock:
         _sinks.append(sink)
         hot.metrics_enable(True)
-        if _thread is None:
-            _thread = threading.Thread(target=_serve, args=(hot,), name="grpcgo-metrics",
-                                       daemon=True)
-            _thread.start()
+    _events.start()
 
 
 def stop(sink):
@@ -71,22 +68,13 @@ def stop(sink):
 def flush():
     """Delivers the records the engine holds now (for a reader about to
     collect, and at deregistration)."""
-    _deliver(_runtime.hot().metrics_next(0.0))
-
-
-def _serve(hot):
-    while True:
-        try:
-            got = hot.metrics_next(-1.0)
-        except Exception:  # pragma: no cover - a forked child, or exiting
-            return
-        _deliver(got)
+    deliver(_runtime.hot().metrics_take())
 
 
 _deliver_lock = threading.Lock()
 
 
-def _deliver(got):
+def deliver(got):
     if not got:
         return
     records, dropped = got

@@ -112,6 +112,9 @@ def hot():
 def track_server(server):
     _servers.add(server)
     _watch_exit()
+    from grpc import _events
+
+    _events.start()  # add_callback callbacks run there
 
 
 def _watch_exit():
@@ -190,9 +193,9 @@ def _finalize(module):
             _stop_at_exit(server, 0.0)
         except Exception:  # pragma: no cover - best effort at exit
             pass
-    from grpc import _logging
+    from grpc import _events
 
-    _logging.flush(module)  # the engine's last log records
+    _events.flush(module)  # the callbacks of the calls just stopped, the last log records
     module.exiting()
 
 

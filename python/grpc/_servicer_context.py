@@ -5,6 +5,7 @@ import threading
 import time
 
 import grpc
+from grpc import _events
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,14 +121,11 @@ class ServicerContext(grpc.ServicerContext):
             watch = not self._watching
             self._watching = True
         if watch:
-            # The RPC may end while the handler still runs (the client
-            # cancels, the deadline passes): callbacks run then, not later.
-            threading.Thread(target=self._watch, name="grpcgo-rpc-callbacks", daemon=True).start()
+            # The RPC may end while the handler still runs, or after it
+            # returned (the client cancels, the deadline passes): callbacks
+            # run then, on the engine's event thread, not on a thread per call.
+            _events.watch_call(self)
         return True
-
-    def _watch(self):
-        self._hot.call_wait_done(self._call, -1.0)
-        self._run_callbacks()
 
     def _run_callbacks(self):
         with self._callbacks_lock:
