@@ -127,9 +127,28 @@ func hotCallbackNext(timeout C.double) (ret pyObj) {
 	return C.hot_complete(l)
 }
 
+// hotEventsWait waits up to timeout (negative: for ever) until something
+// may be waiting on grpcgo-events' lane: True, or False if the timeout
+// passed first. The thread then takes it with hotEventsNext(0) under a
+// Python lock, so that what it takes and what the flush at exit takes are
+// delivered in the order Go queued them.
+//
+//export hotEventsWait
+func hotEventsWait(timeout C.double) (ret pyObj) {
+	defer guard(&ret)
+	_, _, r := await(eventsReady, seconds(timeout))
+	switch r {
+	case waitInterrupted:
+		return nil
+	case waitTimeout:
+		return C.hot_bool(0)
+	}
+	return C.hot_bool(1)
+}
+
 // hotEventsNext waits up to timeout (negative: for ever; 0: takes what is
 // there) and returns (ended, logs, metrics), each None when there is
-// nothing of its kind: ended as [token], logs as hotLogTake's list, metrics
+// nothing of its kind: ended as [token], logs as logList makes them, metrics
 // as hotMetricsTake's tuple. None if the timeout passed with nothing at all.
 //
 //export hotEventsNext

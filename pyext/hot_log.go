@@ -126,19 +126,6 @@ func takeLogs(max int) ([]logRecord, int, bool) {
 	return batch, dropped, false
 }
 
-// hotLogTake returns every waiting record as logList does (for the flush at
-// exit), or None when there is none.
-//
-//export hotLogTake
-func hotLogTake() (ret pyObj) {
-	defer guard(&ret)
-	batch, dropped, _ := takeLogs(logMax)
-	if len(batch) == 0 && dropped == 0 {
-		return C.hot_none()
-	}
-	return logList(batch, dropped)
-}
-
 // logList is records as a list of (severity, component, message, unix_time,
 // file, line), plus one WARNING record saying how many were dropped when
 // the buffer overflowed.

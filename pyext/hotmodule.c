@@ -1027,6 +1027,12 @@ static PyObject *m_callback_next(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotCallbackNext(timeout));
 }
+static PyObject *m_events_wait(PyObject *self, PyObject *args) {
+    double timeout;
+    if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
+    FORK_GUARD();
+    return GO(hotEventsWait(timeout));
+}
 static PyObject *m_events_next(PyObject *self, PyObject *args) {
     double timeout;
     if (!PyArg_ParseTuple(args, "d", &timeout)) return NULL;
@@ -1046,10 +1052,6 @@ static PyObject *m_log_setup(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "iiO", &severity, &verbose, &traced)) return NULL;
     FORK_GUARD();
     return GO(hotLogSetup(severity, verbose, traced));
-}
-static PyObject *m_log_take(PyObject *self, PyObject *unused) {
-    FORK_GUARD();
-    return GO(hotLogTake());
 }
 static PyObject *m_metrics_enable(PyObject *self, PyObject *args) {
     int on;
@@ -1154,14 +1156,14 @@ static PyMethodDef methods[] = {
      "session_cache_release(number)"},
     {"callback_next", m_callback_next, METH_VARARGS,
      "callback_next(timeout) -> [(request, kind, id, service_url, method_name)] or None"},
+    {"events_wait", m_events_wait, METH_VARARGS,
+     "events_wait(timeout) -> whether events_next may find something"},
     {"events_next", m_events_next, METH_VARARGS,
      "events_next(timeout) -> (ended, logs, metrics) (None for an empty kind), or None"},
     {"callback_reply", m_callback_reply, METH_VARARGS,
      "callback_reply(request, metadata, error_text, cert_config)"},
     {"log_setup", m_log_setup, METH_VARARGS,
      "log_setup(severity, verbose, traced_components): which grpc-go log records reach Python"},
-    {"log_take", m_log_take, METH_NOARGS,
-     "log_take() -> list of (severity, component, message, time, file, line), or None"},
     {"metrics_enable", m_metrics_enable, METH_VARARGS,
      "metrics_enable(on): per-call metrics for channels and servers made from now on"},
     {"metrics_take", m_metrics_take, METH_NOARGS,

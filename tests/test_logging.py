@@ -6,6 +6,7 @@ fresh interpreter that logs every record it receives as JSON on stdout."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -146,7 +147,9 @@ def test_trace_enables_info_for_its_components_only():
     assert stderr == ""
     info = [r for r in go_records(records) if r["level"] in ("INFO", "WARNING")]
     assert info
-    assert {r["name"] for r in info} <= {"grpc.go.core", "grpc.go.channelz"}
+    # the first says which tracers are on, as grpcio's does
+    assert info[0]["name"] == "grpc.go" and info[0]["message"] == "gRPC Tracers: channel, subchannel"
+    assert {r["name"] for r in info[1:]} <= {"grpc.go.core", "grpc.go.channelz"}
 
 
 def test_settings_from_environment():
@@ -164,3 +167,47 @@ def test_settings_from_environment():
     assert _logging.settings({"GRPC_GO_LOG_SEVERITY_LEVEL": "warning"}) == (1, -1, [])
     assert _logging.settings({"GRPC_GO_LOG_SEVERITY_LEVEL": "info",
                               "GRPC_GO_LOG_VERBOSITY_LEVEL": "2"}) == (0, 2, [])
+
+
+UNCONFIGURED = r"""
+import logging, sys
+if sys.argv[1] == "configured":
+    logging.basicConfig()
+import grpc
+channel = grpc.insecure_channel("localhost:1234")
+print("Channel created")
+channel.close()
+"""
+
+ABSL_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [^ ]+:\d+\] ")
+
+
+def run_plain(how, env):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    full.update(env)
+    proc = subprocess.run([sys.executable, "-c", UNCONFIGURED, how], env=full,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Channel created\n"
+    return proc.stderr.splitlines()
+
+
+def test_asked_for_traces_without_logging_configured_they_go_to_stderr():
+    # grpcio's unit test (_absl_log_test): GRPC_TRACE=api in a program that
+    # configures no logging writes the traces to stderr, first naming the
+    # tracers. The api tracer's own lines are C-core's (grpc_init(...),
+    # grpc_channel_create(...)); here the same events are grpc-go's.
+    lines = run_plain("plain", {"GRPC_TRACE": "api"})
+    assert lines, "nothing on stderr"
+    assert all(ABSL_LINE.match(line) for line in lines), lines
+    assert lines[0].endswith("] gRPC Tracers: api")
+    assert any("Channel created for target" in line for line in lines), lines
+
+
+def test_configured_logging_takes_the_traces_and_unasked_stays_quiet():
+    lines = run_plain("configured", {"GRPC_TRACE": "api"})
+    assert lines and not any(ABSL_LINE.match(line) for line in lines), lines
+    assert "INFO:grpc.go:gRPC Tracers: api" in lines
+    assert any(line.startswith("INFO:grpc.go.core:") for line in lines)
+    assert run_plain("plain", {}) == []
+    assert run_plain("plain", {"GRPC_VERBOSITY": "NONE", "GRPC_TRACE": "all"}) == []

@@ -75,14 +75,27 @@ def pending():
         return len(_watched)
 
 
+# Held from a take to the end of its delivery: batches are delivered in the
+# order Go queued them, whichever thread took them (this one, or the flush).
+_deliver_lock = threading.Lock()
+
+
 def _serve():
     hot = _runtime.hot()
     while True:
+        with _deliver_lock:
+            try:
+                got = hot.events_next(0.0)
+            except Exception:  # pragma: no cover - a forked child, or exiting
+                return
+            try:
+                _handle(hot, got)
+            except Exception:  # pragma: no cover - the thread goes on
+                _LOGGER.exception("delivering the engine's events failed")
         try:
-            got = hot.events_next(-1.0)
+            hot.events_wait(-1.0)
         except Exception:  # pragma: no cover - a forked child, or exiting
             return
-        _handle(hot, got)
 
 
 def _handle(hot, got):
@@ -119,13 +132,20 @@ def flush(hot):
         wait = 0.0
         if pending() and time.monotonic() < deadline:
             wait = 0.05
-        try:
-            got = hot.events_next(wait)
-        except Exception:  # pragma: no cover
-            return
-        if got is None and not wait:
+        # The thread may be running a callback that never returns: then
+        # what is left stays undelivered rather than hold exit.
+        if not _deliver_lock.acquire(timeout=_FLUSH_WAIT):
             return
         try:
-            _handle(hot, got)
-        except Exception:  # pragma: no cover - best effort at exit
-            _LOGGER.exception("delivering the engine's last events failed")
+            try:
+                got = hot.events_next(wait)
+            except Exception:  # pragma: no cover
+                return
+            if got is None and not wait:
+                return
+            try:
+                _handle(hot, got)
+            except Exception:  # pragma: no cover - best effort at exit
+                _LOGGER.exception("delivering the engine's last events failed")
+        finally:
+            _deliver_lock.release()

@@ -27,11 +27,17 @@ When either asks for INFO records and the ``grpc.go`` logger has no level of
 its own, it is set to INFO (DEBUG for ``GRPC_VERBOSITY=DEBUG``), so that
 ``logging.basicConfig()`` shows them. Otherwise the usual rules apply: the
 ``grpc`` logger has a ``NullHandler``, as in grpcio, so records are shown only
-once logging is configured.
+once logging is configured; except when either variable is set (not to
+``NONE``) and no handler would take a record: the user asked for gRPC's logs
+the way grpcio users do, and grpcio's core writes them to stderr, so the
+record goes to stderr, in grpcio's line format (``I1204 23:38:47.167518
+  20332 clientconn.go:123] message``). With ``GRPC_TRACE`` set, the first
+record says which tracers are on (``gRPC Tracers: api``), as grpcio's does.
 """
 
 import logging
 import os
+import sys
 import time
 
 LOGGER_NAME = "grpc.go"
@@ -119,29 +125,85 @@ def settings(environ=os.environ):
     return severity, verbose, sorted(traced)
 
 
+def tracer_names(environ=os.environ):
+    """The grpcio tracer names GRPC_TRACE enables, in its order."""
+    names = []
+    for tracer in environ.get("GRPC_TRACE", "").split(","):
+        tracer = tracer.strip().lower()
+        remove = tracer.startswith("-")
+        tracer = tracer.lstrip("-")
+        if not tracer or tracer == "list_tracers":
+            continue
+        if tracer in names:
+            names.remove(tracer)
+        if not remove:
+            names.append(tracer)
+    return names
+
+
+# Whether records nothing would handle go to stderr (start() decides).
+_to_stderr = False
+
+
 def start(hot, environ=os.environ):
     """Sets the engine's filter and starts the thread that logs its records
     (when the engine loads; none when GRPC_VERBOSITY is NONE)."""
+    global _to_stderr
     severity, verbose, traced = settings(environ)
     hot.log_setup(severity, verbose, traced)
+    logger = logging.getLogger(LOGGER_NAME)
     if severity <= _INFO or traced:
-        logger = logging.getLogger(LOGGER_NAME)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.DEBUG if verbose > 0 else logging.INFO)
-    if severity != _NONE:
-        from grpc import _events
-
-        _events.start()
-
-
-def flush(hot):
-    """Logs the records still in the engine."""
-    try:
-        batch = hot.log_take()
-    except Exception:  # pragma: no cover
+    if severity == _NONE:
         return
-    if batch:
-        emit(batch)
+    # The user asked for gRPC's logs through grpcio's variables: records
+    # Python's logging would drop (no handler configured) are written to
+    # stderr, as grpcio's core writes its own.
+    _to_stderr = any(environ.get(name, "").strip() for name in ("GRPC_VERBOSITY", "GRPC_TRACE"))
+    names = tracer_names(environ)
+    if names and logger.isEnabledFor(logging.INFO):
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, sys._getframe().f_lineno,
+                                   "gRPC Tracers: " + ", ".join(names), None, None)
+        _deliver(logger, record)
+    from grpc import _events
+
+    _events.start()
+
+
+def _handled(logger, level):
+    """Whether a handler other than a NullHandler would take a record of
+    level logged on logger."""
+    current = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not isinstance(handler, logging.NullHandler) and level >= handler.level:
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+_LETTERS = {logging.DEBUG: "I", logging.INFO: "I", logging.WARNING: "W", logging.ERROR: "E",
+            logging.CRITICAL: "F"}
+
+
+def _deliver(logger, record):
+    if _to_stderr and not _handled(logger, record.levelno):
+        # grpcio's (absl's) line: I1204 23:38:47.167518   20332 file:line] message
+        created = record.created
+        line = "%s%s.%06d %7d %s:%d] %s\n" % (
+            _LETTERS.get(record.levelno, "E"), time.strftime("%m%d %H:%M:%S", time.localtime(created)),
+            int((created % 1) * 1e6), os.getpid(), os.path.basename(record.pathname),
+            record.lineno, record.getMessage())
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except Exception:  # no stderr (pythonw, closed)
+            pass
+    else:
+        logger.handle(record)
 
 
 _start_time = getattr(logging, "_startTime", time.time())
@@ -159,6 +221,6 @@ def emit(batch):
             record.created = created
             record.msecs = (created - int(created)) * 1000
             record.relativeCreated = (created - _start_time) * 1000
-            logger.handle(record)
+            _deliver(logger, record)
         except Exception:  # a broken handler must not stop the thread
             pass
