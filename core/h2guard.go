@@ -57,9 +57,10 @@ type h2guard struct {
 	wmu     sync.Mutex
 	whn     int // header bytes of the current outgoing frame seen
 	whdr    [9]byte
-	wleft   int    // payload bytes of the current outgoing frame to come
-	goaway  []byte // to write at the next frame boundary
-	wdone   bool   // GOAWAY written: grpc-go writes nothing more
+	wleft   int         // payload bytes of the current outgoing frame to come
+	goaway  []byte      // to write at the next frame boundary
+	wvec    net.Buffers // GrpcgoWritev's pieces, for track
+	wdone   bool        // GOAWAY written: grpc-go writes nothing more
 	closing sync.Once
 }
 
@@ -257,6 +258,63 @@ func (g *h2guard) Write(b []byte) (int, error) {
 	g.track(b[:n])
 	g.flushAway()
 	return n, err
+}
+
+// vectorConn is what grpc-go's patched writer asks of a connection wrapper
+// before it queues large data frames by reference instead of copying them
+// (patches/grpc-go/transport_writev_grpcgo.go.in): whether it can write
+// pieces in order with one writev, and that write.
+type vectorConn interface {
+	GrpcgoVectored() bool
+	GrpcgoWritev(bufs *net.Buffers) (int64, error)
+}
+
+// GrpcgoVectored says whether GrpcgoWritev writes with one writev: over a
+// plain TCP or unix connection, or a wrapper of one that can. TLS encrypts
+// into a buffer of its own: grpc-go keeps copying.
+func (g *h2guard) GrpcgoVectored() bool {
+	switch c := g.Conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	case vectorConn:
+		return c.GrpcgoVectored()
+	}
+	return false
+}
+
+// GrpcgoWritev is Write for several pieces, in order, with one writev.
+func (g *h2guard) GrpcgoWritev(bufs *net.Buffers) (int64, error) {
+	if !g.server {
+		n, err := g.writev(bufs)
+		if err != nil {
+			if why := g.refusal(err); why != nil {
+				err = why
+			}
+		}
+		return n, err
+	}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	if g.wdone {
+		return 0, errAbusivePeer
+	}
+	g.wvec = append(g.wvec[:0], *bufs...) // the write consumes *bufs
+	n, err := g.writev(bufs)
+	for i, left := 0, n; left > 0 && i < len(g.wvec); i++ {
+		k := min(left, int64(len(g.wvec[i])))
+		g.track(g.wvec[i][:k])
+		left -= k
+	}
+	clear(g.wvec)
+	g.flushAway()
+	return n, err
+}
+
+func (g *h2guard) writev(bufs *net.Buffers) (int64, error) {
+	if c, ok := g.Conn.(vectorConn); ok {
+		return c.GrpcgoWritev(bufs)
+	}
+	return bufs.WriteTo(g.Conn)
 }
 
 // track follows the frames grpc-go wrote (server side). wmu held.

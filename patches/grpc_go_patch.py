@@ -168,12 +168,52 @@ EDITS.append(("internal/transport/http_util.go", [
      "\t\twritePool = ioBufferPool(writeBufferSize)\n\t}\n",
      "\tvar writePool grpcgoWritePool\n\tif sharedWriteBuffer {\n"
      "\t\twritePool = grpcgoSharedWritePool(writeBufferSize)\n\t}\n"),
+    # Vectored writes (transport_writev_grpcgo.go.in): the queue of pieces,
+    # written by the flush.
+    ("\tconn      io.Writer\n\terr       error\n}\n",
+     "\tconn      io.Writer\n\terr       error\n\tgv        grpcgoVec\n}\n"),
+    ("\tif w.offset == 0 {\n\t\treturn nil\n\t}\n\tbuf := *w.bufHandle\n"
+     "\t_, w.err = w.conn.Write(buf[:w.offset])\n",
+     "\tif w.offset == 0 && len(w.gv.vec) == 0 {\n\t\treturn nil\n\t}\n"
+     "\tw.err = w.grpcgoWrite()\n"),
+]))
+# Data frames written straight from the message's buffers
+# (transport_writev_grpcgo.go.in).
+EDITS.append(("internal/transport/controlbuf.go", [
+    ("\terr := l.framer.writeData(dataItem.streamID, endStream, l.writeBuf)\n",
+     "\terr := l.framer.grpcgoWriteData(dataItem.streamID, endStream, l.writeBuf, reader, dSize)\n"),
+    ("\t\t\t\tif l.framer.writer.offset < minBatchSize {\n",
+     "\t\t\t\tif l.framer.writer.grpcgoPending() < minBatchSize {\n"),
+    # Larger DATA frames where the peer accepts them.
+    ("\toiws      uint32 // outbound initial window size.\n",
+     "\toiws      uint32 // outbound initial window size.\n"
+     "\tgrpcgoPeerFrameLen uint32 // the peer's SETTINGS_MAX_FRAME_SIZE\n"),
+    ("\t\tcase http2.SettingHeaderTableSize:\n\t\t\tupdateHeaderTblSize(l.hEnc, s.Val)\n",
+     "\t\tcase http2.SettingHeaderTableSize:\n\t\t\tupdateHeaderTblSize(l.hEnc, s.Val)\n"
+     "\t\tcase http2.SettingMaxFrameSize:\n\t\t\tl.grpcgoPeerFrameLen = s.Val\n"),
+    ("\tmaxSize := http2MaxFrameLen\n",
+     "\tmaxSize := l.grpcgoFrameLen()\n"),
+]))
+EDITS.append(("internal/transport/http_util.go", [
+    ("\tf.fr.SetMaxReadFrameSize(http2MaxFrameLen)\n",
+     "\tf.fr.SetMaxReadFrameSize(grpcgoReadFrameLen)\n"),
+]))
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\t\tID:  http2.SettingMaxFrameSize,\n\t\tVal: http2MaxFrameLen,\n",
+     "\t\tID:  http2.SettingMaxFrameSize,\n\t\tVal: grpcgoReadFrameLen,\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\tvar ss []http2.Setting\n\n\tif t.initialWindowSize != defaultWindowSize {\n",
+     "\tss := []http2.Setting{{ID: http2.SettingMaxFrameSize, Val: grpcgoReadFrameLen}}\n"
+     "\tif t.initialWindowSize != defaultWindowSize {\n"),
 ]))
 
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
     ("internal/transport/grpcgo_writebuf.go", "transport_writebuf_grpcgo.go.in"),
+    ("internal/transport/grpcgo_writev.go", "transport_writev_grpcgo.go.in"),
+    ("mem/grpcgo.go", "mem_grpcgo.go.in"),
     ("grpcgo.go", "grpc_grpcgo.go.in"),
 ]
 
