@@ -56,6 +56,7 @@ _NO_RESPONSE = "No response received for a unary-response call!"
 RPC_ALREADY_FINISHED_DETAILS = "RPC already finished."
 RPC_HALF_CLOSED_DETAILS = 'RPC is half closed after calling "done_writing".'
 API_STYLE_ERROR = "The iterator and read/write APIs may not be mixed on a single RPC."
+CALL_CREDENTIALS_INSECURE = "Call credentials are only valid on secure channels"
 
 
 class BaseError(Exception):
@@ -153,14 +154,18 @@ def serialize_request(request, serializer):
     return payload
 
 
-def call_credentials_arg(credentials, compression):
-    """The engine's per-call credentials (or None), after checking types."""
+def call_credentials_arg(channel, credentials, compression):
+    """The engine's per-call credentials (or None), after checking types. As
+    grpcio, call credentials on a channel made by insecure_channel are
+    refused when the call is made."""
     if compression is not None and not isinstance(compression, int):
         raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
     if credentials is None:
         return None
     if not isinstance(credentials, grpc.CallCredentials):
         raise TypeError("credentials must be grpc.CallCredentials, not %r" % (credentials,))
+    if not channel._secure:
+        raise UsageError(CALL_CREDENTIALS_INSECURE)
     return credentials._credentials.capsule
 
 
@@ -294,9 +299,9 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
-        creds = None if credentials is None and compression is None else \
-            call_credentials_arg(credentials, compression)
         handle = channel._live_handle()
+        creds = None if credentials is None and compression is None else \
+            call_credentials_arg(channel, credentials, compression)
         self._setup(channel, timeout, credentials)
         self._deserializer = deserializer
         loop, q = self._loop, self._q
@@ -419,8 +424,8 @@ class _StreamCall(Call):
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
-        creds = call_credentials_arg(credentials, compression)
         handle = channel._live_handle()
+        creds = call_credentials_arg(channel, credentials, compression)
         first = None
         if not self._client_streams:
             first = serialize_request(request, serializer)

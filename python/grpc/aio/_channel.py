@@ -130,6 +130,7 @@ class Channel(_base_channel.Channel):
         self._engine = _sync_channel.Channel(target, () if options is None else options,
                                              credentials, compression)
         self._hot = self._engine._hot
+        self._secure = credentials is not None  # call credentials need it
         self._handle = self._engine._handle
         self._calls = weakref.WeakSet()  # calls not ended, for close(grace)
         self._closing = False
