@@ -108,3 +108,60 @@ def test_call_credentials_on_local_credentials_channel_are_sent():
 
     run(main())
     assert seen == ["Bearer tok"]
+
+
+# -- a task awaiting a unary call is cancelled --------------------------------
+
+async def _forever(request, context):
+    await asyncio.Event().wait()
+
+
+def test_cancelling_the_task_awaiting_a_unary_call_reports_cancelled_at_once():
+    """grpcio's call_test.test_cancel_unary_unary_in_task: code() asked right
+    after the awaiting task was cancelled is CANCELLED (grpcgo's code() once
+    returned from a status it had not learned, an AttributeError)."""
+    async def main():
+        server, target = await _serve(unary={"forever": _forever})
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_unary("/t/forever")(b"")
+            started = asyncio.Event()
+
+            async def waiter():
+                started.set()
+                await call
+
+            task = asyncio.get_running_loop().create_task(waiter())
+            await started.wait()
+            task.cancel()
+            assert await call.code() is grpc.StatusCode.CANCELLED
+            assert await call.details() == "Locally cancelled by application!"
+            assert call.cancelled() and call.done()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await server.stop(None)
+
+    run(main())
+
+
+def test_code_awaited_beside_a_cancelled_awaiter_is_not_cancelled_itself():
+    """Another task waiting on code() while the task awaiting the call is
+    cancelled gets the status, not a CancelledError of its own."""
+    async def main():
+        server, target = await _serve(unary={"forever": _forever})
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_unary("/t/forever")(b"")
+            loop = asyncio.get_running_loop()
+            code_task = loop.create_task(call.code())
+            task = loop.create_task(_await(call))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            assert await code_task is grpc.StatusCode.CANCELLED
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await server.stop(None)
+
+    run(main())
+
+
+async def _await(call):
+    return await call

@@ -169,6 +169,13 @@ def call_credentials_arg(channel, credentials, compression):
     return credentials._credentials.capsule
 
 
+def _cancelling():
+    """Whether the running task has a cancellation requested (Python 3.11+;
+    before, False)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
 def _deadline(timeout):
     return None if timeout is None else time.monotonic() + timeout
 
@@ -388,8 +395,19 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
         if self._status is None:
             future = self._future
             if not future.done():
-                await asyncio.shield(future)
-            self._settle()
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    # Our own cancellation, or the future's: a task awaiting
+                    # the call was cancelled (it awaits the future itself).
+                    if not future.cancelled() or _cancelling():
+                        raise
+            if future.cancelled():
+                # The awaiting task's cancellation cancels the RPC (it will
+                # when that task resumes); the outcome is that already.
+                self.cancel()
+            else:
+                self._settle()
         return self._status
 
     @property
