@@ -165,3 +165,174 @@ def test_code_awaited_beside_a_cancelled_awaiter_is_not_cancelled_itself():
 
 async def _await(call):
     return await call
+
+
+# -- the server's context: set_code(None), set_compression, None responses -----
+
+def test_set_code_none_ends_the_call_unknown():
+    """grpcio: set_code(None) is not "unset" but a code that is none of
+    them: the call ends UNKNOWN with the details set, and code() reads None.
+    The same from a plain handler in the migration pool."""
+    codes = []
+
+    async def none_code(request, context):
+        context.set_code(None)
+        codes.append(context.code())
+        return b"response"
+
+    async def found_then_none(request, context):
+        context.set_code(grpc.StatusCode.NOT_FOUND)
+        context.set_details("nf")
+        context.set_code(None)
+        return b"response"
+
+    def plain(request, context):
+        context.set_code(None)
+        return b"response"
+
+    async def streaming(request, context):
+        yield b"one"
+        context.set_code(None)
+
+    async def main():
+        server, target = await _serve(
+            unary={"none": none_code, "found_then_none": found_then_none, "plain": plain},
+            unary_stream={"streaming": streaming})
+        async with grpc.aio.insecure_channel(target) as channel:
+            for method, details in (("none", ""), ("found_then_none", "nf"), ("plain", "")):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await channel.unary_unary("/t/" + method)(b"")
+                assert error.value.code() is grpc.StatusCode.UNKNOWN, method
+                assert error.value.details() == details, method
+            call = channel.unary_stream("/t/streaming")(b"")
+            assert await call.read() == b"one"
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await call.read()
+            assert error.value.code() is grpc.StatusCode.UNKNOWN
+        await server.stop(None)
+
+    run(main())
+    assert codes == [None]
+
+
+@pytest.mark.parametrize("value", [grpc.Compression.Gzip, grpc.Compression.Deflate,
+                                   grpc.Compression.NoCompression, None, "gzip", 2, 99, -1, 2.0])
+def test_set_compression_takes_any_value_as_grpcio(value):
+    """grpcio's aio context takes any value in set_compression without an
+    error (grpcgo raised ValueError for "gzip"); grpc.Compression values
+    (and their ints) apply, others are ignored with a warning."""
+    outcome = []
+
+    async def compressed(request, context):
+        try:
+            context.set_compression(value)
+            outcome.append("ok")
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            outcome.append(repr(error))
+        return b"x" * 1000
+
+    async def main():
+        server, target = await _serve(unary={"c": compressed})
+        async with grpc.aio.insecure_channel(target) as channel:
+            assert await channel.unary_unary("/t/c")(b"") == b"x" * 1000
+        await server.stop(None)
+
+    run(main())
+    assert outcome == ["ok"]
+
+
+def test_set_compression_after_metadata_is_a_runtime_error():
+    outcome = []
+
+    async def late(request, context):
+        await context.send_initial_metadata((("k", "v"),))
+        try:
+            context.set_compression(grpc.Compression.Gzip)
+        except RuntimeError as error:
+            outcome.append(str(error))
+        return b"y"
+
+    async def main():
+        server, target = await _serve(unary={"late": late})
+        async with grpc.aio.insecure_channel(target) as channel:
+            assert await channel.unary_unary("/t/late")(b"") == b"y"
+        await server.stop(None)
+
+    run(main())
+    assert outcome == ["Compression setting must be specified before sending initial metadata"]
+
+
+def test_none_responses_are_empty_messages():
+    """grpcio's aio server sends None (yielded by an async or plain
+    generator, written, or returned) as an empty message; grpcgo ended the
+    call UNKNOWN."""
+    async def agen(request, context):
+        yield b"a"
+        yield None
+        yield b"b"
+
+    async def writes(request, context):
+        await context.write(b"a")
+        await context.write(None)
+        await context.write(b"b")
+
+    def plain_gen(request, context):
+        yield b"a"
+        yield None
+        yield b"b"
+
+    async def returns_none(request, context):
+        return None
+
+    async def main():
+        server, target = await _serve(
+            unary={"none": returns_none},
+            unary_stream={"agen": agen, "writes": writes, "plain_gen": plain_gen})
+        async with grpc.aio.insecure_channel(target) as channel:
+            for method in ("agen", "writes", "plain_gen"):
+                call = channel.unary_stream("/t/" + method)(b"")
+                assert [m async for m in call] == [b"a", b"", b"b"], method
+                assert await call.code() is grpc.StatusCode.OK
+            assert await channel.unary_unary("/t/none")(b"") == b""
+        await server.stop(None)
+
+    run(main())
+
+
+def test_wrong_response_types_end_the_call_with_grpcios_words():
+    async def returns_int(request, context):
+        return 5
+
+    async def yields_int(request, context):
+        yield b"a"
+        yield 5
+
+    async def bytes_details(request, context):
+        context.set_code(grpc.StatusCode.NOT_FOUND)
+        context.set_details(b"bytes")
+        return b""
+
+    async def main():
+        server, target = await _serve(unary={"int": returns_int, "details": bytes_details},
+                                      unary_stream={"yields": yields_int})
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await channel.unary_unary("/t/int")(b"")
+            assert error.value.code() is grpc.StatusCode.UNKNOWN
+            assert error.value.details() == \
+                "Unexpected <class 'TypeError'>: Expected bytes, got int"
+            call = channel.unary_stream("/t/yields")(b"")
+            assert await call.read() == b"a"
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await call.read()
+            assert error.value.details() == \
+                "Unexpected <class 'TypeError'>: Expected bytes, got int"
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await channel.unary_unary("/t/details")(b"")
+            assert error.value.code() is grpc.StatusCode.NOT_FOUND
+            assert error.value.details() == (
+                "Unexpected <class 'TypeError'>: Argument 'details' has incorrect type"
+                " (expected str, got bytes)")
+        await server.stop(None)
+
+    run(main())

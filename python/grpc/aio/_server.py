@@ -66,6 +66,11 @@ _READY, _RUNNING, _STOPPING, _STOPPED = range(4)
 
 _EMPTY = ()
 
+# What set_code(None) stores: the call ends UNKNOWN, code() says None.
+_CODE_NONE = object()
+
+_COMPRESSIONS = frozenset(int(c) for c in grpc.Compression)
+
 
 class _HandlerCallDetails(grpc.HandlerCallDetails):
     __slots__ = ("method", "invocation_metadata")
@@ -157,8 +162,8 @@ class _Rpc:
             # grpcio's core refuses it: the call fails as if the handler raised.
             _LOGGER.error("Status details must be str, not %r", details)
             code = _UNKNOWN if code is _OK else code
-            details = "Unexpected %s: details must be str, not %s" % (
-                TypeError, type(details).__name__)
+            details = ("Unexpected %s: Argument 'details' has incorrect type"
+                       " (expected str, got %s)" % (TypeError, type(details).__name__))
             last = None
         try:
             self.hot.call_finish(self.call, code.value[0], details or "",
@@ -387,10 +392,13 @@ class ServicerContext(_base_server.ServicerContext):
         return self._rpc.metadata
 
     def set_code(self, code):
-        self._rpc.code = None if code is None else _status_code(code)
+        # As grpcio: None (or anything not a code) ends the call UNKNOWN,
+        # while code() still answers None.
+        self._rpc.code = _CODE_NONE if code is None else _status_code(code)
 
     def code(self):
-        return self._rpc.code
+        code = self._rpc.code
+        return None if code is _CODE_NONE else code
 
     def set_details(self, details):
         self._rpc.details = details
@@ -402,6 +410,14 @@ class ServicerContext(_base_server.ServicerContext):
         rpc = self._rpc
         if rpc.metadata_sent:
             raise RuntimeError("Compression setting must be specified before sending initial metadata")
+        if compression.__class__ is not grpc.Compression:
+            if not isinstance(compression, int) or isinstance(compression, bool) or \
+                    compression not in _COMPRESSIONS:
+                # grpcio takes any value without a word (and compresses
+                # nothing, whatever it is given): never an error here.
+                _LOGGER.warning("set_compression(%r): not a grpc.Compression, ignored",
+                                compression)
+                return
         # As the sync server: NoCompression keeps the server's default.
         if compression:
             rpc.hot.aio_call_set_compression(rpc.call, int(compression))
@@ -947,10 +963,18 @@ def _status_code(code):
 
 
 def _serialize(message, serializer):
-    # grpcio's aio server sends a str as its UTF-8 bytes.
+    # grpcio's aio server sends a str as its UTF-8 bytes, and None (a
+    # response or a serializer's result) as an empty message.
     if isinstance(message, str):
         message = message.encode("utf-8")
-    return _common.serialize(message, serializer)
+    data = message if serializer is None else serializer(message)
+    if data.__class__ is bytes:
+        return data
+    if data is None:
+        return b""
+    if isinstance(data, bytes):
+        return bytes(data)
+    raise TypeError("Expected bytes, got %s" % type(data).__name__)
 
 
 def _validate_generic_handlers(handlers):
