@@ -184,12 +184,15 @@ func (ch *Channel) Target() string { return ch.target }
 
 // State reports the channel's connectivity state (grpc-go's
 // connectivity.State values, which match grpcio's ChannelConnectivity
-// order). With connect, an idle channel starts connecting.
+// order). With connect, an idle channel starts connecting, and the state
+// reported is the one before that (IDLE), as C-core's
+// check_connectivity_state reports it.
 func (ch *Channel) State(connect bool) int {
+	state := ch.cc.GetState()
 	if connect && !ch.closed.Load() {
 		ch.cc.Connect()
 	}
-	return int(ch.cc.GetState())
+	return int(state)
 }
 
 // WatchState returns a channel that yields the next state different from

@@ -336,3 +336,180 @@ def test_wrong_response_types_end_the_call_with_grpcios_words():
         await server.stop(None)
 
     run(main())
+
+
+# -- the channel: state on connect, a closed channel ---------------------------
+
+def test_get_state_try_to_connect_reports_the_state_before_connecting():
+    """grpcio (C-core's check_connectivity_state) answers IDLE for a fresh
+    channel asked to connect, then moves on; grpcgo answered CONNECTING (or
+    READY) at once."""
+    async def main():
+        server, target = await _serve(unary={"echo": _echo})
+        channel = grpc.aio.insecure_channel(target)
+        assert channel.get_state(True) is grpc.ChannelConnectivity.IDLE
+        state = channel.get_state()
+        while state is not grpc.ChannelConnectivity.READY:
+            await channel.wait_for_state_change(state)
+            state = channel.get_state()
+        assert channel.get_state(True) is grpc.ChannelConnectivity.READY
+        unreachable = grpc.aio.insecure_channel("127.0.0.1:1")
+        assert unreachable.get_state(True) is grpc.ChannelConnectivity.IDLE
+        await unreachable.close()
+        await channel.close()
+        await server.stop(None)
+
+    run(main())
+
+
+def test_a_closed_channel_is_a_usage_error_everywhere():
+    """grpcio: "Channel is closed." for new calls of every shape, for
+    channel_ready() and for a new wait_for_state_change() (a watch already
+    waiting returns)."""
+    async def main():
+        server, target = await _serve(unary={"echo": _echo})
+        channel = grpc.aio.insecure_channel(target)
+        await channel.channel_ready()
+        waiting = asyncio.ensure_future(
+            channel.wait_for_state_change(grpc.ChannelConnectivity.READY))
+        await asyncio.sleep(0)
+        await channel.close()
+        await waiting  # returns, no error
+        assert channel.get_state(True) is grpc.ChannelConnectivity.SHUTDOWN
+        message = "Channel is closed."
+        with pytest.raises(grpc.aio.UsageError, match=message):
+            channel.unary_unary("/t/echo")(b"")
+        with pytest.raises(grpc.aio.UsageError, match=message):
+            channel.unary_stream("/t/echo")(b"")
+        with pytest.raises(grpc.aio.UsageError, match=message):
+            channel.stream_unary("/t/echo")()
+        with pytest.raises(grpc.aio.UsageError, match=message):
+            channel.stream_stream("/t/echo")()
+        with pytest.raises(grpc.aio.UsageError, match=message):
+            await channel.channel_ready()
+        with pytest.raises(grpc.aio.UsageError, match=message):
+            await channel.wait_for_state_change(grpc.ChannelConnectivity.SHUTDOWN)
+        await server.stop(None)
+
+    run(main())
+
+
+def test_channel_loop_attribute():
+    """grpcio's channels have _loop (grpcio's init tests log it): the loop
+    running when the channel was made (ours: None outside one, where
+    grpcio's asks the policy for a loop and may raise)."""
+    async def main():
+        channel = grpc.aio.insecure_channel("127.0.0.1:1")
+        assert channel._loop is asyncio.get_running_loop()
+        await channel.close()
+
+    run(main())
+
+
+# -- streaming calls: cancel, write and read at the edges ------------------------
+
+async def _stream_three(request, context):
+    for i in range(3):
+        yield b"%d" % i
+
+
+def test_cancel_wins_over_a_status_not_yet_learned():
+    """grpcio: cancel() while the responses are being consumed succeeds even
+    if the server already finished (the call has not learned its status):
+    the iteration then raises CancelledError and code() is CANCELLED.
+    grpcgo asked the engine, found the call over and returned False."""
+    async def main():
+        server, target = await _serve(unary_stream={"three": _stream_three})
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_stream("/t/three")(b"")
+            assert await call.read() == b"0"
+            await asyncio.sleep(0.2)  # the server is done; the call has not looked
+            assert call.cancel() is True
+            assert call.cancel() is False
+            with pytest.raises(asyncio.CancelledError):
+                await call.read()
+            assert call.cancelled() and call.done()
+            assert await call.code() is grpc.StatusCode.CANCELLED
+        await server.stop(None)
+
+    run(main())
+
+
+def test_first_write_on_a_call_that_failed_to_start_raises_its_status():
+    """grpcio's wait_for_ready_test: the first write() of a stream on a
+    channel that cannot connect (fail-fast) raises the call's AioRpcError
+    (UNAVAILABLE), not InvalidStateError."""
+    async def main():
+        async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+            state = channel.get_state(True)
+            while state is not grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                await channel.wait_for_state_change(state)
+                state = channel.get_state(True)
+            for wait_for_ready in (None, False):
+                call = channel.stream_stream("/t/bidi")(timeout=BOUND,
+                                                        wait_for_ready=wait_for_ready)
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await call.write(b"x")
+                assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+                with pytest.raises(asyncio.InvalidStateError):
+                    await call.write(b"y")
+
+    run(main())
+
+
+def test_read_after_the_responses_ended_is_eof_whatever_the_style():
+    """grpcio: read() on a call that ended returns EOF, also after the
+    responses were iterated (the style check comes after)."""
+    async def main():
+        server, target = await _serve(unary_stream={"three": _stream_three})
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_stream("/t/three")(b"")
+            assert [m async for m in call] == [b"0", b"1", b"2"]
+            assert await call.read() is grpc.aio.EOF
+            assert await call.read() is grpc.aio.EOF
+            # Mixing while the call runs is still misuse.
+            call = channel.unary_stream("/t/three")(b"")
+            assert await call.read() == b"0"
+            with pytest.raises(grpc.aio.UsageError):
+                async for _ in call:
+                    pass
+        await server.stop(None)
+
+    run(main())
+
+
+def test_debug_error_string_is_grpcios_shape():
+    """grpcio 1.85's aio calls: "<CODE>:<details>" for an error, "" once OK,
+    None when cancelled here."""
+    async def fails(request, context):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied")
+
+    async def sleeps(request, context):
+        await asyncio.sleep(5)
+        return b""
+
+    async def main():
+        server, target = await _serve(unary={"echo": _echo, "fails": fails, "forever": _forever,
+                                             "sleeps": sleeps},
+                                      unary_stream={"three": _stream_three})
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await channel.unary_unary("/t/fails")(b"")
+            assert error.value.debug_error_string() == "PERMISSION_DENIED:denied"
+            assert "debug_error_string = \"PERMISSION_DENIED:denied\"" in str(error.value)
+            call = channel.unary_unary("/t/fails")(b"")
+            assert await call.debug_error_string() == "PERMISSION_DENIED:denied"
+            call = channel.unary_unary("/t/echo")(b"")
+            assert await call.debug_error_string() == ""
+            call = channel.unary_stream("/t/three")(b"")
+            assert len([m async for m in call]) == 3
+            assert await call.debug_error_string() == ""
+            call = channel.unary_unary("/t/forever")(b"")
+            call.cancel()
+            assert await call.debug_error_string() is None
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await channel.unary_unary("/t/sleeps")(b"", timeout=0.1)
+            assert error.value.debug_error_string() == "DEADLINE_EXCEEDED:Deadline Exceeded"
+        await server.stop(None)
+
+    run(main())

@@ -50,6 +50,7 @@ _BATCH = 64
 
 LOCAL_CANCELLATION_DETAILS = "Locally cancelled by application!"
 CHANNEL_CLOSED_DETAILS = "Channel closed!"
+CHANNEL_IS_CLOSED = "Channel is closed."  # the UsageError of a closed channel's use
 SERIALIZE_FAILED = "Exception serializing request!"
 _DESERIALIZE_FAILED = "Exception deserializing response!"
 _NO_RESPONSE = "No response received for a unary-response call!"
@@ -126,7 +127,9 @@ class AioRpcError(grpc.RpcError):
 
 
 def _debug_string(code, details):
-    return "grpc_status:%d, grpc_message:%r" % (code.value[0], details)
+    # grpcio 1.85's aio calls: "<CODE>:<details>" ("" once OK, None if
+    # cancelled here).
+    return "%s:%s" % (code.name, details)
 
 
 def _metadata(raw):
@@ -281,6 +284,10 @@ class Call:
 
     async def debug_error_string(self):
         status = await self._wait_status()
+        if status.code is _OK:
+            return ""
+        if status.local:
+            return None
         return _debug_string(status.code, status.details)
 
     def __repr__(self):
@@ -439,6 +446,7 @@ class _StreamCall(Call):
     _response_style = None  # "read" or "iter" once chosen
     _done_writing_flag = False
     _request_task = None
+    _opened = False  # known to have opened (set by the first write())
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
@@ -476,6 +484,16 @@ class _StreamCall(Call):
         future = self._loop.create_future()
         q.waiting[token] = future
         return result, future
+
+    def _cancel(self, details):
+        # As grpcio: a status the call has not learned yet does not stop a
+        # cancel (done() would ask the engine, which may know it already).
+        if self._status is not None:
+            return False
+        if not self._end(_Status(_CANCELLED, details, (), True)):
+            return False
+        self._stop()
+        return True
 
     def _stop(self):
         self._hot.stream_cancel(self._stream)
@@ -551,14 +569,16 @@ class _StreamCall(Call):
         reads, so nothing is lost whatever becomes of a waiting task."""
         buffer = self._buffer
         while True:
+            status = self._status
+            if status is not None and status.local:
+                # Cancelled here: nothing more is read (grpcio).
+                buffer.clear()
+                self._eof = True
+                return EOF
             if buffer:
                 return buffer.popleft()
             if self._eof:
                 return EOF
-            status = self._status
-            if status is not None and status.local:
-                self._eof = True
-                continue
             future = self._recv_future
             if future is None or future.done():
                 q = self._q
@@ -665,12 +685,32 @@ class _StreamCall(Call):
     async def _write_one(self, request, from_iterator=False):
         """Sends one request; False (with from_iterator) or an error if the
         call ended first."""
-        if self.done():
+        if self._status is not None:
+            # Ended, and known to have ended. One that ended unseen (a first
+            # write on a call that failed to start) raises its status below,
+            # as grpcio's first write does.
             if from_iterator:
                 return False
             raise asyncio.InvalidStateError(RPC_ALREADY_FINISHED_DETAILS)
         if self._done_writing_flag:
             raise asyncio.InvalidStateError(RPC_HALF_CLOSED_DETAILS)
+        if not from_iterator and not self._opened:
+            # The first write waits for the stream to open, as grpcio's
+            # waits for its initial metadata to go: a call that could not
+            # start raises its status here.
+            opened, future = self._op(self._hot.aio_stream_opened, self._stream)
+            if future is not None:
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    if not self.done():
+                        self.cancel()
+                    raise
+                opened = self._hot.aio_result(opened)
+            self._opened = True
+            if not opened:
+                self._raise_for_status(await self._wait_status())
+                raise asyncio.InvalidStateError(RPC_ALREADY_FINISHED_DETAILS)
         payload = serialize_request(request, self._serializer)
         if payload is None:
             self._fail(_INTERNAL, SERIALIZE_FAILED)
@@ -727,12 +767,13 @@ class _StreamResponseMixin:
         return iterator
 
     async def read(self):
-        if self._status is not None and not self._buffer:
-            # Ended: what is left queued is still read, then EOF.
-            if self._status.local:
-                self._raise_for_status(self._status)
-                return EOF
-        self._style("read")
+        status = self._status
+        if status is None:
+            self._style("read")
+        elif status.local:
+            self._raise_for_status(status)
+        # Ended: what is left queued is still read, then EOF, whichever way
+        # the responses were read before (grpcio).
         data = await self._read_raw()
         if data is EOF:
             await self._after_eof()

@@ -136,11 +136,21 @@ class Channel(_base_channel.Channel):
         self._closing = False
         self._closed = None  # a future of the close, once started
         self._last_queue = None
+        try:
+            self._loop_ref = weakref.ref(asyncio.get_running_loop())
+        except RuntimeError:
+            self._loop_ref = None
+
+    @property
+    def _loop(self):
+        """The loop running when the channel was made (grpcio's attribute;
+        None if none ran). Calls belong to the loop they start on."""
+        return None if self._loop_ref is None else self._loop_ref()
 
     # -- what calls use ------------------------------------------------------
     def _live_handle(self):
         if self._closing:
-            raise _call.UsageError("Cannot invoke RPC: Channel closed!")
+            raise _call.UsageError(_call.CHANNEL_IS_CLOSED)
         return self._handle
 
     def _queue(self):
@@ -234,7 +244,8 @@ class Channel(_base_channel.Channel):
 
     async def wait_for_state_change(self, last_observed_state):
         if self._engine._closed:
-            return
+            # grpcio: a watch that was waiting returns, a new one is misuse.
+            raise _call.UsageError(_call.CHANNEL_IS_CLOSED)
         loop, q = self._queue()
         token = next(q.tokens)
         op = self._hot.aio_channel_watch(q.cq, token, self._handle, last_observed_state.value[0])
@@ -251,7 +262,7 @@ class Channel(_base_channel.Channel):
         state = self.get_state(try_to_connect=True)
         while state is not grpc.ChannelConnectivity.READY:
             if state is grpc.ChannelConnectivity.SHUTDOWN:
-                raise _call.UsageError("Channel closed before it became ready")
+                raise _call.UsageError(_call.CHANNEL_IS_CLOSED)
             await self.wait_for_state_change(state)
             state = self.get_state(try_to_connect=True)
 
