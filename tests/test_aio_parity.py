@@ -513,3 +513,71 @@ def test_debug_error_string_is_grpcios_shape():
         await server.stop(None)
 
     run(main())
+
+
+# -- intercepted calls: time_remaining ----------------------------------------------
+
+class _PassUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, delay=0.0):
+        self.delay = delay
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        await asyncio.sleep(self.delay)
+        return await continuation(details, request)
+
+
+class _AnswerUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):
+        return b"from the interceptor"
+
+
+class _PassStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(details, request)
+
+
+class _PassBidi(grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, details, request_iterator):
+        return await continuation(details, request_iterator)
+
+
+def _within(value, timeout):
+    return value is not None and 0.0 <= value <= timeout
+
+
+def test_intercepted_calls_time_remaining():
+    """grpcio 1.85 raises NotImplementedError from time_remaining() of every
+    intercepted call, plainly unfinished; ours answers as RpcContext says:
+    None without a deadline, else the time left, before and after the
+    interceptors ran (grpcgo once said None while they ran)."""
+    async def main():
+        server, target = await _serve(unary={"echo": _echo},
+                                      unary_stream={"three": _stream_three},
+                                      stream_stream={"bidi": _echo_stream})
+        interceptors = [_PassUnary(0.2), _PassStream(), _PassBidi()]
+        async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
+            call = channel.unary_unary("/t/echo")(b"x", timeout=30)
+            assert _within(call.time_remaining(), 30)  # interceptors still running
+            assert await call == b"x"
+            assert _within(call.time_remaining(), 30)
+            call = channel.unary_unary("/t/echo")(b"x")
+            assert call.time_remaining() is None
+            assert await call == b"x"
+            assert call.time_remaining() is None
+            call = channel.unary_stream("/t/three")(b"", timeout=30)
+            assert _within(call.time_remaining(), 30)
+            assert [m async for m in call] == [b"0", b"1", b"2"]
+            assert _within(call.time_remaining(), 30)
+            call = channel.stream_stream("/t/bidi")(timeout=30)
+            await call.write(b"a")
+            assert await call.read() == b"a"
+            assert _within(call.time_remaining(), 30)
+            await call.done_writing()
+            assert await call.code() is grpc.StatusCode.OK
+        async with grpc.aio.insecure_channel(target, interceptors=[_AnswerUnary()]) as channel:
+            call = channel.unary_unary("/t/echo")(b"x", timeout=30)
+            assert await call == b"from the interceptor"
+            assert _within(call.time_remaining(), 30)
+        await server.stop(None)
+
+    run(main())

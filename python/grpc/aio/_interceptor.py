@@ -4,6 +4,7 @@ import abc
 import asyncio
 import collections
 import functools
+import time
 
 import grpc
 
@@ -77,6 +78,8 @@ class InterceptedCall:
     """A call whose interceptors run in a task; once they returned a call,
     every method goes to it (the same call the interceptors saw)."""
 
+    _deadline = None  # from the timeout the call was made with
+
     def __init__(self, interceptors_task):
         self._interceptors_task = interceptors_task
         self._pending_callbacks = []
@@ -143,10 +146,19 @@ class InterceptedCall:
         self._add_done_callback_now(callback)
 
     def time_remaining(self):
+        # grpcio 1.85 raises NotImplementedError here (for every intercepted
+        # call): plainly unfinished, so this answers as RpcContext says. The
+        # call's own once the interceptors made it, else from the timeout
+        # the call was made with.
         call = self._call_or_none()
-        if call is None or isinstance(call, BaseException):
+        if call is not None and not isinstance(call, BaseException):
+            remaining = call.time_remaining()
+            if remaining is not None or not isinstance(call, UnaryUnaryCallResponse):
+                return remaining
+        deadline = self._deadline
+        if deadline is None:
             return None
-        return call.time_remaining()
+        return max(deadline - time.monotonic(), 0.0)
 
     async def _final_call(self):
         """The call, or the AioRpcError / CancelledError the interceptors
@@ -304,6 +316,8 @@ class _Intercepted(InterceptedCall):
                  compression, channel, method, serializer, deserializer):
         self._loop = asyncio.get_running_loop()
         self._writes_done = False
+        if timeout is not None:
+            self._deadline = time.monotonic() + timeout
         if self._streams_requests:
             request = self._init_requests(request)
         # grpcio hands interceptors the method as bytes.
