@@ -8,6 +8,7 @@ Each test runs an aio server with raw-bytes handlers in this process, on
 loopback."""
 
 import asyncio
+import os
 
 import pytest
 
@@ -15,6 +16,12 @@ import grpc
 import grpc.aio
 
 BOUND = 60  # seconds: only a hang reaches it
+
+# Run with grpcio (pytest --noconftest in grpcio's venv) every test passes
+# but those marked here: where grpcio is plainly wrong, and we are not.
+grpcio_differs = pytest.mark.skipif(
+    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    reason="grpcio's bug, not copied")
 
 
 def run(coro):
@@ -545,6 +552,7 @@ def _within(value, timeout):
     return value is not None and 0.0 <= value <= timeout
 
 
+@grpcio_differs
 def test_intercepted_calls_time_remaining():
     """grpcio 1.85 raises NotImplementedError from time_remaining() of every
     intercepted call, plainly unfinished; ours answers as RpcContext says:
@@ -578,6 +586,106 @@ def test_intercepted_calls_time_remaining():
             call = channel.unary_unary("/t/echo")(b"x", timeout=30)
             assert await call == b"from the interceptor"
             assert _within(call.time_remaining(), 30)
+        await server.stop(None)
+
+    run(main())
+
+
+# -- grpc.aio.Metadata ------------------------------------------------------------
+
+def test_metadata_views_are_grpcios():
+    """grpcio 1.85.1: keys(), values() and items() view the mapping of each
+    key to its list of values (grpcgo flattened values() and items());
+    get_all() is that list; _create() (grpcio's helper) takes None, a
+    Metadata or pairs; a non-str never is a key."""
+    Metadata = grpc.aio.Metadata
+    md = Metadata(("key1", "value1"), ("key2", "value2"), ("key1", "other value 1"))
+    assert list(md) == [("key1", "value1"), ("key1", "other value 1"), ("key2", "value2")]
+    assert list(md.keys()) == ["key1", "key2"]
+    assert list(md.values()) == [["value1", "other value 1"], ["value2"]]
+    assert list(md.items()) == [("key1", ["value1", "other value 1"]), ("key2", ["value2"])]
+    assert ("key1", ["value1", "other value 1"]) in md.items()
+    assert len(md) == 3 and md["key1"] == "value1"
+    md.get_all("key1").append("third")
+    assert md.get_all("key1") == ["value1", "other value 1", "third"]
+    md["key1"] = "first"
+    assert md.get_all("key1") == ["first", "other value 1", "third"]
+    del md["key1"]
+    assert md.get_all("key1") == ["other value 1", "third"]
+    assert md.get_all("absent") == []
+    assert 1 not in md and b"key2" not in md and "key2" in md
+    assert Metadata._create(None) == Metadata()
+    assert Metadata._create(md) is md
+    assert Metadata._create([("a", "b")]) == Metadata(("a", "b"))
+    assert Metadata._create(()) == Metadata()
+    assert list(Metadata().values()) == [] and list(Metadata().items()) == []
+
+
+# -- the server's trailing metadata -------------------------------------------------
+
+_BAD_TRAILING = "Invalid trailing metadata type, expected Tuple[Tuple[str, Union[str, bytes]]...]"
+
+
+def test_invalid_trailing_metadata_is_a_type_error():
+    """grpcio: set_trailing_metadata() refuses anything but (str, str|bytes)
+    pairs with a TypeError (grpcgo took it and failed the call INTERNAL at
+    the end, or took a dict's keys); abort() with such metadata ends the
+    call UNKNOWN naming it (grpcio's server_test). A list or a
+    grpc.aio.Metadata is taken by set_trailing_metadata."""
+    outcomes = []
+
+    async def sets(request, context):
+        for bad in (42, {}, {"error": "error"}, [{"error": "error"}], (("k", 1),),
+                    (("k", "v", "x"),), ((b"k", "v"),), "kv", None, (["k", "v"],)):
+            try:
+                context.set_trailing_metadata(bad)
+                outcomes.append(("taken", bad))
+            except TypeError as error:
+                outcomes.append(str(error).startswith(_BAD_TRAILING))
+        context.set_trailing_metadata([("list", "1")])
+        assert context.trailing_metadata() == (("list", "1"),)
+        context.set_trailing_metadata(grpc.aio.Metadata(("md", "2")))
+        return b"ok"
+
+    async def aborts(request, context):
+        bad = {b"dict": {"error": ("error1", "error2")}, b"none": None,
+               b"badvalue": (("k", 1),)}.get(request)
+        await context.abort(grpc.StatusCode.DATA_LOSS, "invalid abort", bad)
+
+    async def main():
+        server, target = await _serve(unary={"sets": sets, "aborts": aborts})
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_unary("/t/sets")(b"")
+            assert await call == b"ok"
+            assert tuple(await call.trailing_metadata()) == (("md", "2"),)
+            for request in (b"dict", b"none", b"badvalue"):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await channel.unary_unary("/t/aborts")(request)
+                assert error.value.code() is grpc.StatusCode.UNKNOWN, request
+                assert "trailing" in error.value.details(), request
+        await server.stop(None)
+
+    run(main())
+    assert outcomes == [True] * 10
+
+
+@grpcio_differs
+def test_abort_takes_a_list_or_metadata_as_trailing_metadata():
+    """grpcio's abort() refuses a list or a grpc.aio.Metadata (UNKNOWN
+    "expected tuple, got list") that its set_trailing_metadata() takes: a
+    bug not copied."""
+    async def aborts(request, context):
+        trailing = [("k", "v")] if request == b"list" else grpc.aio.Metadata(("k", "v"))
+        await context.abort(grpc.StatusCode.DATA_LOSS, "listed", trailing)
+
+    async def main():
+        server, target = await _serve(unary={"aborts": aborts})
+        async with grpc.aio.insecure_channel(target) as channel:
+            for request in (b"list", b"metadata"):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await channel.unary_unary("/t/aborts")(request)
+                assert error.value.code() is grpc.StatusCode.DATA_LOSS
+                assert tuple(error.value.trailing_metadata()) == (("k", "v"),)
         await server.stop(None)
 
     run(main())

@@ -1,4 +1,9 @@
-"""grpc.aio.Metadata: an ordered multimap of metadata keys to values."""
+"""grpc.aio.Metadata: an ordered multimap of metadata keys to values.
+
+As grpcio 1.85's: iteration (and len, ==, tuple()) sees (key, value) pairs
+in the order added, grouped by key; keys(), values() and items() are views
+of the mapping from each key to its list of values; get_all() is that list
+itself."""
 
 import collections
 import collections.abc
@@ -9,7 +14,7 @@ class Metadata(collections.abc.Collection):
     order they were added."""
 
     def __init__(self, *args):
-        self._entries = collections.OrderedDict()
+        self._metadata = collections.OrderedDict()
         for key, value in args:
             self.add(key, value)
 
@@ -17,48 +22,55 @@ class Metadata(collections.abc.Collection):
     def from_tuple(cls, raw_metadata):
         return cls(*raw_metadata) if raw_metadata else cls()
 
+    @classmethod
+    def _create(cls, raw_metadata):
+        """Metadata from None, a Metadata (returned as is) or pairs."""
+        if raw_metadata is None:
+            return cls()
+        if isinstance(raw_metadata, cls):
+            return raw_metadata
+        return cls(*raw_metadata) if raw_metadata else cls()
+
     def add(self, key, value):
-        self._entries.setdefault(key, []).append(value)
+        self._metadata.setdefault(key, []).append(value)
 
     def __len__(self):
-        return sum(len(v) for v in self._entries.values())
+        return sum(len(v) for v in self._metadata.values())
 
     def __getitem__(self, key):
         try:
-            return self._entries[key][0]
+            return self._metadata[key][0]
         except (KeyError, IndexError) as error:
             raise KeyError(repr(key)) from error
 
     def __setitem__(self, key, value):
-        if key in self._entries:
-            self._entries[key][0] = value
-        else:
-            self._entries[key] = [value]
+        values = self._metadata.get(key)
+        self._metadata[key] = [value] if not values else [value, *values[1:]]
 
     def __delitem__(self, key):
-        values = self._entries.get(key)
+        values = self._metadata.get(key)
         if not values:
             raise KeyError(repr(key))
         del values[0]
         if not values:
-            del self._entries[key]
+            del self._metadata[key]
 
     def delete_all(self, key):
-        del self._entries[key]
+        del self._metadata[key]
 
     def __iter__(self):
-        for key, values in self._entries.items():
+        for key, values in self._metadata.items():
             for value in values:
                 yield (key, value)
 
     def keys(self):
-        return self._entries.keys()
+        return collections.abc.KeysView(self._metadata)
 
     def values(self):
-        return [value for _, value in self]
+        return collections.abc.ValuesView(self._metadata)
 
     def items(self):
-        return list(self)
+        return collections.abc.ItemsView(self._metadata)
 
     def get(self, key, default=None):
         try:
@@ -67,20 +79,22 @@ class Metadata(collections.abc.Collection):
             return default
 
     def get_all(self, key):
-        return list(self._entries.get(key, []))
+        return self._metadata.get(key, [])
 
     def set_all(self, key, values):
-        self._entries[key] = list(values)
+        self._metadata[key] = values
 
     def __contains__(self, key):
-        return key in self._entries
+        return isinstance(key, str) and key in self._metadata
 
     def __eq__(self, other):
         if isinstance(other, self.__class__):
-            return self._entries == other._entries
+            return self._metadata == other._metadata
         if isinstance(other, tuple):
             return tuple(self) == other
         return NotImplemented
+
+    __hash__ = None
 
     def __add__(self, other):
         if isinstance(other, self.__class__):

@@ -355,11 +355,15 @@ class ServicerContext(_base_server.ServicerContext):
         rpc = self._rpc
         if rpc.abort_exception is not None:
             raise UsageError("Abort already called!")
+        if trailing_metadata is not _EMPTY:
+            # Before anything: invalid metadata ends the call as a TypeError
+            # from the handler (UNKNOWN), as in grpcio.
+            trailing_metadata = _trailing_metadata(trailing_metadata)
         rpc.abort_exception = AbortError("Locally aborted.")
         if trailing_metadata == _EMPTY and rpc.trailing_metadata:
             trailing_metadata = rpc.trailing_metadata
         else:
-            rpc.trailing_metadata = tuple(trailing_metadata or ())
+            rpc.trailing_metadata = trailing_metadata
         if details == "" and rpc.details:
             details = rpc.details
         else:
@@ -383,7 +387,7 @@ class ServicerContext(_base_server.ServicerContext):
         await self.abort(status.code, status.details, status.trailing_metadata)
 
     def set_trailing_metadata(self, trailing_metadata):
-        self._rpc.trailing_metadata = tuple(trailing_metadata or ())
+        self._rpc.trailing_metadata = _trailing_metadata(trailing_metadata)
 
     def trailing_metadata(self):
         return self._rpc.trailing_metadata
@@ -960,6 +964,29 @@ def _status_code(code):
     if isinstance(code, int):
         return _common.CODES.get(code, _UNKNOWN)
     return _UNKNOWN
+
+
+_BAD_TRAILING = "Invalid trailing metadata type, expected Tuple[Tuple[str, Union[str, bytes]]...]: %r"
+
+
+def _trailing_metadata(metadata):
+    """Trailing metadata as a tuple of (str, str | bytes) pairs; TypeError
+    (grpcio's words) for anything else (None, a dict, a str, other items).
+    A list or a grpc.aio.Metadata is taken, in set_trailing_metadata as in
+    grpcio, and in abort too (grpcio's abort refuses them: a bug)."""
+    if metadata.__class__ is tuple and not metadata:
+        return metadata
+    if metadata is None or isinstance(metadata, (str, bytes, dict)):
+        raise TypeError(_BAD_TRAILING % (metadata,))
+    try:
+        items = tuple(metadata)
+    except TypeError:
+        raise TypeError(_BAD_TRAILING % (metadata,)) from None
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str) \
+                or not isinstance(item[1], (str, bytes)):
+            raise TypeError(_BAD_TRAILING % (metadata,))
+    return items
 
 
 def _serialize(message, serializer):
