@@ -7,8 +7,10 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // registers "gzip"
+	"google.golang.org/grpc/status"
 )
 
 // grpcio's Compression enum values, in order: NoCompression, Deflate, Gzip.
@@ -24,6 +26,31 @@ func CompressorName(algorithm int) string {
 }
 
 func init() { encoding.RegisterCompressor(deflate{}) }
+
+// DisabledEncodings lists the encodings a C-core enabled-algorithms bitset
+// (bit n: grpcio's Compression value n) leaves out; identity is always on.
+func DisabledEncodings(bitset int64) []string {
+	var off []string
+	for algorithm, name := range compressorNames {
+		if name != "" && bitset&(1<<algorithm) == 0 {
+			off = append(off, name)
+		}
+	}
+	return off
+}
+
+// refusedEncoding is the status of a call whose request encoding is one of
+// disabled, as C-core's server answers it; nil otherwise.
+func refusedEncoding(ss grpc.ServerStream, disabled []string) error {
+	rs, ok := grpc.ServerTransportStreamFromContext(ss.Context()).(interface{ RecvCompress() string })
+	if !ok {
+		return nil
+	}
+	if enc := rs.RecvCompress(); enc != "" && slices.Contains(disabled, enc) {
+		return status.Errorf(codes.Unimplemented, "Compression algorithm '%s' is disabled.", enc)
+	}
+	return nil
+}
 
 // deflate is gRPC's "deflate" message encoding: zlib-wrapped DEFLATE, as
 // grpcio (and HTTP's deflate) use. grpc-go ships only gzip.

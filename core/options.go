@@ -211,7 +211,10 @@ type ServerConfig struct {
 	Server     []grpc.ServerOption
 	ReusePort  bool
 	Compressor string // compresses every response unless a call says otherwise
-	MDLimits   MetadataLimits
+	// Disabled names the request encodings refused with UNIMPLEMENTED
+	// ("grpc.compression_enabled_algorithms_bitset", as C-core).
+	Disabled []string
+	MDLimits MetadataLimits
 	// Guard bounds what a client may send (h2guard.go); grpcgo's own
 	// options "grpcgo.http2.max_continuation_frames" and
 	// "grpcgo.http2.max_resets_per_second" set it (0: no bound).
@@ -254,6 +257,8 @@ func ServerOptions(opts []Option) ServerConfig {
 			cfg.Guard.MaxResetsPerSecond = int(max(o.Int, 0))
 		case "grpc.default_compression_algorithm":
 			cfg.Compressor = CompressorName(int(o.Int))
+		case "grpc.compression_enabled_algorithms_bitset":
+			cfg.Disabled = DisabledEncodings(o.Int)
 		case "grpc.keepalive_time_ms":
 			if o.Int > 0 && o.Int < math.MaxInt32 {
 				kp.Time, haveKP = ms(o.Int), true

@@ -28,6 +28,7 @@ type Server struct {
 	xds        bool // xDS-enabled: ports serve as the control plane says (xds.go)
 	reusePort  bool
 	compressor string
+	disabled   []string // request encodings refused (DisabledEncodings)
 	mdLimits   MetadataLimits
 
 	// incoming queues accepted calls for Next/Take; enqueueing happens
@@ -82,6 +83,7 @@ func newServer(opts []Option, maxConcurrent int, xdsOn bool) (*Server, error) {
 		xds:           xdsOn,
 		reusePort:     cfg.ReusePort,
 		compressor:    cfg.Compressor,
+		disabled:      cfg.Disabled,
 		mdLimits:      cfg.MDLimits,
 		incoming:      make(chan *ServerCall, incomingDepth),
 		quit:          make(chan struct{}),
@@ -358,6 +360,11 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 			return status.Error(codes.ResourceExhausted, "Concurrent RPC limit exceeded!")
 		}
 		defer s.active.Add(-1)
+	}
+	if s.disabled != nil {
+		if err := refusedEncoding(ss, s.disabled); err != nil {
+			return err
+		}
 	}
 	// grpc-go answers in the request's encoding; grpcio compresses responses
 	// only when the server (or the handler) asks for it.
