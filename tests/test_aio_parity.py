@@ -689,3 +689,72 @@ def test_abort_takes_a_list_or_metadata_as_trailing_metadata():
         await server.stop(None)
 
     run(main())
+
+
+# -- a closed channel with interceptors; compression a server refuses ---------------
+
+def test_intercepted_call_on_a_closed_channel_raises_when_awaited():
+    """grpcio makes the intercepted call and raises UsageError("Channel is
+    closed.") from await/read/write (grpcgo raised when the call was made)."""
+    async def main():
+        channel = grpc.aio.insecure_channel("127.0.0.1:1",
+                                            interceptors=[_PassUnary(), _PassBidi()])
+        await channel.close()
+        call = channel.unary_unary("/t/echo")(b"")
+        with pytest.raises(grpc.aio.UsageError, match="Channel is closed."):
+            await call
+        call = channel.stream_stream("/t/bidi")()
+        with pytest.raises(grpc.aio.UsageError, match="Channel is closed."):
+            await call.write(b"")
+        with pytest.raises(grpc.aio.UsageError, match="Channel is closed."):
+            await call.read()
+
+    run(main())
+
+
+@pytest.mark.parametrize("bitset,refused", [(3, "gzip"), (5, "deflate"), (1, "both"), (7, None)])
+def test_compression_enabled_algorithms_bitset_refuses_requests(bitset, refused):
+    """C-core's server option: a request compressed with an algorithm left
+    out of the bitset gets UNIMPLEMENTED "Compression algorithm '<name>' is
+    disabled." (grpcio's compression_test); grpcgo served it. The aio server
+    and the sync server alike."""
+    options = (("grpc.compression_enabled_algorithms_bitset", bitset),)
+    expected_refused = {"gzip": {"gzip"}, "deflate": {"deflate"}, "both": {"gzip", "deflate"},
+                        None: set()}[refused]
+
+    async def check(target):
+        async with grpc.aio.insecure_channel(target) as channel:
+            for name, compression in (("gzip", grpc.Compression.Gzip),
+                                      ("deflate", grpc.Compression.Deflate)):
+                call = channel.unary_unary("/t/echo")(b"x" * 100, compression=compression)
+                if name in expected_refused:
+                    with pytest.raises(grpc.aio.AioRpcError) as error:
+                        await call
+                    assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
+                    assert error.value.details() == \
+                        f"Compression algorithm '{name}' is disabled."
+                else:
+                    assert await call == b"x" * 100
+            assert await channel.unary_unary("/t/echo")(b"plain") == b"plain"
+
+    async def main():
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "t", {"echo": grpc.unary_unary_rpc_method_handler(_echo)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        await check(f"127.0.0.1:{port}")
+        await server.stop(None)
+
+        from concurrent import futures
+        sync_server = grpc.server(futures.ThreadPoolExecutor(2), options=options)
+        sync_server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "t", {"echo": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
+        port = sync_server.add_insecure_port("127.0.0.1:0")
+        sync_server.start()
+        try:
+            await check(f"127.0.0.1:{port}")
+        finally:
+            sync_server.stop(None)
+
+    run(main())

@@ -50,7 +50,8 @@ class _MultiCallable:
                      compression):
         from . import _interceptor
 
-        self._channel._live_handle()
+        # A closed channel raises UsageError when the call is awaited (from
+        # the interceptors' task), not here, as in grpcio.
         if metadata is None:
             metadata = Metadata()
         elif not isinstance(metadata, Metadata):
