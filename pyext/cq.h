@@ -81,10 +81,8 @@ static inline void hot_cq_unref(hot_cq *q) {
 
 static inline int hot_cq_fd(hot_cq *q) { return q->rfd; }
 
-/* Wakes the loop (mu held): once per drain. */
-static inline void hot_cq_signal(hot_cq *q) {
-    if (q->signalled) return;
-    q->signalled = 1;
+/* Writes the fd: the loop wakes (mu not needed). */
+static inline void hot_cq_wake(hot_cq *q) {
 #ifdef __linux__
     uint64_t one = 1;
     ssize_t w = write(q->wfd, &one, sizeof one);
@@ -95,8 +93,21 @@ static inline void hot_cq_signal(hot_cq *q) {
     (void)w; /* EAGAIN: the fd is readable already */
 }
 
+/* Wakes the loop (mu held): once per drain. */
+static inline void hot_cq_signal(hot_cq *q) {
+    if (q->signalled) return;
+    q->signalled = 1;
+    hot_cq_wake(q);
+}
+
 /* Appends token and wakes the loop if it is not already woken. Safe from any
- * thread, GIL or not. */
+ * thread, GIL or not. The fd is written after mu is released: the loop,
+ * woken by that write, drains at once, and found mu still held by the
+ * writer nearly every time (the loop thread then slept on the mutex: a
+ * second context switch per completion). A write that comes after a drain
+ * already took the token only wakes the loop for an empty drain; a token
+ * pushed while signalled is set is taken by the drain the pending write
+ * causes. */
 static inline void hot_cq_push(hot_cq *q, uint64_t token) {
     pthread_mutex_lock(&q->mu);
     if (q->n == q->cap) {
@@ -107,8 +118,10 @@ static inline void hot_cq_push(hot_cq *q, uint64_t token) {
         q->cap = cap;
     }
     q->items[q->n++] = token;
-    hot_cq_signal(q);
+    int wake = !q->signalled;
+    q->signalled = 1;
     pthread_mutex_unlock(&q->mu);
+    if (wake) hot_cq_wake(q);
 }
 
 /* Completes an operation: pushes its token and gives back its count. */

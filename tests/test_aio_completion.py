@@ -42,6 +42,22 @@ def test_unary_completes_on_the_loop(channel_handle):
     assert asyncio.run(main()) == [f"m{i}" for i in range(50)]
 
 
+def test_completions_racing_the_drain_lose_no_wake_up(channel_handle):
+    # Go threads push tokens and write the fd after releasing the queue's
+    # mutex (cq.h), so a drain can run between a push and its write, and a
+    # push can find the wake-up pending: every token must still reach the
+    # loop. 32 tasks keep calls completing while the loop drains, over
+    # 1,600 calls; a lost wake-up leaves a call waiting (only the bound ends it).
+    async def worker(i):
+        for j in range(50):
+            assert await _unary(channel_handle, f"{i}.{j}") == f"{i}.{j}"
+
+    async def main():
+        await asyncio.wait_for(asyncio.gather(*(worker(i) for i in range(32))), 60)
+
+    asyncio.run(main())
+
+
 def test_each_loop_has_its_own_queue_and_a_second_run_gets_a_new_one(channel_handle):
     seen = []
 
