@@ -300,19 +300,6 @@ func hotAioChannelWatch(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, from C.in
 	})
 }
 
-// hotAioChannelClose closes the channel on a goroutine (its calls end with
-// CANCELLED) and completes when it is closed.
-//
-//export hotAioChannelClose
-func hotAioChannelClose(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
-	defer guard(&ret)
-	ch := value[*core.Channel](h)
-	return startOp(cq, token, func(<-chan struct{}) aioResult {
-		ch.Close()
-		return pyValue{func() pyObj { return C.hot_none() }}
-	})
-}
-
 // ---- server ----
 
 // hotAioServerStop stops the server on a goroutine (see core.Server.Stop)

@@ -864,9 +864,6 @@ static PyObject *m_aio_stream_close_send(PyObject *self, PyObject *args) {
     FORK_GUARD();
     return GO(hotAioStreamCloseSend(h));
 }
-static PyObject *m_aio_channel_close(PyObject *self, PyObject *args) {
-    return aio_on(args, channel_h, hotAioChannelClose);
-}
 static PyObject *m_aio_server_stopped(PyObject *self, PyObject *args) {
     return aio_on(args, server_h, hotAioServerStopped);
 }
@@ -1193,7 +1190,6 @@ static PyMethodDef methods[] = {
      "aio_stream_close_send(stream): half-closes after the queued requests, never waiting"},
     {"aio_channel_watch", m_aio_channel_watch, METH_VARARGS,
      "aio_channel_watch(cq, token, channel, from_state) -> op: new state or None"},
-    {"aio_channel_close", m_aio_channel_close, METH_VARARGS, "aio_channel_close(cq, token, channel) -> op"},
     {"aio_server_stop", m_aio_server_stop, METH_VARARGS, "aio_server_stop(cq, token, server, grace) -> op"},
     {"aio_server_stopped", m_aio_server_stopped, METH_VARARGS,
      "aio_server_stopped(cq, token, server) -> True | op"},

@@ -758,3 +758,28 @@ def test_compression_enabled_algorithms_bitset_refuses_requests(bitset, refused)
             sync_server.stop(None)
 
     run(main())
+
+
+def test_close_without_grace_finishes_without_yielding_to_the_loop():
+    """grpcio's close() (no grace) finishes in one step, calls in flight or
+    not: code that stops its loop right after closing (grpc-interceptor's
+    test server thread) relies on it. grpcgo's waited for an operation and
+    the loop stopped first ("Event loop stopped before Future completed")."""
+    async def main():
+        server, target = await _serve(unary={"forever": _forever})
+        channel = grpc.aio.insecure_channel(target)
+        await channel.channel_ready()
+        call = channel.unary_unary("/t/forever")(b"")
+        await asyncio.sleep(0.05)
+        closing = channel.close()
+        with pytest.raises(StopIteration):
+            closing.send(None)  # done at the first step
+        assert call.cancelled()
+        assert await call.code() is grpc.StatusCode.CANCELLED
+        idle = grpc.aio.insecure_channel(target)
+        closing = idle.close()
+        with pytest.raises(StopIteration):
+            closing.send(None)
+        await server.stop(None)
+
+    run(main())

@@ -208,7 +208,7 @@ class Channel(_base_channel.Channel):
         if self._closed is not None:
             await asyncio.shield(self._closed)
             return
-        loop, q = self._queue()
+        loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
         self._closing = True
         try:
@@ -228,12 +228,11 @@ class Channel(_base_channel.Channel):
                 elif not call._loop.is_closed():
                     call._loop.call_soon_threadsafe(call._cancel, _call.CHANNEL_CLOSED_DETAILS)
             self._engine._closed = True
-            token = next(q.tokens)
-            op = self._hot.aio_channel_close(q.cq, token, self._handle)
-            future = loop.create_future()
-            q.waiting[token] = future
-            await asyncio.shield(future)
-            self._hot.aio_result(op)
+            # Never waits (grpc-go's teardown goes on in Go), so close()
+            # without grace returns without yielding to the loop, as
+            # grpcio's: code that stops its loop right after still sees it
+            # finish.
+            self._hot.channel_close(self._handle)
         finally:
             if not self._closed.done():
                 self._closed.set_result(None)
