@@ -261,16 +261,23 @@ func (c *ServerCall) SetTrailer(md metadata.MD) {
 // Finish counts; later ones return ErrCallOver.
 func (c *ServerCall) Finish(code codes.Code, details string, last Msg) error {
 	c.fmu.Lock()
-	defer c.fmu.Unlock()
 	if c.over.Load() || c.final != nil {
+		c.fmu.Unlock()
 		return ErrCallOver
 	}
 	c.final = &finish{code: code, details: details, last: last}
-	close(c.done)
-	for _, stop := range c.unwatch {
+	unwatch := c.unwatch
+	c.unwatch = nil
+	c.fmu.Unlock()
+	// The watches stop and the handler goroutine is woken only now that
+	// fmu is free: woken under it, the handler ran at once on another
+	// thread, found fmu held (wait takes it) and slept again until this
+	// returned, a second wake-up per call. A watch registered after final
+	// was set stops itself (OnDone), so each stops exactly once.
+	for _, stop := range unwatch {
 		stop()
 	}
-	c.unwatch = nil
+	close(c.done)
 	return nil
 }
 
