@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"grpcgo/core"
 )
 
 // How the Go runtime is tuned for life inside a Python process. One
@@ -36,12 +38,26 @@ import (
 // 8 client threads +10% calls/s and -10% CPU in both processes, for a few
 // MiB more resident memory. A large live heap (big messages in flight)
 // goes back to Go's default, so the extra memory stays bounded.
+//
+// Going quiet. Under load the heap cycles between its live size (~2 MiB for
+// a busy server) and the collector's goal (8 MiB at least), and Go keeps the
+// pages of that cycle resident: a server that served a burst of calls kept
+// ~9 MiB more than before it, idle, for good (the background scavenger only
+// returns what lies beyond the goal). So once the engine allocated at least
+// releaseAfter bytes since the last release and then nothing to speak of
+// (under quietBytes a period) for quietPeriods periods, it collects and
+// returns the free heap to the OS (debug.FreeOSMemory), once per burst: a
+// few ms of CPU, and the next burst faults its pages back in. Not when the
+// GOGC environment variable is set.
 const (
 	tuneEvery      = 100 * time.Millisecond
 	procsSettle    = 3
 	maxProcs       = 32
 	gcSmallHeap    = 16 << 20 // live heaps below this get gcSmallPercent
 	gcSmallPercent = 200
+	releaseAfter   = 16 << 20 // bytes allocated since the last release
+	quietBytes     = 256 << 10
+	quietPeriods   = 2
 )
 
 func startTuning() {
@@ -49,6 +65,7 @@ func startTuning() {
 	tuneGC := os.Getenv("GOGC") == ""
 	p := procsTuner{base: runtime.GOMAXPROCS(0)} // Go's default: the CPUs this process may use
 	g := gcTuner{percent: 100}
+	q := quietRelease{q: core.QuietRelease{After: releaseAfter, Quiet: quietBytes, Periods: quietPeriods}}
 	go func() {
 		for range time.Tick(tuneEvery) {
 			if tuneProcs {
@@ -56,6 +73,7 @@ func startTuning() {
 			}
 			if tuneGC {
 				g.tune()
+				q.tune()
 			}
 			collectStuckLoans() // hot_lend.go
 		}
@@ -102,5 +120,20 @@ func (g *gcTuner) tune() {
 	if want != g.percent {
 		debug.SetGCPercent(want)
 		g.percent = want
+	}
+}
+
+// quietRelease gives the heap back to the OS when the engine goes quiet
+// after a burst (see "Going quiet" above; the decision is core's).
+type quietRelease struct {
+	sample [1]metrics.Sample
+	q      core.QuietRelease
+}
+
+func (r *quietRelease) tune() {
+	r.sample[0].Name = "/gc/heap/allocs:bytes"
+	metrics.Read(r.sample[:])
+	if r.sample[0].Value.Kind() == metrics.KindUint64 && r.q.Tick(r.sample[0].Value.Uint64()) {
+		debug.FreeOSMemory()
 	}
 }
