@@ -66,7 +66,12 @@ def watch_call(context):
     with _lock:
         _watched[token] = context
     start()
-    context._hot.call_notify_done(context._call, token)
+    try:
+        context._hot.call_notify_done(context._call, token)
+    except BaseException:
+        with _lock:
+            _watched.pop(token, None)
+        raise
 
 
 def pending():
