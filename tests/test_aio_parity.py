@@ -783,3 +783,21 @@ def test_close_without_grace_finishes_without_yielding_to_the_loop():
         await server.stop(None)
 
     run(main())
+
+
+def test_a_unary_stream_call_has_no_write():
+    """grpcio's UnaryStreamCall has no write() or done_writing() (grpcgo's
+    had both and sent a request on a call that takes one)."""
+    async def main():
+        server, target = await _serve(unary_stream={"three": _stream_three})
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = channel.unary_stream("/t/three")(b"")
+            assert not hasattr(call, "write") and not hasattr(call, "done_writing")
+            assert [m async for m in call] == [b"0", b"1", b"2"]
+            for shape in ("stream_unary", "stream_stream"):
+                call = getattr(channel, shape)("/t/three")()
+                assert hasattr(call, "write") and hasattr(call, "done_writing")
+                call.cancel()
+        await server.stop(None)
+
+    run(main())

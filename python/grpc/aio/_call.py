@@ -741,6 +741,11 @@ class _StreamCall(Call):
         self._done_writing_flag = True
         self._hot.aio_stream_close_send(self._stream)
 
+
+class _StreamRequestMixin:
+    """write() and done_writing(): calls with streaming requests only (a
+    unary-stream call has neither, as in grpcio)."""
+
     async def write(self, request):
         if self._request_style != "write":
             raise UsageError(API_STYLE_ERROR)
@@ -848,13 +853,15 @@ class UnaryStreamCall(_StreamResponseMixin, _StreamCall, _base_call.UnaryStreamC
     _client_streams = False
 
 
-class StreamUnaryCall(_UnaryResponseMixin, _StreamCall, _base_call.StreamUnaryCall):
+class StreamUnaryCall(_UnaryResponseMixin, _StreamRequestMixin, _StreamCall,
+                      _base_call.StreamUnaryCall):
     """A stream-unary RPC."""
 
     _server_streams = False
 
 
-class StreamStreamCall(_StreamResponseMixin, _StreamCall, _base_call.StreamStreamCall):
+class StreamStreamCall(_StreamResponseMixin, _StreamRequestMixin, _StreamCall,
+                       _base_call.StreamStreamCall):
     """A stream-stream RPC."""
 
 
