@@ -596,13 +596,19 @@ func TestDynamicTLSServerRotates(t *testing.T) {
 	creds := DynamicTLSServer(certConfig(t, p.server, nil), f.fetch, false, f.onError)
 	targets, _ := secServer(t, port{"127.0.0.1:0", creds})
 	oldCA, newCA := tlsChannel(t, p.ca.pem, nil), tlsChannel(t, p.otherCA.pem, nil)
-	wantFailure(t, secDial(t, targets[0], newCA), codes.Unavailable, "unknown authority")
+	// A channel that failed is closed at once: reconnecting in the
+	// background, its handshakes would call the fetcher below.
+	failing := secDial(t, targets[0], newCA)
+	wantFailure(t, failing, codes.Unavailable, "unknown authority")
+	failing.Close()
 	kept := secDial(t, targets[0], oldCA)
 	mustCall(t, kept)
 
 	f.set(certConfig(t, p.otherServer, nil), nil)
 	mustCall(t, secDial(t, targets[0], newCA))
-	wantFailure(t, secDial(t, targets[0], oldCA), codes.Unavailable, "unknown authority")
+	failing = secDial(t, targets[0], oldCA)
+	wantFailure(t, failing, codes.Unavailable, "unknown authority")
+	failing.Close()
 	mustCall(t, kept) // its connection predates the rotation
 
 	// A failing fetcher keeps the current certificates and reports why.
