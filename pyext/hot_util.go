@@ -40,6 +40,7 @@ func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	mainThread.Store(uint64(mainIdent))
 	metadatum = metadatumType
 	startTuning()
+	go trimAfterInit() // trim.go; off the caller's path
 }
 
 // hotExiting is called by exiting() (hotmodule.c), which then closes the
