@@ -1173,6 +1173,19 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
+def _unbuffered_line(stream):
+    """One line of a pipe, read a byte at a time: a buffered readline may
+    take the lines after it too, which communicate() (reading the pipe's
+    descriptor) then never sees."""
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode()
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "return"])
 def test_process_ends_cleanly_with_a_live_server(how, tmp_path):
     script = tmp_path / "serve.py"
@@ -1180,7 +1193,7 @@ def test_process_ends_cleanly_with_a_live_server(how, tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), "wait" if how == "ctrl-c" else "return"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()
+        line = _unbuffered_line(proc.stdout)
         assert line.strip() == "READY ping", proc.stderr.read()
         if how == "ctrl-c":
             proc.send_signal(2)
