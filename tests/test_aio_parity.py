@@ -801,3 +801,149 @@ def test_a_unary_stream_call_has_no_write():
         await server.stop(None)
 
     run(main())
+
+
+# -- Ctrl-C and interpreter exit with live aio objects ------------------------------
+
+_EXIT_CHILD = r'''
+import asyncio, sys, threading, time
+import grpc
+from grpc import aio
+
+scenario, loop_kind = sys.argv[1], sys.argv[2]
+if loop_kind == "uvloop":
+    import uvloop
+    uvloop.install()
+
+
+async def slow(request, context):
+    await asyncio.sleep(60)
+    return b""
+
+
+async def slow_stream(request, context):
+    yield b"a"
+    await asyncio.sleep(60)
+
+
+async def bidi(requests, context):
+    async for request in requests:
+        yield request
+
+
+HANDLERS = grpc.method_handlers_generic_handler("t", {
+    "slow": grpc.unary_unary_rpc_method_handler(slow),
+    "stream": grpc.unary_stream_rpc_method_handler(slow_stream),
+    "bidi": grpc.stream_stream_rpc_method_handler(bidi)})
+
+
+async def serve():
+    server = aio.server()
+    server.add_generic_rpc_handlers((HANDLERS,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, "127.0.0.1:%d" % port
+
+
+def ready():
+    print("ready", flush=True)
+
+
+async def main():
+    if scenario == "handler_running":
+        server, target = await serve()
+        call = aio.insecure_channel(target).unary_unary("/t/slow")(b"")
+        await asyncio.sleep(0.2)
+        ready()
+        await call
+    elif scenario == "stream_reading":
+        server, target = await serve()
+        call = aio.insecure_channel(target).unary_stream("/t/stream")(b"")
+        await call.read()
+        ready()
+        await call.read()
+    elif scenario == "bidi_open":
+        server, target = await serve()
+        call = aio.insecure_channel(target).stream_stream("/t/bidi")()
+        await call.write(b"1")
+        await call.read()
+        ready()
+        await call.read()
+    elif scenario == "wait_for_termination":
+        server, target = await serve()
+        ready()
+        await server.wait_for_termination()
+    elif scenario == "channel_ready_unreachable":
+        channel = aio.insecure_channel("127.0.0.1:1")
+        ready()
+        await channel.channel_ready()
+
+
+if scenario == "run_until_complete_no_close":
+    loop = asyncio.new_event_loop()
+
+    async def leave_everything():
+        server, target = await serve()
+        channel = aio.insecure_channel(target)
+        call = channel.unary_unary("/t/slow")(b"")
+        stream = channel.stream_stream("/t/bidi")()
+        await stream.write(b"1")
+        await asyncio.sleep(0.2)
+        return server, channel, call, stream
+
+    kept = loop.run_until_complete(leave_everything())
+    print("leaving", flush=True)
+elif scenario == "loop_in_daemon_thread":
+    def thread():
+        async def run():
+            server, target = await serve()
+            call = aio.insecure_channel(target).unary_unary("/t/slow")(b"")
+            await asyncio.sleep(0.2)
+            print("leaving", flush=True)
+            await call
+        asyncio.run(run())
+
+    threading.Thread(target=thread, daemon=True).start()
+    time.sleep(1.0)
+else:
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+'''
+
+_SIGINT_SCENARIOS = ["handler_running", "stream_reading", "bidi_open", "wait_for_termination",
+                     "channel_ready_unreachable"]
+
+
+@grpcio_differs
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("scenario", _SIGINT_SCENARIOS + ["run_until_complete_no_close",
+                                                          "loop_in_daemon_thread"])
+def test_ctrl_c_and_exit_with_live_aio_objects_end_cleanly(scenario, loop_kind):
+    """Ctrl-C while a handler runs, a stream is read, a bidi call is open,
+    in wait_for_termination() or channel_ready() on a target that never
+    answers; and interpreter exit with a server, channel and calls left live
+    (a loop never closed, a loop in a daemon thread): the process ends at
+    once with its own exit, no hang, no crash, no traceback (grpcio 1.85.1
+    also ends, printing "Event loop is closed" from its server's __del__)."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _EXIT_CHILD, scenario, loop_kind],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    if scenario in _SIGINT_SCENARIOS:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=BOUND)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the child hung\nstdout:\n{out}\nstderr:\n{err}")
+    expected = "interrupted" if scenario in _SIGINT_SCENARIOS else "leaving"
+    assert proc.returncode == 0, err
+    assert out.split() == [expected], (out, err)
+    assert "Traceback" not in err and "Fatal Python error" not in err, err
