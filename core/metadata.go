@@ -15,15 +15,16 @@ import (
 // Metadata order. grpc-go's metadata.MD is a map; grpcio keeps the order of
 // pairs across keys in both directions. The grpc-go this engine is built
 // with carries a small change (patches/grpc_go_patch.py; setup.py and the
-// Makefile build with the flags it gives): an MD may hold the
+// Makefile build with the flags it gives): an MD to send may hold the
 // order of its pairs under the key MDOrderKey (each key once per value, in
-// order), which the transport honours when it writes a header block and
-// fills in when it reads one, together with the block's HPACK size under
-// MDSizeKey. Both keys are pseudo-header names: never on the wire, never
-// valid user metadata, and hidden from Python like every ':' key.
+// order), which the transport honours when it writes a header block; an MD
+// read from a header block holds, under MDRecvKey, the block's HPACK size
+// and then its keys in wire order. Both keys are pseudo-header names: never
+// on the wire, never valid user metadata, and hidden from Python like every
+// ':' key.
 const (
 	MDOrderKey = ":grpcgo-order"
-	MDSizeKey  = ":grpcgo-size"
+	MDRecvKey  = ":grpcgo-recv"
 	mdPairsKey = ":grpcgo-pairs-bin"
 )
 
@@ -38,9 +39,18 @@ func TransportPatched() bool { return transportPatched }
 // MDPair is one metadata entry.
 type MDPair struct{ Key, Value string }
 
-// OrderedPairs returns md's pairs: in MDOrderKey's order when md has one,
-// then whatever that order does not name, by key; pseudo keys (':') are
-// left out.
+// mdOrder is the order md's pairs came in (MDRecvKey's keys) or are to be
+// sent in (MDOrderKey), nil if md has none.
+func mdOrder(md metadata.MD) []string {
+	if recv := md[MDRecvKey]; len(recv) > 0 {
+		return recv[1:]
+	}
+	return md[MDOrderKey]
+}
+
+// OrderedPairs returns md's pairs: in the order mdOrder gives when md has
+// one, then whatever that order does not name, by key; pseudo keys (':')
+// are left out.
 func OrderedPairs(md metadata.MD) []MDPair {
 	n := 0
 	for k, vv := range md {
@@ -48,17 +58,20 @@ func OrderedPairs(md metadata.MD) []MDPair {
 			n += len(vv)
 		}
 	}
-	out := make([]MDPair, 0, n)
-	var used map[string]int
-	if order := md[MDOrderKey]; len(order) > 0 {
-		used = make(map[string]int, len(md))
+	if n == 0 {
+		return nil
 	}
-	for _, k := range md[MDOrderKey] {
-		vv, i := md[k], used[k]
-		if i >= len(vv) || k == "" || k[0] == ':' {
+	out := make([]MDPair, 0, n)
+	var taken keyCounts
+	for _, k := range mdOrder(md) {
+		if k == "" || k[0] == ':' {
 			continue
 		}
-		used[k] = i + 1
+		vv, i := md[k], taken.get(k)
+		if i >= len(vv) {
+			continue
+		}
+		taken.add(k)
 		out = append(out, MDPair{k, vv[i]})
 	}
 	if len(out) == n {
@@ -66,25 +79,63 @@ func OrderedPairs(md metadata.MD) []MDPair {
 	}
 	keys := make([]string, 0, len(md))
 	for k, vv := range md {
-		if (k == "" || k[0] != ':') && used[k] < len(vv) {
+		if (k == "" || k[0] != ':') && taken.get(k) < len(vv) {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		for _, v := range md[k][used[k]:] {
+		for _, v := range md[k][taken.get(k):] {
 			out = append(out, MDPair{k, v})
 		}
 	}
 	return out
 }
 
+// keyCounts counts values taken per key: a short list (a block has a few
+// keys; searching it beats making a map for every call), a map beyond it.
+type keyCounts struct {
+	small [8]struct {
+		k string
+		n int
+	}
+	used int
+	more map[string]int
+}
+
+func (c *keyCounts) get(k string) int {
+	for i := 0; i < c.used; i++ {
+		if c.small[i].k == k {
+			return c.small[i].n
+		}
+	}
+	return c.more[k]
+}
+
+func (c *keyCounts) add(k string) {
+	for i := 0; i < c.used; i++ {
+		if c.small[i].k == k {
+			c.small[i].n++
+			return
+		}
+	}
+	if c.more == nil && c.used < len(c.small) {
+		c.small[c.used].k, c.small[c.used].n = k, 1
+		c.used++
+		return
+	}
+	if c.more == nil {
+		c.more = make(map[string]int)
+	}
+	c.more[k]++
+}
+
 // HeaderSize is the HPACK size of the header block md was read from, as
 // grpcio counts it against its metadata limits (name + value + 32 for every
 // field, pseudo-headers included); 0 if unknown.
 func HeaderSize(md metadata.MD) int {
-	if v := md[MDSizeKey]; len(v) == 1 {
-		n, _ := strconv.Atoi(v[0])
+	if recv := md[MDRecvKey]; len(recv) > 0 {
+		n, _ := strconv.Atoi(recv[0])
 		return n
 	}
 	return 0

@@ -99,9 +99,12 @@ func newServer(opts []Option, maxConcurrent int, xdsOn bool) (*Server, error) {
 		grpc.UnknownServiceHandler(s.handle),
 		grpc.Creds(pc),
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.InTapHandle(cancellableCall),
 		experimental.BufferPool(BufferPool),
 	}, slices.Concat(serverWindowDefaults, cfg.Server, serverMetrics(xdsOn))...)
+	if !transportPatched {
+		// The patched transport cancels a stream's own context (Cancel).
+		sopts = append(sopts, grpc.InTapHandle(cancellableCall))
+	}
 	if xdsOn {
 		gs, err := newXDSServer(sopts...)
 		if err != nil {
@@ -316,11 +319,14 @@ func (s *Server) Stop(grace time.Duration) {
 // cancelKey is the context key of a call's own cancel function.
 type cancelKey struct{}
 
-// cancellableCall is the server's tap: it gives each call a context grpc-go
-// itself waits on (for reads, and for room to write), with a cancel
-// function of its own, so that ServerCall.Cancel can end the call even while
-// a handler is blocked writing to a client that stopped reading. grpc-go
-// cancels the parent when the stream ends, which releases this one too.
+// cancellableCall is the server's tap in a build without grpcgo's change to
+// grpc-go (whose streams ServerCall.Cancel cancels directly): it gives each
+// call a context grpc-go itself waits on (for reads, and for room to
+// write), with a cancel function of its own, so that ServerCall.Cancel can
+// end the call even while a handler is blocked writing to a client that
+// stopped reading. grpc-go cancels the parent when the stream ends, which
+// releases this one too. (Five allocations and a deeper context chain per
+// call, hence only where needed.)
 func cancellableCall(ctx context.Context, _ *tap.Info) (context.Context, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	return context.WithValue(ctx, cancelKey{}, cancel), nil

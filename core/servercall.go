@@ -82,7 +82,9 @@ func (c *ServerCall) Context() context.Context { return c.ctx }
 // a client that stopped reading) is released.
 func (c *ServerCall) Cancel() {
 	c.Finish(codes.Canceled, "Cancelled", nil) // no response goes out after this
-	if cancel, ok := c.ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+	if s, ok := grpc.ServerTransportStreamFromContext(c.ctx).(interface{ GrpcgoCancel() }); ok {
+		s.GrpcgoCancel() // the patched transport's stream (patched.go)
+	} else if cancel, ok := c.ctx.Value(cancelKey{}).(context.CancelFunc); ok {
 		cancel()
 	}
 }
