@@ -806,7 +806,7 @@ def test_a_unary_stream_call_has_no_write():
 # -- Ctrl-C and interpreter exit with live aio objects ------------------------------
 
 _EXIT_CHILD = r'''
-import asyncio, sys, threading, time
+import asyncio, sys, threading
 import grpc
 from grpc import aio
 
@@ -894,17 +894,20 @@ if scenario == "run_until_complete_no_close":
     kept = loop.run_until_complete(leave_everything())
     print("leaving", flush=True)
 elif scenario == "loop_in_daemon_thread":
+    left = threading.Event()
+
     def thread():
         async def run():
             server, target = await serve()
             call = aio.insecure_channel(target).unary_unary("/t/slow")(b"")
             await asyncio.sleep(0.2)
             print("leaving", flush=True)
+            left.set()
             await call
         asyncio.run(run())
 
     threading.Thread(target=thread, daemon=True).start()
-    time.sleep(1.0)
+    left.wait(60)  # then exit with the thread's loop, server and call live
 else:
     try:
         asyncio.run(main())
