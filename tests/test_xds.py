@@ -390,7 +390,7 @@ def test_fallback_credentials_without_xds_security(secure_mesh, pki):
     assert seen == {json.dumps({"peer": [], "security": "ssl"}): 3}, seen
 
 
-def test_a_server_serves_once_its_listener_arrives(secure_mesh):
+def test_a_server_serves_only_while_its_listener_is_there(secure_mesh):
     control = secure_mesh["control"]
     server = secure_mesh["server"] = XDSServer(control.port, "insecure")
     # The control plane has no Listener for it: NOT_SERVING, connections
@@ -406,6 +406,18 @@ def test_a_server_serves_once_its_listener_arrives(secure_mesh):
         control.publish([], servers=[server.resource()])
         answer = json.loads(who(b"", timeout=WAIT, wait_for_ready=True))
         assert answer == {"peer": [], "security": "insecure"}
+        # The Listener is withdrawn: NOT_SERVING again (its connections are
+        # drained, new ones closed at accept).
+        control.publish([])
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                who(b"", timeout=5)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                break
+            assert time.monotonic() < deadline, "still serving without its Listener"
+            time.sleep(0.1)
 
 
 def test_an_xds_server_without_bootstrap_serves_plainly():
