@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -386,5 +387,32 @@ func TestLargeFramesBetweenGrpcgoEnds(t *testing.T) {
 	if log.largest <= 16<<10 || log.frames > 10 {
 		t.Fatalf("the 1 MiB request came in %d DATA frames of at most %d bytes, want at most 10 larger than 16 KiB",
 			log.frames, log.largest)
+	}
+}
+
+// The goroutine reading a large message wakes once for it, not once per
+// frame: frames that arrive while it waits for the rest of the message are
+// kept back until the whole message is there
+// (patches/grpc-go/transport_recvgate_grpcgo.go.in).
+func TestLargeMessageOneWakeup(t *testing.T) {
+	_, target := newTestServer(t, func(c *ServerCall) {
+		req, err := c.RecvOne()
+		if err != nil {
+			c.Finish(codes.Internal, err.Error(), nil)
+			return
+		}
+		c.Finish(codes.OK, "", req)
+	})
+	ch := dial(t, target)
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: 9 frames
+	before := grpc.GrpcgoHeldFrames()
+	for i := 0; i < 3; i++ {
+		resp, _, st := ch.Unary(spec("/t.Echo/Big"), BytesMsg(msg))
+		wantStatus(t, st, codes.OK, "")
+		wantBytes(t, "echo", resp.Materialize(), msg)
+		resp.Free()
+	}
+	if held := grpc.GrpcgoHeldFrames() - before; held == 0 {
+		t.Fatal("no frame of three 1 MiB echoes was kept back from a reader waiting for the rest of its message")
 	}
 }

@@ -208,12 +208,33 @@ EDITS.append(("internal/transport/http2_client.go", [
      "\tif t.initialWindowSize != defaultWindowSize {\n"),
 ]))
 
+# One wake-up per received message (transport_recvgate_grpcgo.go.in).
+EDITS.append(("internal/transport/transport.go", [
+    ("\terr              error\n\tbufPool          mem.BufferPool\n}\n",
+     "\terr              error\n\tbufPool          mem.BufferPool\n"
+     "\tgrpcgoWant       int // bytes a blocked reader waits for (0: any)\n"
+     "\tgrpcgoPending    int // data bytes in backlog\n}\n"),
+    ("\tif len(b.backlog) == 0 {\n\t\tselect {\n\t\tcase b.c <- r:\n\t\t\treturn\n"
+     "\t\tdefault:\n\t\t}\n\t}\n\tb.backlog = append(b.backlog, r)\n\tb.compactBacklogLocked(r)\n}\n",
+     "\tif len(b.backlog) == 0 && !b.grpcgoHold(r) {\n\t\tselect {\n\t\tcase b.c <- r:\n"
+     "\t\t\tb.grpcgoWant = 0\n\t\t\treturn\n"
+     "\t\tdefault:\n\t\t}\n\t}\n\tb.backlog = append(b.backlog, r)\n\tb.compactBacklogLocked(r)\n"
+     "\tb.grpcgoAdded(r)\n}\n"),
+    ("func (b *recvBuffer) load() {\n\tb.mu.Lock()\n",
+     "func (b *recvBuffer) load() {\n\tb.mu.Lock()\n\tb.grpcgoWant = 0\n"),
+    ("\t\tcase b.c <- b.backlog[0]:\n\t\t\t// backlog[0] is only part",
+     "\t\tcase b.c <- b.backlog[0]:\n\t\t\tb.grpcgoTaken(b.backlog[0])\n\t\t\t// backlog[0] is only part"),
+    ("\tif r.clientStream != nil {\n\t\tbuf, r.err = r.readClient(n)\n",
+     "\tr.recv.grpcgoWait(n)\n\tif r.clientStream != nil {\n\t\tbuf, r.err = r.readClient(n)\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
     ("internal/transport/grpcgo_writebuf.go", "transport_writebuf_grpcgo.go.in"),
     ("internal/transport/grpcgo_writev.go", "transport_writev_grpcgo.go.in"),
     ("mem/grpcgo.go", "mem_grpcgo.go.in"),
+    ("internal/transport/grpcgo_recvgate.go", "transport_recvgate_grpcgo.go.in"),
     ("grpcgo.go", "grpc_grpcgo.go.in"),
 ]
 
