@@ -142,9 +142,15 @@ static inline PyObject *hot_cq_drain(hot_cq *q) {
     size_t n = q->n;
     q->items = NULL;
     q->n = q->cap = 0;
-    char buf[8];
+#ifdef __linux__
+    uint64_t count; /* one read resets an eventfd (a second only finds EAGAIN) */
+    ssize_t r = read(q->rfd, &count, sizeof count);
+    (void)r;
+#else
+    char buf[64];
     while (read(q->rfd, buf, sizeof buf) > 0) {
     }
+#endif
     q->signalled = 0;
     pthread_mutex_unlock(&q->mu);
 
