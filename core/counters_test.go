@@ -79,3 +79,21 @@ func fmtCounters(c Counters) string {
 	return "channels=" + itoa(int(c.Channels)) + " servers=" + itoa(int(c.Servers)) +
 		" client calls=" + itoa(int(c.ClientCalls)) + " server calls=" + itoa(int(c.ServerCalls))
 }
+
+// TestStreamThatFailedToOpenHasItsStatus: when Opened closes on a stream
+// that could not open, its Status is already set (-race sees the order).
+func TestStreamThatFailedToOpenHasItsStatus(t *testing.T) {
+	checkLeaks(t)
+	ch := dial(t, "127.0.0.1:1")
+	for i := 0; i < 20; i++ {
+		s := ch.StartStream(spec("/x/S"), true, true, nil, false)
+		<-s.Opened()
+		if s.Open() {
+			t.Fatal("a stream to a closed port opened")
+		}
+		if s.Status == nil || s.Status.Code != codes.Unavailable {
+			t.Fatalf("stream %d: Status %v at Opened, want UNAVAILABLE", i, s.Status)
+		}
+		<-s.Ended()
+	}
+}

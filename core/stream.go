@@ -72,9 +72,11 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		defer cancel(nil)
 		cs, err := ch.cc.NewStream(ctx, desc, spec.Method, ch.options(spec)...)
 		if err != nil {
+			// Status first: whoever sees Opened closed with Open() false
+			// reads it next (aio's wait_for_connection).
+			s.Status = statusFrom(ctx, err)
 			close(s.opened)
 			close(s.HeaderReady)
-			s.Status = statusFrom(ctx, err)
 			close(s.ended)
 			close(s.in.q)
 			s.in.wake()
@@ -151,7 +153,8 @@ func (s *Stream) Cancel() {
 }
 
 // Opened is closed once the stream was opened on a connection or failed to
-// open; Open tells which, after that.
+// open; Open tells which, after that, and a stream that failed to open has
+// its Status set by then.
 func (s *Stream) Opened() <-chan struct{} { return s.opened }
 
 // Open reports whether the stream was opened (valid once Opened is closed).

@@ -255,6 +255,22 @@ def test_wait_for_connection(target):
     run(main())
 
 
+def test_wait_for_connection_raises_for_every_stream_that_cannot_open():
+    # A stream that fails to open is marked so a moment before its status
+    # is set; wait_for_connection() must wait for that status, not return
+    # as if connected (it did, now and then, on a loaded machine).
+    async def main():
+        async with grpc.aio.insecure_channel("127.0.0.1:1") as channel:
+            s = stub(channel)
+            for i in range(100):
+                call = (s.BidiStream, s.ClientStream)[i % 2](timeout=5)
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call.wait_for_connection()
+                assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    run(main())
+
+
 # -- cancellation and deadlines -------------------------------------------------
 
 

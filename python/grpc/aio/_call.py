@@ -558,7 +558,10 @@ class _StreamCall(Call):
         result, future = self._op(self._hot.aio_stream_opened, self._stream)
         if future is not None:
             await future
-        if self.done():
+            result = self._hot.aio_result(result)
+        # A stream that failed to open is marked so before its status is
+        # set: wait for that status rather than ask done() too early.
+        if not result or self.done():
             self._raise_for_status(await self._wait_status())
 
     # -- responses ----------------------------------------------------------
