@@ -242,6 +242,19 @@ static PyObject *m_check(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* exit_begin(): grpc's atexit hook starts (before it stops servers). From
+ * now on an event loop in a thread other than the main one takes no more
+ * completions from the engine: its thread parks for good in m_cq_drain, as
+ * a daemon thread blocked in a call stays blocked. Otherwise the calls that
+ * stopping the servers ends would wake such a loop, and its tasks would
+ * fail and print tracebacks while the interpreter finalizes. */
+static atomic_int exit_begun;
+
+static PyObject *m_exit_begin(PyObject *self, PyObject *unused) {
+    atomic_store(&exit_begun, 1);
+    Py_RETURN_NONE;
+}
+
 /* exiting(): the interpreter is finalizing (grpc's atexit hook). Closes
  * the gate (hot.h): from now on no thread but the main one takes the GIL
  * back from the engine or calls into it; each parks for good instead. Then
@@ -733,6 +746,10 @@ static PyObject *m_cq_drain(PyObject *self, PyObject *args) {
     hot_cq *q;
     if (!PyArg_ParseTuple(args, "O&", cq_arg, &q)) return NULL;
     if (forked) return PyTuple_New(0);
+    if (atomic_load(&exit_begun) && PyThread_get_thread_ident() != hot_main_ident) {
+        PyEval_SaveThread();
+        hot_park();
+    }
     return hot_cq_drain(q);
 }
 
@@ -1072,6 +1089,8 @@ static PyMethodDef methods[] = {
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
     {"ended_in_go", m_ended_in_go, METH_NOARGS,
      "ended_in_go() -> how many threads ended with Go frames on their stack (0)"},
+    {"exit_begin", m_exit_begin, METH_NOARGS,
+     "exit_begin(): grpc's atexit hook starts; event loops of other threads take no more completions"},
     {"exiting", m_exiting, METH_NOARGS,
      "exiting(): the interpreter finalizes; from now on only the main thread takes the GIL\n"
      "back from the engine or calls into it."},

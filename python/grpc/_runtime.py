@@ -16,7 +16,8 @@ Exit is one mechanism (docs/ARCHITECTURE.md, "Exit"):
    handler or waiting for a call), only clients could end those handlers:
    every server is stopped then, with EXIT_GRACE seconds for the calls in
    flight before they are cancelled.
-3. At interpreter finalization (grpc's atexit hook) servers stop, and the
+3. At interpreter finalization (grpc's atexit hook) event loops of threads
+   other than the main one stop taking completions, servers stop, and the
    engine's gate closes: from then on a thread other than the main one that
    comes back from the engine, or calls into it, parks for good (as daemon
    threads blocked in grpcio stay blocked); the main thread, and atexit
@@ -187,7 +188,10 @@ def _joined_at_exit():
 
 
 def _finalize(module):
-    # Step 3: servers stop now; then the gate closes.
+    # Step 3: event loops of other threads take no more completions (their
+    # tasks would fail on the calls the stops end); servers stop now; then
+    # the gate closes.
+    module.exit_begin()
     for server in list(_servers):
         try:
             _stop_at_exit(server, 0.0)
