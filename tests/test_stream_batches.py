@@ -1,0 +1,226 @@
+"""Streams cross between Python and the engine in batches (up to 64 received
+messages per crossing, 64-deep queues in each direction: docs/ARCHITECTURE.md,
+"Streams: queues in Go, batches across"). These tests hold the edges of that
+batching to grpcio's semantics: every message in order, the status after the
+last message, errors and cancellation in the middle of a batch losing nothing
+before them and reporting the right code, and a slow reader holding the
+producer back (memory stays bounded).
+
+Message counts are chosen above the batch size and the queue depth, so the
+interesting cases (a status arriving while messages are queued, a failure on
+a message inside a batch) happen whatever the machine's speed.
+"""
+
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+
+RPC_TIMEOUT = 20  # seconds, for every RPC
+WAIT = 10  # seconds, for every event that should happen
+
+SERVICE = "grpcgo.testing.Batches"
+
+
+def method(name):
+    return f"/{SERVICE}/{name}"
+
+
+def payload(i):
+    return b"m-%06d" % i
+
+
+class _Service:
+    def __init__(self):
+        self.finished = {}  # name -> threading.Event, set when a handler returned
+        self.yielded = 0  # messages the Endless generator produced
+        self.cancelled = threading.Event()
+        self.received = []  # what CountRequests saw
+        self.lock = threading.Lock()
+
+    def event(self, name):
+        with self.lock:
+            return self.finished.setdefault(name, threading.Event())
+
+    # Yields the number of messages the request asks for, then ends with ABORTED.
+    def then_abort(self, request, context):
+        n = int(request)
+        try:
+            for i in range(n):
+                yield payload(i)
+        finally:
+            self.event("then_abort").set()
+        context.abort(grpc.StatusCode.ABORTED, "after %d" % n)
+
+    # Yields n messages, then raises.
+    def then_raise(self, request, context):
+        n = int(request)
+        for i in range(n):
+            yield payload(i)
+        raise ValueError("broke after %d" % n)
+
+    def plain(self, request, context):
+        for i in range(int(request)):
+            yield payload(i)
+
+    # Yields 1 KiB messages until the call ends; counts them.
+    def endless(self, request, context):
+        context.add_callback(self.cancelled.set)
+        block = b"x" * 1024
+        i = 0
+        while context.is_active() and i < int(request):
+            self.yielded = i + 1
+            yield payload(i) + block
+            i += 1
+
+    def count_requests(self, request_iterator, context):
+        got = []
+        try:
+            for r in request_iterator:
+                got.append(r)
+        finally:
+            self.received = got
+            self.event("count_requests").set()
+        return b"%d" % len(got)
+
+    def handler(self):
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            "ThenAbort": grpc.unary_stream_rpc_method_handler(self.then_abort),
+            "ThenRaise": grpc.unary_stream_rpc_method_handler(self.then_raise),
+            "Plain": grpc.unary_stream_rpc_method_handler(self.plain),
+            "Endless": grpc.unary_stream_rpc_method_handler(self.endless),
+            "CountRequests": grpc.stream_unary_rpc_method_handler(self.count_requests),
+        })
+
+
+@pytest.fixture
+def served():
+    service = _Service()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((service.handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield service, channel
+    finally:
+        channel.close()
+        server.stop(None)
+
+
+def test_status_arriving_with_messages_queued_comes_after_them(served):
+    service, ch = served
+    n = 1000  # > one batch and > the queues: most are queued when the status lands
+    call = ch.unary_stream(method("ThenAbort"))(b"%d" % n, timeout=RPC_TIMEOUT)
+    assert service.event("then_abort").wait(WAIT)
+    got = []
+    with pytest.raises(grpc.RpcError) as info:
+        for m in call:
+            got.append(m)
+    assert got == [payload(i) for i in range(n)]
+    assert info.value.code() is grpc.StatusCode.ABORTED
+    assert info.value.details() == "after %d" % n
+    assert call.code() is grpc.StatusCode.ABORTED
+
+
+def test_handler_raising_after_yielding_loses_no_message(served):
+    _, ch = served
+    n = 300
+    call = ch.unary_stream(method("ThenRaise"))(b"%d" % n, timeout=RPC_TIMEOUT)
+    got = []
+    with pytest.raises(grpc.RpcError) as info:
+        for m in call:
+            got.append(m)
+    assert got == [payload(i) for i in range(n)]
+    assert info.value.code() is grpc.StatusCode.UNKNOWN
+    assert "broke after %d" % n in info.value.details()
+
+
+def test_deserializer_failing_inside_a_batch(served):
+    _, ch = served
+    n, bad = 300, 100  # message 100 sits inside the second batch of 64
+
+    def deserialize(data):
+        if data == payload(bad):
+            raise ValueError("bad message")
+        return data
+
+    call = ch.unary_stream(method("Plain"), response_deserializer=deserialize)(
+        b"%d" % n, timeout=RPC_TIMEOUT)
+    got = []
+    with pytest.raises(grpc.RpcError) as info:
+        for m in call:
+            got.append(m)
+    assert got == [payload(i) for i in range(bad)]
+    assert info.value.code() is grpc.StatusCode.INTERNAL
+    assert info.value.details() == "Exception deserializing response!"
+    assert call.code() is grpc.StatusCode.INTERNAL
+    # The call is over: iterating again raises the same, no later message.
+    with pytest.raises(grpc.RpcError):
+        next(call)
+
+
+def test_cancel_in_the_middle_of_a_batch(served):
+    service, ch = served
+    call = ch.unary_stream(method("Endless"))(b"1000000", timeout=RPC_TIMEOUT)
+    got = [next(call) for _ in range(150)]
+    assert [m[:8] for m in got] == [payload(i) for i in range(150)]
+    assert call.cancel() is True
+    with pytest.raises(grpc.RpcError) as info:
+        for _ in call:
+            pass
+    assert info.value.code() is grpc.StatusCode.CANCELLED
+    assert call.code() is grpc.StatusCode.CANCELLED
+    assert service.cancelled.wait(WAIT)
+
+
+def test_slow_reader_holds_the_producer_back(served):
+    # 100,000 messages of 1 KiB (100 MiB) to a reader that stops after one:
+    # flow control (4 MiB stream window) and the bounded queues stop the
+    # handler's generator long before the end.
+    service, ch = served
+    total = 100_000
+    call = ch.unary_stream(method("Endless"))(b"%d" % total, timeout=RPC_TIMEOUT)
+    assert next(call)[:8] == payload(0)
+    last, stable, deadline = -1, 0, time.monotonic() + WAIT
+    while stable < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = service.yielded
+        stable = stable + 1 if now == last else 0
+        last = now
+    assert service.yielded < 40_000, service.yielded
+    # What was held back still arrives, in order.
+    for i in range(1, 2000):
+        assert next(call)[:8] == payload(i)
+    call.cancel()
+    assert service.cancelled.wait(WAIT)
+
+
+def test_request_iterator_raising_after_yielding(served):
+    service, ch = served
+    n = 300
+
+    def requests():
+        for i in range(n):
+            yield payload(i)
+        raise ValueError("no more")
+
+    with pytest.raises(grpc.RpcError) as info:
+        ch.stream_unary(method("CountRequests"))(requests(), timeout=RPC_TIMEOUT)
+    assert info.value.code() is grpc.StatusCode.UNKNOWN
+    assert info.value.details() == "Exception iterating requests!"
+    # The server saw the call end (cancelled) after an in-order prefix of
+    # the requests, never one out of order or twice.
+    assert service.event("count_requests").wait(WAIT)
+    assert service.received == [payload(i) for i in range(len(service.received))]
+
+
+def test_many_requests_arrive_in_order(served):
+    service, ch = served
+    n = 5000
+    response = ch.stream_unary(method("CountRequests"))(
+        (payload(i) for i in range(n)), timeout=RPC_TIMEOUT)
+    assert response == b"%d" % n
+    assert service.received == [payload(i) for i in range(n)]
