@@ -242,12 +242,7 @@ func (g *h2guard) flushAway() {
 func (g *h2guard) Write(b []byte) (int, error) {
 	if !g.server {
 		n, err := g.Conn.Write(b)
-		if err != nil {
-			if why := g.refusal(err); why != nil {
-				err = why
-			}
-		}
-		return n, err
+		return n, g.explain(err)
 	}
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
@@ -286,12 +281,7 @@ func (g *h2guard) GrpcgoVectored() bool {
 func (g *h2guard) GrpcgoWritev(bufs *net.Buffers) (int64, error) {
 	if !g.server {
 		n, err := g.writev(bufs)
-		if err != nil {
-			if why := g.refusal(err); why != nil {
-				err = why
-			}
-		}
-		return n, err
+		return n, g.explain(err)
 	}
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
@@ -358,13 +348,13 @@ func (g *h2guard) Close() error {
 	return err
 }
 
-// refusal is what the server said before it hung up, for a client write
-// that failed because it did: "write: broken pipe" says nothing, the TLS
+// explain gives a client write that failed because the server hung up
+// what the server said first: "write: broken pipe" says nothing, the TLS
 // alert waiting to be read says why (the server refused this client's
-// certificate, say). nil if there is no such word.
-func (g *h2guard) refusal(werr error) error {
+// certificate, say). Any other error (or nil) comes back as it is.
+func (g *h2guard) explain(werr error) error {
 	if !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
-		return nil
+		return werr
 	}
 	g.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	defer g.Conn.SetReadDeadline(time.Time{})
@@ -372,7 +362,7 @@ func (g *h2guard) refusal(werr error) error {
 	if _, err := g.Conn.Read(buf[:]); err != nil && strings.Contains(err.Error(), "tls:") {
 		return fmt.Errorf("the server closed the connection: %w", err)
 	}
-	return nil
+	return werr
 }
 
 // guardedCreds wraps a channel's transport credentials so that every

@@ -74,27 +74,7 @@ func (c loggingCreds) Clone() credentials.TransportCredentials { return c }
 // default 32 KiB pieces: each write wakes the peer's reader (patched.go).
 func TestLargeMessageFewWrites(t *testing.T) {
 	var clientLog, serverLog writeLog
-	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0", &ServerCredentials{
-		transport: loggingCreds{insecure.NewCredentials(), &serverLog}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := dispatch(srv, func(c *ServerCall) {
-		req, err := c.RecvOne()
-		if err != nil {
-			c.Finish(codes.Internal, err.Error(), nil)
-			return
-		}
-		c.Finish(codes.OK, "", req)
-	})
-	t.Cleanup(func() {
-		srv.Stop(0)
-		<-done
-	})
+	port := serveWith(t, loggingCreds{insecure.NewCredentials(), &serverLog}, echoOne)
 	creds := &ChannelCredentials{newTransport: func(string, tls.ClientSessionCache) credentials.TransportCredentials {
 		return loggingCreds{insecure.NewCredentials(), &clientLog}
 	}}
@@ -228,15 +208,7 @@ func TestDataFramesWrittenFromMessageBuffers(t *testing.T) {
 	var serverPool, clientPool poisonPool
 	serverCreds := &vecCreds{TransportCredentials: insecure.NewCredentials()}
 	clientCreds := &vecCreds{TransportCredentials: insecure.NewCredentials()}
-	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0", &ServerCredentials{transport: serverCreds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := dispatch(srv, func(c *ServerCall) {
+	port := serveWith(t, serverCreds, func(c *ServerCall) {
 		req, err := c.RecvOne()
 		if err != nil {
 			c.Finish(codes.Internal, err.Error(), nil)
@@ -245,10 +217,6 @@ func TestDataFramesWrittenFromMessageBuffers(t *testing.T) {
 		resp, _ := poisonMsg(&serverPool, req.Materialize())
 		req.Free()
 		c.Finish(codes.OK, "", resp)
-	})
-	t.Cleanup(func() {
-		srv.Stop(0)
-		<-done
 	})
 	creds := &ChannelCredentials{newTransport: func(string, tls.ClientSessionCache) credentials.TransportCredentials {
 		return clientCreds
@@ -355,27 +323,7 @@ func (c frameLogCreds) Clone() credentials.TransportCredentials { return c }
 // 1 MiB message crosses in a handful of frames.
 func TestLargeFramesBetweenGrpcgoEnds(t *testing.T) {
 	log := &frameLog{}
-	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0", &ServerCredentials{
-		transport: frameLogCreds{insecure.NewCredentials(), log}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := dispatch(srv, func(c *ServerCall) {
-		req, err := c.RecvOne()
-		if err != nil {
-			c.Finish(codes.Internal, err.Error(), nil)
-			return
-		}
-		c.Finish(codes.OK, "", req)
-	})
-	t.Cleanup(func() {
-		srv.Stop(0)
-		<-done
-	})
+	port := serveWith(t, frameLogCreds{insecure.NewCredentials(), log}, echoOne)
 	ch := dial(t, net.JoinHostPort("127.0.0.1", itoa(port)))
 	msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	resp, _, st := ch.Unary(spec("/t.Echo/Big"), BytesMsg(msg))
@@ -415,4 +363,34 @@ func TestLargeMessageOneWakeup(t *testing.T) {
 	if held := grpc.GrpcgoHeldFrames() - before; held == 0 {
 		t.Fatal("no frame of three 1 MiB echoes was kept back from a reader waiting for the rest of its message")
 	}
+}
+
+// serveWith starts a server on 127.0.0.1 whose connections go through
+// transport, each call to h; it returns the port.
+func serveWith(t *testing.T, transport credentials.TransportCredentials, h handler) int {
+	t.Helper()
+	srv := NewServer(nil, 0)
+	port, err := srv.AddPort("127.0.0.1:0", &ServerCredentials{transport: transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := dispatch(srv, h)
+	t.Cleanup(func() {
+		srv.Stop(0)
+		<-done
+	})
+	return port
+}
+
+// echoOne answers a unary call with its request.
+func echoOne(c *ServerCall) {
+	req, err := c.RecvOne()
+	if err != nil {
+		c.Finish(codes.Internal, err.Error(), nil)
+		return
+	}
+	c.Finish(codes.OK, "", req)
 }

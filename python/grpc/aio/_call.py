@@ -673,17 +673,19 @@ class _StreamCall(Call):
                     return _FALSE
                 future = self._loop.create_future()
                 q.waiting[token] = future
-                return self._sent(result, future)
+                return self._op_result(result, future)
         return self._write_one(request, from_iterator=True)
 
-    async def _sent(self, op, future):
+    async def _op_result(self, op, future):
+        """What operation op gives once future completes; a task cancelled
+        while it waits cancels the RPC (grpcio)."""
         try:
             await future
         except asyncio.CancelledError:
             if not self.done():
                 self.cancel()
             raise
-        return bool(self._hot.aio_result(op))
+        return self._hot.aio_result(op)
 
     async def _write_one(self, request, from_iterator=False):
         """Sends one request; False (with from_iterator) or an error if the
@@ -703,13 +705,7 @@ class _StreamCall(Call):
             # start raises its status here.
             opened, future = self._op(self._hot.aio_stream_opened, self._stream)
             if future is not None:
-                try:
-                    await future
-                except asyncio.CancelledError:
-                    if not self.done():
-                        self.cancel()
-                    raise
-                opened = self._hot.aio_result(opened)
+                opened = await self._op_result(opened, future)
             self._opened = True
             if not opened:
                 self._raise_for_status(await self._wait_status())
@@ -722,13 +718,7 @@ class _StreamCall(Call):
             raise self._error(self._status)
         result, future = self._op(self._hot.aio_stream_send, self._stream, payload)
         if future is not None:
-            try:
-                await future
-            except asyncio.CancelledError:
-                if not self.done():
-                    self.cancel()
-                raise
-            result = self._hot.aio_result(result)
+            result = await self._op_result(result, future)
         if result:
             return True
         if from_iterator:
