@@ -161,7 +161,8 @@ def test_filters_and_context_manager():
         meter_provider=provider,
         target_attribute_filter=lambda target: False,
         generic_method_attribute_filter=lambda method: True)
-    with plugin:
+    with plugin as entered:
+        assert entered is None  # as grpcio's __enter__
         server, port = _server()
         with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
             assert channel.unary_unary("/obs.Generic/Echo")(b"g", timeout=CALL_TIMEOUT) == b"g"

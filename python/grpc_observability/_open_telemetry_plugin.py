@@ -133,9 +133,9 @@ class OpenTelemetryPlugin:
             _metrics.stop(_global._record)
             _global = None
 
-    def __enter__(self) -> "OpenTelemetryPlugin":
+    def __enter__(self) -> None:
+        # grpcio's returns None too: `with plugin as p` binds None there.
         self.register_global()
-        return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]],
                  exc_val: Optional[BaseException], exc_tb: Optional[TracebackType]) -> None:
