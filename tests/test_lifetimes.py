@@ -218,13 +218,18 @@ def test_gomaxprocs_follows_the_threads_alive_not_those_that_came_and_went(serve
     _, target = served
     from grpc import _introspect
 
+    # Counted as they came, ~100 calls in each 100 ms period made that
+    # dozens (at most 32). A loaded machine may find a few request threads
+    # of calls that ended not yet gone at a period's end: hence 8, not 4.
     base = _introspect.live().go_procs
+    peak = base
     with grpc.insecure_channel(target) as channel:
         drain = channel.stream_unary("/t.Life/Drain")
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
             assert drain(iter([b"x"]), timeout=BOUND) == b"x"
-    assert _introspect.live().go_procs <= max(base, 4)
+            peak = max(peak, _introspect.live().go_procs)
+    assert peak <= max(base, 8), (base, peak)
 
 
 @grpcgo_only
