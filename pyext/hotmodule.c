@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include "hot.h"
 #include "_cgo_export.h"
+#include "hold.h"
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,10 +158,28 @@ static int n_settled;
 /* The context call_finish gives a server call's capsule once it finished. */
 static char settled_mark;
 
+/* The context of a stream's capsule that never holds sends again (hold.h). */
+static char hold_off_mark;
+
+/* The hold (hold.h) of a stream's or server call's capsule, if it has one
+ * (a server's capsule keeps its dispatcher there). */
+static inline hot_hold *hold_of(PyObject *cap) {
+    const char *name = PyCapsule_GetName(cap);
+    if (name != kind_names[HOT_STREAM] && name != kind_names[HOT_SERVER_CALL]) return NULL;
+    void *ctx = PyCapsule_GetContext(cap);
+    return ctx == NULL || ctx == &settled_mark || ctx == &hold_off_mark ? NULL : ctx;
+}
+
 static void capsule_release(PyObject *cap) {
     const char *name = PyCapsule_GetName(cap);
     uintptr_t h = (uintptr_t)PyCapsule_GetPointer(cap, name);
     if (h == 0 || forked) return;
+    hot_hold *held = hold_of(cap);
+    if (held != NULL) { /* the stream is cancelled below: what it holds goes nowhere */
+        hot_hold_drop(held);
+        PyCapsule_SetContext(cap, NULL);
+        hot_hold_unref(held);
+    }
     if (PyCapsule_GetContext(cap) != &settled_mark) {
         GO_VOID(hotRelease(h));
         return;
@@ -427,20 +446,94 @@ static PyObject *m_stream_start(PyObject *self, PyObject *args) {
     return r;
 }
 
+/* ---- held sends (hold.h) ---------------------------------------------------
+ * A small message a thread other than the main one sends right after its
+ * previous send on the same stream (less than HOLD_GAP_NS between them: a
+ * loop) waits in the stream's hold instead of crossing into Go; a slower
+ * sender's messages cross one by one as before. Every other operation on
+ * the stream flushes the hold first (hold_flush), so it comes after. */
+static __thread uintptr_t last_send_h;
+static __thread int64_t last_send_end;
+
+/* Moves cap's held messages into the engine before another operation on
+ * its stream. 0, or -1 with an exception set. */
+static int hold_flush(PyObject *cap) {
+    hot_hold *held = hold_of(cap);
+    if (held == NULL || !hot_hold_pending(held)) return 0;
+    return GO(hotHoldSend(held)) < 0 ? -1 : 0;
+}
+
+/* Holds msg if it may be held: 1 held, 0 send it as before, -1 the stream
+ * takes no more messages, -2 an exception is set. */
+static int hold_put(PyObject *cap, uintptr_t h, Py_buffer *msg) {
+    if (!hold_enabled || msg->len > HOLD_MSG_MAX || PyThread_get_thread_ident() == hot_main_ident)
+        return 0;
+    int64_t now = hold_now();
+    int fast = last_send_h == h && now - last_send_end < HOLD_GAP_NS;
+    hot_hold *held = hold_of(cap);
+    if (held == NULL) {
+        if (!fast || PyCapsule_GetContext(cap) != NULL) return 0;
+        uintptr_t target = GO(hotHoldTarget(h));
+        if (target == 0) return 0;
+        if ((held = hot_hold_new(target)) == NULL) {
+            hotHoldFree(target);
+            return 0;
+        }
+        PyCapsule_SetContext(cap, held);
+    }
+    for (int tries = 0; tries < 2; tries++) {
+        int r = hot_hold_put(held, msg->buf, (uint32_t)msg->len, now, fast);
+        if (r == 1) {
+            last_send_h = h;
+            last_send_end = now;
+        }
+        if (r != 0) return r == 2 ? 0 : r;
+        /* Full, or its oldest message is due: flush, then hold this one. */
+        int alive = GO(hotHoldSend(held));
+        if (alive < 0) return -2;
+        if (alive == 0) return -1;
+        now = hold_now();
+    }
+    return 0;
+}
+
+/* A send: held, or made as before (hotStreamSend, hotCallSend) after
+ * whatever is held. */
+static PyObject *send_or_hold(PyObject *cap, uintptr_t h, Py_buffer *msg,
+                              PyObject *(*send)(uintptr_t, void *, Py_ssize_t, PyObject *)) {
+    switch (hold_put(cap, h, msg)) {
+    case 1: Py_RETURN_TRUE;
+    case -1: Py_RETURN_FALSE;
+    case -2: return NULL;
+    }
+    if (hold_flush(cap) < 0) return NULL;
+    PyObject *r = GO(send(h, msg->buf, msg->len, LENDABLE(*msg)));
+    last_send_h = h;
+    last_send_end = hold_now();
+    return r;
+}
+
 static PyObject *m_stream_send(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
     Py_buffer msg;
-    if (!PyArg_ParseTuple(args, "O&y*", stream_h, &h, &msg)) return NULL;
+    if (!PyArg_ParseTuple(args, "Oy*", &cap, &msg)) return NULL;
+    if (!stream_h(cap, &h)) {
+        PyBuffer_Release(&msg);
+        return NULL;
+    }
     note_thread();
-    PyObject *r = forked ? fork_error() : GO(hotStreamSend(h, msg.buf, msg.len, LENDABLE(msg)));
+    PyObject *r = forked ? fork_error() : send_or_hold(cap, h, &msg, hotStreamSend);
     PyBuffer_Release(&msg);
     return r;
 }
 
 static PyObject *m_stream_close_send(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
-    if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &cap) || !stream_h(cap, &h)) return NULL;
     FORK_GUARD();
+    if (hold_flush(cap) < 0) return NULL;
     return GO(hotStreamCloseSend(h));
 }
 
@@ -470,9 +563,12 @@ static PyObject *m_stream_status(PyObject *self, PyObject *args) {
 }
 
 static PyObject *m_stream_cancel(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
-    if (!PyArg_ParseTuple(args, "O&", stream_h, &h)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &cap) || !stream_h(cap, &h)) return NULL;
     FORK_GUARD();
+    hot_hold *held = hold_of(cap);
+    if (held != NULL) hot_hold_drop(held);
     return GO(hotStreamCancel(h));
 }
 
@@ -613,29 +709,38 @@ static PyObject *m_call_recv_one(PyObject *self, PyObject *args) {
     return GO(hotCallRecvOne(h));
 }
 
+/* The handler waits for requests: what it sent goes out first. */
 static PyObject *m_call_recv(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
     Py_ssize_t max;
-    if (!PyArg_ParseTuple(args, "O&n", call_h, &h, &max)) return NULL;
+    if (!PyArg_ParseTuple(args, "On", &cap, &max) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
+    if (hold_flush(cap) < 0) return NULL;
     return GO(hotCallRecv(h, max));
 }
 
 static PyObject *m_call_send(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
     Py_buffer msg;
-    if (!PyArg_ParseTuple(args, "O&y*", call_h, &h, &msg)) return NULL;
+    if (!PyArg_ParseTuple(args, "Oy*", &cap, &msg)) return NULL;
+    if (!call_h(cap, &h)) {
+        PyBuffer_Release(&msg);
+        return NULL;
+    }
     note_thread();
-    PyObject *r = forked ? fork_error() : GO(hotCallSend(h, msg.buf, msg.len, LENDABLE(msg)));
+    PyObject *r = forked ? fork_error() : send_or_hold(cap, h, &msg, hotCallSend);
     PyBuffer_Release(&msg);
     return r;
 }
 
 static PyObject *m_call_send_header(PyObject *self, PyObject *args) {
+    PyObject *cap, *md;
     uintptr_t h;
-    PyObject *md;
-    if (!PyArg_ParseTuple(args, "O&O", call_h, &h, &md)) return NULL;
+    if (!PyArg_ParseTuple(args, "OO", &cap, &md) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
+    if (hold_flush(cap) < 0) return NULL;
     return GO(hotCallSendHeader(h, md));
 }
 
@@ -655,33 +760,55 @@ static PyObject *m_call_finish(PyObject *self, PyObject *args) {
         return NULL;
     }
     note_thread();
+    if (!forked && hold_flush(call) < 0) {
+        if (last.has) PyBuffer_Release(&last.view);
+        return NULL;
+    }
     PyObject *r = forked ? fork_error()
         : GO(hotCallFinish(h, code, (char *)details, dn, md, last.has ? last.view.buf : NULL,
                            last.has ? last.view.len : 0, last.has ? LENDABLE(last.view) : NULL, last.has));
     if (last.has) PyBuffer_Release(&last.view);
-    if (r != NULL) PyCapsule_SetContext(call, &settled_mark);
+    if (r != NULL) {
+        hot_hold *held = hold_of(call);
+        PyCapsule_SetContext(call, &settled_mark);
+        if (held != NULL) hot_hold_unref(held);
+    }
     return r;
 }
 
 static PyObject *m_call_set_compression(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
     int algorithm;
-    if (!PyArg_ParseTuple(args, "O&i", call_h, &h, &algorithm)) return NULL;
+    if (!PyArg_ParseTuple(args, "Oi", &cap, &algorithm) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
+    if (hold_flush(cap) < 0) return NULL;
     return GO(hotCallSetCompression(h, algorithm));
 }
 
+/* The mark goes on the next message as it crosses (hotCallSend): this
+ * call's sends are never held from now on. */
 static PyObject *m_call_disable_next_compression(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
-    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &cap) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
+    if (hold_flush(cap) < 0) return NULL;
+    hot_hold *held = hold_of(cap);
+    if (PyCapsule_GetContext(cap) == NULL || held != NULL) {
+        PyCapsule_SetContext(cap, &hold_off_mark);
+        if (held != NULL) hot_hold_unref(held);
+    }
     return GO(hotCallDisableNextCompression(h));
 }
 
 static PyObject *m_call_cancel(PyObject *self, PyObject *args) {
+    PyObject *cap;
     uintptr_t h;
-    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &cap) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
+    hot_hold *held = hold_of(cap);
+    if (held != NULL) hot_hold_drop(held);
     return GO(hotCallCancel(h));
 }
 
@@ -1239,6 +1366,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
     static int registered = 0;
     if (!registered) {
         pthread_atfork(NULL, NULL, on_fork_child);
+        hold_setup();
         registered = 1;
     }
     return PyModule_Create(&module);

@@ -6,6 +6,13 @@ last message, errors and cancellation in the middle of a batch losing nothing
 before them and reporting the right code, and a slow reader holding the
 producer back (memory stays bounded).
 
+grpcgo also holds small messages a handler's generator (or a request
+iterator) yields in a tight loop and sends them in batches; a message never
+waits there longer than a short bound, whatever the generator does next.
+The tests with a generator that then blocks hold that edge: what was
+yielded arrives while it blocks (a generous bound only a hang, or a hold
+without a bound, would break).
+
 Message counts are chosen above the batch size and the queue depth, so the
 interesting cases (a status arriving while messages are queued, a failure on
 a message inside a batch) happen whatever the machine's speed.
@@ -20,6 +27,7 @@ import pytest
 
 RPC_TIMEOUT = 20  # seconds, for every RPC
 WAIT = 10  # seconds, for every event that should happen
+BLOCK = 30  # seconds a generator blocks for (longer than WAIT)
 
 SERVICE = "grpcgo.testing.Batches"
 
@@ -75,6 +83,15 @@ class _Service:
             yield payload(i) + block
             i += 1
 
+    # Yields n messages as fast as it can, then blocks until released.
+    def then_block(self, request, context):
+        n = int(request)
+        for i in range(n):
+            yield payload(i)
+        self.event("then_block_yielded").set()
+        self.event("release").wait(BLOCK)
+        yield b"after"
+
     def count_requests(self, request_iterator, context):
         got = []
         try:
@@ -91,6 +108,7 @@ class _Service:
             "ThenRaise": grpc.unary_stream_rpc_method_handler(self.then_raise),
             "Plain": grpc.unary_stream_rpc_method_handler(self.plain),
             "Endless": grpc.unary_stream_rpc_method_handler(self.endless),
+            "ThenBlock": grpc.unary_stream_rpc_method_handler(self.then_block),
             "CountRequests": grpc.stream_unary_rpc_method_handler(self.count_requests),
         })
 
@@ -224,3 +242,77 @@ def test_many_requests_arrive_in_order(served):
         (payload(i) for i in range(n)), timeout=RPC_TIMEOUT)
     assert response == b"%d" % n
     assert service.received == [payload(i) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 100, 1000])
+def test_messages_yielded_before_the_generator_blocks_arrive(served, n):
+    # n messages in a tight loop, then the generator blocks for BLOCK
+    # seconds: every one of them reaches the client while it blocks.
+    service, ch = served
+    call = ch.unary_stream(method("ThenBlock"))(b"%d" % n, timeout=RPC_TIMEOUT)
+    got = []
+    done = threading.Event()
+
+    def read():
+        for m in call:
+            got.append(m)
+            if len(got) == n:
+                done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert done.wait(WAIT), "got %d of %d while the generator blocked" % (len(got), n)
+        assert got == [payload(i) for i in range(n)]
+        assert not service.event("release").is_set()
+    finally:
+        service.event("release").set()
+        reader.join(WAIT)
+    assert got[-1] == b"after"
+
+
+@pytest.mark.parametrize("n", [1, 2, 100, 1000])
+def test_requests_yielded_before_the_iterator_blocks_arrive(served, n):
+    # The same for a client's request iterator: the server sees all n
+    # requests while the iterator blocks.
+    service, ch = served
+    release = threading.Event()
+    seen = threading.Event()
+
+    class Counting:
+        def __init__(self):
+            self.got = []
+
+        def __call__(self, request_iterator, context):
+            for r in request_iterator:
+                self.got.append(r)
+                if len(self.got) == n:
+                    seen.set()
+            return b"%d" % len(self.got)
+
+    counting = Counting()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
+        "Count": grpc.stream_unary_rpc_method_handler(counting)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+
+    def requests():
+        for i in range(n):
+            yield payload(i)
+        release.wait(BLOCK)
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            future = channel.stream_unary(method("Count")).future(requests(), timeout=RPC_TIMEOUT)
+            try:
+                assert seen.wait(WAIT), "the server saw %d of %d while the iterator blocked" % (
+                    len(counting.got), n)
+                assert counting.got == [payload(i) for i in range(n)]
+                assert not release.is_set()
+            finally:
+                release.set()
+            assert future.result(WAIT) == b"%d" % n
+    finally:
+        release.set()
+        server.stop(None)
