@@ -17,7 +17,28 @@ import (
 // length 0. Whoever ends up with a received Msg may Free it once done with
 // it, which returns its buffers to the pool; one never freed is collected
 // by the garbage collector like any other value.
+//
+// Ownership: a Msg has one holder at a time. A holder gives it on (to
+// grpc-go, which frees what it was handed, or to a queue) or frees it, and
+// in the same step drops its own reference: a struct that outlives the
+// message (a finished call, a result) keeps no Msg it gave away. grpc-go
+// recycles a buffer's object at its last Free, so a reference kept past
+// that point is a reference to whatever buffer the object carries next: it
+// keeps that buffer reachable, and a lent one (see NewLentBuffer) that
+// grpc-go dropped without freeing would then never be collected.
 type Msg = mem.BufferSlice
+
+// NewLentBuffer wraps memory the binding lends to grpc-go (data stays
+// valid until pool.Put(data)) as a buffer whose object nobody else
+// references: with grpc-go carrying grpcgo's change, one made for it, not a
+// recycled one (grpc-go itself keeps references to some freed buffers' objects,
+// such as the last DATA frame its reader parsed). So a lent buffer is
+// unreachable once its holders let it go, and the binding's cleanup can
+// give back one grpc-go dropped without freeing. A plain grpc-go build
+// falls back to mem.NewBuffer.
+func NewLentBuffer(data *[]byte, pool mem.BufferPool) mem.Buffer { return newLentBuffer(data, pool) }
+
+var newLentBuffer = mem.NewBuffer
 
 // BytesMsg wraps b, without copying, as a message.
 func BytesMsg(b []byte) Msg {

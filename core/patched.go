@@ -2,7 +2,10 @@
 
 package core
 
-import "google.golang.org/grpc"
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+)
 
 // Built with -tags=grpcgo_patched, which patches/grpc_go_patch.py gives
 // together with the -modfile that selects grpc-go with grpcgo's change.
@@ -14,6 +17,7 @@ func init() {
 	// (patches/grpc-go/transport_writebuf_grpcgo.go.in).
 	dialWindowDefaults = append(dialWindowDefaults, grpc.WithWriteBufferSize(patchedWriteBuffer))
 	serverWindowDefaults = append(serverWindowDefaults, grpc.WriteBufferSize(patchedWriteBuffer))
+	newLentBuffer = mem.GrpcgoNewOwnBuffer // message.go
 }
 
 const patchedWriteBuffer = 512 << 10

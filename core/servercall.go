@@ -144,10 +144,13 @@ func (c *ServerCall) sender() (*sender, error) {
 	return c.out, nil
 }
 
+// guardedSend writes m unless the call is over; either way m is given on
+// (grpc-go frees what it was handed) or freed here.
 func (c *ServerCall) guardedSend(m Msg) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.over.Load() {
+		m.Free()
 		return ErrCallOver
 	}
 	return c.sendMsg(m)
@@ -321,9 +324,14 @@ func (c *ServerCall) wait() error {
 	}
 	c.fmu.Lock()
 	out, fin := c.out, c.final
+	var last Msg
 	if fin == nil {
 		// The call died first: refuse senders created from now on.
 		c.final = &finish{code: codes.Canceled}
+	} else {
+		// Taken out, not left behind: it goes to grpc-go or is freed
+		// below, and the call may outlive that by long (see Msg).
+		last, fin.last = fin.last, nil
 	}
 	c.fmu.Unlock()
 	if out != nil {
@@ -349,17 +357,15 @@ func (c *ServerCall) wait() error {
 		in.abandon()
 	}
 	if fin == nil || c.ctx.Err() != nil {
-		if fin != nil {
-			fin.last.Free() // never sent: give its buffers back now
-		}
+		last.Free() // never sent: give its buffers back now
 		return status.FromContextError(c.ctx.Err()).Err()
 	}
-	if fin.last != nil && fin.code == codes.OK && (out == nil || !out.failed.Load()) {
-		if err := c.sendMsg(fin.last); err != nil {
+	if last != nil && fin.code == codes.OK && (out == nil || !out.failed.Load()) {
+		if err := c.sendMsg(last); err != nil {
 			return err
 		}
 	} else {
-		fin.last.Free() // never sent: give its buffers back now
+		last.Free() // never sent: give its buffers back now
 	}
 	if len(trailer) > 0 {
 		c.ss.SetTrailer(trailer)

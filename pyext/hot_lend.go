@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"google.golang.org/grpc/mem"
-
 	"grpcgo/core"
 )
 
@@ -41,7 +39,11 @@ type loan struct {
 // loanReturn gives the reference back once: when grpc-go frees the message,
 // or, for a message grpc-go dropped without freeing, when the loan is
 // collected. (grpc-go 1.85's writer drops a data frame queued for a stream
-// that was reset meanwhile without freeing it.)
+// that was reset meanwhile without freeing it.) The collection can only
+// happen if nothing but the message's holders reaches the loan: the loan's
+// buffer object is one made for it (core.NewLentBuffer), never a recycled
+// one that code which freed it earlier may still reference, and no holder
+// keeps a message it gave away (core.Msg).
 type loanReturn struct {
 	obj  pyObj
 	done atomic.Bool
@@ -97,7 +99,7 @@ func lend(obj pyObj, p unsafe.Pointer, n int) core.Msg {
 	back := &loanReturn{obj: obj}
 	l := &loan{b: unsafe.Slice((*byte)(p), n), back: back}
 	runtime.AddCleanup(l, (*loanReturn).give, back)
-	return core.Msg{mem.NewBuffer(&l.b, lenderPool{})}
+	return core.Msg{core.NewLentBuffer(&l.b, lenderPool{})}
 }
 
 // returnQueue holds references to drop once a thread has the GIL.
