@@ -514,6 +514,26 @@ def test_close_with_grace(py_target):
     run(main())
 
 
+def test_the_channels_registry_of_calls_holds_none_that_ended_or_were_dropped(py_target):
+    # close(grace) finds the calls not ended through a weak registry: an
+    # ended call leaves it, and so does one collected before it ended.
+    import gc
+
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            s = stub(channel)
+            assert (await s.UnaryEcho(msg("a"))).value == "a"
+            assert not channel._calls
+            dropped = s.UnaryEcho(msg("sleep:20000"))
+            stream = s.ServerStream(msg("sleep:20000"))
+            assert len(channel._calls) == 2
+            del dropped, stream
+            gc.collect()
+            assert not channel._calls
+
+    run(main())
+
+
 def test_init_and_shutdown_are_harmless():
     grpc.aio.init_grpc_aio()
     grpc.aio.shutdown_grpc_aio()

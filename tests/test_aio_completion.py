@@ -191,3 +191,150 @@ def test_a_drain_that_fails_for_memory_loses_no_token(channel_handle):
     assert sorted(hot.cq_drain(cq)) == [base, base + 1, base + 2]
     assert select.select([fd], [], [], 0)[0] == []
     assert hot.cq_drain(cq) == ()
+
+
+# -- Wait: a token's future that wakes its awaiting task in the drain's turn --
+
+
+def test_a_wait_resolved_outside_a_task_resumes_its_task_at_once():
+    # asyncio.Future.set_result only schedules the waiting task (one more
+    # turn of the loop before it runs); the drain resolves a Wait from the
+    # loop's reader callback, where no task runs, and the task resumes
+    # before set_result returns.
+    async def main():
+        loop = asyncio.get_running_loop()
+        wait = _completion.Wait(loop)
+        steps = []
+
+        async def waiter():
+            await wait
+            steps.append("resumed")
+
+        task = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)  # the task now awaits the Wait
+        done = loop.create_future()
+
+        def resolve():  # a plain callback, as the drain is
+            wait.set_result(None)
+            steps.append("set_result returned")
+            done.set_result(None)
+
+        loop.call_soon(resolve)
+        await done
+        await task
+        return steps
+
+    assert asyncio.run(main()) == ["resumed", "set_result returned"]
+
+
+def test_a_wait_speaks_asyncios_future_protocol():
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="outer")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        # wait_for gives up on it: cancelled, and the awaiting task is not
+        wait = _completion.Wait(loop)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(wait, 0.01)
+        assert wait.cancelled() and wait.done()
+        with pytest.raises(asyncio.CancelledError):
+            wait.result()
+        # a task cancelled while it awaits one cancels it
+        wait = _completion.Wait(loop)
+        task = asyncio.ensure_future(wait)  # a future already: returned as is
+        assert task is wait
+        waiter = asyncio.ensure_future(asyncio.shield(wait))
+        holder = asyncio.ensure_future(_await(wait))
+        await asyncio.sleep(0)
+        holder.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await holder
+        assert wait.cancelled()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        # shield, gather and callbacks (in their own context) once it completes
+        wait = _completion.Wait(loop)
+        seen = []
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "inner")
+        wait.add_done_callback(lambda w: seen.append(var.get()), context=ctx)
+        wait.add_done_callback(lambda w: seen.append(var.get()))
+        def removed(w):
+            seen.append("removed")
+
+        wait.add_done_callback(removed)
+        assert wait.remove_done_callback(removed) == 1
+        shielded = asyncio.ensure_future(asyncio.shield(wait))
+        gathered = asyncio.ensure_future(asyncio.gather(wait))
+        await asyncio.sleep(0)
+        loop.call_soon(wait.set_result, None)
+        assert await shielded is None
+        assert await gathered == [None]
+        assert seen == ["inner", "outer"]
+        # a callback added once it is done runs soon, as asyncio's do
+        later = loop.create_future()
+        wait.add_done_callback(lambda w: later.set_result(w.done()))
+        assert await later is True
+        assert await wait is None
+        assert not wait.cancel()
+
+    async def _await(awaitable):
+        return await awaitable
+
+    asyncio.run(main())
+
+
+def test_a_failing_callback_of_a_wait_goes_to_the_loops_handler():
+    async def main():
+        loop = asyncio.get_running_loop()
+        errors, seen = [], []
+        loop.set_exception_handler(lambda loop, context: errors.append(context["exception"]))
+        wait = _completion.Wait(loop)
+
+        def bad(w):
+            raise ValueError("boom")
+
+        wait.add_done_callback(bad)
+        wait.add_done_callback(seen.append)
+        done = loop.create_future()
+        loop.call_soon(lambda: (wait.set_result(None), done.set_result(None)))
+        await done
+        assert seen == [wait]
+        assert [type(e) for e in errors] == [ValueError]
+
+    asyncio.run(main())
+
+
+def test_keyboardinterrupt_out_of_a_woken_task_loses_no_other_token(channel_handle):
+    # A woken task runs inside the drain; if KeyboardInterrupt escapes it,
+    # the tokens drained after its own still complete (in a later turn).
+    loop = asyncio.new_event_loop()
+    try:
+        async def get_queue():
+            return _completion.queue()[1]
+
+        q = loop.run_until_complete(get_queue())
+        hot = q.hot
+        first, second = next(q.tokens), next(q.tokens)
+
+        class Interrupting:
+            def done(self):
+                return False
+
+            def set_result(self, _):
+                raise KeyboardInterrupt
+
+        q.waiting[first] = Interrupting()
+        later = q.waiting[second] = loop.create_future()
+        for token in (first, second):  # one after the other: drained in this order
+            call = hot.aio_unary(q.cq, token, channel_handle, echo_service.UNARY, _request("k"), 30.0,
+                                 None, 0, 0, None)
+            assert hot.unary_wait(call, 30.0)[0] == 0
+        with pytest.raises(KeyboardInterrupt):
+            q._drain()
+        assert not later.done()
+        loop.run_until_complete(asyncio.wait_for(later, 30))
+    finally:
+        loop.close()

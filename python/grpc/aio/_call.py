@@ -27,12 +27,14 @@ import inspect
 import logging
 import time
 import typing
+from weakref import ref as _weakref
 
 import grpc
 from grpc import _common
 
 from . import _base_call
 from ._metadata import Metadata
+from ._completion import Wait as _Wait
 from ._typing import EOF
 
 if typing.TYPE_CHECKING:
@@ -213,7 +215,9 @@ class Call:
             self._deadline = time.monotonic() + timeout
         if credentials is not None:
             self._credentials = credentials  # keeps a metadata plugin registered
-        channel._calls.add(self)
+        # The channel's weak registry of calls not ended (see Channel._calls).
+        self._ref = ref = _weakref(self, channel._forget_call)
+        channel._calls[ref] = None
 
     # -- status -----------------------------------------------------------
     def _end(self, status):
@@ -222,7 +226,10 @@ class Call:
         if self._status is not None:
             return False
         self._status = status
-        self._channel._calls.discard(self)
+        # Dropping our weak reference too: one still alive when the call is
+        # collected would run its callback for nothing.
+        self._channel._calls.pop(self._ref, None)
+        self._ref = None
         callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             for callback in callbacks:
@@ -313,14 +320,17 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
-        handle = channel._live_handle()
+        if channel._closing:
+            raise UsageError(CHANNEL_IS_CLOSED)
         creds = None if credentials is None and compression is None else \
             call_credentials_arg(channel, credentials, compression)
         self._setup(channel, timeout, credentials)
         self._deserializer = deserializer
         loop, q = self._loop, self._q
         self._token = token = next(q.tokens)
-        future = self._future = loop.create_future()
+        # A Wait, not an asyncio.Future: the drain wakes the awaiting task
+        # in the turn of the loop the call's end arrived in (_completion).
+        waiter = self._future = _Wait(loop)
         if serializer is None and request.__class__ is bytes:
             payload = request
         else:
@@ -329,14 +339,16 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
             self._call = None
             self._end(_Status(_INTERNAL, SERIALIZE_FAILED, ()))
             self._outcome = (None, Metadata())
-            future.set_result(None)
+            waiter.done_soon()
             return
         self._call = self._hot.aio_unary(
-            q.cq, token, handle, method, payload, _common.timeout_arg(timeout), metadata,
-            _common.wait_for_ready_arg(wait_for_ready), _common.compression_arg(compression), creds)
+            q.cq, token, channel._handle, method, payload,
+            -1.0 if timeout is None else _common.timeout_arg(timeout), metadata,
+            0 if wait_for_ready is None else _common.wait_for_ready_arg(wait_for_ready),
+            -1 if compression is None else _common.compression_arg(compression), creds)
         # Only now: a call the engine refused (metadata it cannot take) leaves
         # nothing waiting, and the token completes on this loop, after us.
-        q.waiting[token] = future
+        q.waiting[token] = waiter
 
     def _settle(self):
         """Reads the outcome of the ended engine call (its token completed)."""
@@ -346,13 +358,16 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
         if result is None:  # not ended: only when cancelled meanwhile
             return
         code, details, response, initial, trailing = result
-        code = _CODES[code]
-        if code is _OK and self._deserializer is not None:
-            try:
-                response = self._deserializer(response)
-            except Exception:
-                _LOGGER.exception(_DESERIALIZE_FAILED)
-                code, details, response = _INTERNAL, _DESERIALIZE_FAILED, None
+        if code == 0:
+            code = _OK
+            if self._deserializer is not None:
+                try:
+                    response = self._deserializer(response)
+                except Exception:
+                    _LOGGER.exception(_DESERIALIZE_FAILED)
+                    code, details, response = _INTERNAL, _DESERIALIZE_FAILED, None
+        else:
+            code = _CODES[code]
         self._initial_raw = initial
         self._outcome = (response,)
         self._end(_Status(code, details, trailing))
@@ -361,7 +376,7 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
         if self._status is not None:
             return True
         future = self._future
-        if future.done() and not future.cancelled():
+        if future._state == 1:
             self._settle()
             return self._status is not None
         return False
@@ -372,8 +387,7 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
         if self._call is not None:
             self._hot.unary_cancel(self._call)
         self._q.waiting.pop(self._token, None)
-        if not self._future.done():
-            self._future.set_result(None)
+        self._future.done_soon()
 
     def _watch(self):
         self._future.add_done_callback(self._on_done)
@@ -385,13 +399,16 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
     def __await__(self):
         if self._status is None:
             future = self._future
-            if not future.done():
+            if not future._state:
+                future._asyncio_future_blocking = True
                 try:
-                    yield from future
+                    yield future
                 except asyncio.CancelledError:
                     if not self.done():
                         self.cancel()
                     raise
+                if future._state != 1:
+                    future.result()  # cancelled: raises
             self._settle()
         status = self._status
         if status.code is _OK:

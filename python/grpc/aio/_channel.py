@@ -133,7 +133,12 @@ class Channel(_base_channel.Channel):
         self._hot = self._engine._hot
         self._secure = credentials is not None  # call credentials need it
         self._handle = self._engine._handle
-        self._calls = weakref.WeakSet()  # calls not ended, for close(grace)
+        # Calls not ended, for close(grace): a weak reference to each as the
+        # key (a plain dict, cheaper per call than a WeakSet); a call
+        # collected first removes its own through _forget_call.
+        self._calls = calls = {}
+        # Holds the dict, not the channel (no cycle through the channel).
+        self._forget_call = lambda ref: calls.pop(ref, None)
         self._closing = False
         self._closed = None  # a future of the close, once started
         self._last_queue = None
@@ -214,7 +219,9 @@ class Channel(_base_channel.Channel):
         try:
             # Calls of this loop get the grace; a call belongs to the loop it
             # started on, and calls of other loops are cancelled on theirs.
-            calls = list(self._calls)
+            # dict.copy runs no Python code, so a call collected meanwhile
+            # (whose removal changes the dict) cannot break the iteration.
+            calls = [call for call in (ref() for ref in self._calls.copy()) if call is not None]
             ours = [call for call in calls if call._loop is loop and not call.done()]
             if grace and ours:
                 waiters = [loop.create_future() for _ in ours]
