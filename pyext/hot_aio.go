@@ -410,10 +410,12 @@ func hotAioServerAttach(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyOb
 // server_take makes them; [] if none is queued), or None once the server
 // stopped. A take that comes back short arms the server's notify (see
 // aioServer) and looks once more, so a call queued meanwhile is either
-// taken now or announced.
+// taken now or announced. Each call taken is watched (watchCall), the
+// i-th with token firstToken+i: taking and watching a burst of calls is one
+// crossing, not one per call.
 //
 //export hotAioServerTake
-func hotAioServerTake(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+func hotAioServerTake(h C.uintptr_t, maxN C.Py_ssize_t, cq *C.hot_cq, firstToken C.uint64_t) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Server](h)
 	var a *aioServer
@@ -443,19 +445,16 @@ func hotAioServerTake(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	l := C.hot_list(C.Py_ssize_t(len(calls)))
 	for i, c := range calls {
 		C.hot_list_set(l, C.Py_ssize_t(i), serverEvent(c))
+		watchCall(c, cq, firstToken+C.uint64_t(i))
 	}
 	return C.hot_complete(l)
 }
 
-// hotAioCallWatch completes token on cq if the call dies (the client
-// cancels it, its deadline passes, the server stops) before it is
-// finished; a call finished first completes nothing. No goroutine waits
+// watchCall completes token on cq if c dies (the client cancels it, its
+// deadline passes, the server stops) before it is finished; a call
+// finished first completes nothing. No goroutine waits
 // (core.ServerCall.OnDone).
-//
-//export hotAioCallWatch
-func hotAioCallWatch(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) {
-	defer guard(&ret)
-	c := value[*core.ServerCall](h)
+func watchCall(c *core.ServerCall, cq *C.hot_cq, token C.uint64_t) {
 	C.hot_cq_ref(cq)
 	c.OnDone(func(died bool) {
 		if died {
@@ -464,7 +463,6 @@ func hotAioCallWatch(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t) (ret pyObj) 
 			C.hot_cq_unref(cq)
 		}
 	})
-	return C.hot_none()
 }
 
 // hotAioCallSendHeader is call_send_header for an event loop: it keeps the

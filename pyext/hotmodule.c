@@ -1015,16 +1015,17 @@ static PyObject *m_aio_server_stopped(PyObject *self, PyObject *args) {
 static PyObject *m_aio_server_attach(PyObject *self, PyObject *args) {
     return aio_on(args, server_h, hotAioServerAttach);
 }
-static PyObject *m_aio_call_watch(PyObject *self, PyObject *args) {
-    return aio_on(args, call_h, hotAioCallWatch);
-}
 
+/* aio_server_take(server, max, cq, first_token): the calls taken are
+ * watched with first_token, first_token + 1, ... */
 static PyObject *m_aio_server_take(PyObject *self, PyObject *args) {
     uintptr_t h;
     Py_ssize_t max;
-    if (!PyArg_ParseTuple(args, "O&n", server_h, &h, &max)) return NULL;
+    hot_cq *q;
+    unsigned long long first;
+    if (!PyArg_ParseTuple(args, "O&nO&K", server_h, &h, &max, cq_arg, &q, &first)) return NULL;
     FORK_GUARD();
-    return GO(hotAioServerTake(h, max));
+    return GO(hotAioServerTake(h, max, q, first));
 }
 
 static PyObject *m_aio_call_send_header(PyObject *self, PyObject *args) {
@@ -1346,11 +1347,10 @@ static PyMethodDef methods[] = {
     {"aio_server_attach", m_aio_server_attach, METH_VARARGS,
      "aio_server_attach(cq, token, server): token completes after each queued call and at stop"},
     {"aio_server_take", m_aio_server_take, METH_VARARGS,
-     "aio_server_take(server, max) -> list of events ([] if none) | None once stopped"},
+     "aio_server_take(server, max, cq, first_token) -> list of events ([] if none) | None once\n"
+     "stopped; token first_token + i completes if the i-th call taken dies before it is finished"},
     {"aio_call_send_many", m_aio_call_send_many, METH_VARARGS,
      "aio_call_send_many(cq, token, call, list of bytes) -> all queued | op"},
-    {"aio_call_watch", m_aio_call_watch, METH_VARARGS,
-     "aio_call_watch(cq, token, call): token completes if the call dies before it is finished"},
     {"aio_call_send_header", m_aio_call_send_header, METH_VARARGS,
      "aio_call_send_header(call, metadata) -> sent | None (invalid), never waits"},
     {"aio_call_set_compression", m_aio_call_set_compression, METH_VARARGS,

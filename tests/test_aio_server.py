@@ -792,6 +792,33 @@ def test_deadline_cancels_the_handler_task():
     asyncio.run(main())
 
 
+def test_a_task_cancelled_before_it_ran_still_ends_its_call():
+    # stop() or the guard at the loop's end may cancel a call's task before
+    # its first step: it never enters the server's code, yet its call is
+    # ended (CANCELLED, not left to the client's deadline) and forgotten.
+    ran = []
+
+    async def echo(request, context):
+        ran.append(request)
+        return request
+
+    async def main():
+        async with serving({"e": uu(echo)}) as (server, port):
+            spawn = server._spawn
+
+            def spawn_then_cancel(event, token):
+                spawn(event, token)
+                server._cancel(list(server._rpcs.values())[-1])
+
+            server._spawn = spawn_then_cancel
+            error = await blocking(rpc_error, port, "e", "uu", b"x", timeout=10)
+            assert error.code() is grpc.StatusCode.CANCELLED
+            assert not server._rpcs
+        assert ran == []
+
+    asyncio.run(main())
+
+
 def test_handler_finishing_early_ends_the_client_stream():
     async def first_only(requests, context):
         async for r in requests:

@@ -31,7 +31,7 @@ _queues_lock = threading.Lock()
 
 class _Queue:
     # No strong reference to the loop (its futures in waiting hold it).
-    __slots__ = ("hot", "cq", "fd", "loop_ref", "waiting", "tokens", "__weakref__")
+    __slots__ = ("hot", "cq", "fd", "loop_ref", "waiting", "tokens", "watch_tokens", "__weakref__")
 
     def __init__(self, loop):
         self.hot = _runtime.hot()
@@ -40,6 +40,9 @@ class _Queue:
         self.loop_ref = weakref.ref(loop)
         self.waiting = {}  # token -> future
         self.tokens = itertools.count(1)
+        # The next token of the server calls' watches: aio_server_take
+        # numbers them from here, apart from tokens' numbers.
+        self.watch_tokens = 1 << 62
         loop.add_reader(self.fd, self._drain)
 
     def _drain(self):

@@ -58,6 +58,8 @@ _CANCELLED = grpc.StatusCode.CANCELLED
 _UNKNOWN = grpc.StatusCode.UNKNOWN
 _INTERNAL = grpc.StatusCode.INTERNAL
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
+_StatusCode = grpc.StatusCode
+_CODE_VALUES = {code: code.value[0] for code in grpc.StatusCode}
 
 # How many calls one take, and requests one receive, may bring in.
 _BATCH = 64
@@ -144,7 +146,7 @@ class _Rpc:
         self.died = True
         task = self.task
         if task is not None and not task.done():
-            task.cancel()
+            self.server._cancel(self)
 
     def raise_for_termination(self):
         if self.abort_exception is not None:
@@ -157,8 +159,9 @@ class _Rpc:
         call ends here (a call left unfinished would hang its client)."""
         self.status_sent = True
         self.metadata_sent = True
-        code = _status_code(code)
-        if details is not None and not isinstance(details, str):
+        if code.__class__ is not _StatusCode:
+            code = _status_code(code)
+        if details.__class__ is not str and details is not None and not isinstance(details, str):
             # grpcio's core refuses it: the call fails as if the handler raised.
             _LOGGER.error("Status details must be str, not %r", details)
             code = _UNKNOWN if code is _OK else code
@@ -166,7 +169,7 @@ class _Rpc:
                        " (expected str, got %s)" % (TypeError, type(details).__name__))
             last = None
         try:
-            self.hot.call_finish(self.call, code.value[0], details or "",
+            self.hot.call_finish(self.call, _CODE_VALUES[code], details or "",
                                  trailing_metadata or None, last)
         except Exception:
             # Invalid trailing metadata: the engine ended the call with
@@ -613,7 +616,7 @@ class Server(_base_server.Server):
         self._q = None
         self._token = 0
         self._acceptor = _Acceptor(self)
-        self._rpcs = set()  # tasks of the calls being served
+        self._rpcs = {}  # task -> _Rpc, of the calls being served
         self._unary = set()  # methods whose requests the engine reads ahead
         self._plans = {}  # method handler -> how it runs (see _plan)
         self._guard = None
@@ -680,8 +683,8 @@ class Server(_base_server.Server):
                 self._state = _STOPPED
                 q = self._q
                 self._hot.aio_server_stop(q.cq, next(q.tokens), self._handle, 0.0)
-                for task in list(self._rpcs):
-                    task.cancel()
+                for rpc in list(self._rpcs.values()):
+                    self._cancel(rpc)
                 self._wake_waiters()
             raise
 
@@ -755,28 +758,52 @@ class Server(_base_server.Server):
     # -- serving --------------------------------------------------------------
     def _accept(self):
         """Starts a task for every queued call, then waits for more (on the
-        loop's thread, from the completion queue's reader callback)."""
-        hot, handle = self._hot, self._handle
+        loop's thread, from the completion queue's reader callback). The
+        take watches each call it takes: token base + i completes if the
+        i-th dies before it is finished."""
+        hot, handle, q = self._hot, self._handle, self._q
         while True:
-            events = hot.aio_server_take(handle, _BATCH)
+            base = q.watch_tokens
+            events = hot.aio_server_take(handle, _BATCH, q.cq, base)
             if events is None:
                 return  # stopped: no more calls
+            q.watch_tokens = base + len(events)
             for event in events:
-                self._spawn(event)
+                self._spawn(event, base)
+                base += 1
             if len(events) < _BATCH:
                 break
-        self._q.waiting[self._token] = self._acceptor
+        q.waiting[self._token] = self._acceptor
 
-    def _spawn(self, event):
+    def _spawn(self, event, token):
         rpc = _Rpc(self, *event)
-        q = self._q
-        task = self._loop.create_task(self._serve(rpc), context=contextvars.Context())
-        rpc.task = task
-        self._rpcs.add(task)
-        task.add_done_callback(self._rpcs.discard)
-        rpc.token = token = next(q.tokens)
-        q.waiting[token] = rpc
-        self._hot.aio_call_watch(q.cq, token, rpc.call)
+        # No done callback: _serve takes its task out of _rpcs as it
+        # returns (a callback costs the loop another turn per call).
+        rpc.task = task = self._loop.create_task(self._serve(rpc), context=contextvars.Context())
+        self._rpcs[task] = rpc
+        rpc.token = token
+        self._q.waiting[token] = rpc
+
+    def _cancel(self, rpc):
+        """Cancels a call's task. A task cancelled before it ever ran never
+        enters _serve, so what _serve's end does is done when it is done."""
+        if rpc.task.cancel():
+            rpc.task.add_done_callback(lambda _: self._forget(rpc))
+
+    def _forget(self, rpc):
+        try:
+            self._release(rpc)
+        finally:
+            self._rpcs.pop(rpc.task, None)
+
+    def _release(self, rpc):
+        """Ends a call the handler left unfinished and stops its watch."""
+        if not rpc.status_sent:
+            # Cancelled: the call is over already, this only releases it.
+            rpc.finish(_CANCELLED, "Cancelled")
+        if not rpc.finished:
+            rpc.finished = True
+            self._q.forget(rpc.token)
 
     def _query(self, details):
         handler = self._registered.get(details.method)
@@ -805,7 +832,12 @@ class Server(_base_server.Server):
     async def _serve(self, rpc):
         try:
             try:
-                handler = await self._lookup(rpc)
+                if self._interceptors:
+                    handler = await self._lookup(rpc)
+                else:
+                    handler = self._registered.get(rpc.method)
+                    if handler is None:
+                        handler = self._query(_HandlerCallDetails(rpc.method, rpc.metadata))
                 if handler is None:
                     rpc.finish(_UNIMPLEMENTED, "Method not found!")
                     return
@@ -834,19 +866,19 @@ class Server(_base_server.Server):
                 code = rpc.code if rpc.code is not None and rpc.code is not _OK else _UNKNOWN
                 rpc.finish(code, "Unexpected %s: %s" % (type(error), error), rpc.trailing_metadata)
         finally:
-            if not rpc.status_sent:
-                # Cancelled: the call is over already, this only releases it.
-                rpc.finish(_CANCELLED, "Cancelled")
-            if not rpc.finished:
-                rpc.finished = True
-                self._q.forget(rpc.token)
-            callbacks = rpc.callbacks
-            if callbacks:
-                for callback in callbacks:
-                    try:
-                        callback()
-                    except Exception:
-                        _LOGGER.exception("Error in callback for method [%s]", rpc.method)
+            try:
+                self._release(rpc)
+                callbacks = rpc.callbacks
+                if callbacks:
+                    for callback in callbacks:
+                        try:
+                            callback()
+                        except Exception:
+                            _LOGGER.exception("Error in callback for method [%s]", rpc.method)
+            finally:
+                # Last, with nothing awaited after it: the task returns in
+                # this step, so to stop() a task gone from _rpcs has returned.
+                self._rpcs.pop(rpc.task, None)
 
     def _plan(self, handler):
         """How a method handler runs, worked out once per handler: (behavior,
@@ -890,9 +922,13 @@ class Server(_base_server.Server):
             request = _common.deserialize(data, handler.request_deserializer)
         if streaming_response:
             await self._stream_responses(rpc, context, behavior, request)
+        elif is_async:
+            response = await behavior(request, context)
+            if context._out or context._sending is not None:
+                await context._flush()
+            _send_unary(rpc, response, handler.response_serializer)
         else:
-            await self._unary_response(rpc, context, behavior, is_async, request,
-                                       handler.response_serializer)
+            await self._unary_response(rpc, context, behavior, request, handler.response_serializer)
 
     def _in_pool(self, behavior, request, context):
         """Runs a plain handler in the migration thread pool with a sync
@@ -902,26 +938,17 @@ class Server(_base_server.Server):
         return sync_context, self._loop.run_in_executor(
             self._pool, run, behavior, request, sync_context)
 
-    async def _unary_response(self, rpc, context, behavior, is_async, request, serializer):
-        if is_async:
-            response = await behavior(request, context)
-        else:
-            sync_context, future = self._in_pool(behavior, request, context)
-            response = await future
-            for callback in sync_context._callbacks:
-                callback()
-            if inspect.isawaitable(response):  # a wrapped coroutine function
-                response = await response
+    async def _unary_response(self, rpc, context, behavior, request, serializer):
+        """A plain unary-response handler, run in the pool."""
+        sync_context, future = self._in_pool(behavior, request, context)
+        response = await future
+        for callback in sync_context._callbacks:
+            callback()
+        if inspect.isawaitable(response):  # a wrapped coroutine function
+            response = await response
         if context._out or context._sending is not None:
             await context._flush()
-        rpc.raise_for_termination()
-        code = rpc.code if rpc.code is not None else _OK
-        if code is _OK:
-            payload = b"" if response is None and serializer is None else _serialize(
-                response, serializer)
-            rpc.finish(_OK, rpc.details, rpc.trailing_metadata, payload)
-        else:
-            rpc.finish(code, rpc.details, rpc.trailing_metadata)
+        _send_unary(rpc, response, serializer)
 
     async def _stream_responses(self, rpc, context, behavior, request):
         if inspect.iscoroutinefunction(behavior):
@@ -953,6 +980,19 @@ class Server(_base_server.Server):
         await context._flush()
         rpc.raise_for_termination()
         code = rpc.code if rpc.code is not None else _OK
+        rpc.finish(code, rpc.details, rpc.trailing_metadata)
+
+
+def _send_unary(rpc, response, serializer):
+    """Ends a unary-response call: the response and its status in one
+    crossing (or the status the handler set)."""
+    rpc.raise_for_termination()
+    code = rpc.code
+    if code is None or code is _OK:
+        payload = b"" if response is None and serializer is None else _serialize(
+            response, serializer)
+        rpc.finish(_OK, rpc.details, rpc.trailing_metadata, payload)
+    else:
         rpc.finish(code, rpc.details, rpc.trailing_metadata)
 
 
