@@ -47,8 +47,10 @@ import (
 // releaseAfter bytes since the last release and then nothing to speak of
 // (under quietBytes a period) for quietPeriods periods, it collects and
 // returns the free heap to the OS (debug.FreeOSMemory), once per burst: a
-// few ms of CPU, and the next burst faults its pages back in. Not when the
-// GOGC environment variable is set.
+// few ms of CPU, and the next burst faults its pages back in. The library's
+// code and read-only data that the burst faulted back in (~8 MiB after
+// 100,000 calls; trim.go) are dropped again at the same moment. Not when
+// the GOGC environment variable is set.
 const (
 	tuneEvery      = 100 * time.Millisecond
 	procsSettle    = 3
@@ -135,5 +137,6 @@ func (r *quietRelease) tune() {
 	metrics.Read(r.sample[:])
 	if r.sample[0].Value.Kind() == metrics.KindUint64 && r.q.Tick(r.sample[0].Value.Uint64()) {
 		debug.FreeOSMemory()
+		trimLibrary() // trim.go: the library's pages the burst faulted back in
 	}
 }

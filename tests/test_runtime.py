@@ -155,6 +155,41 @@ def test_pages_only_the_engine_start_touched_are_released(monkeypatch):
     assert float(kept[0]) > float(trimmed[0]), (kept, trimmed)
 
 
+BURST_RESIDENT = TEXT_RESIDENT.split("from grpc import _runtime")[0] + """
+server, port = start_server()
+with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+    echo = channel.unary_unary("/t.S/Echo")
+    assert echo(b"warm", timeout=10) == b"warm"
+    deadline = time.monotonic() + 10
+    while text_resident() > 0.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A burst: 30,000 messages on one stream allocate far more than the
+    # 16 MiB after which the engine, once quiet, gives memory back.
+    bidi = channel.stream_stream("/t.S/Bidi")
+    count = sum(1 for _ in bidi(iter([b"x" * 100] * 30000), timeout=30))
+    burst = text_resident()
+    deadline = time.monotonic() + 10
+    while text_resident() > burst / 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(count, "%.2f %.2f" % (burst, text_resident()))
+    assert echo(b"after", timeout=10) == b"after"
+server.stop(None)
+print("served")
+"""
+
+
+@grpcgo_only
+def test_code_a_burst_faulted_back_in_is_released_once_quiet():
+    # Serving faults the library's code back in, 64 KiB around each page a
+    # call touches; when the engine goes quiet after a burst it gives back
+    # its free heap and drops those pages again (pyext/trim.go, tuning.go).
+    out = lines(run_script(BURST_RESIDENT))
+    assert out[1] == "served", out
+    count, burst, quiet = out[0].split()
+    assert count == "30000", out
+    assert float(quiet) <= float(burst) / 2 and float(burst) > 0, out
+
+
 # -- lazy loading ---------------------------------------------------------------------
 
 
