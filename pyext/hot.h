@@ -45,6 +45,22 @@ static inline void hot_tuple_set(PyObject *t, Py_ssize_t i, PyObject *v) {
     else PyTuple_SET_ITEM(t, i, v);
 }
 static inline PyObject *hot_list(Py_ssize_t n) { return PyList_New(n); }
+/* A list of n bytes objects cut in order from base (lens[i] bytes each):
+ * a batch of small received messages in one call from Go. NULL with the
+ * exception set if one could not be made. */
+static inline PyObject *hot_bytes_list(const char *base, const uint32_t *lens, Py_ssize_t n) {
+    PyObject *l = PyList_New(n);
+    for (Py_ssize_t i = 0; l != NULL && i < n; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(base, lens[i]);
+        if (b == NULL) {
+            Py_DECREF(l); /* its unset items are NULL, which list dealloc skips */
+            return NULL;
+        }
+        PyList_SET_ITEM(l, i, b);
+        base += lens[i];
+    }
+    return l;
+}
 /* Steals v. */
 static inline void hot_list_set(PyObject *l, Py_ssize_t i, PyObject *v) {
     if (l == NULL) Py_XDECREF(v);

@@ -318,11 +318,51 @@ more:
 			break more
 		}
 	}
+	if l, ok := smallBatch(batch); ok {
+		return l
+	}
 	l := C.hot_list(C.Py_ssize_t(len(batch)))
 	for i, m := range batch {
 		C.hot_list_set(l, C.Py_ssize_t(i), pyBytesMsg(m))
 	}
 	return C.hot_complete(l)
+}
+
+// smallBatchMax is the largest message smallBatch takes.
+const smallBatchMax = 1024
+
+// smallBatch makes the list of a batch of small messages in one call into
+// C (two per message otherwise: the bytes, the list item): their data is
+// gathered into one pooled buffer and cut into bytes objects there. ok is
+// false, and nothing is freed, if a message is larger than smallBatchMax.
+func smallBatch(batch []core.Msg) (l pyObj, ok bool) {
+	if len(batch) < 2 {
+		return nil, false
+	}
+	total := 0
+	for _, m := range batch {
+		n := m.Len()
+		if n > smallBatchMax {
+			return nil, false
+		}
+		total += n
+	}
+	buf := core.BufferPool.Get(max(total, 1))
+	defer core.BufferPool.Put(buf)
+	lens := make([]C.uint32_t, len(batch))
+	off := 0
+	for i, m := range batch {
+		n := m.Len()
+		if len(m) == 1 {
+			copy((*buf)[off:], m[0].ReadOnlyData())
+		} else {
+			m.CopyTo((*buf)[off : off+n])
+		}
+		m.Free()
+		lens[i] = C.uint32_t(n)
+		off += n
+	}
+	return C.hot_bytes_list((*C.char)(unsafe.Pointer(&(*buf)[0])), &lens[0], C.Py_ssize_t(len(batch))), true
 }
 
 // hotStreamHeader returns the initial metadata, or None if timeout passed.
