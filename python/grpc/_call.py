@@ -418,15 +418,19 @@ def _consume_requests(hot, stream, iterator, serializer, call_ref):
         if call is not None:
             call._abort(code, details)
 
+    send = hot.stream_send
     try:
         for request in iterator:
-            try:
-                payload = _common.serialize(request, serializer)
-            except Exception:
-                _LOGGER.exception(SERIALIZE_FAILED)
-                abort(_INTERNAL, SERIALIZE_FAILED)
-                return
-            if not hot.stream_send(stream, payload):
+            if serializer is None and type(request) is bytes:
+                payload = request  # what serialize() would give, without its two calls
+            else:
+                try:
+                    payload = _common.serialize(request, serializer)
+                except Exception:
+                    _LOGGER.exception(SERIALIZE_FAILED)
+                    abort(_INTERNAL, SERIALIZE_FAILED)
+                    return
+            if not send(stream, payload):
                 return  # the call ended; the rest would go nowhere
     except Exception:
         _LOGGER.exception(_ITERATION_FAILED)
@@ -493,8 +497,10 @@ class _StreamCall(_LiveCall):
                 raise self
             self._buffer.extend(batch)
         data = self._buffer.popleft()
+        if self._deserializer is None:
+            return data
         try:
-            return _common.deserialize(data, self._deserializer)
+            return self._deserializer(data)
         except Exception:
             _LOGGER.exception(_DESERIALIZE_FAILED)
             self._abort(_INTERNAL, _DESERIALIZE_FAILED)

@@ -84,8 +84,10 @@ class _RequestIterator:
                 raise StopIteration()
         data = self._batch[self._next]
         self._next += 1
+        if self._deserializer is None:
+            return data
         try:
-            return _common.deserialize(data, self._deserializer)
+            return self._deserializer(data)
         except Exception:
             _LOGGER.exception("Exception deserializing request!")
             raise Abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!") from None
@@ -505,6 +507,7 @@ def _unary_response(hot, call, context, response, serializer):
 
 def _stream_responses(hot, call, context, responses, serializer):
     iterator = responses
+    send = hot.call_send
     while True:
         try:
             response = next(iterator)
@@ -515,14 +518,17 @@ def _stream_responses(hot, call, context, responses, serializer):
             return
         if response is None:
             break  # grpcio ends the stream there
-        try:
-            payload = _common.serialize(response, serializer)
-        except Exception:
-            _LOGGER.exception("Failed to serialize response!")
-            _finish(hot, call, context, _INTERNAL, "Failed to serialize response!")
-            _close(iterator)
-            return
-        if not hot.call_send(call, payload):
+        if serializer is None and type(response) is bytes:
+            payload = response  # what serialize() would give, without its two calls
+        else:
+            try:
+                payload = _common.serialize(response, serializer)
+            except Exception:
+                _LOGGER.exception("Failed to serialize response!")
+                _finish(hot, call, context, _INTERNAL, "Failed to serialize response!")
+                _close(iterator)
+                return
+        if not send(call, payload):
             _close(iterator)  # the client is gone
             _finish(hot, call, context, _CANCELLED, "Cancelled")
             return
