@@ -8,7 +8,7 @@ server runs every handler. The loop never blocks in the engine:
   and the loop, in its reader callback, takes every queued call
   (``aio_server_take``) and starts one task per call. No goroutine or
   thread waits for calls.
-* Each call is watched (``aio_call_watch``): if it dies before it is
+* Each call is watched by the take that takes it: if it dies before it is
   finished (the client cancels, the deadline passes, the server stops), its
   token completes and the handler's task is cancelled; a call finished
   first costs the watch nothing more.
