@@ -10,7 +10,7 @@
 
 int hold_enabled = 1;
 
-int64_t hold_bound_ns = 50000;
+int64_t hold_bound_ns = 100000;
 
 int64_t hold_now(void) {
     struct timespec ts;
