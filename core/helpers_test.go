@@ -212,6 +212,20 @@ func dial(t testing.TB, target string, opts ...Option) *Channel {
 	return ch
 }
 
+// mustBeReady connects ch and waits (at most longWait) until its state is
+// READY.
+func mustBeReady(t testing.TB, ch *Channel) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), longWait)
+	defer cancel()
+	ch.cc.Connect()
+	for st := ch.cc.GetState(); st.String() != "READY"; st = ch.cc.GetState() {
+		if !ch.cc.WaitForStateChange(ctx, st) {
+			t.Fatalf("channel state %v, never READY", st)
+		}
+	}
+}
+
 // spec is a CallSpec bounded by longWait so no call can hang a test.
 func spec(method string, md ...string) *CallSpec {
 	s := &CallSpec{Method: method, Timeout: longWait}

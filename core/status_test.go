@@ -34,7 +34,10 @@ func TestDeadlineExceeded(t *testing.T) {
 	h := newHang()
 	_, target := newTestServer(t, h.serve)
 	ch := dial(t, target)
-	short := func(m string) *CallSpec { return &CallSpec{Method: m, Timeout: 50 * time.Millisecond} }
+	// Each call must reach the server before its deadline: connect first,
+	// and leave a loaded machine (load 20 missed 50 ms) a margin.
+	mustBeReady(t, ch)
+	short := func(m string) *CallSpec { return &CallSpec{Method: m, Timeout: 250 * time.Millisecond} }
 
 	resp, _, st := ch.Unary(short("/x/Unary"), BytesMsg([]byte("x")))
 	wantStatus(t, st, codes.DeadlineExceeded, "Deadline Exceeded")
