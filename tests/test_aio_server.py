@@ -666,6 +666,42 @@ def test_a_response_written_after_a_full_queue_is_not_held_back():
     asyncio.run(main())
 
 
+def test_a_response_answering_a_request_that_was_waited_for_leaves_at_once():
+    # The first write after a read that waited is handed to the engine at
+    # once (no flush scheduled for the next turn of the loop); the writes
+    # after it in the same turn are batched, and every response arrives in
+    # order. (White box: context._out holds the responses not handed over.)
+    held = []
+
+    async def echo_three(request_iterator, context):
+        while True:
+            request = await context.read()
+            if request is aio.EOF:
+                return
+            await context.write(request + b".0")
+            held.append(len(context._out))
+            await context.write(request + b".1")
+            await context.write(request + b".2")
+            held.append(len(context._out))
+
+    async def main():
+        async with serving({"e": ss(echo_three)}) as (_, port):
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = channel.stream_stream(_method("e"))(timeout=WAIT)
+                for i in range(4):
+                    await call.write(b"%d" % i)
+                    got = [await call.read() for _ in range(3)]
+                    assert got == [b"%d.%d" % (i, k) for k in range(3)]
+                await call.done_writing()
+                assert await call.read() is aio.EOF
+                assert await call.code() is grpc.StatusCode.OK
+        # From the second request on, the handler's read waited (the client
+        # sends only once it has the three responses before).
+        assert held[2:] == [0, 2] * 3
+
+    asyncio.run(main())
+
+
 @pytest.mark.timeout(60)  # without the fix the loop spins: only this timeout ends it
 def test_a_batch_that_completed_before_its_callback_ran_does_not_spin_the_loop():
     # A batch waiting for room in the engine completes in one turn of the

@@ -202,7 +202,7 @@ class ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
-                 "_eof", "_auth", "_out", "_sending", "_sending_op", "_failed")
+                 "_eof", "_auth", "_out", "_sending", "_sending_op", "_failed", "_waited")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -218,6 +218,7 @@ class ServicerContext(_base_server.ServicerContext):
         self._sending = None  # the future of a batch being queued
         self._sending_op = None  # (token, op) of that batch
         self._failed = False  # the call took no more responses
+        self._waited = False  # the last read waited for its request (see write)
 
     async def _recv(self):
         """The next request's bytes, or None at the end."""
@@ -247,6 +248,7 @@ class ServicerContext(_base_server.ServicerContext):
             except BaseException:
                 q.forget(token)
                 raise
+            self._waited = True
         if not got:
             self._eof = True
             return None
@@ -272,12 +274,20 @@ class ServicerContext(_base_server.ServicerContext):
         # Responses are handed over in batches: those written before the
         # task next yields (or 64 of them) go in one crossing, so the call's
         # sender goroutine is woken once for them all. Every status is sent
-        # after a flush (see _flush), so none is overtaken.
+        # after a flush (see _flush), so none is overtaken. The first
+        # response after a read that waited (a bidi handler answering a
+        # request) goes at once, not on a flush scheduled for the next turn
+        # of the loop, which cost a ping-pong one more turn per response;
+        # responses written after it in the same turn are batched as before.
         out = self._out
         out.append(data)
         if len(out) == 1:
             if self._sending is None:
-                self._loop.call_soon(self._flush_now)
+                if self._waited:
+                    self._waited = False
+                    self._flush_now()
+                else:
+                    self._loop.call_soon(self._flush_now)
         elif len(out) >= _BATCH:
             await self._flush()
 
