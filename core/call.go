@@ -87,12 +87,19 @@ func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Ms
 	err := ch.cc.Invoke(ctx, spec.Method, out, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
 	out.freeUntaken() // the call failed before sending: give a lent buffer back now
 	liveClientCalls.Add(-1)
+	return ch.unaryOutcome(ctx, err, resp, header, trailer)
+}
+
+// unaryOutcome is what a unary call that ended with err (nil: resp came)
+// gives the binding: the response (empty when empty, nil on failure), the
+// initial metadata and the status.
+func (ch *Channel) unaryOutcome(ctx context.Context, err error, resp Msg, header, trailer metadata.MD) (Msg, metadata.MD, *Status) {
 	if err != nil && isNoResponse(err) {
 		// The server ended the call OK without a response: grpcio hands
 		// the application None, so the call is OK with no message (nil).
 		return nil, header, &Status{Trailer: trailer}
 	}
-	st = statusFrom(ctx, err)
+	st := statusFrom(ctx, err)
 	st.Trailer = trailer
 	if over := ch.overLimit(header, trailer); over != nil {
 		resp.Free()
@@ -124,6 +131,14 @@ func (ch *Channel) StartUnary(spec *CallSpec, req Msg) *UnaryCall {
 // for a call that cannot start): a waiter outside Go can sleep on its own
 // primitive instead of a Go channel.
 func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func(*UnaryCall)) *UnaryCall {
+	return ch.StartUnaryOn(spec, req, notify, nil)
+}
+
+// StartUnaryOn is StartUnaryNotify that, when around is not nil, starts
+// the call on the calling goroutine inside around (the binding releases
+// the GIL there) if that cannot wait, and then no goroutine waits for it:
+// notify runs on the goroutine that saw the call end (fastunary.go).
+func (ch *Channel) StartUnaryOn(spec *CallSpec, req Msg, notify func(*UnaryCall), around func(func())) *UnaryCall {
 	if ch.refuse != nil {
 		req.Free()
 		c := FailedUnary(ch.refuse)
@@ -135,11 +150,19 @@ func (ch *Channel) StartUnaryNotify(spec *CallSpec, req Msg, notify func(*UnaryC
 	c := &UnaryCall{Done: make(chan struct{})}
 	ctx, cancel := ch.callContext(spec)
 	c.cancel = cancel
+	// Only a call alone on its channel starts on the caller: calls from
+	// several threads at once are sent in fewer writes by grpc-go's writer
+	// (fastunary.go).
+	alone := ch.unaryLive.Add(1) == 1
+	if alone && around != nil && ch.fastUnary && spec.Credentials == nil && ch.startFast(ctx, c, spec, req, notify, around) {
+		return c
+	}
 	goCall(func() {
 		if notify != nil {
 			defer notify(c)
 		}
 		defer close(c.Done)
+		defer ch.unaryLive.Add(-1)
 		defer cancel(nil)
 		c.Response, c.Header, c.Status = ch.invoke(ctx, spec, req)
 	})

@@ -30,6 +30,15 @@ type Channel struct {
 	// metricsTarget is the canonical target when the channel records
 	// per-call metrics (made while they were on), else "".
 	metricsTarget string
+	// fastUnary: unary calls may start on the caller's goroutine
+	// (fastunary.go): nothing on the channel calls out while a stream
+	// starts (no call credentials: they may call into Python; no xDS:
+	// its interceptors may delay a start; no metrics: a start that would
+	// wait and is retried on a worker would count twice).
+	fastUnary bool
+	// unaryLive counts the unary calls StartUnaryOn started that have not
+	// ended.
+	unaryLive atomic.Int32
 }
 
 // Dial creates a channel secured by creds (nil: insecure). Like grpcio, it
@@ -87,6 +96,8 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 		cancel:   cancel,
 	}
 	ch.metricsTarget = metricsTarget
+	ch.fastUnary = fastUnaryOn && (creds == nil || len(creds.Call) == 0) && metricsTarget == "" &&
+		!strings.HasPrefix(strings.ToLower(target), "xds:")
 	liveChannels.Add(1)
 	return ch, nil
 }

@@ -382,3 +382,42 @@ func (c guardedCreds) ClientHandshake(ctx context.Context, authority string, raw
 func (c guardedCreds) Clone() credentials.TransportCredentials {
 	return guardedCreds{c.TransportCredentials.Clone()}
 }
+
+// GrpcgoTryWrite writes what the socket takes of b now, never waiting (a
+// client's frames written by the calling thread: patches/grpc-go/
+// transport_inline_grpcgo.go.in). It stops at the first error too: the
+// writer's own (blocking) write of the rest meets it again and reports it
+// as every write does. ok false: this connection cannot (TLS, a server's),
+// and nothing was written.
+func (g *h2guard) GrpcgoTryWrite(b []byte) (n int, ok bool) {
+	if g.server {
+		return 0, false
+	}
+	var sc syscall.Conn
+	switch c := g.Conn.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, e := syscall.Write(int(fd), b[n:])
+			if e == syscall.EINTR {
+				continue
+			}
+			if e != nil || k <= 0 {
+				break
+			}
+			n += k
+		}
+		return true
+	})
+	return n, true
+}

@@ -228,6 +228,76 @@ EDITS.append(("internal/transport/transport.go", [
      "\tr.recv.grpcgoWait(n)\n\tif r.clientStream != nil {\n\t\tbuf, r.err = r.readClient(n)\n"),
 ]))
 
+# Unary calls started on the caller's thread (transport_unary_grpcgo.go.in,
+# grpc_grpcgo.go.in): a client stream tells its call when it ended, and a
+# start that must not wait fails where it would have waited.
+EDITS.append(("internal/transport/client_stream.go", [
+    ("\tstatsHandler     stats.Handler // nil for internal streams (e.g., health check, ORCA) where telemetry is not supported.\n}\n",
+     "\tstatsHandler     stats.Handler // nil for internal streams (e.g., health check, ORCA) where telemetry is not supported.\n"
+     "\tgrpcgoCall       *GrpcgoCall\n"
+     "\tgrpcgoRecvd      int // data bytes received (reader goroutine), -1 once past grpcgoReadAt\n}\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\ts.ctx = ctx\n\ts.trReader = transportReader{\n",
+     "\ts.ctx = ctx\n\ts.grpcgoCall = grpcgoCallOf(ctx)\n\ts.trReader = transportReader{\n"),
+    ("\tt.controlBuf.executeAndPut(addBackStreamQuota, cleanup)\n\t// This will unblock write.\n\tclose(s.done)\n}\n",
+     "\tt.controlBuf.executeAndPut(addBackStreamQuota, cleanup)\n\t// This will unblock write.\n\tclose(s.done)\n"
+     "\ts.grpcgoEnded(eosReceived)\n}\n"),
+    ("\t\t\tf.data.Ref()\n\t\t\ts.write(recvMsg{buffer: f.data})\n",
+     "\t\t\tf.data.Ref()\n\t\t\ts.write(recvMsg{buffer: f.data})\n\t\t\ts.grpcgoReceived(dataLen)\n"),
+    ("\t\tfirstTry = false\n",
+     "\t\tif GrpcgoNoWait(ctx) {\n"
+     "\t\t\treturn nil, &NewStreamError{Err: ErrGrpcgoWouldBlock}\n"
+     "\t\t}\n"
+     "\t\tfirstTry = false\n"),
+]))
+EDITS.append(("picker_wrapper.go", [
+    ("\t\tif ch == pg.blockingCh {\n",
+     "\t\tif ch == pg.blockingCh {\n"
+     "\t\t\tif transport.GrpcgoNoWait(ctx) {\n"
+     "\t\t\t\treturn pick{}, dropError{error: transport.ErrGrpcgoWouldBlock}\n"
+     "\t\t\t}\n"),
+]))
+EDITS.append(("clientconn.go", [
+    ("\tinternal.NewStreamWaitingForResolver()\n",
+     "\tif transport.GrpcgoNoWait(ctx) {\n"
+     "\t\treturn false, transport.ErrGrpcgoWouldBlock\n"
+     "\t}\n"
+     "\tinternal.NewStreamWaitingForResolver()\n"),
+]))
+EDITS.append(("stream.go", [
+    ("\tif cs.finished || cs.committed || a.drop {\n",
+     "\tif cs.finished || cs.committed || a.drop || transport.GrpcgoIsWouldBlock(err) {\n"),
+]))
+
+# The caller writes its own frames while the writer is idle
+# (transport_inline_grpcgo.go.in).
+EDITS.append(("internal/transport/controlbuf.go", [
+    ("\ttrfChan                 atomic.Pointer[chan struct{}]\n}\n",
+     "\ttrfChan                 atomic.Pointer[chan struct{}]\n"
+     "\tgrpcgoMu                sync.Mutex // held by whoever does loopy's work\n"
+     "\tgrpcgoLoopy             atomic.Pointer[loopyWriter]\n"
+     "\tgrpcgoErr               atomic.Pointer[error]\n"
+     "\tgrpcgoLeft              atomic.Bool // the caller left loopy something to write\n}\n"),
+    ("\tif c.consumerWaiting {\n\t\twakeUp = true\n",
+     "\tif c.consumerWaiting && !grpcgoQuiet(it) {\n\t\twakeUp = true\n"),
+    ("func (l *loopyWriter) run() (err error) {\n",
+     "func (l *loopyWriter) run() (err error) {\n"
+     "\tif l.side == clientSide {\n\t\treturn l.grpcgoRun()\n\t}\n"),
+    ("type dataFrame struct {\n\tnonTransportResponseFrame\n",
+     "type dataFrame struct {\n\tnonTransportResponseFrame\n\tgrpcgoQuiet bool\n"),
+    ("type clientHeaders struct {\n\tnonTransportResponseFrame\n",
+     "type clientHeaders struct {\n\tnonTransportResponseFrame\n\tgrpcgoQuiet bool\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\tfirstTry := true\n\tvar ch chan struct{}\n",
+     "\thdr.grpcgoQuiet = s.grpcgoCall.grpcgoNote(t)\n"
+     "\tfirstTry := true\n\tvar ch chan struct{}\n"),
+    ("\tdf := &dataFrame{\n\t\tstreamID:  s.id,\n\t\tendStream: opts.Last,\n\t\th:         hdr,\n\t\tdata:      data,\n\t}\n",
+     "\tdf := &dataFrame{\n\t\tstreamID:  s.id,\n\t\tendStream: opts.Last,\n\t\th:         hdr,\n\t\tdata:      data,\n\t}\n"
+     "\tdf.grpcgoQuiet = len(hdr)+data.Len() <= grpcgoInlineMax && s.grpcgoCall.grpcgoNote(t)\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
@@ -236,6 +306,8 @@ NEW_FILES = [
     ("mem/grpcgo.go", "mem_grpcgo.go.in"),
     ("internal/transport/grpcgo_recvgate.go", "transport_recvgate_grpcgo.go.in"),
     ("grpcgo.go", "grpc_grpcgo.go.in"),
+    ("internal/transport/grpcgo_unary.go", "transport_unary_grpcgo.go.in"),
+    ("internal/transport/grpcgo_inline.go", "transport_inline_grpcgo.go.in"),
 ]
 
 TAG = "grpcgo_patched"

@@ -171,7 +171,7 @@ func hotUnaryCall(h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Poi
 	if cancellable {
 		interruptible.reserve(w)
 	}
-	c := ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), done)
+	c := ch.StartUnaryOn(spec, goMsg(req, rn, reqObj), done, withoutGIL)
 	if cancellable {
 		interruptible.set(w, c.Cancel)
 	}

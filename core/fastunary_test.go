@@ -1,0 +1,129 @@
+//go:build grpcgo_patched
+
+package core
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// onCaller is the binding's around without a GIL: the start runs here.
+func onCaller(f func()) { f() }
+
+// startOn starts a unary call alone on ch (the fast path: on the caller,
+// frames written inline) and waits for its notification.
+func startOn(t *testing.T, ch *Channel, s *CallSpec, req Msg) *UnaryCall {
+	t.Helper()
+	notified := make(chan *UnaryCall, 1)
+	c := ch.StartUnaryOn(s, req, func(c *UnaryCall) { notified <- c }, onCaller)
+	select {
+	case n := <-notified:
+		if n != c {
+			t.Fatalf("notified with another call")
+		}
+	case <-time.After(longWait):
+		t.Fatalf("the call never notified")
+	}
+	closed(t, "unary done", c.Done)
+	return c
+}
+
+func TestStartUnaryOnCaller(t *testing.T) {
+	forBackends(t, func(t *testing.T, ch *Channel) {
+		if !ch.fastUnary {
+			t.Skip("fast unary calls are off (GRPCGO_FAST_UNARY=0)")
+		}
+		warm, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("warm")))
+		wantStatus(t, st, codes.OK, "")
+		warm.Free()
+		for i := 0; i < 50; i++ {
+			c := startOn(t, ch, spec(mUnary, echoPairs...), BytesMsg([]byte{byte(i), 0xff}))
+			wantStatus(t, c.Status, codes.OK, "")
+			wantBytes(t, "response", c.Response.Materialize(), []byte{byte(i), 0xff})
+			wantMD(t, "header", c.Header, echoedHeader())
+			wantMD(t, "trailer", c.Status.Trailer, echoedTrailer())
+			c.Response.Free()
+		}
+		c := startOn(t, ch, spec(mUnary, "x-code", "5", "x-details", "gone"), BytesMsg([]byte("x")))
+		wantStatus(t, c.Status, codes.NotFound, "gone")
+		if c.Response != nil {
+			t.Fatalf("failed call has a response")
+		}
+		// Larger than the 4 KiB written inline, and than grpcgoReadAt.
+		big := make([]byte, 300<<10)
+		for i := range big {
+			big[i] = byte(i * 7)
+		}
+		c = startOn(t, ch, spec(mUnary), BytesMsg(big))
+		wantStatus(t, c.Status, codes.OK, "")
+		wantBytes(t, "big response", c.Response.Materialize(), big)
+		c.Response.Free()
+	})
+}
+
+func TestStartUnaryOnCallerDeadlineAndCancel(t *testing.T) {
+	checkLeaks(t)
+	release := make(chan struct{})
+	defer close(release)
+	_, target := newTestServer(t, func(c *ServerCall) {
+		if c.Method == "/hold/Hold" {
+			select {
+			case <-c.Context().Done():
+			case <-release:
+			}
+			c.Finish(codes.OK, "", nil)
+			return
+		}
+		coreEcho(c)
+	})
+	ch := dial(t, target)
+	_, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("warm")))
+	wantStatus(t, st, codes.OK, "")
+
+	s := spec("/hold/Hold")
+	s.Timeout = 50 * time.Millisecond
+	c := startOn(t, ch, s, BytesMsg([]byte("x")))
+	wantStatus(t, c.Status, codes.DeadlineExceeded, "Deadline Exceeded")
+
+	notified := make(chan *UnaryCall, 1)
+	c = ch.StartUnaryOn(spec("/hold/Hold"), BytesMsg([]byte("x")), func(c *UnaryCall) { notified <- c }, onCaller)
+	time.Sleep(20 * time.Millisecond)
+	c.Cancel()
+	select {
+	case <-notified:
+	case <-time.After(longWait):
+		t.Fatalf("the cancelled call never notified")
+	}
+	if c.Status.Code != codes.Canceled {
+		t.Fatalf("status %v, want CANCELLED", c.Status)
+	}
+}
+
+func TestStartUnaryOnCallerConcurrent(t *testing.T) {
+	// Calls from several goroutines at once: one alone starts on its
+	// caller, the others on workers, all on one connection.
+	forBackends(t, func(t *testing.T, ch *Channel) {
+		_, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("warm")))
+		wantStatus(t, st, codes.OK, "")
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 100; i++ {
+					done := make(chan struct{})
+					c := ch.StartUnaryOn(spec(mUnary), BytesMsg([]byte{byte(g), byte(i)}), func(*UnaryCall) { close(done) }, onCaller)
+					<-done
+					if c.Status.Code != codes.OK || string(c.Response.Materialize()) != string([]byte{byte(g), byte(i)}) {
+						t.Errorf("call %d/%d: %v %v", g, i, c.Status, c.Response.Materialize())
+					}
+					c.Response.Free()
+				}
+			}()
+		}
+		wg.Wait()
+	})
+}
