@@ -50,7 +50,9 @@ class _Queue:
         tokens = self.hot.cq_drain(self.cq)
         for i, token in enumerate(tokens):
             future = waiting.pop(token, None)
-            if future is not None and not future.done():
+            if future is None:
+                continue
+            if future.__class__ is Wait or not future.done():  # a Wait checks itself
                 try:
                     future.set_result(None)
                 except BaseException:
@@ -104,7 +106,8 @@ class Wait:
     callbacks as asyncio.Future does.
 
     It speaks asyncio's future protocol (a task awaits it; shield, wait and
-    gather accept it); its result is None.
+    gather accept it; with no get_loop(), asyncio reads _loop); its result
+    is None.
     """
 
     __slots__ = ("_asyncio_future_blocking", "_loop", "_state", "_callbacks", "_message")
@@ -117,9 +120,6 @@ class Wait:
         self._state = 0  # 1 done, 2 cancelled
         self._callbacks = None
         self._message = None
-
-    def get_loop(self):
-        return self._loop
 
     def done(self):
         return self._state != 0

@@ -877,7 +877,8 @@ class Server(_base_server.Server):
                 rpc.finish(code, "Unexpected %s: %s" % (type(error), error), rpc.trailing_metadata)
         finally:
             try:
-                self._release(rpc)
+                if not rpc.status_sent or not rpc.finished:
+                    self._release(rpc)
                 callbacks = rpc.callbacks
                 if callbacks:
                     for callback in callbacks:
@@ -912,7 +913,9 @@ class Server(_base_server.Server):
 
     async def _run(self, rpc, handler):
         loop, q = self._loop, self._q
-        behavior, is_async, streaming_request, streaming_response = self._plan(handler)
+        plan = self._plans.get(handler)
+        behavior, is_async, streaming_request, streaming_response = \
+            plan if plan is not None else self._plan(handler)
         context = ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
         rpc.context = context
         if streaming_request:
@@ -929,7 +932,8 @@ class Server(_base_server.Server):
                 data = await context._recv()
                 if data is None:
                     return  # the client went away before sending it
-            request = _common.deserialize(data, handler.request_deserializer)
+            deserializer = handler.request_deserializer
+            request = data if deserializer is None else deserializer(data)
         if streaming_response:
             await self._stream_responses(rpc, context, behavior, request)
         elif is_async:
@@ -996,11 +1000,15 @@ class Server(_base_server.Server):
 def _send_unary(rpc, response, serializer):
     """Ends a unary-response call: the response and its status in one
     crossing (or the status the handler set)."""
-    rpc.raise_for_termination()
+    if rpc.abort_exception is not None or rpc.status_sent:
+        rpc.raise_for_termination()
     code = rpc.code
     if code is None or code is _OK:
-        payload = b"" if response is None and serializer is None else _serialize(
-            response, serializer)
+        if serializer is None and response.__class__ is bytes:
+            payload = response
+        else:
+            payload = b"" if response is None and serializer is None else _serialize(
+                response, serializer)
         rpc.finish(_OK, rpc.details, rpc.trailing_metadata, payload)
     else:
         rpc.finish(code, rpc.details, rpc.trailing_metadata)
