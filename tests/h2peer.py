@@ -13,6 +13,7 @@ import threading
 
 import h2.config
 import h2.connection
+import h2.settings
 import h2.events
 import hpack
 
@@ -42,6 +43,9 @@ class RawServer:
     carrying grpc-status `status` (and no message).
     behaviour "bad_settings": sends a SETTINGS frame with an illegal
     MAX_FRAME_SIZE as its first frame, then nothing.
+    behaviour "stall": answers the first call as "status" does, opening
+    the flow-control windows wide, then never reads again (the client's
+    writes fill the socket) while the connection stays up.
     """
 
     def __init__(self, behaviour, status=0):
@@ -90,8 +94,15 @@ class RawServer:
             h2conn = h2.connection.H2Connection(
                 h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
             h2conn.initiate_connection()
+            if self.behaviour == "stall":
+                h2conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+                h2conn.increment_flow_control_window((1 << 31) - 1 - 65535)
             conn.sendall(h2conn.data_to_send())
+            answered = 0
             while not self.closed.is_set():
+                if self.behaviour == "stall" and answered:
+                    self.closed.wait(0.2)  # read nothing more
+                    continue
                 try:
                     data = conn.recv(65536)
                 except socket.timeout:
@@ -106,6 +117,7 @@ class RawServer:
                         h2conn.send_headers(sid, [("grpc-status", str(self.status)),
                                                   ("grpc-message", "from a raw peer")],
                                             end_stream=True)
+                        answered += 1
                 conn.sendall(h2conn.data_to_send())
         except OSError:
             pass
