@@ -3,6 +3,7 @@
 package core
 
 import (
+	"bytes"
 	"sync"
 	"testing"
 	"time"
@@ -125,5 +126,41 @@ func TestStartUnaryOnCallerConcurrent(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+	})
+}
+
+func TestStartUnaryOnCallerBesideAStream(t *testing.T) {
+	// A bidi stream's frames, queued for loopy, and unary calls' frames,
+	// written by their callers in loopy's place, share one connection:
+	// every message of both arrives whole and in order.
+	forBackends(t, func(t *testing.T, ch *Channel) {
+		_, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("warm")))
+		wantStatus(t, st, codes.OK, "")
+		const n = 1000
+		s := ch.StartStream(spec(mBidi), true, true, nil, false)
+		var got [][]byte
+		readDone := run(func() { got = drain(t, s) })
+		sent := run(func() {
+			for i := 0; i < n; i++ {
+				sendAll(t, s, bytes.Repeat([]byte{byte(i)}, 1+i%3000))
+			}
+			s.CloseSend()
+		})
+		for i := 0; i < 300; i++ {
+			req := bytes.Repeat([]byte{byte(i), 0x5a}, 1+i%2500)
+			c := startOn(t, ch, spec(mUnary), BytesMsg(req))
+			wantStatus(t, c.Status, codes.OK, "")
+			wantBytes(t, "response", c.Response.Materialize(), req)
+			c.Response.Free()
+		}
+		closed(t, "sender", sent)
+		closed(t, "reader", readDone)
+		if len(got) != n {
+			t.Fatalf("got %d responses, want %d", len(got), n)
+		}
+		for i, m := range got {
+			wantBytes(t, "stream response", m, bytes.Repeat([]byte{byte(i)}, 1+i%3000))
+		}
+		wantStatus(t, ended(t, s), codes.OK, "")
 	})
 }
