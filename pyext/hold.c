@@ -9,6 +9,7 @@
 #include "_cgo_export.h"
 
 int hold_enabled = 1;
+atomic_int hold_live;
 
 int64_t hold_bound_ns = 100000;
 
@@ -136,6 +137,7 @@ hot_hold *hot_hold_new(uintptr_t target) {
     h->n = h->used = h->busy = h->dead = h->registered = 0;
     h->since = 0;
     h->next = NULL;
+    atomic_fetch_add(&hold_live, 1);
     return h;
 }
 
@@ -147,6 +149,7 @@ void hot_hold_unref(hot_hold *h) {
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->idle);
     free(h);
+    atomic_fetch_sub(&hold_live, 1);
 }
 
 int hot_hold_put(hot_hold *h, const char *p, uint32_t n, int64_t now, int fast) {

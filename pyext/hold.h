@@ -57,6 +57,8 @@ extern int64_t hold_bound_ns;
 #define HOLD_GAP_NS 20000
 
 int64_t hold_now(void);
+/* Holds allocated and not yet freed (grpc._hot.holds_live(), for tests). */
+extern atomic_int hold_live;
 void hold_setup(void);
 
 hot_hold *hot_hold_new(uintptr_t target);

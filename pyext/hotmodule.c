@@ -256,6 +256,11 @@ static PyObject *m_ended_in_go(PyObject *self, PyObject *unused) {
     return PyLong_FromLong(atomic_load(&ended_in_go));
 }
 
+/* holds_live(): stream holds (hold.h) allocated and not yet freed. Plain C. */
+static PyObject *m_holds_live(PyObject *self, PyObject *unused) {
+    return PyLong_FromLong(atomic_load(&hold_live));
+}
+
 static PyObject *m_check(PyObject *self, PyObject *unused) {
     FORK_GUARD();
     Py_RETURN_NONE;
@@ -455,12 +460,31 @@ static PyObject *m_stream_start(PyObject *self, PyObject *args) {
 static __thread uintptr_t last_send_h;
 static __thread int64_t last_send_end;
 
+/* hotHoldSend, holding a reference across its GIL release: another thread
+ * may end the capsule's hold meanwhile (hold_end). */
+static int hold_send(hot_hold *held) {
+    hot_hold_ref(held);
+    int r = GO(hotHoldSend(held));
+    hot_hold_unref(held);
+    return r;
+}
+
 /* Moves cap's held messages into the engine before another operation on
  * its stream. 0, or -1 with an exception set. */
 static int hold_flush(PyObject *cap) {
     hot_hold *held = hold_of(cap);
     if (held == NULL || !hot_hold_pending(held)) return 0;
-    return GO(hotHoldSend(held)) < 0 ? -1 : 0;
+    return hold_send(held) < 0 ? -1 : 0;
+}
+
+/* The stream sends no more (half-closed, cancelled): its hold goes (what it
+ * still holds is dropped if drop) and it never holds again. */
+static void hold_end(PyObject *cap, int drop) {
+    hot_hold *held = hold_of(cap);
+    if (held == NULL) return;
+    if (drop) hot_hold_drop(held);
+    PyCapsule_SetContext(cap, &hold_off_mark);
+    hot_hold_unref(held);
 }
 
 /* Holds msg if it may be held: 1 held, 0 send it as before, -1 the stream
@@ -489,9 +513,10 @@ static int hold_put(PyObject *cap, uintptr_t h, Py_buffer *msg) {
         }
         if (r != 0) return r == 2 ? 0 : r;
         /* Full, or its oldest message is due: flush, then hold this one. */
-        int alive = GO(hotHoldSend(held));
+        int alive = hold_send(held);
         if (alive < 0) return -2;
         if (alive == 0) return -1;
+        if (hold_of(cap) != held) return 0; /* ended while the GIL was free */
         now = hold_now();
     }
     return 0;
@@ -534,6 +559,7 @@ static PyObject *m_stream_close_send(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O", &cap) || !stream_h(cap, &h)) return NULL;
     FORK_GUARD();
     if (hold_flush(cap) < 0) return NULL;
+    hold_end(cap, 0);
     return GO(hotStreamCloseSend(h));
 }
 
@@ -567,8 +593,7 @@ static PyObject *m_stream_cancel(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O", &cap) || !stream_h(cap, &h)) return NULL;
     FORK_GUARD();
-    hot_hold *held = hold_of(cap);
-    if (held != NULL) hot_hold_drop(held);
+    hold_end(cap, 1);
     return GO(hotStreamCancel(h));
 }
 
@@ -794,11 +819,8 @@ static PyObject *m_call_disable_next_compression(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O", &cap) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
     if (hold_flush(cap) < 0) return NULL;
-    hot_hold *held = hold_of(cap);
-    if (PyCapsule_GetContext(cap) == NULL || held != NULL) {
-        PyCapsule_SetContext(cap, &hold_off_mark);
-        if (held != NULL) hot_hold_unref(held);
-    }
+    if (PyCapsule_GetContext(cap) == NULL) PyCapsule_SetContext(cap, &hold_off_mark);
+    hold_end(cap, 0);
     return GO(hotCallDisableNextCompression(h));
 }
 
@@ -807,8 +829,7 @@ static PyObject *m_call_cancel(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O", &cap) || !call_h(cap, &h)) return NULL;
     FORK_GUARD();
-    hot_hold *held = hold_of(cap);
-    if (held != NULL) hot_hold_drop(held);
+    hold_end(cap, 1);
     return GO(hotCallCancel(h));
 }
 
@@ -1215,6 +1236,7 @@ static PyObject *m_call_auth_context(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
+    {"holds_live", m_holds_live, METH_NOARGS, "holds_live() -> stream holds not yet freed"},
     {"ended_in_go", m_ended_in_go, METH_NOARGS,
      "ended_in_go() -> how many threads ended with Go frames on their stack (0)"},
     {"exit_begin", m_exit_begin, METH_NOARGS,

@@ -18,6 +18,7 @@ interesting cases (a status arriving while messages are queued, a failure on
 a message inside a batch) happen whatever the machine's speed.
 """
 
+import gc
 import threading
 import time
 from concurrent import futures
@@ -316,3 +317,67 @@ def test_requests_yielded_before_the_iterator_blocks_arrive(served, n):
     finally:
         release.set()
         server.stop(None)
+
+
+def _holds_live():
+    """grpcgo's count of stream holds not yet freed (None under grpcio)."""
+    runtime = getattr(grpc, "_runtime", None)
+    if runtime is None or not hasattr(runtime, "hot"):
+        return None
+    return runtime.hot().holds_live()
+
+
+def test_holds_are_used_and_all_freed(served):
+    # grpcgo only: every stream that held messages frees its hold once it
+    # ends, however it ends (docs/ARCHITECTURE.md, "Held sends").
+    if _holds_live() is None:
+        pytest.skip("grpcgo's engine counts its holds")
+    service, ch = served
+    base = _holds_live()
+
+    # A hold exists while a handler that streamed fast is blocked.
+    call = ch.unary_stream(method("ThenBlock"))(b"100", timeout=RPC_TIMEOUT)
+    got = [next(call) for _ in range(100)]
+    assert got == [payload(i) for i in range(100)]
+    assert _holds_live() > base
+    service.event("release").set()
+    assert list(call) == [b"after"]
+
+    # Ended every way: read to the end, cancelled mid-stream, raising, and
+    # client streams ending, raising, cancelled.
+    for _ in range(3):
+        assert len(list(ch.unary_stream(method("Plain"))(b"300", timeout=RPC_TIMEOUT))) == 300
+        endless = ch.unary_stream(method("Endless"))(b"1000000", timeout=RPC_TIMEOUT)
+        for _ in range(150):
+            next(endless)
+        endless.cancel()
+        with pytest.raises(grpc.RpcError):
+            list(ch.unary_stream(method("ThenRaise"))(b"300", timeout=RPC_TIMEOUT))
+        assert ch.stream_unary(method("CountRequests"))(
+            (payload(i) for i in range(300)), timeout=RPC_TIMEOUT) == b"300"
+
+        def raising():
+            for i in range(300):
+                yield payload(i)
+            raise ValueError("no more")
+
+        with pytest.raises(grpc.RpcError):
+            ch.stream_unary(method("CountRequests"))(raising(), timeout=RPC_TIMEOUT)
+        blocked = threading.Event()
+
+        def then_block():
+            for i in range(300):
+                yield payload(i)
+            blocked.wait(WAIT)
+
+        future = ch.stream_unary(method("CountRequests")).future(then_block(), timeout=RPC_TIMEOUT)
+        time.sleep(0.05)
+        future.cancel()
+        blocked.set()
+        del endless, future
+
+    deadline = time.monotonic() + WAIT
+    while _holds_live() != base and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    assert _holds_live() == base
