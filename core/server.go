@@ -358,18 +358,44 @@ func (s *Server) enqueue(c *ServerCall) error {
 	return nil
 }
 
-// handle is grpc-go's handler for every method.
+// handle is grpc-go's handler for every method. With grpcgo's change to
+// grpc-go it returns as soon as the call is queued (detached): no
+// goroutine waits per call, and whoever finishes the call ends it
+// (ServerCall.end). Otherwise it waits for the call to be finished or die.
 func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 	if s.maxConcurrent > 0 {
 		if s.active.Add(1) > s.maxConcurrent {
 			s.active.Add(-1)
 			return status.Error(codes.ResourceExhausted, "Concurrent RPC limit exceeded!")
 		}
-		defer s.active.Add(-1)
 	}
+	liveServerCalls.Add(1)
+	c, err := s.accept(ss)
+	if err != nil || c.detached == nil {
+		defer s.callEnded()
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.enqueue(c); err != nil {
+		if c.detached != nil && c.unwatchDeath() && !c.ended.Swap(true) {
+			c.detached.GrpcgoEnd(err)
+			s.callEnded()
+		}
+		return err
+	}
+	if c.detached != nil {
+		return nil
+	}
+	return c.wait()
+}
+
+// accept checks a new call and makes its ServerCall, detached when
+// grpc-go allows it.
+func (s *Server) accept(ss grpc.ServerStream) (*ServerCall, error) {
 	if s.disabled != nil {
 		if err := refusedEncoding(ss, s.disabled); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// grpc-go answers in the request's encoding; grpcio compresses responses
@@ -377,17 +403,23 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 	setServerCompressor(ss, s.compressor)
 	c := newServerCall(ss)
 	if st := s.mdLimits.check(HeaderSize(c.Metadata)); st != nil {
-		return status.Error(st.Code, st.Details) // grpcio refuses it before any handler
+		return nil, status.Error(st.Code, st.Details) // grpcio refuses it before any handler
 	}
-	liveServerCalls.Add(1)
-	defer liveServerCalls.Add(-1)
 	if _, ok := s.unaryRequest.Load(c.Method); ok {
 		if m, err := c.RecvOne(); err == nil {
 			c.First = m
 		}
 	}
-	if err := s.enqueue(c); err != nil {
-		return err
+	if d, ok := ss.(detacher); ok {
+		c.detach(d, s) // before it is queued: from then on it may end at any time
 	}
-	return c.wait()
+	return c, nil
+}
+
+// callEnded counts a call out once grpc-go's side of it has ended.
+func (s *Server) callEnded() {
+	if s.maxConcurrent > 0 {
+		s.active.Add(-1)
+	}
+	liveServerCalls.Add(-1)
 }

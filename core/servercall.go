@@ -16,9 +16,11 @@ import (
 )
 
 // ServerCall is one incoming call, handed to the binding by Server.Next.
-// The binding reads requests, sends responses and finally calls Finish;
-// grpc-go's handler goroutine waits for that (or for the call to die) and
-// then writes the status.
+// The binding reads requests, sends responses and finally calls Finish
+// (or FinishHere); then the status is written, by the finisher or a
+// goroutine started for it when the call is detached (Server.handle),
+// else by grpc-go's handler goroutine, which waits for that (or for the
+// call to die).
 type ServerCall struct {
 	Method      string
 	Metadata    metadata.MD
@@ -28,6 +30,9 @@ type ServerCall struct {
 	// First is the request read before the call was handed over (for
 	// methods marked unary-request), or nil.
 	First Msg
+	// Here is the binding's note that whoever finishes the call may write
+	// and wait on its goroutine (FinishHere); core does not read it.
+	Here bool
 
 	ctx context.Context
 	ss  grpc.ServerStream
@@ -52,6 +57,21 @@ type ServerCall struct {
 	final   *finish
 	done    chan struct{} // closed by Finish
 	unwatch []func()      // OnDone's watches, stopped by Finish
+
+	// detached is grpc-go's stream when no handler goroutine waits for
+	// the call (Server.handle): whoever finishes the call ends it (end).
+	detached     detacher
+	srv          *Server
+	unwatchDeath func() bool // stops died's watch on the context
+	ended        atomic.Bool // end ran
+}
+
+// detacher is grpc-go's server stream in a build with grpcgo's change
+// (patches/grpc-go/grpc_grpcgo.go.in): its handler may return before the
+// call ends, and GrpcgoEnd then ends it as the handler's return would have.
+type detacher interface {
+	GrpcgoDetach()
+	GrpcgoEnd(appErr error)
 }
 
 type finish struct {
@@ -263,17 +283,61 @@ func (c *ServerCall) SetTrailer(md metadata.MD) {
 
 // Finish ends the call: last (if non-nil) is sent after every queued
 // response, then the status with the trailing metadata. Only the first
-// Finish counts; later ones return ErrCallOver.
+// Finish counts; later ones return ErrCallOver. It never waits: what is
+// left to write is written by grpc-go's handler goroutine, or for a
+// detached call by a goroutine started for it.
 func (c *ServerCall) Finish(code codes.Code, details string, last Msg) error {
+	return c.finish(code, details, last, false)
+}
+
+// FinishHere is Finish for a caller that may write and wait for the call's
+// lock (no GIL held): a detached call with no response queued is ended on
+// the calling goroutine, so no goroutine is woken for it. Its first
+// response never waits for flow control (a stream starts with write quota),
+// and the status only queues a frame for grpc-go's writer.
+func (c *ServerCall) FinishHere(code codes.Code, details string, last Msg) error {
+	return c.finish(code, details, last, true)
+}
+
+// QuickFinish reports whether FinishHere with last would only queue frames
+// for grpc-go's writer, without compressing a large message or waiting:
+// a detached call with nothing queued and last small or nil, sent
+// uncompressed. Its caller may then keep the GIL across it (releasing it
+// would wake a thread waiting for it, and have this one wait to get it
+// back).
+func (c *ServerCall) QuickFinish(last Msg) bool {
+	if c.detached == nil || last.Len() > quickLast {
+		return false
+	}
+	c.fmu.Lock()
+	out := c.out
+	c.fmu.Unlock()
+	if out != nil {
+		return false
+	}
+	sc, ok := grpc.ServerTransportStreamFromContext(c.ctx).(interface{ SendCompress() string })
+	return ok && (sc.SendCompress() == "" || sc.SendCompress() == "identity" || last.Len() == 0)
+}
+
+// quickLast is the largest last response QuickFinish lets go out with the
+// GIL held.
+const quickLast = 16 << 10
+
+func (c *ServerCall) finish(code codes.Code, details string, last Msg, here bool) error {
 	c.fmu.Lock()
 	if c.over.Load() || c.final != nil {
 		c.fmu.Unlock()
 		return ErrCallOver
 	}
 	c.final = &finish{code: code, details: details, last: last}
-	unwatch := c.unwatch
+	unwatch, out := c.unwatch, c.out
 	c.unwatch = nil
 	c.fmu.Unlock()
+	if c.detached != nil {
+		// Before anything is written: a status ends the stream, and its
+		// context then, which would start died for nothing.
+		c.unwatchDeath()
+	}
 	// The watches stop and the handler goroutine is woken only now that
 	// fmu is free: woken under it, the handler ran at once on another
 	// thread, found fmu held (wait takes it) and slept again until this
@@ -283,7 +347,37 @@ func (c *ServerCall) Finish(code codes.Code, details string, last Msg) error {
 		stop()
 	}
 	close(c.done)
+	if c.detached != nil {
+		if here && out == nil {
+			c.end()
+		} else {
+			go c.end() // settle may wait for queued responses
+		}
+	}
 	return nil
+}
+
+// end ends a detached call that was finished or died: what its handler
+// goroutine would have done once woken, then what grpc-go does when a
+// handler returns (the status, stats handlers' End). Exactly once: the
+// finisher and died may both get here.
+func (c *ServerCall) end() {
+	if c.ended.Swap(true) {
+		return
+	}
+	c.detached.GrpcgoEnd(c.settle())
+	c.srv.callEnded()
+}
+
+// detach makes the call end without a handler goroutine: by its finisher,
+// or, if it dies first (the client cancels, the deadline passes, the
+// server stops), at once on a goroutine the context starts, as a waiting
+// handler goroutine would have (what it ran is freed, later writers are
+// refused, the call is counted out).
+func (c *ServerCall) detach(d detacher, s *Server) {
+	d.GrpcgoDetach()
+	c.detached, c.srv = d, s
+	c.unwatchDeath = context.AfterFunc(c.ctx, c.end)
 }
 
 // OnDone runs f exactly once, never on the caller's goroutine when the call
@@ -322,6 +416,14 @@ func (c *ServerCall) wait() error {
 	case <-c.done:
 	case <-c.ctx.Done():
 	}
+	return c.settle()
+}
+
+// settle ends what the call has under way once it is finished or died
+// (queued responses written or dropped, the request reader stopped, later
+// writers refused) and returns the status for grpc-go to write, after
+// writing the last response.
+func (c *ServerCall) settle() error {
 	c.fmu.Lock()
 	out, fin := c.out, c.final
 	var last Msg

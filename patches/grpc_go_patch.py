@@ -298,6 +298,30 @@ EDITS.append(("internal/transport/http2_client.go", [
      "\tdf.grpcgoQuiet = len(hdr)+data.Len() <= grpcgoInlineMax && s.grpcgoCall.grpcgoNote(t)\n"),
 ]))
 
+# Detached server calls (grpc_grpcgo.go.in): a handler that called
+# GrpcgoDetach returns without ending its call; GrpcgoEnd ends it later.
+EDITS.append(("stream.go", [
+    ("\tserverHeaderBinlogged bool\n}\n",
+     "\tserverHeaderBinlogged bool\n"
+     "\tgrpcgoDetached        bool // the handler returned; GrpcgoEnd ends the call\n"
+     "\tgrpcgoServer          *Server\n"
+     "\tgrpcgoBegin           *stats.Begin\n"
+     "\tgrpcgoCtx             context.Context // processRPC's, for the stats handlers\n"
+     "}\n"),
+]))
+EDITS.append(("server.go", [
+    ("\t\ttrInfo:                trInfo,\n\t\tstatsHandler:          sh,\n\t}\n",
+     "\t\ttrInfo:                trInfo,\n\t\tstatsHandler:          sh,\n"
+     "\t\tgrpcgoServer:          s,\n\t\tgrpcgoBegin:           statsBegin,\n"
+     "\t\tgrpcgoCtx:             ctx,\n\t}\n"),
+    ("\t\tdefer func() {\n\t\t\tif trInfo != nil {\n\t\t\t\tss.mu.Lock()\n",
+     "\t\tdefer func() {\n\t\t\tif ss.grpcgoDetached {\n\t\t\t\treturn // GrpcgoEnd does this\n\t\t\t}\n"
+     "\t\t\tif trInfo != nil {\n\t\t\t\tss.mu.Lock()\n"),
+    ("\t\t\tappErr = s.opts.streamInt(server, wrappedStream, info, sd.Handler)\n\t\t}\n\t}\n",
+     "\t\t\tappErr = s.opts.streamInt(server, wrappedStream, info, sd.Handler)\n\t\t}\n\t}\n"
+     "\tif ss.grpcgoDetached {\n\t\treturn nil // GrpcgoEnd ends the call\n\t}\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),

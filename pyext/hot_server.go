@@ -88,6 +88,7 @@ func hotServerTake(h C.uintptr_t) (ret pyObj) {
 	if c == nil {
 		return C.hot_bool(0)
 	}
+	c.Here = true // a pool thread finishes it (hotCallFinish)
 	return serverEvent(c)
 }
 
@@ -259,7 +260,16 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 	if hasLast != 0 {
 		msg = c.MarkNext(goMsg(last, ln, lastObj))
 	}
-	err := c.Finish(codes.Code(code), goStr(details, dn), msg)
+	var err error
+	if st := goStr(details, dn); c.Here && c.QuickFinish(msg) {
+		// A pool thread writes the response and the status itself: no
+		// goroutine is woken to do it (core.ServerCall.FinishHere).
+		err = c.FinishHere(codes.Code(code), st, msg)
+	} else if c.Here {
+		withoutGIL(func() { err = c.FinishHere(codes.Code(code), st, msg) })
+	} else {
+		err = c.Finish(codes.Code(code), st, msg)
+	}
 	if err != nil {
 		msg.Free() // the call had ended: the response goes nowhere
 	}
