@@ -306,17 +306,25 @@ func (c *ServerCall) FinishHere(code codes.Code, details string, last Msg) error
 // would wake a thread waiting for it, and have this one wait to get it
 // back).
 func (c *ServerCall) QuickFinish(last Msg) bool {
-	if c.detached == nil || last.Len() > quickLast {
-		return false
-	}
 	c.fmu.Lock()
 	out := c.out
 	c.fmu.Unlock()
-	if out != nil {
+	return out == nil && c.quick(last)
+}
+
+func (c *ServerCall) quick(last Msg) bool {
+	if c.detached == nil || last.Len() > quickLast {
 		return false
 	}
 	sc, ok := grpc.ServerTransportStreamFromContext(c.ctx).(interface{ SendCompress() string })
 	return ok && (sc.SendCompress() == "" || sc.SendCompress() == "identity" || last.Len() == 0)
+}
+
+// corker is grpc-go's transport stream with grpcgo's change: the writer is
+// woken once for the frames queued between GrpcgoCork and GrpcgoUncork.
+type corker interface {
+	GrpcgoCork()
+	GrpcgoUncork()
 }
 
 // quickLast is the largest last response QuickFinish lets go out with the
@@ -349,6 +357,13 @@ func (c *ServerCall) finish(code codes.Code, details string, last Msg, here bool
 	close(c.done)
 	if c.detached != nil {
 		if here && out == nil {
+			// The response and the status wake grpc-go's writer once,
+			// after both are queued (a woken writer took the queue's lock
+			// between them): only when nothing here can take long.
+			if k, ok := grpc.ServerTransportStreamFromContext(c.ctx).(corker); ok && c.quick(last) {
+				k.GrpcgoCork()
+				defer k.GrpcgoUncork()
+			}
 			c.end()
 		} else {
 			go c.end() // settle may wait for queued responses

@@ -322,6 +322,19 @@ EDITS.append(("server.go", [
      "\tif ss.grpcgoDetached {\n\t\treturn nil // GrpcgoEnd ends the call\n\t}\n"),
 ]))
 
+# A server stream's last frames wake the writer once (transport_grpcgo.go.in:
+# ServerStream.GrpcgoCork/GrpcgoUncork).
+EDITS.append(("internal/transport/controlbuf.go", [
+    ("\tconsumerWaiting bool      // True when readers are blocked waiting for new data.\n",
+     "\tconsumerWaiting bool      // True when readers are blocked waiting for new data.\n"
+     "\tgrpcgoCorked    int       // grpcgoCork calls not yet undone: wake-ups wait\n"
+     "\tgrpcgoHeldWake  bool      // a wake-up waits for grpcgoUncork\n"),
+    ("\t\t\tc.trfChan.Store(&ch)\n\t\t}\n\t}\n\tif wakeUp {\n",
+     "\t\t\tc.trfChan.Store(&ch)\n\t\t}\n\t}\n"
+     "\tif wakeUp && c.grpcgoCorked > 0 {\n\t\tc.grpcgoHeldWake, wakeUp = true, false\n\t}\n"
+     "\tif wakeUp {\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
