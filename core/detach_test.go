@@ -22,14 +22,8 @@ func handlerGoroutines() int {
 // with its response then its status, written by whoever finishes it.
 func TestDetachedCallsHoldNoHandlerGoroutine(t *testing.T) {
 	checkLeaks(t)
-	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	defer srv.Stop(0)
-	ch := dial(t, "127.0.0.1:"+itoa(port))
+	srv, target := newTestServer(t, nil)
+	ch := dial(t, target)
 	const n = 40
 	var calls []*UnaryCall
 	for i := 0; i < n; i++ {
@@ -79,14 +73,8 @@ func TestDetachedCallEndsOnceWhenFinishRacesDeath(t *testing.T) {
 	checkLeaks(t)
 	SetMetrics(true)
 	defer SetMetrics(false)
-	srv := NewServer(nil, 0)
-	port, err := srv.AddPort("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	defer srv.Stop(0)
-	ch := dial(t, "127.0.0.1:"+itoa(port))
+	srv, target := newTestServer(t, nil)
+	ch := dial(t, target)
 	TakeMetrics()
 	const n = 200
 	var wg sync.WaitGroup
