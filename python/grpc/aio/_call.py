@@ -27,7 +27,6 @@ import inspect
 import logging
 import time
 import typing
-from asyncio import get_running_loop as _get_running_loop
 from weakref import ref as _weakref
 
 import grpc
@@ -325,21 +324,8 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
             raise UsageError(CHANNEL_IS_CLOSED)
         creds = None if credentials is None and compression is None else \
             call_credentials_arg(channel, credentials, compression)
-        # Call._setup and Channel._queue, inline (once per call).
-        self._channel = channel
-        self._hot = channel._hot
-        loop = _get_running_loop()
-        cached = channel._last_queue
-        q = None if cached is None or cached[0]() is not loop else cached[1]()
-        if q is None:
-            loop, q = channel._queue()
-        self._loop, self._q = loop, q
-        if timeout is not None:
-            self._deadline = time.monotonic() + timeout
-        if credentials is not None:
-            self._credentials = credentials  # keeps a metadata plugin registered
-        self._ref = ref = _weakref(self, channel._forget_call)
-        channel._calls[ref] = None
+        self._setup(channel, timeout, credentials)
+        loop, q = self._loop, self._q
         self._deserializer = deserializer
         self._token = token = next(q.tokens)
         # A Wait, not an asyncio.Future: the drain wakes the awaiting task
