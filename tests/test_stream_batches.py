@@ -129,18 +129,24 @@ def served():
         server.stop(None)
 
 
+def read_until_error(call):
+    """The messages a response stream gave before it raised, and the error."""
+    got = []
+    with pytest.raises(grpc.RpcError) as info:
+        for m in call:
+            got.append(m)
+    return got, info.value
+
+
 def test_status_arriving_with_messages_queued_comes_after_them(served):
     service, ch = served
     n = 1000  # > one batch and > the queues: most are queued when the status lands
     call = ch.unary_stream(method("ThenAbort"))(b"%d" % n, timeout=RPC_TIMEOUT)
     assert service.event("then_abort").wait(WAIT)
-    got = []
-    with pytest.raises(grpc.RpcError) as info:
-        for m in call:
-            got.append(m)
+    got, error = read_until_error(call)
     assert got == [payload(i) for i in range(n)]
-    assert info.value.code() is grpc.StatusCode.ABORTED
-    assert info.value.details() == "after %d" % n
+    assert error.code() is grpc.StatusCode.ABORTED
+    assert error.details() == "after %d" % n
     assert call.code() is grpc.StatusCode.ABORTED
 
 
@@ -148,13 +154,10 @@ def test_handler_raising_after_yielding_loses_no_message(served):
     _, ch = served
     n = 300
     call = ch.unary_stream(method("ThenRaise"))(b"%d" % n, timeout=RPC_TIMEOUT)
-    got = []
-    with pytest.raises(grpc.RpcError) as info:
-        for m in call:
-            got.append(m)
+    got, error = read_until_error(call)
     assert got == [payload(i) for i in range(n)]
-    assert info.value.code() is grpc.StatusCode.UNKNOWN
-    assert "broke after %d" % n in info.value.details()
+    assert error.code() is grpc.StatusCode.UNKNOWN
+    assert "broke after %d" % n in error.details()
 
 
 def test_deserializer_failing_inside_a_batch(served):
@@ -168,13 +171,10 @@ def test_deserializer_failing_inside_a_batch(served):
 
     call = ch.unary_stream(method("Plain"), response_deserializer=deserialize)(
         b"%d" % n, timeout=RPC_TIMEOUT)
-    got = []
-    with pytest.raises(grpc.RpcError) as info:
-        for m in call:
-            got.append(m)
+    got, error = read_until_error(call)
     assert got == [payload(i) for i in range(bad)]
-    assert info.value.code() is grpc.StatusCode.INTERNAL
-    assert info.value.details() == "Exception deserializing response!"
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert error.details() == "Exception deserializing response!"
     assert call.code() is grpc.StatusCode.INTERNAL
     # The call is over: iterating again raises the same, no later message.
     with pytest.raises(grpc.RpcError):
