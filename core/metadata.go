@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -182,7 +183,31 @@ func metadataLimits(soft, hard int) MetadataLimits {
 		}
 		l.Hard = max(v, defaultMetadataHard)
 	}
+	if l.Hard != 0 {
+		lowerSizeFloor(l.Soft)
+	}
 	return l
+}
+
+// sizeFloor (patched builds, core/patched.go): the transport leaves the
+// size out of a received block of at most this many bytes whose order says
+// nothing, to save an allocation per block and per copy of its MD; then
+// HeaderSize reads 0. So the floor never exceeds the soft limit of any
+// MetadataLimits made: it starts at the default soft limit and only goes
+// down.
+var sizeFloor *atomic.Uint32
+
+func lowerSizeFloor(soft int) {
+	if sizeFloor == nil {
+		return
+	}
+	want := uint32(max(soft, 0))
+	for {
+		cur := sizeFloor.Load()
+		if want >= cur || sizeFloor.CompareAndSwap(cur, want) {
+			return
+		}
+	}
 }
 
 // check returns grpcio's RESOURCE_EXHAUSTED status for a header block of

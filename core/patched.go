@@ -18,6 +18,8 @@ func init() {
 	dialWindowDefaults = append(dialWindowDefaults, grpc.WithWriteBufferSize(patchedWriteBuffer))
 	serverWindowDefaults = append(serverWindowDefaults, grpc.WriteBufferSize(patchedWriteBuffer))
 	newLentBuffer = mem.GrpcgoNewOwnBuffer // message.go
+	sizeFloor = grpc.GrpcgoSizeFloor()     // metadata.go
+	sizeFloor.Store(defaultMetadataSoft)
 }
 
 const patchedWriteBuffer = 512 << 10
