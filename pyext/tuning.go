@@ -31,13 +31,17 @@ import (
 // default, at most maxProcs, lowered only after procsSettle periods wanting
 // fewer, so a burst does not make it flap.
 //
-// Garbage collection. The engine's live heap is about 1 MiB, so Go's
-// default (collect when the heap has doubled, at least at 4 MiB) made a busy
-// server collect ~30 times a second. While the live heap is small, the
-// collector waits for it to triple instead (GOGC 200, at least at 8 MiB):
-// 8 client threads +10% calls/s and -10% CPU in both processes, for a few
-// MiB more resident memory. A large live heap (big messages in flight)
-// goes back to Go's default, so the extra memory stays bounded.
+// Garbage collection. The engine's live heap is 1-2 MiB (1.2 MiB of it
+// xDS's protobuf descriptors), so Go's default (collect when the heap has
+// doubled, at least at 4 MiB) made a busy server collect ~30 times a
+// second, each cycle marking the same descriptors. While the live heap is
+// tiny (under gcTinyHeap) the collector waits for it to grow fivefold, at
+// least to 16 MiB (GOGC 400): collections per call -60%. Up to gcSmallHeap
+// it waits for it to triple (GOGC 200, at least 8 MiB): 8 client threads
+// +10% calls/s and -10% CPU in both processes. So the heap's goal is at
+// most 20 MiB for a tiny live heap and 3x for a small one; a large live
+// heap (big messages in flight) goes back to Go's default. The quiet
+// release below gives the difference back when the work stops.
 //
 // Going quiet. Under load the heap cycles between its live size (~2 MiB for
 // a busy server) and the collector's goal (8 MiB at least), and Go keeps the
@@ -55,7 +59,9 @@ const (
 	tuneEvery      = 100 * time.Millisecond
 	procsSettle    = 3
 	maxProcs       = 32
-	gcSmallHeap    = 16 << 20 // live heaps below this get gcSmallPercent
+	gcTinyHeap     = 4 << 20 // live heaps below this get gcTinyPercent
+	gcTinyPercent  = 400
+	gcSmallHeap    = 16 << 20 // below this, gcSmallPercent
 	gcSmallPercent = 200
 	releaseAfter   = 16 << 20 // bytes allocated since the last release
 	quietBytes     = 256 << 10
@@ -116,7 +122,10 @@ func (g *gcTuner) tune() {
 		return
 	}
 	want := 100
-	if g.sample[0].Value.Uint64() < gcSmallHeap {
+	switch live := g.sample[0].Value.Uint64(); {
+	case live < gcTinyHeap:
+		want = gcTinyPercent
+	case live < gcSmallHeap:
 		want = gcSmallPercent
 	}
 	if want != g.percent {
