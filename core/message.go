@@ -109,3 +109,16 @@ func (p *dirtyPool) Put(b *[]byte) {
 		p.classes[c].Put(b)
 	}
 }
+
+// sendMsgs writes several messages of a stream as one (grpc-go with
+// grpcgo's change: grpc.GrpcgoSendMsgs); nil without the change.
+var sendMsgs func(s any, ms []any) (taken int, err error)
+
+// msgsAny is ms as SendMsg's argument type, one each.
+func msgsAny(ms []Msg) []any {
+	as := make([]any, len(ms))
+	for i, m := range ms {
+		as[i] = m
+	}
+	return as
+}

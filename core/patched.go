@@ -20,6 +20,7 @@ func init() {
 	newLentBuffer = mem.GrpcgoNewOwnBuffer // message.go
 	sizeFloor = grpc.GrpcgoSizeFloor()     // metadata.go
 	sizeFloor.Store(defaultMetadataSoft)
+	sendMsgs = grpc.GrpcgoSendMsgs // message.go
 }
 
 const patchedWriteBuffer = 512 << 10

@@ -112,6 +112,10 @@ type sender struct {
 	writing sync.Mutex
 	queued  atomic.Int32
 	direct  atomic.Pointer[func(Msg) error] // set once the stream is open
+	// many, if set (before start), writes several messages in order as one
+	// write (grpc.GrpcgoSendMsgs): how many it took (freed or given on),
+	// and the stream's error if it failed. Used once direct is set.
+	many func([]Msg) (taken int, err error)
 }
 
 func newSender() *sender {
@@ -141,31 +145,72 @@ func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 			return
 		}
 		w.direct.Store(&send)
+		var batch []Msg
 		for {
 			select {
 			case <-w.stop:
 				return
 			case m := <-w.q:
-				w.writing.Lock()
-				if m == nil {
+				// What else is queued goes with m, in one write, up to
+				// the end marker.
+				batch = append(batch[:0], m)
+				end := m == nil
+				for !end && w.many != nil && len(batch) < queueDepth {
+					select {
+					case m = <-w.q:
+						if end = m == nil; !end {
+							batch = append(batch, m)
+						}
+						continue
+					default:
+					}
+					break
+				}
+				if batch[0] != nil {
+					w.writing.Lock()
+					if !w.failed.Load() {
+						if taken, err := w.writeMany(batch, send); err != nil {
+							w.failed.Store(true)
+							freeMsgs(batch[taken:])
+						}
+					} else {
+						freeMsgs(batch) // never written: give their buffers back now
+					}
+					w.writing.Unlock()
+					w.queued.Add(-int32(len(batch)))
+					clear(batch)
+				}
+				if end {
+					w.writing.Lock()
 					if last != nil && !w.failed.Load() {
 						last()
 					}
 					w.writing.Unlock()
 					return
 				}
-				if !w.failed.Load() {
-					if err := send(m); err != nil {
-						w.failed.Store(true)
-					}
-				} else {
-					m.Free() // never written: give its buffers back now
-				}
-				w.writing.Unlock()
-				w.queued.Add(-1)
 			}
 		}
 	}()
+}
+
+// writeMany writes ms in order (writing held): in one write if the stream
+// can take several at once. It returns how many it took (see many).
+func (w *sender) writeMany(ms []Msg, send func(Msg) error) (taken int, err error) {
+	if w.many != nil && len(ms) > 1 {
+		return w.many(ms)
+	}
+	for i, m := range ms {
+		if err := send(m); err != nil {
+			return i + 1, err
+		}
+	}
+	return len(ms), nil
+}
+
+func freeMsgs(ms []Msg) {
+	for _, m := range ms {
+		m.Free()
+	}
 }
 
 // dropQueued gives back the buffers of queued messages nobody will write
@@ -237,6 +282,26 @@ func (w *sender) sendNow(m Msg) (sent, alive bool) {
 		return true, false
 	}
 	return true, true
+}
+
+// sendNowMany is sendNow for several messages, written in order (in one
+// write where the stream can): sent is how many it took; the caller keeps
+// ms[sent:] (sent is 0 if something is queued before them).
+func (w *sender) sendNowMany(ms []Msg) (sent int, alive bool) {
+	send := w.direct.Load()
+	if send == nil || w.queued.Load() != 0 || !w.writing.TryLock() {
+		return 0, !w.dead()
+	}
+	defer w.writing.Unlock()
+	if w.queued.Load() != 0 || w.dead() {
+		return 0, !w.dead()
+	}
+	sent, err := w.writeMany(ms, *send)
+	if err != nil {
+		w.failed.Store(true)
+		return sent, false
+	}
+	return sent, true
 }
 
 // put queues m, waiting for room until the stream is abandoned or wait's

@@ -159,6 +159,9 @@ func (c *ServerCall) sender() (*sender, error) {
 	}
 	if c.out == nil {
 		c.out = newSender()
+		if sendMsgs != nil {
+			c.out.many = c.guardedSendMany
+		}
 		c.out.startWith(func() func(Msg) error { return c.guardedSend }, nil)
 	}
 	return c.out, nil
@@ -174,6 +177,26 @@ func (c *ServerCall) guardedSend(m Msg) error {
 		return ErrCallOver
 	}
 	return c.sendMsg(m)
+}
+
+// guardedSendMany is guardedSend for several messages, written as one
+// (see sender.many).
+func (c *ServerCall) guardedSendMany(ms []Msg) (taken int, err error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.over.Load() {
+		freeMsgs(ms)
+		return len(ms), ErrCallOver
+	}
+	as := make([]any, len(ms))
+	for i, m := range ms {
+		if n := len(m); n > 0 && isPlainMark(m[n-1]) {
+			as[i] = plainMsg{m[:n-1]}
+		} else {
+			as[i] = m
+		}
+	}
+	return sendMsgs(c.ss, as)
 }
 
 // sendMsg writes m, uncompressed if MarkNext marked it.
@@ -241,6 +264,15 @@ func (c *ServerCall) SendNow(m Msg) (sent, alive bool) {
 		return false, false
 	}
 	return w.sendNow(m)
+}
+
+// SendNowMany is SendNow for several responses (see sender.sendNowMany).
+func (c *ServerCall) SendNowMany(ms []Msg) (sent int, alive bool) {
+	w, err := c.sender()
+	if err != nil {
+		return 0, false
+	}
+	return w.sendNowMany(ms)
 }
 
 // Put queues a response, waiting for room until wait fires.

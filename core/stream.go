@@ -48,6 +48,9 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		ended:       make(chan struct{}),
 	}
 	liveClientCalls.Add(1)
+	if sendMsgs != nil {
+		s.out.many = func(ms []Msg) (int, error) { return sendMsgs(s.cs, msgsAny(ms)) }
+	}
 	s.out.start(func() msgStream {
 		<-s.opened
 		if s.cs == nil {
@@ -138,6 +141,9 @@ func (s *Stream) CanSendNow() bool { return s.out.idle() }
 // SendNow writes a request on the calling goroutine if none is queued
 // before it (see sender.sendNow); otherwise the caller offers it.
 func (s *Stream) SendNow(m Msg) (sent, alive bool) { return s.out.sendNow(m) }
+
+// SendNowMany is SendNow for several requests (see sender.sendNowMany).
+func (s *Stream) SendNowMany(ms []Msg) (sent int, alive bool) { return s.out.sendNowMany(ms) }
 
 // Put queues a request, waiting for room until wait fires.
 func (s *Stream) Put(m Msg, wait <-chan struct{}) (queued, alive bool) { return s.out.put(m, wait) }

@@ -343,6 +343,7 @@ NEW_FILES = [
     ("mem/grpcgo.go", "mem_grpcgo.go.in"),
     ("internal/transport/grpcgo_recvgate.go", "transport_recvgate_grpcgo.go.in"),
     ("grpcgo.go", "grpc_grpcgo.go.in"),
+    ("grpcgo_batch.go", "grpc_batch_grpcgo.go.in"),
     ("internal/transport/grpcgo_unary.go", "transport_unary_grpcgo.go.in"),
     ("internal/transport/grpcgo_inline.go", "transport_inline_grpcgo.go.in"),
 ]

@@ -22,6 +22,7 @@ type holdTarget interface {
 	directSender
 	Offer(core.Msg) (queued, alive bool)
 	Put(core.Msg, <-chan struct{}) (queued, alive bool)
+	SendNowMany([]core.Msg) (sent int, alive bool)
 }
 
 // holdWait is what a goroutine moving held messages waits on besides room
@@ -122,14 +123,7 @@ func sendHeld(t holdTarget, msgs []core.Msg) (alive, interrupted bool) {
 	alive = true
 	main := isMainThread()
 	if !main && t.CanSendNow() {
-		withoutGIL(func() {
-			for ; i < len(msgs) && alive; i++ {
-				var sent bool
-				if sent, alive = t.SendNow(msgs[i]); !sent {
-					break
-				}
-			}
-		})
+		withoutGIL(func() { i, alive = t.SendNowMany(msgs) })
 	}
 	for ; i < len(msgs) && alive; i++ {
 		var queued bool
