@@ -193,18 +193,41 @@ func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 	}()
 }
 
-// writeMany writes ms in order (writing held): in one write if the stream
-// can take several at once. It returns how many it took (see many).
+// Only small messages are written together: a batch is one copy of its
+// messages into one buffer, where a large message goes from its own
+// buffers (by reference from 4 KiB on: the transport's vectored writes).
+const (
+	batchMsgMax   = 2 << 10  // larger messages are written alone
+	batchBytesMax = 32 << 10 // the most bytes of messages in one write
+)
+
+// writeMany writes ms in order (writing held): each run of small messages
+// in one write if the stream can take several at once, the others one by
+// one. It returns how many it took (see many).
 func (w *sender) writeMany(ms []Msg, send func(Msg) error) (taken int, err error) {
-	if w.many != nil && len(ms) > 1 {
-		return w.many(ms)
-	}
-	for i, m := range ms {
-		if err := send(m); err != nil {
-			return i + 1, err
+	for taken < len(ms) {
+		end, size := taken, 0
+		for end < len(ms) && w.many != nil {
+			n := ms[end].Len()
+			if n > batchMsgMax || size+n > batchBytesMax {
+				break
+			}
+			size += n
+			end++
+		}
+		if end-taken > 1 {
+			n, err := w.many(ms[taken:end])
+			if taken += n; err != nil {
+				return taken, err
+			}
+			continue
+		}
+		taken++
+		if err := send(ms[taken-1]); err != nil {
+			return taken, err
 		}
 	}
-	return len(ms), nil
+	return taken, nil
 }
 
 func freeMsgs(ms []Msg) {

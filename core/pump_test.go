@@ -589,3 +589,89 @@ func TestClientPutUnblocksWhenChannelCloses(t *testing.T) {
 	}
 	wantStatus(t, ended(t, s), codes.Canceled, "Channel closed!")
 }
+
+// TestSenderWritesQueuedAsOne: what the sender goroutine finds queued goes
+// to many in one call, in order, up to the end marker; a failure in the
+// middle stops the rest (those are freed, never sent), and sendNowMany
+// writes a batch on the caller when nothing is queued.
+func TestSenderWritesQueuedAsOne(t *testing.T) {
+	f := &fakeStream{gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	var mu sync.Mutex
+	var batches [][]string
+	failAt := -1
+	w := newSender()
+	w.many = func(ms []Msg) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		var b []string
+		for i, m := range ms {
+			if len(batches) == failAt {
+				return i + 1, errors.New("broken")
+			}
+			b = append(b, string(m.Materialize()))
+		}
+		batches = append(batches, b)
+		return len(ms), nil
+	}
+	w.start(func() msgStream { return f }, func() error { return nil })
+	w.offer(BytesMsg([]byte("first"))) // one message: SendMsg
+	recvChan(t, "the first send", f.entered)
+	for i := 0; i < 10; i++ {
+		if q, _ := w.offer(BytesMsg([]byte{'a' + byte(i)})); !q {
+			t.Fatal("not queued")
+		}
+	}
+	f.gate <- struct{}{}
+	waitFor(t, "the batch", func() bool { mu.Lock(); defer mu.Unlock(); return len(batches) == 1 })
+	if got := fmt.Sprint(batches); got != "[[a b c d e f g h i j]]" {
+		t.Fatalf("batches %s", got)
+	}
+	if sent, alive := w.sendNowMany([]Msg{BytesMsg([]byte("x")), BytesMsg([]byte("y"))}); sent != 2 || !alive {
+		t.Fatalf("sendNowMany = %d, %v", sent, alive)
+	}
+	mu.Lock()
+	failAt = len(batches)
+	mu.Unlock()
+	if sent, alive := w.sendNowMany([]Msg{BytesMsg([]byte("p")), BytesMsg([]byte("q"))}); sent != 1 || alive {
+		t.Fatalf("sendNowMany failing = %d, %v", sent, alive)
+	}
+	if q, alive := w.offer(BytesMsg([]byte("after"))); q || alive {
+		t.Fatalf("offer after a failure = %v, %v", q, alive)
+	}
+	if got := fmt.Sprint(batches); got != "[[a b c d e f g h i j] [x y]]" {
+		t.Fatalf("batches %s", got)
+	}
+	w.abandon()
+	closed(t, "sender goroutine", w.done)
+}
+
+// TestSenderBatchesOnlySmallMessages: large messages are written alone
+// (SendMsg), runs of small ones between them together.
+func TestSenderBatchesOnlySmallMessages(t *testing.T) {
+	f := &fakeStream{gate: make(chan struct{}, 100)}
+	for i := 0; i < 100; i++ {
+		f.gate <- struct{}{}
+	}
+	var batches []string
+	w := newSender()
+	w.many = func(ms []Msg) (int, error) {
+		var b []string
+		for _, m := range ms {
+			b = append(b, string(m.Materialize()))
+		}
+		batches = append(batches, fmt.Sprint(b))
+		return len(ms), nil
+	}
+	big := make([]byte, batchMsgMax+1)
+	ms := []Msg{BytesMsg([]byte("a")), BytesMsg([]byte("b")), BytesMsg(big), BytesMsg([]byte("c")),
+		BytesMsg(big), BytesMsg([]byte("d")), BytesMsg([]byte("e")), BytesMsg([]byte("f"))}
+	if taken, err := w.writeMany(ms, func(m Msg) error { return f.SendMsg(m) }); taken != len(ms) || err != nil {
+		t.Fatalf("writeMany = %d, %v", taken, err)
+	}
+	if got := fmt.Sprint(batches); got != "[[a b] [d e f]]" {
+		t.Fatalf("batches %s", got)
+	}
+	if f.count() != 3 { // big, c, big
+		t.Fatalf("%d sent alone, want 3", f.count())
+	}
+}
