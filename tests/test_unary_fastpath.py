@@ -347,3 +347,50 @@ def test_a_peer_that_stops_reading_holds_no_caller():
                         error = pool.submit(small).result(timeout=WAIT)
                 assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
                 assert time.monotonic() - start < 5
+
+
+@grpcio_differs
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_peer_that_stops_reading_never_blocks_the_event_loop(loop_kind):
+    # grpc.aio's unary calls start on Go's workers, never write on the
+    # event loop's thread (docs/ARCHITECTURE.md, "asyncio": measured and
+    # not kept). Whatever starts them, a socket that no longer takes
+    # writes must not stop the loop: a task keeps running while each call
+    # waits, and each call ends at its deadline. (grpcio 1.85.1 holds the
+    # 8 MiB call past its deadline.)
+    async def main():
+        loop = asyncio.get_running_loop()
+        with h2peer.RawServer("stall") as peer:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{peer.port}") as channel:
+                call = channel.unary_unary("/t.Raw/Call")
+                assert await call(b"", timeout=RPC_TIMEOUT) is None  # answered: OK, no message
+                ticks = 0
+
+                async def ticker():
+                    nonlocal ticks
+                    while True:
+                        ticks += 1
+                        await asyncio.sleep(0.01)
+
+                task = asyncio.create_task(ticker())
+                try:
+                    for payload, timeout in ((b"x" * (8 * MiB), 1), (b"small", 0.5), (b"small", 0.5)):
+                        before, start = ticks, loop.time()
+                        with pytest.raises(grpc.aio.AioRpcError) as info:
+                            await call(payload, timeout=timeout)
+                        assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+                        assert ticks > before  # the loop ran while the call waited
+                        assert loop.time() - start < 5
+                finally:
+                    task.cancel()
+
+    if loop_kind == "uvloop":
+        import uvloop  # a test dependency (Makefile's TEST_DEPS)
+
+        runner = uvloop.new_event_loop()
+    else:
+        runner = asyncio.new_event_loop()
+    try:
+        runner.run_until_complete(asyncio.wait_for(main(), 60))
+    finally:
+        runner.close()
