@@ -87,7 +87,12 @@ def unary(channel, args, cpu):
         raise SystemExit("unary: the echo differs from the request")
     latencies.sort()
     result["p50_us"] = _percentile(latencies, 50) / 1e3
+    result["p90_us"] = _percentile(latencies, 90) / 1e3
     result["p99_us"] = _percentile(latencies, 99) / 1e3
+    result["p999_us"] = _percentile(latencies, 99.9) / 1e3
+    # The tail as a share: calls slower than twice the median.
+    slow = 2 * _percentile(latencies, 50)
+    result["over_2x_p50"] = sum(1 for x in latencies if x > slow) / len(latencies)
     return result
 
 

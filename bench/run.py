@@ -65,7 +65,7 @@ FULL = {
     "big_fresh_n": 1000,
     "load_n": 100000,
     "ghz_n": 20000,
-    "ghz_c": 8,
+    "ghz_c": 16,  # issue 15's setting
     "import_runs": 10,
     "promptness_n": 10,
     "channels_n": 2000,

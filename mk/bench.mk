@@ -13,6 +13,11 @@
 #   bench-profile  profiles grpcgo's unary paths (py-spy, perf, Go pprof of
 #                  the grpc-go floor) into build/bench/profile/; see
 #                  bench/profile.py.
+#   bench-floors   bench/floors.py: what issue 15's open targets ask against
+#                  grpc-go with the hand-offs a Python binding cannot avoid
+#                  (ghz -c 16, ping-pong, 8 threads, bidi), BENCH_REPEAT
+#                  rounds; build/bench/floors.json. See docs/BENCHMARKS.md,
+#                  "Floors".
 #   bench-tools    builds what bench needs: the grpcio venv, gobench, ghz.
 #   Only the grpc.aio rows: BENCH_ARGS='--only aio,aiouv' (writes their own
 #   section of docs/BENCHMARKS.md).
@@ -58,7 +63,7 @@ BENCH_RUN = '$(PYTHON)' '$(BENCH_ROOT)/bench/run.py' \
 	--ghz '$(BENCH_BIN)/ghz' --ghz-version '$(BENCH_GHZ_VERSION)' \
 	$(BENCH_ARGS)
 
-.PHONY: bench bench-smoke bench-profile bench-tools bench-clean
+.PHONY: bench bench-smoke bench-profile bench-floors bench-tools bench-clean
 
 bench: $(BENCH_DEPS)
 	timeout --kill-after=30 $(if $(filter 1,$(BENCH_SMOKE)),$(BENCH_SMOKE_TIMEOUT),$(BENCH_TIMEOUT)) $(BENCH_RUN)
@@ -100,6 +105,13 @@ bench-profile: $(if $(filter $(VENV_PY),$(BENCH_OURS_PY)),install) $(BENCH_BIN)/
 	timeout --kill-after=30 900 '$(PYTHON)' '$(BENCH_ROOT)/bench/profile.py' \
 		--ours-python '$(BENCH_OURS_PY)' --gobench '$(BENCH_BIN)/gobench' \
 		--py-spy '$(BENCH_PROF_VENV)/bin/py-spy' $(BENCH_PROFILE_ARGS)
+
+bench-floors: $(if $(filter $(VENV_PY),$(BENCH_OURS_PY)),install) $(BENCH_GRPCIO_VENV)/.installed $(BENCH_BIN)/gobench $(BENCH_BIN)/ghz
+	mkdir -p '$(BENCH_ROOT)/build/bench'
+	timeout --kill-after=30 1500 '$(PYTHON)' '$(BENCH_ROOT)/bench/floors.py' \
+		--ours-python '$(BENCH_OURS_PY)' --grpcio-python '$(BENCH_GRPCIO_VENV)/bin/python' \
+		--gobench '$(BENCH_BIN)/gobench' --ghz '$(BENCH_BIN)/ghz' \
+		--rounds $(or $(BENCH_REPEAT),3) --perf --json '$(BENCH_ROOT)/build/bench/floors.json'
 
 bench-clean:
 	rm -rf '$(BENCH_ROOT)/build/bench' '$(BENCH_GRPCIO_VENV)' '$(BENCH_PROF_VENV)' \

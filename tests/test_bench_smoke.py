@@ -68,3 +68,36 @@ def test_bench_smoke_ours(tmp_path):
     assert "channel open + close, us" in table
     assert "aio unary, 1 call outstanding, calls/s" in table
     assert "grpcgo" in table
+
+
+@pytest.mark.timeout(60)
+def test_bench_floors_ours(tmp_path):
+    """bench/floors.py's own server and client (make bench-floors runs them
+    against grpcio, grpc-go and ghz too): each workload runs and splits
+    both ends' CPU into their Python threads and the rest."""
+    floors = os.path.join(REPO_ROOT, "bench", "floors.py")
+    server = subprocess.Popen([sys.executable, floors, "serve", "--expect", "ours"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while not line.startswith("PORT "):
+            line = server.stdout.readline()
+            assert line, "the server ended before printing its port"
+        target = "127.0.0.1:" + line.split()[1]
+        for workload in ("unary", "unary8", "bidi"):
+            proc = subprocess.run(
+                [sys.executable, floors, "client", "--target", target, "--server-pid",
+                 str(server.pid), "--workload", workload, "--n", "40", "--warmup", "8"],
+                capture_output=True, text=True, timeout=40, stdin=subprocess.DEVNULL)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            (result,) = [json.loads(x[7:]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+            for key in ("calls_per_s", "client_cpu_us", "client_py_cpu_us", "client_other_cpu_us"):
+                assert math.isfinite(result[key]) and result[key] >= 0, (workload, key, result[key])
+            assert result["server_after"], workload  # the server's threads, by id
+        server.stdin.write("tids\n")
+        server.stdin.flush()
+        line = server.stdout.readline()
+        assert line.startswith("TIDS ") and server.pid in json.loads(line[5:])
+    finally:
+        server.stdin.close()
+        server.wait(10)

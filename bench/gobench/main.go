@@ -150,7 +150,41 @@ func unaryHandler(_ any, _ context.Context, dec func(any) error, _ grpc.UnarySer
 	if err := dec(&req); err != nil {
 		return nil, err
 	}
-	return req, nil
+	return onPool(req), nil
+}
+
+// pool is -pool's threads: goroutines locked to their OS threads, as the
+// Python threads of a binding's thread pool are; nil: handlers answer on
+// their own goroutines. An experiment for bench/floors.py: the least a
+// binding that runs handlers on threads of a pool pays for that hand-off,
+// with no Python at all.
+var pool chan poolJob
+
+type poolJob struct {
+	req   []byte
+	reply chan []byte
+}
+
+func startPool(n int) {
+	pool = make(chan poolJob)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			for j := range pool {
+				j.reply <- j.req
+			}
+		}()
+	}
+}
+
+// onPool echoes req through a pool thread when -pool is set.
+func onPool(req []byte) []byte {
+	if pool == nil {
+		return req
+	}
+	reply := make(chan []byte, 1)
+	pool <- poolJob{req, reply}
+	return <-reply
 }
 
 func serverStream(_ any, s grpc.ServerStream) error {
@@ -199,7 +233,7 @@ func bidi(_ any, s grpc.ServerStream) error {
 		} else if err != nil {
 			return err
 		}
-		if err := s.SendMsg(req); err != nil {
+		if err := s.SendMsg(onPool(req)); err != nil {
 			return err
 		}
 	}
@@ -227,7 +261,12 @@ func runServer(args []string) {
 	maxSeconds := fs.Float64("max-seconds", 1800, "stop after this many seconds")
 	cpuprofile := fs.String("cpuprofile", "", "write a Go CPU profile here")
 	window := fs.Int("window", 0, windowHelp)
+	workers := fs.Int("workers", 0, "grpc.NumStreamWorkers (grpcgo's engine uses 16); 0: a goroutine per stream")
+	poolN := fs.Int("pool", 0, "answer unary and bidi requests on this many goroutines locked to OS threads (a binding's thread pool); 0: on the handler's goroutine")
 	_ = fs.Parse(args)
+	if *poolN > 0 {
+		startPool(*poolN)
+	}
 
 	announce()
 	stopProfile := startProfile(*cpuprofile)
@@ -238,6 +277,9 @@ func runServer(args []string) {
 	sopts := []grpc.ServerOption{grpc.ForceServerCodec(rawCodec{})}
 	if *window > 0 {
 		sopts = append(sopts, grpc.InitialWindowSize(int32(*window)), grpc.InitialConnWindowSize(int32(4**window)))
+	}
+	if *workers > 0 {
+		sopts = append(sopts, grpc.NumStreamWorkers(uint32(*workers)))
 	}
 	s := grpc.NewServer(sopts...)
 	s.RegisterService(&serviceDesc, benchServer{})
