@@ -28,10 +28,16 @@ type receiver struct {
 	// waiter, if set, runs once on the reading goroutine after the next
 	// message is queued or the queue closes (see setWaiter).
 	waiter atomic.Pointer[func()]
+	// A reader that calls took after taking messages (the binding's)
+	// lets run, once the queue is full, wait until half of it was taken
+	// (waitRoom) instead of being woken for every message taken.
+	coop atomic.Bool
+	full atomic.Bool   // run waits in waitRoom
+	room chan struct{} // took's signal to waitRoom (1 deep)
 }
 
 func newReceiver() *receiver {
-	return &receiver{q: make(chan Msg, queueDepth), stop: make(chan struct{})}
+	return &receiver{q: make(chan Msg, queueDepth), stop: make(chan struct{}), room: make(chan struct{}, 1)}
 }
 
 // run reads until the stream ends, on the calling goroutine. before runs
@@ -56,12 +62,56 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 		select {
 		case r.q <- m:
 			r.wake()
-		case <-r.stop:
-			r.err = errAbandoned
-			if after != nil {
-				after(r.err)
+			continue
+		default:
+		}
+		ok := !r.coop.Load() || r.waitRoom()
+		if ok {
+			select {
+			case r.q <- m:
+				r.wake()
+				continue
+			case <-r.stop:
 			}
-			return
+		}
+		r.err = errAbandoned
+		if after != nil {
+			after(r.err)
+		}
+		return
+	}
+}
+
+// waitRoom waits until the reader took at least half of a full queue (or
+// the queue was abandoned: false). Without it, a full queue's sender is
+// woken (a goroutine made ready, often a thread woken) for every message
+// the reader takes, however many it takes at once.
+func (r *receiver) waitRoom() bool {
+	for {
+		r.full.Store(true)
+		if len(r.q) <= cap(r.q)/2 {
+			r.full.Store(false)
+			return true
+		}
+		select {
+		case <-r.room:
+		case <-r.stop:
+			return false
+		}
+	}
+}
+
+// took is called by a reader after it took messages from the queue: run
+// may then wait for room in halves (see waitRoom). A reader that calls it
+// once must call it after every take.
+func (r *receiver) took() {
+	if !r.coop.Load() {
+		r.coop.Store(true)
+	}
+	if r.full.Load() && len(r.q) <= cap(r.q)/2 {
+		select {
+		case r.room <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -675,3 +675,64 @@ func TestSenderBatchesOnlySmallMessages(t *testing.T) {
 		t.Fatalf("%d sent alone, want 3", f.count())
 	}
 }
+
+// TestReceiverRefillsInHalves: once its reader calls took, a receiver whose
+// queue is full waits until half of it was taken before queueing more (one
+// wake-up per half queue), loses nothing and keeps the order; abandoning it
+// while it waits ends it.
+func TestReceiverRefillsInHalves(t *testing.T) {
+	const total = 3 * queueDepth
+	f := &fakeStream{recv: make(chan []byte, total)}
+	for i := 0; i < total; i++ {
+		f.recv <- []byte{byte(i)}
+	}
+	close(f.recv)
+	r := newReceiver()
+	r.took() // the reader says it calls took
+	done := run(func() { r.run(f, nil, nil) })
+	waitFor(t, "a full queue", func() bool { return len(r.Queue()) == queueDepth })
+	next := 0
+	take := func(n int) {
+		for i := 0; i < n; i++ {
+			m := <-r.Queue()
+			if got := int(m.Materialize()[0]); got != next%256 {
+				t.Fatalf("message %d, want %d", got, next%256)
+			}
+			next++
+		}
+		r.took()
+	}
+	take(1)
+	time.Sleep(20 * time.Millisecond) // room for one: not refilled yet
+	if n := len(r.Queue()); n != queueDepth-1 {
+		t.Fatalf("%d queued after one was taken, want %d (no refill before half)", n, queueDepth-1)
+	}
+	take(queueDepth/2 - 1) // half taken: refilled
+	waitFor(t, "the refill", func() bool { return len(r.Queue()) == queueDepth })
+	for next < total {
+		take(1)
+	}
+	if _, ok := <-r.Queue(); ok {
+		t.Fatal("queue not closed at the end")
+	}
+	closed(t, "run", done)
+
+	// Abandoned while it waits for room.
+	f = &fakeStream{recv: make(chan []byte, total)}
+	for i := 0; i < total; i++ {
+		f.recv <- []byte{byte(i)}
+	}
+	r = newReceiver()
+	r.took()
+	var afterErr error
+	done = run(func() { r.run(f, nil, func(err error) { afterErr = err }) })
+	waitFor(t, "a full queue", func() bool { return len(r.Queue()) == queueDepth })
+	<-r.Queue()
+	r.took()
+	notYet(t, "run returning while it waits for room", done)
+	r.abandon()
+	closed(t, "run", done)
+	if afterErr != errAbandoned {
+		t.Fatalf("after(%v), want errAbandoned", afterErr)
+	}
+}

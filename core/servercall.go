@@ -136,6 +136,9 @@ func (c *ServerCall) Requests() <-chan Msg {
 	return c.in.Load().q
 }
 
+// TookRequests is Stream.TookResponses for the requests (after Requests()).
+func (c *ServerCall) TookRequests() { c.in.Load().took() }
+
 // SetRequestWaiter makes w run once, on the goroutine reading requests,
 // after the next request is queued on Requests() or the queue closes; it
 // returns the waiter it replaced (which will never run). ClearRequestWaiter

@@ -121,6 +121,11 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 // ends, and Status is set by then.
 func (s *Stream) Responses() <-chan Msg { return s.in.q }
 
+// TookResponses tells the reading goroutine that responses were taken
+// from Responses() (see receiver.took): a reader that calls it once calls
+// it after every take.
+func (s *Stream) TookResponses() { s.in.took() }
+
 // SetResponseWaiter makes w run once, on the goroutine reading responses,
 // after the next response is queued on Responses() or the queue closes; it
 // returns the waiter it replaced (which will never run).

@@ -290,12 +290,13 @@ func hotStreamCloseSend(h C.uintptr_t) (ret pyObj) {
 //export hotStreamRecv
 func hotStreamRecv(h C.uintptr_t, maxN C.Py_ssize_t, timeout C.double) (ret pyObj) {
 	defer guard(&ret)
-	return recvBatch(value[*core.Stream](h).Responses(), int(maxN), seconds(timeout))
+	s := value[*core.Stream](h)
+	return recvBatch(s.Responses(), s.TookResponses, int(maxN), seconds(timeout))
 }
 
 // recvBatch takes what is queued (at least one message, waiting for it)
 // into a list.
-func recvBatch(q <-chan core.Msg, maxN int, timeout time.Duration) pyObj {
+func recvBatch(q <-chan core.Msg, took func(), maxN int, timeout time.Duration) pyObj {
 	first, ok, r := await(q, timeout)
 	switch {
 	case r == waitInterrupted:
@@ -318,6 +319,7 @@ more:
 			break more
 		}
 	}
+	took()
 	if l, ok := smallBatch(batch); ok {
 		return l
 	}

@@ -195,7 +195,8 @@ func hotCallRecvOne(h C.uintptr_t) (ret pyObj) {
 //export hotCallRecv
 func hotCallRecv(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
-	return recvBatch(value[*core.ServerCall](h).Requests(), int(maxN), -1)
+	c := value[*core.ServerCall](h)
+	return recvBatch(c.Requests(), c.TookRequests, int(maxN), -1)
 }
 
 // hotCallSend queues a response; False once the call can take no more.
