@@ -335,6 +335,18 @@ EDITS.append(("internal/transport/controlbuf.go", [
      "\tif wakeUp {\n"),
 ]))
 
+# An uncompressed message does not ask the stream for its encoding: on a
+# client stream that is a two-case select per message (waitOnHeader), and
+# checkRecvPayload only reads the encoding of a compressed message.
+EDITS.append(("rpc_util.go", [
+    ("\tif st := checkRecvPayload(pf, s.RecvCompress(), compressor != nil || dc != nil, isServer); st != nil {\n",
+     "\trecvCompress := \"\"\n"
+     "\tif pf != compressionNone {\n"
+     "\t\trecvCompress = s.RecvCompress()\n"
+     "\t}\n"
+     "\tif st := checkRecvPayload(pf, recvCompress, compressor != nil || dc != nil, isServer); st != nil {\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
