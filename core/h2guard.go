@@ -384,15 +384,14 @@ func (c guardedCreds) Clone() credentials.TransportCredentials {
 }
 
 // GrpcgoTryWrite writes what the socket takes of b now, never waiting (a
-// client's frames written by the calling thread: patches/grpc-go/
+// client's frames written by the calling thread, a server's unary response
+// and status by the thread that finished the call: patches/grpc-go/
 // transport_inline_grpcgo.go.in). It stops at the first error too: the
 // writer's own (blocking) write of the rest meets it again and reports it
-// as every write does. ok false: this connection cannot (TLS, a server's),
-// and nothing was written.
+// as every write does. ok false: this connection cannot (TLS), and nothing
+// was written. A server's connection writes nothing here once it is sending
+// the peer away: the writer's Write places the GOAWAY.
 func (g *h2guard) GrpcgoTryWrite(b []byte) (n int, ok bool) {
-	if g.server {
-		return 0, false
-	}
 	var sc syscall.Conn
 	switch c := g.Conn.(type) {
 	case *net.TCPConn:
@@ -405,6 +404,13 @@ func (g *h2guard) GrpcgoTryWrite(b []byte) (n int, ok bool) {
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return 0, false
+	}
+	if g.server {
+		g.wmu.Lock()
+		defer g.wmu.Unlock()
+		if g.wdone || g.goaway != nil {
+			return 0, true
+		}
 	}
 	rc.Write(func(fd uintptr) bool {
 		for n < len(b) {
@@ -419,5 +425,8 @@ func (g *h2guard) GrpcgoTryWrite(b []byte) (n int, ok bool) {
 		}
 		return true
 	})
+	if g.server {
+		g.track(b[:n])
+	}
 	return n, true
 }

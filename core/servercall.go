@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -355,12 +356,33 @@ func (c *ServerCall) quick(last Msg) bool {
 	return ok && (sc.SendCompress() == "" || sc.SendCompress() == "identity" || last.Len() == 0)
 }
 
+// WritesHere reports whether FinishHere may write the call's frames to the
+// socket itself (a call alone on its connection: see inlineWriter), so a
+// caller that keeps the GIL across a quick finish may release it then: a
+// write also does the receiving side's work on loopback.
+func (c *ServerCall) WritesHere() bool {
+	a, ok := grpc.ServerTransportStreamFromContext(c.ctx).(interface{ GrpcgoAlone() bool })
+	return serverInline && ok && a.GrpcgoAlone()
+}
+
 // corker is grpc-go's transport stream with grpcgo's change: the writer is
 // woken once for the frames queued between GrpcgoCork and GrpcgoUncork.
 type corker interface {
 	GrpcgoCork()
 	GrpcgoUncork()
 }
+
+// inlineWriter is grpc-go's transport stream with grpcgo's change: the
+// frames held back since GrpcgoCork are written by the uncorking thread
+// when the connection's writer is idle and the socket takes them at once;
+// whatever is left is the writer's, woken once for it.
+type inlineWriter interface {
+	GrpcgoUncorkWrite()
+}
+
+// serverInline: GRPCGO_SERVER_INLINE=0 leaves every frame of a finished
+// call to grpc-go's writer goroutine (to measure the difference).
+var serverInline = os.Getenv("GRPCGO_SERVER_INLINE") != "0"
 
 // quickLast is the largest last response QuickFinish lets go out with the
 // GIL held.
@@ -397,7 +419,14 @@ func (c *ServerCall) finish(code codes.Code, details string, last Msg, here bool
 			// between them): only when nothing here can take long.
 			if k, ok := grpc.ServerTransportStreamFromContext(c.ctx).(corker); ok && c.quick(last) {
 				k.GrpcgoCork()
-				defer k.GrpcgoUncork()
+				if w, ok := k.(inlineWriter); ok && serverInline {
+					// ... and are written here while the writer is
+					// idle, never waiting (docs/ARCHITECTURE.md,
+					// "Servers").
+					defer w.GrpcgoUncorkWrite()
+				} else {
+					defer k.GrpcgoUncork()
+				}
 			}
 			c.end()
 		} else {

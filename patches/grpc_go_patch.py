@@ -283,7 +283,9 @@ EDITS.append(("internal/transport/controlbuf.go", [
      "\tif c.consumerWaiting && !grpcgoQuiet(it) {\n\t\twakeUp = true\n"),
     ("func (l *loopyWriter) run() (err error) {\n",
      "func (l *loopyWriter) run() (err error) {\n"
-     "\tif l.side == clientSide {\n\t\treturn l.grpcgoRun()\n\t}\n"),
+     "\treturn l.grpcgoRun()\n}\n\n"
+     "// grpc-go's own run, replaced by grpcgoRun (transport_inline_grpcgo.go.in).\n"
+     "func (l *loopyWriter) grpcgoReplacedRun() (err error) {\n"),
     ("type dataFrame struct {\n\tnonTransportResponseFrame\n",
      "type dataFrame struct {\n\tnonTransportResponseFrame\n\tgrpcgoQuiet bool\n"),
     ("type clientHeaders struct {\n\tnonTransportResponseFrame\n",

@@ -262,9 +262,11 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 		msg = c.MarkNext(goMsg(last, ln, lastObj))
 	}
 	var err error
-	if st := goStr(details, dn); c.Here && c.QuickFinish(msg) {
-		// A pool thread writes the response and the status itself: no
-		// goroutine is woken to do it (core.ServerCall.FinishHere).
+	if st := goStr(details, dn); c.Here && c.QuickFinish(msg) && !c.WritesHere() {
+		// A pool thread queues the response and the status itself: no
+		// goroutine but grpc-go's writer is woken (core.ServerCall.FinishHere).
+		// When it may write them to the socket too (alone on its
+		// connection), it releases the GIL (docs/ARCHITECTURE.md, "Servers").
 		err = c.FinishHere(codes.Code(code), st, msg)
 	} else if c.Here {
 		withoutGIL(func() { err = c.FinishHere(codes.Code(code), st, msg) })
