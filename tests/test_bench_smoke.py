@@ -101,3 +101,29 @@ def test_bench_floors_ours(tmp_path):
     finally:
         server.stdin.close()
         server.wait(10)
+
+
+def test_gc_tail_tags_calls(tmp_path, capsys):
+    """bench/gc_tail.py's analysis (the run needs perf and an engine with
+    symbols): a collection spans its last gcStart to its mark termination,
+    and a call is tagged by the end whose collection it overlapped."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gc_tail", os.path.join(REPO_ROOT, "bench", "gc_tail.py"))
+    gc_tail = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc_tail)
+    trace = tmp_path / "gc.txt"
+    trace.write_text(
+        " 10 1.000: probe__engine:gcstart:\n"
+        " 10 1.100: probe__engine:gcstart:\n"   # the one that started the cycle
+        " 10 1.102:   probe__engine:gcend:\n"
+        " 20 2.000: probe__engine:gcstart:\n"
+        " 20 2.001:   probe__engine:gcend:\n")
+    gcs = gc_tail.intervals(str(trace))
+    assert gcs == {10: [(1.1, 1.102)], 20: [(2.0, 2.001)]}
+    calls = [(0.9, 0.9002), (1.1005, 1.1012), (2.0005, 2.0009), (3.0, 3.0002)]
+    gc_tail.analyze(calls, gcs, server_pid=10)
+    out = capsys.readouterr().out
+    assert "collections during them: server 1, client 1" in out
+    assert "overlapping server GC:     1 calls" in out
+    assert "overlapping client GC:     1 calls" in out
+    assert "overlapping none   GC:     2 calls" in out
