@@ -166,6 +166,16 @@ type sender struct {
 	// write (grpc.GrpcgoSendMsgs): how many it took (freed or given on),
 	// and the stream's error if it failed. Used once direct is set.
 	many func([]Msg) (taken int, err error)
+	// inline, if set, brackets direct writes: a client stream's messages
+	// go out to the socket on the sending thread (streaminline.go).
+	inline directInline
+}
+
+// directInline brackets one or more direct writes made under the
+// sender's writing lock (begin before the first, end after the last).
+type directInline interface {
+	begin()
+	end()
 }
 
 func newSender() *sender {
@@ -350,6 +360,10 @@ func (w *sender) sendNow(m Msg) (sent, alive bool) {
 	if w.queued.Load() != 0 || w.dead() {
 		return false, !w.dead()
 	}
+	if w.inline != nil {
+		w.inline.begin()
+		defer w.inline.end()
+	}
 	if err := (*send)(m); err != nil {
 		w.failed.Store(true)
 		return true, false
@@ -368,6 +382,10 @@ func (w *sender) sendNowMany(ms []Msg) (sent int, alive bool) {
 	defer w.writing.Unlock()
 	if w.queued.Load() != 0 || w.dead() {
 		return 0, !w.dead()
+	}
+	if w.inline != nil {
+		w.inline.begin()
+		defer w.inline.end()
 	}
 	sent, err := w.writeMany(ms, *send)
 	if err != nil {

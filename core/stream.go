@@ -38,6 +38,7 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		return FailedStream(ch.refuse)
 	}
 	ctx, cancel := ch.callContext(spec)
+	ctx, inline := withStreamInline(ctx)
 	s := &Stream{
 		ctx:         ctx,
 		cancel:      cancel,
@@ -51,6 +52,7 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 	if sendMsgs != nil {
 		s.out.many = func(ms []Msg) (int, error) { return sendMsgs(s.cs, msgsAny(ms)) }
 	}
+	s.out.inline = inline
 	s.out.start(func() msgStream {
 		<-s.opened
 		if s.cs == nil {

@@ -1,0 +1,136 @@
+"""A client stream's requests written by the request iterator's thread.
+
+When nothing is queued before it, a request goes out on the thread that
+sends it, and a small one is written to the socket there too when grpc-go's
+writer is idle, with a write that never waits (core/streaminline.go,
+docs/ARCHITECTURE.md "Streams"). These pin what must hold whichever thread
+writes: order across requests written inline and queued to the writer, a
+peer that stops reading never holding the sending thread in a socket write,
+and a cancel while requests flow.
+
+Every RPC has a timeout; every wait is bounded.
+"""
+
+import concurrent.futures
+import queue
+import threading
+import time
+
+import grpc
+import pytest
+
+import h2peer
+
+RPC_TIMEOUT = 10
+WAIT = 10
+SERVICE = "grpcgo.testing.StreamInline"
+
+
+def method(name):
+    return f"/{SERVICE}/{name}"
+
+
+def _echo(request_iterator, context):
+    for request in request_iterator:
+        yield request
+
+
+@pytest.fixture(scope="module")
+def port():
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+    server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(SERVICE, {
+        "Echo": grpc.stream_stream_rpc_method_handler(_echo),
+        "Unary": grpc.unary_unary_rpc_method_handler(lambda request, context: request),
+    })])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+
+
+def test_paced_burst_and_large_requests_keep_their_order(port):
+    # Ping-pong requests (each sent alone, on an idle writer: written
+    # inline), bursts (held and queued behind one another) and requests
+    # past the inline bound (the writer's), interleaved on one stream.
+    expected = []
+    for i in range(300):
+        if i % 50 < 10:
+            expected.append(("pong", b"p%d" % i))
+        elif i % 50 < 40:
+            expected.append(("burst", b"b%d" % i))
+        else:
+            expected.append(("large", b"L%d:" % i + b"x" * (8 << 10)))
+    answered = queue.SimpleQueue()
+
+    def requests():
+        for kind, message in expected:
+            yield message
+            if kind == "pong":
+                answered.get(timeout=WAIT)
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        got = []
+        for response in channel.stream_stream(method("Echo"))(requests(), timeout=RPC_TIMEOUT):
+            got.append(response)
+            if expected[len(got) - 1][0] == "pong":
+                answered.put(None)
+    assert got == [message for _, message in expected]
+
+
+def test_a_peer_that_stops_reading_holds_no_request_thread():
+    # The socket fills while the iterator's thread writes small requests;
+    # the call still ends at its deadline and that thread stops then: it
+    # never waits in a socket write (grpc-go's writer does), only for the
+    # stream's flow control, which the call's end releases.
+    sender = []
+
+    def requests():
+        sender.append(threading.current_thread())
+        while True:
+            yield b"r" * 1000
+
+    with h2peer.RawServer("stall") as peer:
+        with grpc.insecure_channel(f"127.0.0.1:{peer.port}") as channel:
+            assert channel.unary_unary("/t.Raw/Call")(b"", timeout=RPC_TIMEOUT) is None
+            start = time.monotonic()
+            call = channel.stream_stream("/t.Raw/Stream")(requests(), timeout=1)
+            with pytest.raises(grpc.RpcError) as info:
+                for _ in call:
+                    pass
+            assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert time.monotonic() - start < 5
+            assert sender, "the request iterator never ran"
+            sender[0].join(WAIT)
+            assert not sender[0].is_alive(), "the request thread is still held"
+            # The channel is still open here: nothing but the call's end
+            # freed the thread.
+
+
+@pytest.mark.parametrize("after", [0, 1, 5, 50])
+def test_cancel_while_requests_flow(port, after):
+    sender = []
+
+    def requests():
+        sender.append(threading.current_thread())
+        i = 0
+        while True:
+            yield b"m%d" % i
+            i += 1
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for _ in range(5):
+            call = channel.stream_stream(method("Echo"))(requests(), timeout=RPC_TIMEOUT)
+            seen = 0
+            with pytest.raises(grpc.RpcError) as info:
+                for response in call:
+                    assert response == b"m%d" % seen
+                    seen += 1
+                    if seen > after:
+                        call.cancel()
+            assert info.value.code() is grpc.StatusCode.CANCELLED
+            sender[-1].join(WAIT)
+            assert not sender[-1].is_alive()
+        assert channel.unary_unary(method("Unary"))(b"still", timeout=RPC_TIMEOUT) == b"still"
