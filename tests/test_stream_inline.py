@@ -8,10 +8,13 @@ writes: order across requests written inline and queued to the writer, a
 peer that stops reading never holding the sending thread in a socket write,
 and a cancel while requests flow.
 
-Every RPC has a timeout; every wait is bounded.
+Expected behaviour is grpcio 1.85.1's (GRPCGO_TEST_ALLOW_GRPCIO=1 in a venv
+with grpcio 1.85.1 passes every test here but the one marked
+grpcio_differs). Every RPC has a timeout; every wait is bounded.
 """
 
 import concurrent.futures
+import os
 import queue
 import threading
 import time
@@ -21,6 +24,11 @@ import pytest
 
 import h2peer
 
+# grpcio 1.85.1 hangs there: its call does not end at its deadline while
+# the socket is full (as for a unary call, tests/test_unary_fastpath.py).
+grpcio_differs = pytest.mark.skipif(
+    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    reason="grpcio's bug, not copied")
 RPC_TIMEOUT = 10
 WAIT = 10
 SERVICE = "grpcgo.testing.StreamInline"
@@ -80,6 +88,7 @@ def test_paced_burst_and_large_requests_keep_their_order(port):
     assert got == [message for _, message in expected]
 
 
+@grpcio_differs
 def test_a_peer_that_stops_reading_holds_no_request_thread():
     # The socket fills while the iterator's thread writes small requests;
     # the call still ends at its deadline and that thread stops then: it

@@ -106,6 +106,19 @@ def _serve(service, **kwargs):
     return server, port
 
 
+def _small_window(conn):
+    """conn, its connection started with a stream window of WINDOW bytes in
+    its first SETTINGS frame. (Sent in a second SETTINGS frame, h2 took the
+    first frame's ACK for it: a peer that wrote under the first frame's
+    65,535 bytes before it read the second broke h2's count of the window,
+    legally for HTTP/2, and h2 reset the connection.)"""
+    conn.local_settings = h2.settings.Settings(
+        client=conn.config.client_side,
+        initial_values={**dict(conn.local_settings), h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
+    conn.initiate_connection()
+    return conn
+
+
 def _window_update(conn, sid, n):
     conn.increment_flow_control_window(n)
     try:
@@ -120,10 +133,8 @@ def _raw_call(port, request, accept_gzip):
     Returns (the response bytes, [(offset, length)] of the DATA frames,
     trailers)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
-                                                                header_encoding="utf-8"))
-    conn.initiate_connection()
-    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
+    conn = _small_window(h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding="utf-8")))
     sid = conn.get_next_available_stream_id()
     headers = [(":method", "POST"), (":scheme", "http"), (":path", "/%s/Many" % SERVICE),
                (":authority", "127.0.0.1:%d" % port), ("content-type", "application/grpc"),
@@ -214,10 +225,8 @@ class _RawServer:
             self.listener.close()
 
     def _serve(self, sock):
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
-                                                                    header_encoding="utf-8"))
-        conn.initiate_connection()
-        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
+        conn = _small_window(h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8")))
         sock.sendall(conn.data_to_send())
         acked = 0
         deadline = time.monotonic() + WAIT
