@@ -105,6 +105,7 @@ func newServer(opts []Option, maxConcurrent int, xdsOn bool) (*Server, error) {
 		// The patched transport cancels a stream's own context (Cancel).
 		sopts = append(sopts, grpc.InTapHandle(cancellableCall))
 	}
+	sopts = append(sopts, readerOptions(s, xdsOn)...)
 	if xdsOn {
 		gs, err := newXDSServer(sopts...)
 		if err != nil {
@@ -336,6 +337,18 @@ func cancellableCall(ctx context.Context, _ *tap.Info) (context.Context, error) 
 // its calls arrive with the request already read (ServerCall.First).
 func (s *Server) MarkUnaryRequest(method string) { s.unaryRequest.Store(method, true) }
 
+// onReader says whether grpc-go runs the handler of a new call on the
+// connection's reader (readerOptions): for unary-request methods with an
+// uncompressed request, whose handler then only awaits the request
+// (awaitRequest). A compressed one is decompressed off the reader.
+func (s *Server) onReader(method, encoding string) bool {
+	if encoding != "" && encoding != "identity" {
+		return false
+	}
+	_, ok := s.unaryRequest.Load(method)
+	return ok
+}
+
 // Stopped is closed once the server has fully stopped.
 func (s *Server) Stopped() <-chan struct{} { return s.stopped }
 
@@ -359,9 +372,11 @@ func (s *Server) enqueue(c *ServerCall) error {
 }
 
 // handle is grpc-go's handler for every method. With grpcgo's change to
-// grpc-go it returns as soon as the call is queued (detached): no
-// goroutine waits per call, and whoever finishes the call ends it
-// (ServerCall.end). Otherwise it waits for the call to be finished or die.
+// grpc-go it returns as soon as the call is queued (detached), or, on the
+// connection's reader, as soon as the reader will queue it once its request
+// is in (awaitRequest): no goroutine waits per call, and whoever finishes
+// the call ends it (ServerCall.end). Otherwise it waits for the call to be
+// finished or die.
 func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 	if s.maxConcurrent > 0 {
 		if s.active.Add(1) > s.maxConcurrent {
@@ -370,18 +385,17 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 		}
 	}
 	liveServerCalls.Add(1)
-	c, err := s.accept(ss)
+	c, awaited, err := s.accept(ss)
 	if err != nil || c.detached == nil {
 		defer s.callEnded()
 	}
 	if err != nil {
 		return err
 	}
-	if err := s.enqueue(c); err != nil {
-		if c.detached != nil && c.unwatchDeath() && !c.ended.Swap(true) {
-			c.detached.GrpcgoEnd(err)
-			s.callEnded()
-		}
+	if awaited {
+		return nil
+	}
+	if err := s.queue(c); err != nil {
 		return err
 	}
 	if c.detached != nil {
@@ -391,29 +405,83 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 }
 
 // accept checks a new call and makes its ServerCall, detached when
-// grpc-go allows it.
-func (s *Server) accept(ss grpc.ServerStream) (*ServerCall, error) {
+// grpc-go allows it; awaited: the reader queues it later (awaitRequest).
+func (s *Server) accept(ss grpc.ServerStream) (c *ServerCall, awaited bool, err error) {
 	if s.disabled != nil {
 		if err := refusedEncoding(ss, s.disabled); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	// grpc-go answers in the request's encoding; grpcio compresses responses
 	// only when the server (or the handler) asks for it.
 	setServerCompressor(ss, s.compressor)
-	c := newServerCall(ss)
+	c = newServerCall(ss)
 	if st := s.mdLimits.check(HeaderSize(c.Metadata)); st != nil {
-		return nil, status.Error(st.Code, st.Details) // grpcio refuses it before any handler
-	}
-	if _, ok := s.unaryRequest.Load(c.Method); ok {
-		if m, err := c.RecvOne(); err == nil {
-			c.First = m
-		}
+		return nil, false, status.Error(st.Code, st.Details) // grpcio refuses it before any handler
 	}
 	if d, ok := ss.(detacher); ok {
 		c.detach(d, s) // before it is queued: from then on it may end at any time
 	}
-	return c, nil
+	if _, ok := s.unaryRequest.Load(c.Method); ok {
+		if c.detached != nil && s.awaitRequest(c) {
+			return c, true, nil
+		}
+		if m, err := c.RecvOne(); err == nil {
+			c.First = m
+		}
+	}
+	return c, false, nil
+}
+
+// requestAwaiter is grpc-go's server transport stream with grpcgo's change
+// (patches/grpc-go/transport_reader_grpcgo.go.in).
+type requestAwaiter interface {
+	GrpcgoAwaitRequest(f func(whole bool)) bool
+}
+
+// awaitRequest, for a detached call of a unary-request method whose
+// handler runs on the connection's reader (readerOptions), has the reader
+// queue the call once its request is in, read (requestIn): the pool thread
+// it wakes never waits for the request, and no stream worker is woken in
+// between. False when the handler does not run on the reader.
+func (s *Server) awaitRequest(c *ServerCall) bool {
+	a, ok := grpc.ServerTransportStreamFromContext(c.ctx).(requestAwaiter)
+	return ok && a.GrpcgoAwaitRequest(func(whole bool) {
+		if whole {
+			s.requestIn(c)
+		} else {
+			go s.requestIn(c) // the rest comes only while someone reads
+		}
+	})
+}
+
+// requestIn reads an awaited call's request (without waiting on the
+// reader: it is in) and queues the call, unless the call died meanwhile:
+// then it has ended already (detach) and nobody takes it.
+func (s *Server) requestIn(c *ServerCall) {
+	if c.ended.Load() {
+		return
+	}
+	if m, err := c.RecvOne(); err == nil {
+		c.First = m
+	}
+	s.queue(c)
+}
+
+// queue hands c to its takers (enqueue). If they take no more calls (the
+// server stops, too many wait), c's request read for it is freed, and a
+// detached c is ended here with that error (a waiting handler returns it).
+func (s *Server) queue(c *ServerCall) error {
+	err := s.enqueue(c)
+	if err != nil {
+		c.First.Free() // nobody takes it
+		c.First = nil
+		if c.detached != nil && c.unwatchDeath() && !c.ended.Swap(true) {
+			c.detached.GrpcgoEnd(err)
+			s.callEnded()
+		}
+	}
+	return err
 }
 
 // callEnded counts a call out once grpc-go's side of it has ended.

@@ -228,6 +228,34 @@ EDITS.append(("internal/transport/transport.go", [
      "\tr.recv.grpcgoWait(n)\n\tif r.clientStream != nil {\n\t\tbuf, r.err = r.readClient(n)\n"),
 ]))
 
+# Server handlers run on the connection's reader, told when the request is
+# in (transport_reader_grpcgo.go.in, grpc_reader_grpcgo.go.in).
+EDITS.append(("internal/transport/server_stream.go", [
+    ("\theaderWireLength int\n}\n",
+     "\theaderWireLength int\n"
+     "\tgrpcgoOnReader   bool         // its handler runs on the reader (GrpcgoRunOnReader)\n"
+     "\tgrpcgoAwait      *grpcgoAwait // the first request awaited (reader goroutine only)\n}\n"),
+]))
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\t\tif dataLen > 0 {\n\t\t\tf.data.Ref()\n\t\t\ts.write(recvMsg{buffer: f.data})\n\t\t}\n\t}\n"
+     "\tif f.StreamEnded() {\n\t\t// Received the end of stream from the client.\n"
+     "\t\ts.compareAndSwapState(streamActive, streamReadDone)\n\t\ts.write(recvMsg{err: io.EOF})\n\t}\n",
+     "\t\tif dataLen > 0 {\n\t\t\tf.data.Ref()\n"
+     "\t\t\tif s.grpcgoAwait != nil {\n\t\t\t\ts.grpcgoAwait.peek(f.data.ReadOnlyData(), dataLen)\n\t\t\t}\n"
+     "\t\t\ts.write(recvMsg{buffer: f.data})\n\t\t}\n\t}\n"
+     "\tif f.StreamEnded() {\n\t\t// Received the end of stream from the client.\n"
+     "\t\ts.compareAndSwapState(streamActive, streamReadDone)\n\t\ts.write(recvMsg{err: io.EOF})\n\t}\n"
+     "\tif s.grpcgoAwait != nil {\n\t\ts.grpcgoArrived(f.StreamEnded())\n\t}\n"),
+]))
+EDITS.append(("server.go", [
+    ("\tstreamWrapper         func(ServerStream) (ServerStream, error)\n}\n",
+     "\tstreamWrapper         func(ServerStream) (ServerStream, error)\n"
+     "\tgrpcgoInline          func(method, encoding string) bool // GrpcgoInlineStreams\n}\n"),
+    ("\t\tif s.opts.numServerWorkers > 0 {\n\t\t\tselect {\n\t\t\tcase s.serverWorkerChannel <- f:\n",
+     "\t\tif s.grpcgoOnReader(stream) {\n\t\t\tstream.GrpcgoRunOnReader(f)\n\t\t\treturn\n\t\t}\n"
+     "\t\tif s.opts.numServerWorkers > 0 {\n\t\t\tselect {\n\t\t\tcase s.serverWorkerChannel <- f:\n"),
+]))
+
 # Unary calls started on the caller's thread (transport_unary_grpcgo.go.in,
 # grpc_grpcgo.go.in): a client stream tells its call when it ended, and a
 # start that must not wait fails where it would have waited.
@@ -360,6 +388,8 @@ NEW_FILES = [
     ("grpcgo_batch.go", "grpc_batch_grpcgo.go.in"),
     ("internal/transport/grpcgo_unary.go", "transport_unary_grpcgo.go.in"),
     ("internal/transport/grpcgo_inline.go", "transport_inline_grpcgo.go.in"),
+    ("internal/transport/grpcgo_reader.go", "transport_reader_grpcgo.go.in"),
+    ("grpcgo_reader.go", "grpc_reader_grpcgo.go.in"),
 ]
 
 TAG = "grpcgo_patched"
