@@ -9,11 +9,13 @@ import (
 )
 
 // readerOptions has grpc-go run the handler of a unary-request method's
-// calls on the connection's reader (see Server.awaitRequest); not on an
-// xDS-enabled server, whose interceptors run before the handler.
-// GRPCGO_SERVER_READER=0 turns it off (to measure).
+// calls on the connection's reader (see Server.awaitRequest) when
+// GRPCGO_SERVER_READER=1: off by default, since it measured no better on
+// a loaded 2-CPU machine (docs/BENCHMARKS.md, "The reader queues the
+// call"); never on an xDS-enabled server, whose interceptors run before
+// the handler.
 func readerOptions(s *Server, xds bool) []grpc.ServerOption {
-	if xds || os.Getenv("GRPCGO_SERVER_READER") == "0" {
+	if xds || os.Getenv("GRPCGO_SERVER_READER") != "1" {
 		return nil
 	}
 	return []grpc.ServerOption{grpc.GrpcgoInlineStreams(s.onReader)}

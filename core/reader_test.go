@@ -157,13 +157,15 @@ func notQueued(t *testing.T, srv *Server, what string) {
 	}
 }
 
-// A unary-request call's handler runs on the connection's reader, and the
-// reader queues the call only once its request is in, however the request
+// A unary-request call's handler runs on the connection's reader (when no
+// other call is in flight), and the reader queues the call only once its
+// request is in, however the request
 // is cut into DATA frames (its 5-byte prefix cut too) and whether or not the
 // client half-closes: meanwhile no goroutine waits for the request (a
 // stream worker used to wait in the handler).
 func TestReaderQueuesACallOnceItsRequestIsIn(t *testing.T) {
 	checkLeaks(t)
+	t.Setenv("GRPCGO_SERVER_READER", "1")
 	srv, target := newTestServer(t, nil)
 	srv.MarkUnaryRequest("/x/U")
 	raw := rawDial(t, target)
@@ -212,13 +214,16 @@ func TestReaderQueuesACallOnceItsRequestIsIn(t *testing.T) {
 // request data arriving for it later queues nothing.
 func TestReaderCallDiesBeforeItsRequest(t *testing.T) {
 	checkLeaks(t)
+	t.Setenv("GRPCGO_SERVER_READER", "1")
 	srv, target := newTestServer(t, nil)
 	srv.MarkUnaryRequest("/x/U")
 	raw := rawDial(t, target)
 	msg := grpcFrame([]byte("q"))
 	raw.headers(1, "/x/U", false)
 	raw.data(1, msg[:3], false)
+	waitFor(t, "the call to be accepted", func() bool { return ReadCounters().ServerCalls == 1 })
 	raw.reset(1)
+	waitFor(t, "the reset call to be counted out", func() bool { return ReadCounters().ServerCalls == 0 })
 	raw.headers(3, "/x/U", false, "grpc-timeout", "50m")
 	// grpc-go resets a stream whose deadline passed, or a status goes out.
 	if s := raw.waitStatus(3); s.code != "4" && s.code != "reset" {
@@ -234,6 +239,7 @@ func TestReaderCallDiesBeforeItsRequest(t *testing.T) {
 // as it comes, and arrives whole.
 func TestReaderRequestLargerThanTheWindow(t *testing.T) {
 	checkLeaks(t)
+	t.Setenv("GRPCGO_SERVER_READER", "1")
 	win := Option{Key: "grpc.http2.initial_window_size", Int: 64 << 10, IsInt: true}
 	srv, target := newTestServer(t, func(c *ServerCall) {
 		m := c.First
@@ -252,9 +258,11 @@ func TestReaderRequestLargerThanTheWindow(t *testing.T) {
 	}
 }
 
-// maximum_concurrent_rpcs counts a call awaiting its request.
+// maximum_concurrent_rpcs counts a call awaiting its request (the second
+// call, with one in flight, starts on a stream worker).
 func TestReaderAwaitedCallsCountForMaxConcurrent(t *testing.T) {
 	checkLeaks(t)
+	t.Setenv("GRPCGO_SERVER_READER", "1")
 	srv, target := newTestServerOn(t, "127.0.0.1:0", 1, nil)
 	srv.MarkUnaryRequest("/x/U")
 	raw := rawDial(t, target)

@@ -29,7 +29,9 @@ type ServerCall struct {
 	Deadline    time.Time
 	HasDeadline bool
 	// First is the request read before the call was handed over (for
-	// methods marked unary-request), or nil.
+	// methods marked unary-request), or nil. The call holds it until the
+	// binding takes it (serverEvent) or Server.queue frees it because
+	// nobody will take the call.
 	First Msg
 	// Here is the binding's note that whoever finishes the call may write
 	// and wait on its goroutine (FinishHere); core does not read it.
