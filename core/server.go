@@ -425,16 +425,17 @@ func (s *Server) accept(ss grpc.ServerStream) (c *ServerCall, awaited bool, err 
 	if st := s.mdLimits.check(HeaderSize(c.Metadata)); st != nil {
 		return nil, false, status.Error(st.Code, st.Details) // grpcio refuses it before any handler
 	}
-	if d, ok := ss.(detacher); ok {
-		c.detach(d, s) // before it is queued: from then on it may end at any time
-	}
+	d, detachable := ss.(detacher)
 	if _, ok := s.unaryRequest.Load(c.Method); ok {
-		if c.detached != nil && s.awaitRequest(c) {
+		if detachable && s.awaitRequest(c, d) {
 			return c, true, nil
 		}
 		if m, err := c.RecvOne(); err == nil {
 			c.First = m
 		}
+	}
+	if detachable {
+		c.detach(d, s) // before it is queued: from then on it may end at any time
 	}
 	return c, false, nil
 }
@@ -442,17 +443,22 @@ func (s *Server) accept(ss grpc.ServerStream) (c *ServerCall, awaited bool, err 
 // requestAwaiter is grpc-go's server transport stream with grpcgo's change
 // (patches/grpc-go/transport_reader_grpcgo.go.in).
 type requestAwaiter interface {
+	GrpcgoOnReader() bool
 	GrpcgoAwaitRequest(f func(whole bool)) bool
 }
 
-// awaitRequest, for a detached call of a unary-request method whose
-// handler runs on the connection's reader (readerOptions), has the reader
-// queue the call once its request is in, read (requestIn): the pool thread
-// it wakes never waits for the request, and no stream worker is woken in
-// between. False when the handler does not run on the reader.
-func (s *Server) awaitRequest(c *ServerCall) bool {
+// awaitRequest, for a call of a unary-request method whose handler runs
+// on the connection's reader (readerOptions), detaches the call and has
+// the reader queue it once its request is in, read (requestIn): the pool
+// thread it wakes never waits for the request, and no stream worker runs
+// in between. False (nothing done) when the handler is not on the reader.
+func (s *Server) awaitRequest(c *ServerCall, d detacher) bool {
 	a, ok := grpc.ServerTransportStreamFromContext(c.ctx).(requestAwaiter)
-	return ok && a.GrpcgoAwaitRequest(func(whole bool) {
+	if !ok || !a.GrpcgoOnReader() {
+		return false
+	}
+	c.detach(d, s) // before the reader may queue it, at once or later
+	return a.GrpcgoAwaitRequest(func(whole bool) {
 		if whole {
 			s.requestIn(c)
 		} else {
