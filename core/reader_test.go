@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// rawClient speaks HTTP/2 frame by frame to a server, so a test decides
+// frameClient speaks HTTP/2 frame by frame to a server, so a test decides
 // when each DATA frame of a request goes out.
-type rawClient struct {
+type frameClient struct {
 	t    *testing.T
 	conn net.Conn
 	mu   sync.Mutex // guards fr's writes, enc and hbuf
@@ -26,16 +26,16 @@ type rawClient struct {
 	hbuf bytes.Buffer
 	// status gets each stream's grpc-status as its trailers arrive
 	// ("reset" for a RST_STREAM).
-	status chan rawStatus
+	status chan frameStatus
 }
 
-type rawStatus struct {
+type frameStatus struct {
 	stream uint32
 	code   string
 	data   []byte // the response bytes received before the status
 }
 
-func rawDial(t *testing.T, target string) *rawClient {
+func frameDial(t *testing.T, target string) *frameClient {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", target, longWait)
 	if err != nil {
@@ -43,7 +43,7 @@ func rawDial(t *testing.T, target string) *rawClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(longWait))
-	r := &rawClient{t: t, conn: conn, status: make(chan rawStatus, 16)}
+	r := &frameClient{t: t, conn: conn, status: make(chan frameStatus, 16)}
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func rawDial(t *testing.T, target string) *rawClient {
 
 // read collects responses until the connection ends (on the framer's
 // reading side, which only this goroutine uses).
-func (r *rawClient) read() {
+func (r *frameClient) read() {
 	data := map[uint32][]byte{}
 	for {
 		f, err := r.fr.ReadFrame()
@@ -76,18 +76,18 @@ func (r *rawClient) read() {
 		case *http2.DataFrame:
 			data[f.StreamID] = append(data[f.StreamID], f.Data()...)
 		case *http2.RSTStreamFrame:
-			r.status <- rawStatus{f.StreamID, "reset", nil}
+			r.status <- frameStatus{f.StreamID, "reset", nil}
 		case *http2.MetaHeadersFrame:
 			if code := f.PseudoValue("status"); code == "" {
 				for _, hf := range f.Fields {
 					if hf.Name == "grpc-status" {
-						r.status <- rawStatus{f.StreamID, hf.Value, data[f.StreamID]}
+						r.status <- frameStatus{f.StreamID, hf.Value, data[f.StreamID]}
 					}
 				}
 			} else if f.StreamEnded() { // trailers-only
 				for _, hf := range f.RegularFields() {
 					if hf.Name == "grpc-status" {
-						r.status <- rawStatus{f.StreamID, hf.Value, nil}
+						r.status <- frameStatus{f.StreamID, hf.Value, nil}
 					}
 				}
 			}
@@ -96,7 +96,7 @@ func (r *rawClient) read() {
 }
 
 // headers opens stream id on method (extra: more header pairs).
-func (r *rawClient) headers(id uint32, method string, end bool, extra ...string) {
+func (r *frameClient) headers(id uint32, method string, end bool, extra ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hbuf.Reset()
@@ -113,7 +113,7 @@ func (r *rawClient) headers(id uint32, method string, end bool, extra ...string)
 	}
 }
 
-func (r *rawClient) data(id uint32, b []byte, end bool) {
+func (r *frameClient) data(id uint32, b []byte, end bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.fr.WriteData(id, end, b); err != nil {
@@ -121,7 +121,7 @@ func (r *rawClient) data(id uint32, b []byte, end bool) {
 	}
 }
 
-func (r *rawClient) reset(id uint32) {
+func (r *frameClient) reset(id uint32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
@@ -130,7 +130,7 @@ func (r *rawClient) reset(id uint32) {
 }
 
 // waitStatus returns stream id's status and response bytes.
-func (r *rawClient) waitStatus(id uint32) rawStatus {
+func (r *frameClient) waitStatus(id uint32) frameStatus {
 	r.t.Helper()
 	for {
 		s, _ := recvChan(r.t, "a status", r.status)
@@ -168,7 +168,7 @@ func TestReaderQueuesACallOnceItsRequestIsIn(t *testing.T) {
 	t.Setenv("GRPCGO_SERVER_READER", "1")
 	srv, target := newTestServer(t, nil)
 	srv.MarkUnaryRequest("/x/U")
-	raw := rawDial(t, target)
+	raw := frameDial(t, target)
 	msg := grpcFrame(bytes.Repeat([]byte("q"), 100))
 	for i, end := range []bool{false, true} {
 		id := uint32(1 + 2*i)
@@ -217,7 +217,7 @@ func TestReaderCallDiesBeforeItsRequest(t *testing.T) {
 	t.Setenv("GRPCGO_SERVER_READER", "1")
 	srv, target := newTestServer(t, nil)
 	srv.MarkUnaryRequest("/x/U")
-	raw := rawDial(t, target)
+	raw := frameDial(t, target)
 	msg := grpcFrame([]byte("q"))
 	raw.headers(1, "/x/U", false)
 	raw.data(1, msg[:3], false)
@@ -265,7 +265,7 @@ func TestReaderAwaitedCallsCountForMaxConcurrent(t *testing.T) {
 	t.Setenv("GRPCGO_SERVER_READER", "1")
 	srv, target := newTestServerOn(t, "127.0.0.1:0", 1, nil)
 	srv.MarkUnaryRequest("/x/U")
-	raw := rawDial(t, target)
+	raw := frameDial(t, target)
 	raw.headers(1, "/x/U", false)
 	raw.headers(3, "/x/U", false)
 	raw.data(3, grpcFrame([]byte("q")), true)
