@@ -172,9 +172,10 @@ type sender struct {
 }
 
 // directInline brackets one or more direct writes made under the
-// sender's writing lock (begin before the first, end after the last).
+// sender's writing lock (begin before the first, with how many messages
+// they carry; end after the last).
 type directInline interface {
-	begin()
+	begin(n int)
 	end()
 }
 
@@ -361,7 +362,7 @@ func (w *sender) sendNow(m Msg) (sent, alive bool) {
 		return false, !w.dead()
 	}
 	if w.inline != nil {
-		w.inline.begin()
+		w.inline.begin(1)
 		defer w.inline.end()
 	}
 	if err := (*send)(m); err != nil {
@@ -384,7 +385,7 @@ func (w *sender) sendNowMany(ms []Msg) (sent int, alive bool) {
 		return 0, !w.dead()
 	}
 	if w.inline != nil {
-		w.inline.begin()
+		w.inline.begin(len(ms))
 		defer w.inline.end()
 	}
 	sent, err := w.writeMany(ms, *send)

@@ -168,6 +168,7 @@ func (c *ServerCall) sender() (*sender, error) {
 		if sendMsgs != nil {
 			c.out.many = c.guardedSendMany
 		}
+		c.out.inline = c.streamInline()
 		c.out.startWith(func() func(Msg) error { return c.guardedSend }, nil)
 	}
 	return c.out, nil
@@ -557,4 +558,56 @@ func (c *ServerCall) settle() error {
 		return nil
 	}
 	return status.Error(fin.code, fin.details)
+}
+
+// A server stream's response written by the thread that sends it (the
+// sender's direct write: a sync handler's thread, GIL released) is written
+// to the socket there too when grpc-go's writer is idle and the stream is
+// alone on its connection, with the unary finish's mechanism: the frames
+// are queued corked (the writer is not woken for them), then
+// GrpcgoUncorkWrite writes them in the writer's place with a write that
+// never waits, leaving it whatever the socket does not take (and waking it
+// for that). A cork holds back every wake-up of the connection's writer,
+// so it is taken only around a write that cannot wait: one message (one
+// Write in grpc-go; a batch may be several), the stream open, write quota
+// left (grpc-go's Write waits only for quota, and only when none is left).
+// GRPCGO_SERVER_STREAM_INLINE=0 turns it off (A/B runs).
+var serverStreamInline = os.Getenv("GRPCGO_SERVER_STREAM_INLINE") != "0"
+
+// writeHere is grpc-go's transport stream with grpcgo's change (see above).
+type writeHere interface {
+	corker
+	inlineWriter
+	GrpcgoAlone() bool
+	GrpcgoWriteNoWait() bool
+}
+
+type serverStreamWrite struct {
+	st     writeHere
+	corked bool
+}
+
+// streamInline is what brackets the call's direct writes (nil: none).
+func (c *ServerCall) streamInline() directInline {
+	if !serverInline || !serverStreamInline {
+		return nil
+	}
+	if st, ok := grpc.ServerTransportStreamFromContext(c.ctx).(writeHere); ok {
+		return &serverStreamWrite{st: st}
+	}
+	return nil
+}
+
+func (w *serverStreamWrite) begin(n int) {
+	w.corked = n == 1 && w.st.GrpcgoAlone() && w.st.GrpcgoWriteNoWait()
+	if w.corked {
+		w.st.GrpcgoCork()
+	}
+}
+
+func (w *serverStreamWrite) end() {
+	if w.corked {
+		w.corked = false
+		w.st.GrpcgoUncorkWrite()
+	}
 }

@@ -43,5 +43,5 @@ func withStreamInline(ctx context.Context) (context.Context, directInline) {
 // begin and end bracket direct writes (under the sender's writing lock,
 // so Quiet covers those messages' frames only): their small data frames
 // are queued quietly, then flushed once, in loopy's place if it is idle.
-func (si *streamInline) begin() { si.gc.Quiet.Store(true) }
-func (si *streamInline) end()   { si.gc.Flush() }
+func (si *streamInline) begin(int) { si.gc.Quiet.Store(true) }
+func (si *streamInline) end()      { si.gc.Flush() }

@@ -1,12 +1,14 @@
-"""A client stream's requests written by the request iterator's thread.
+"""A stream's messages written by the thread that sends them.
 
 When nothing is queued before it, a request goes out on the thread that
 sends it, and a small one is written to the socket there too when grpc-go's
 writer is idle, with a write that never waits (core/streaminline.go,
-docs/ARCHITECTURE.md "Streams"). These pin what must hold whichever thread
-writes: order across requests written inline and queued to the writer, a
-peer that stops reading never holding the sending thread in a socket write,
-and a cancel while requests flow.
+docs/ARCHITECTURE.md "Streams"); a server stream's response sent by its
+handler's thread likewise (core/servercall.go). These pin what must hold
+whichever thread writes: order across messages written inline and queued
+to the writer, a peer that stops reading never holding the sending thread
+(client) or the handler's thread (server) in a socket write, and a cancel
+while requests flow.
 
 Expected behaviour is grpcio 1.85.1's (GRPCGO_TEST_ALLOW_GRPCIO=1 in a venv
 with grpcio 1.85.1 passes every test here but the one marked
@@ -25,7 +27,8 @@ import pytest
 import h2peer
 
 # grpcio 1.85.1 hangs there: its call does not end at its deadline while
-# the socket is full (as for a unary call, tests/test_unary_fastpath.py).
+# the socket is full (as for a unary call, tests/test_unary_fastpath.py),
+# and its handler stays blocked after the client reset the stream.
 grpcio_differs = pytest.mark.skipif(
     os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
     reason="grpcio's bug, not copied")
@@ -143,3 +146,57 @@ def test_cancel_while_requests_flow(port, after):
             sender[-1].join(WAIT)
             assert not sender[-1].is_alive()
         assert channel.unary_unary(method("Unary"))(b"still", timeout=RPC_TIMEOUT) == b"still"
+
+
+@grpcio_differs
+def test_a_client_that_stops_reading_holds_no_handler_thread():
+    # A server stream's responses are written by the handler's thread when
+    # grpc-go's writer is idle; a client that stops reading fills the
+    # socket, and that thread must never wait in a socket write: once the
+    # client resets the stream, the handler ends (it waited for the
+    # stream's write quota at most, which the reset releases).
+    from test_server_inline import SERVICE as RAW_SERVICE, Client
+
+    state = {"yielded": 0, "started": threading.Event(), "ended": threading.Event()}
+
+    def pour(request, context):
+        state["started"].set()
+        try:
+            while context.is_active():
+                yield b"p" * 1000
+                state["yielded"] += 1
+        finally:
+            state["ended"].set()
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+    server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(RAW_SERVICE, {
+        "pour": grpc.unary_stream_rpc_method_handler(pour),
+        "small": grpc.unary_unary_rpc_method_handler(lambda request, context: request),
+    })])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = Client(port, rcvbuf=4096)
+    try:
+        sid = client.call("pour", 0)
+        client.flush()
+        assert state["started"].wait(WAIT)
+        # The responses fill both sockets' buffers and the stream's quota.
+        deadline = time.monotonic() + WAIT
+        last, still = -1, 0
+        while still < 20:
+            assert time.monotonic() < deadline, "the handler never stopped yielding"
+            time.sleep(0.05)
+            still = still + 1 if state["yielded"] == last else 0
+            last = state["yielded"]
+        assert state["yielded"] > 1000  # more than a socket buffer's worth went out
+        assert not state["ended"].is_set()
+        client.conn.reset_stream(sid)
+        client.flush()
+        assert state["ended"].wait(WAIT), "the handler's thread is still held"
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+            call = channel.unary_unary("/%s/small" % RAW_SERVICE)
+            assert call(b"after", timeout=RPC_TIMEOUT) == b"after"
+    finally:
+        client.close()
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
