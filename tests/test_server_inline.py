@@ -19,7 +19,6 @@ import socket
 import struct
 import threading
 import time
-from concurrent import futures
 
 import grpc
 import h2.config
@@ -27,6 +26,8 @@ import h2.connection
 import h2.events
 import h2.settings
 import pytest
+
+from serving import generic_server
 
 WAIT = 20
 SERVICE = "grpcgo.testing.Inline"
@@ -73,12 +74,8 @@ def served():
     service = _Service()
     handlers = {name: grpc.unary_unary_rpc_method_handler(getattr(service, name))
                 for name in ("small", "header", "error", "big")}
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield service, port
-    server.stop(None)
+    with generic_server(SERVICE, handlers) as port:
+        yield service, port
 
 
 class Client:

@@ -24,6 +24,7 @@ from grpc import aio
 
 import h2peer
 from h2peer import DATA, END_HEADERS, END_STREAM, HEADERS, RST_STREAM, frame
+from serving import generic_server
 
 WAIT = 20
 METHOD = "/t.Reader/Echo"
@@ -38,19 +39,8 @@ async def _aio_echo(request, context):
     return _echo(request, context)
 
 
-@contextlib.contextmanager
 def sync_server():
-    handler = grpc.method_handlers_generic_handler(
-        "t.Reader", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)})
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    server = grpc.server(pool, handlers=[handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield port
-    finally:
-        server.stop(None).wait(WAIT)
-        pool.shutdown()
+    return generic_server("t.Reader", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)})
 
 
 @contextlib.contextmanager

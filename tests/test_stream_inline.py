@@ -15,7 +15,6 @@ with grpcio 1.85.1 passes every test here but the one marked
 grpcio_differs). Every RPC has a timeout; every wait is bounded.
 """
 
-import concurrent.futures
 import os
 import queue
 import threading
@@ -25,6 +24,7 @@ import grpc
 import pytest
 
 import h2peer
+from serving import generic_server
 
 # grpcio 1.85.1 hangs there: its call does not end at its deadline while
 # the socket is full (as for a unary call, tests/test_unary_fastpath.py),
@@ -48,18 +48,11 @@ def _echo(request_iterator, context):
 
 @pytest.fixture(scope="module")
 def port():
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
-    server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(SERVICE, {
+    with generic_server(SERVICE, {
         "Echo": grpc.stream_stream_rpc_method_handler(_echo),
         "Unary": grpc.unary_unary_rpc_method_handler(lambda request, context: request),
-    })])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    }, workers=8) as port:
         yield port
-    finally:
-        server.stop(None).wait(WAIT)
-        pool.shutdown(wait=False)
 
 
 def test_paced_burst_and_large_requests_keep_their_order(port):
@@ -168,35 +161,30 @@ def test_a_client_that_stops_reading_holds_no_handler_thread():
         finally:
             state["ended"].set()
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(RAW_SERVICE, {
+    with generic_server(RAW_SERVICE, {
         "pour": grpc.unary_stream_rpc_method_handler(pour),
         "small": grpc.unary_unary_rpc_method_handler(lambda request, context: request),
-    })])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    client = Client(port, rcvbuf=4096)
-    try:
-        sid = client.call("pour", 0)
-        client.flush()
-        assert state["started"].wait(WAIT)
-        # The responses fill both sockets' buffers and the stream's quota.
-        deadline = time.monotonic() + WAIT
-        last, still = -1, 0
-        while still < 20:
-            assert time.monotonic() < deadline, "the handler never stopped yielding"
-            time.sleep(0.05)
-            still = still + 1 if state["yielded"] == last else 0
-            last = state["yielded"]
-        assert state["yielded"] > 1000  # more than a socket buffer's worth went out
-        assert not state["ended"].is_set()
-        client.conn.reset_stream(sid)
-        client.flush()
-        assert state["ended"].wait(WAIT), "the handler's thread is still held"
-        with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
-            call = channel.unary_unary("/%s/small" % RAW_SERVICE)
-            assert call(b"after", timeout=RPC_TIMEOUT) == b"after"
-    finally:
-        client.close()
-        server.stop(None).wait(WAIT)
-        pool.shutdown(wait=False)
+    }) as port:
+        client = Client(port, rcvbuf=4096)
+        try:
+            sid = client.call("pour", 0)
+            client.flush()
+            assert state["started"].wait(WAIT)
+            # The responses fill both sockets' buffers and the stream's quota.
+            deadline = time.monotonic() + WAIT
+            last, still = -1, 0
+            while still < 20:
+                assert time.monotonic() < deadline, "the handler never stopped yielding"
+                time.sleep(0.05)
+                still = still + 1 if state["yielded"] == last else 0
+                last = state["yielded"]
+            assert state["yielded"] > 1000  # more than a socket buffer's worth went out
+            assert not state["ended"].is_set()
+            client.conn.reset_stream(sid)
+            client.flush()
+            assert state["ended"].wait(WAIT), "the handler's thread is still held"
+            with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+                call = channel.unary_unary("/%s/small" % RAW_SERVICE)
+                assert call(b"after", timeout=RPC_TIMEOUT) == b"after"
+        finally:
+            client.close()
