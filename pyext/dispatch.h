@@ -15,7 +15,16 @@
  * `queued` counts posts minus calls taken, so a thread can see that nothing
  * is queued without asking Go. It never counts more calls than are queued:
  * a call whose post is still to come may be missing, and that post will
- * wake a thread that sees it. */
+ * wake a thread that sees it.
+ *
+ * At most one lingering worker is on its way at a time (`transit`: woken,
+ * and not yet come back for a call), as Go's scheduler keeps at most one
+ * spinning thread: a post while one is on its way wakes nobody, and the
+ * worker, once it has taken a call, wakes the next if calls are still
+ * queued (hot_dispatch_arrived). A burst of calls that arrives while a
+ * thread runs Python wakes one worker, not one per call: the others only
+ * waited for the GIL, and most found their call taken by the thread that
+ * held it (it takes what is queued before it lingers). */
 #ifndef GRPCGO_DISPATCH_H
 #define GRPCGO_DISPATCH_H
 
@@ -33,6 +42,10 @@ typedef struct {
     atomic_int idle;
     atomic_int stopped;
     atomic_int queued;
+    /* Posts of `workers` not yet followed by their worker's take
+     * (hot_dispatch_arrived). */
+    atomic_int transit;
+    atomic_long wakes; /* lingering workers woken by posts (tests look) */
 } hot_dispatch;
 
 /* The CLOCK_REALTIME instant `seconds` from now, as sem_timedwait takes it. */
@@ -71,17 +84,46 @@ static inline int hot_dispatch_claim(hot_dispatch *d) {
     return 0;
 }
 
+/* Wakes a lingering worker for a queued call, else the dispatcher. */
+static inline void hot_dispatch_wake(hot_dispatch *d) {
+    if (hot_dispatch_claim(d)) {
+        atomic_fetch_add(&d->transit, 1);
+        atomic_fetch_add(&d->wakes, 1);
+        sem_post(&d->workers);
+    } else {
+        sem_post(&d->poller);
+    }
+}
+
 static inline void hot_dispatch_post(void *p) {
     hot_dispatch *d = (hot_dispatch *)p;
     atomic_fetch_add(&d->queued, 1);
-    sem_post(hot_dispatch_claim(d) ? &d->workers : &d->poller);
+    /* A worker on its way sees this call when it arrives (queued, above,
+     * before transit, here; it decrements transit before it looks at
+     * queued). */
+    if (atomic_load(&d->transit) > 0) return;
+    hot_dispatch_wake(d);
 }
 
 static inline void hot_dispatch_stop(void *p) {
     hot_dispatch *d = (hot_dispatch *)p;
     atomic_store(&d->stopped, 1);
-    while (hot_dispatch_claim(d)) sem_post(&d->workers);
+    while (hot_dispatch_claim(d)) {
+        atomic_fetch_add(&d->transit, 1);
+        sem_post(&d->workers);
+    }
     sem_post(&d->poller);
+}
+
+/* A worker woken by a post (hot_dispatch_linger returned 1) has tried to
+ * take a call: it is no longer on its way. If it took one and calls are
+ * still queued with nobody on the way, it wakes the next taker; if it took
+ * none, it looks again (the caller loops), which covers a call posted
+ * while it was on its way. */
+static inline void hot_dispatch_arrived(hot_dispatch *d, int took) {
+    if (atomic_fetch_sub(&d->transit, 1) == 1 && took && atomic_load(&d->queued) > 0 &&
+        !atomic_load(&d->stopped))
+        hot_dispatch_wake(d);
 }
 
 /* Whether a call may be queued: worth asking Go for it. */
@@ -90,10 +132,11 @@ static inline int hot_dispatch_pending(hot_dispatch *d) {
 }
 
 /* Waits (without the GIL) until `until` for a post as a lingering worker.
- * Returns 1 if posted (a call may be queued, or the server stopped), 0 if
- * the time passed. */
+ * Returns 1 if posted (a call may be queued, or the server stopped: the
+ * caller then calls hot_dispatch_arrived after its take), 2 if the server
+ * stopped (no post taken), 0 if the time passed. */
 static inline int hot_dispatch_linger(hot_dispatch *d, const struct timespec *until) {
-    if (atomic_load(&d->stopped)) return 1;
+    if (atomic_load(&d->stopped)) return 2;
     atomic_fetch_add(&d->idle, 1);
     /* A stop that ran between the check and the increment posted for
      * everyone counted then, not for us: leave at once. */
@@ -104,7 +147,7 @@ static inline int hot_dispatch_linger(hot_dispatch *d, const struct timespec *un
         }
         if (r == 0) return 1;
     }
-    if (hot_dispatch_claim(d)) return atomic_load(&d->stopped); /* withdrawn */
+    if (hot_dispatch_claim(d)) return atomic_load(&d->stopped) ? 2 : 0; /* withdrawn */
     /* A post claimed this worker's count before it could withdraw: take it. */
     while (sem_wait(&d->workers) != 0) {
     }

@@ -688,18 +688,39 @@ static PyObject *m_server_linger(PyObject *self, PyObject *args) {
     FORK_GUARD();
     hot_dispatch *d = server_dispatch(server, h);
     struct timespec until = hot_deadline(seconds);
+    int posted = 0; /* woken by a post, and not yet arrived (dispatch.h) */
     for (;;) {
         if (hot_dispatch_pending(d)) {
             PyObject *event = take_call(d, h);
-            if (event != Py_False) return event;
+            if (event != Py_False) {
+                if (posted) hot_dispatch_arrived(d, event == NULL || PyTuple_Check(event));
+                return event;
+            }
             Py_DECREF(event);
         }
-        int posted;
+        if (posted) { /* took nothing: arrived, then looks once more */
+            posted = 0;
+            hot_dispatch_arrived(d, 0);
+            continue;
+        }
+        int r;
         Py_BEGIN_ALLOW_THREADS
-        posted = hot_dispatch_linger(d, &until);
+        r = hot_dispatch_linger(d, &until);
         GATE_END_ALLOW_THREADS
-        if (!posted) Py_RETURN_FALSE;
+        if (r == 0) Py_RETURN_FALSE;
+        posted = r == 1; /* else stopped: the take says so */
     }
+}
+
+/* server_wakeups(server): (pool threads lingering now, lingering threads
+ * woken by calls so far), from the dispatcher (dispatch.h), for tests. */
+static PyObject *m_server_wakeups(PyObject *self, PyObject *args) {
+    PyObject *server;
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O", &server) || !server_h(server, &h)) return NULL;
+    FORK_GUARD();
+    hot_dispatch *d = server_dispatch(server, h);
+    return Py_BuildValue("(il)", atomic_load(&d->idle), atomic_load(&d->wakes));
 }
 
 static PyObject *m_server_mark_unary(PyObject *self, PyObject *args) {
@@ -1280,6 +1301,8 @@ static PyMethodDef methods[] = {
      "-> (call, method, metadata, peer, time_left, request_or_None) | False | None"},
     {"server_linger", m_server_linger, METH_VARARGS,
      "server_linger(server, seconds) -> (call, ...) | False | None: the next call for a pool thread"},
+    {"server_wakeups", m_server_wakeups, METH_VARARGS,
+     "server_wakeups(server) -> (threads lingering, lingering threads woken by calls so far)"},
     {"server_mark_unary", m_server_mark_unary, METH_VARARGS,
      "server_mark_unary(server, method): its calls arrive with their one request read"},
     {"server_stop", m_server_stop, METH_VARARGS, "server_stop(server, grace)"},

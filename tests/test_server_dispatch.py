@@ -1,0 +1,120 @@
+"""How incoming calls wake a sync server's pool threads (docs/ARCHITECTURE.md,
+"Servers"): a thread that finished a call lingers for the next one, and at
+most one lingering thread is on its way at a time; once it has taken a call
+it wakes the next if calls are still queued. So a burst of calls that
+arrives while Python is busy wakes one thread, not one per call, and a
+handler that blocks never keeps a queued call from the other threads.
+
+Every wait is bounded.
+"""
+
+import concurrent.futures
+import ctypes
+import threading
+import time
+
+import grpc
+import grpc._server
+import pytest
+
+from serving import generic_server
+
+WAIT = 20
+SERVICE = "grpcgo.testing.Dispatch"
+N = 12
+
+# A C function called through PyDLL keeps the GIL: while it sleeps, no
+# Python thread runs, and calls can only queue.
+_libc = ctypes.PyDLL(None)
+_libc.usleep.argtypes = (ctypes.c_uint,)
+
+
+def hold_gil(seconds):
+    _libc.usleep(int(seconds * 1e6))
+
+
+@pytest.fixture
+def lingering(monkeypatch):
+    # Pool threads linger through the test (20 ms otherwise).
+    monkeypatch.setattr(grpc._server, "_LINGER", 30.0)
+
+
+def _dispatch(server):
+    return server._hot.server_wakeups(server._handle)
+
+
+def _serve(handler):
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=N)
+    server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(
+        SERVICE, {"Call": grpc.unary_unary_rpc_method_handler(handler)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, pool, port
+
+
+def _all_linger(server):
+    """Waits until N pool threads linger."""
+    deadline = time.monotonic() + WAIT
+    while _dispatch(server)[0] < N:
+        assert time.monotonic() < deadline, _dispatch(server)
+        time.sleep(0.005)
+
+
+def _warm(call, server, barrier):
+    # N calls at once, each waiting for the others: N pool threads exist,
+    # and all of them linger once the calls are done.
+    futures = [call.future(b"warm", timeout=WAIT) for _ in range(N)]
+    assert [f.result(timeout=WAIT) for f in futures] == [b"warm"] * N
+    _all_linger(server)
+
+
+def test_a_burst_of_calls_wakes_one_lingering_thread_not_one_each(lingering):
+    barrier = threading.Barrier(N)
+
+    def handler(request, context):
+        if request == b"warm":
+            barrier.wait(WAIT)
+        return request
+
+    server, pool, port = _serve(handler)
+    try:
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            call = ch.unary_unary("/%s/Call" % SERVICE)
+            _warm(call, server, barrier)
+            _, woken = _dispatch(server)
+            futures = [call.future(b"%d" % i, timeout=WAIT) for i in range(N)]
+            hold_gil(0.3)  # the N calls queue meanwhile, N threads linger
+            assert [f.result(timeout=WAIT) for f in futures] == [b"%d" % i for i in range(N)]
+            # One thread woken for the burst, and the next only once it took
+            # a call with more queued: a thread that holds the GIL takes
+            # the queued calls before it lingers, so few more are woken.
+            # (One per call, N, before.)
+            assert _dispatch(server)[1] - woken <= N // 2, _dispatch(server)
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+
+
+def test_a_blocked_handler_never_keeps_queued_calls_from_other_threads(lingering):
+    # The burst's handlers each wait for all N to run at once: the thread
+    # woken for the burst wakes the next as soon as it takes a call, and
+    # so on, so every queued call starts although each handler blocks.
+    warm = threading.Barrier(N)
+    burst = threading.Barrier(N)
+
+    def handler(request, context):
+        (warm if request == b"warm" else burst).wait(WAIT)
+        return request
+
+    server, pool, port = _serve(handler)
+    try:
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            call = ch.unary_unary("/%s/Call" % SERVICE)
+            _warm(call, server, warm)
+            futures = [call.future(b"%d" % i, timeout=WAIT) for i in range(N)]
+            hold_gil(0.3)
+            assert [f.result(timeout=WAIT) for f in futures] == [b"%d" % i for i in range(N)]
+            assert not burst.broken
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
