@@ -377,6 +377,36 @@ EDITS.append(("rpc_util.go", [
      "\tif st := checkRecvPayload(pf, recvCompress, compressor != nil || dc != nil, isServer); st != nil {\n"),
 ]))
 
+# No stream WINDOW_UPDATE once the peer ended its side of the stream: with
+# grpcgo's 4 MiB stream windows grpc-go gave a stream's window back after
+# every message of 1 MiB or more, a unary request or response is the last
+# data of its side, so that frame opened a window nothing could use, and
+# its arrival woke the peer's reader (a thread switch at each end, per
+# call, in the middle of the call). A server stream whose client sent
+# END_STREAM (grpcgoEOS, set by the reader before it hands that frame's
+# data on, so whoever reads the data sees it) and a client stream that
+# ended send none; the connection's window is given back as before.
+EDITS.append(("internal/transport/server_stream.go", [
+    ("\tgrpcgoAwait      *grpcgoAwait // the first request awaited (reader goroutine only)\n}\n",
+     "\tgrpcgoAwait      *grpcgoAwait // the first request awaited (reader goroutine only)\n"
+     "\tgrpcgoEOS        atomic.Bool  // the client's END_STREAM arrived (set before its data is handed on)\n}\n"),
+]))
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\tif size > 0 {\n\t\tif err := s.fc.onData(size); err != nil {\n"
+     "\t\t\tt.closeStream(s, true, http2.ErrCodeFlowControl, false)\n",
+     "\tif f.StreamEnded() {\n\t\ts.grpcgoEOS.Store(true)\n\t}\n"
+     "\tif size > 0 {\n\t\tif err := s.fc.onData(size); err != nil {\n"
+     "\t\t\tt.closeStream(s, true, http2.ErrCodeFlowControl, false)\n"),
+    ("func (t *http2Server) updateWindow(s *ServerStream, n uint32) {\n\tif w := s.fc.onRead(n); w > 0 {\n",
+     "func (t *http2Server) updateWindow(s *ServerStream, n uint32) {\n"
+     "\tif w := s.fc.onRead(n); w > 0 && !s.grpcgoEOS.Load() {\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("func (t *http2Client) updateWindow(s *ClientStream, n uint32) {\n\tif w := s.fc.onRead(n); w > 0 {\n",
+     "func (t *http2Client) updateWindow(s *ClientStream, n uint32) {\n"
+     "\tif w := s.fc.onRead(n); w > 0 && s.getState() != streamDone {\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
