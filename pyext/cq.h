@@ -136,10 +136,12 @@ static inline void hot_cq_complete(hot_cq *q, uint64_t token) {
  * whose finalizers may complete operations (push) themselves. If building
  * fails (MemoryError), the tokens go back in front of any pushed since and
  * the loop is woken again, so none is lost. */
-static inline PyObject *hot_cq_drain(hot_cq *q) {
+/* Takes the tokens completed since the last drain (an array the caller
+ * frees, NULL if none) and clears the wake-up. */
+static inline uint64_t *hot_cq_take(hot_cq *q, size_t *n_out) {
     pthread_mutex_lock(&q->mu);
     uint64_t *items = q->items;
-    size_t n = q->n;
+    *n_out = q->n;
     q->items = NULL;
     q->n = q->cap = 0;
 #ifdef __linux__
@@ -153,6 +155,12 @@ static inline PyObject *hot_cq_drain(hot_cq *q) {
 #endif
     q->signalled = 0;
     pthread_mutex_unlock(&q->mu);
+    return items;
+}
+
+static inline PyObject *hot_cq_drain(hot_cq *q) {
+    size_t n;
+    uint64_t *items = hot_cq_take(q, &n);
 
     PyObject *t = PyTuple_New((Py_ssize_t)n);
     for (size_t i = 0; t != NULL && i < n; i++) {

@@ -952,6 +952,8 @@ static PyObject *m_aio_unary(PyObject *self, PyObject *args) {
     return r;
 }
 
+#include "aio_unary.h" /* grpc.aio's unary call in C: Wait, cq_resolve, AioUnaryCall */
+
 /* (cq, token, handle, max) for receives */
 static PyObject *aio_recv(PyObject *args, int (*conv)(PyObject *, void *),
                           PyObject *(*go)(hot_cq *, uint64_t, uintptr_t, Py_ssize_t)) {
@@ -1363,6 +1365,9 @@ static PyMethodDef methods[] = {
     {"cq_new", m_cq_new, METH_NOARGS, "cq_new() -> a completion queue for one event loop"},
     {"cq_fd", m_cq_fd, METH_VARARGS, "cq_fd(cq) -> the fd that becomes readable when tokens completed"},
     {"cq_drain", m_cq_drain, METH_VARARGS, "cq_drain(cq) -> tuple of completed tokens"},
+    {"cq_resolve", m_cq_resolve, METH_VARARGS,
+     "cq_resolve(cq, waiting): resolves the future waiting on each completed token (a Wait at once)"},
+    {"aio_unary_setup", m_aio_unary_setup, METH_O, "aio_unary_setup(config): see pyext/aio_unary.h"},
     {"aio_result", m_aio_result, METH_VARARGS, "aio_result(op) -> what the completed operation gives"},
     {"aio_unary", m_aio_unary, METH_VARARGS,
      "aio_unary(cq, token, channel, method, request, timeout, metadata, wait_for_ready,\n"
@@ -1414,5 +1419,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
         hold_setup();
         registered = 1;
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && aio_unary_add_types(m) < 0) Py_CLEAR(m);
+    return m;
 }

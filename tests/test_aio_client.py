@@ -548,3 +548,86 @@ def test_compression(py_target):
             assert await values(s.BidiStream(iter([msg("c")]), compression=grpc.Compression.Gzip)) == ["c"]
 
     run(main())
+
+
+# -- the unary call's C half (pyext/aio_unary.h) ----------------------------------
+
+
+def test_a_unary_calls_response_is_returned_as_is_whatever_its_type(py_target):
+    # `await call` ends a C iterator with StopIteration(response): a tuple
+    # or an exception instance as the response must come back unchanged,
+    # not as StopIteration's arguments or raised.
+    error = ValueError("a response, not an error")
+
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            as_tuple = channel.unary_unary(E.UNARY, E.SERIALIZE, lambda b: (1, b"x"))
+            as_error = channel.unary_unary(E.UNARY, E.SERIALIZE, lambda b: error)
+            as_none = channel.unary_unary(E.UNARY, E.SERIALIZE, lambda b: None)
+            assert await as_tuple(msg("t")) == (1, b"x")
+            assert await as_error(msg("e")) is error
+            assert await as_none(msg("n")) is None
+            call = as_tuple(msg("again"))
+            assert await call == (1, b"x") and await call == (1, b"x")  # awaited twice
+
+    run(main())
+
+
+def test_a_unary_call_awaited_by_several_tasks_wakes_them_all(py_target):
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            call = stub(channel).UnaryEcho(msg("sleep:50"))
+            seen = []
+            call.add_done_callback(seen.append)
+            results = await asyncio.gather(*(asyncio.ensure_future(_await(call)) for _ in range(3)),
+                                           call.code(), call.initial_metadata())
+            assert [r.value for r in results[:3]] == ["sleep:50"] * 3
+            assert results[3] is grpc.StatusCode.OK
+            assert seen == [call] and call.done() and not channel._calls
+            assert isinstance(call, grpc.aio.UnaryUnaryCall) and isinstance(call, grpc.aio.Call)
+
+    async def _await(call):
+        return await call
+
+    run(main())
+
+
+def test_a_failing_deserializer_is_logged_with_its_traceback(py_target, caplog):
+    def bad(_):
+        raise ValueError("cannot read it")
+
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            call = channel.unary_unary(E.UNARY, E.SERIALIZE, bad)(msg("x"))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.details() == "Exception deserializing response!"
+            assert await call.code() is grpc.StatusCode.INTERNAL
+
+    with caplog.at_level(logging.ERROR):
+        run(main())
+    records = [r for r in caplog.records if r.getMessage() == "Exception deserializing response!"]
+    assert len(records) == 1 and records[0].exc_info[0] is ValueError
+
+
+def test_a_unary_call_cancelled_in_its_awaiting_task_by_a_thrown_error(py_target):
+    # Only a CancelledError thrown into the awaiting task cancels the RPC;
+    # another error thrown in goes on and leaves the call running.
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            s = stub(channel)
+            call = s.UnaryEcho(msg("sleep:100"))
+            iterator = call.__await__()
+            assert next(iterator) is not None  # the Wait it yields
+            with pytest.raises(KeyError):
+                iterator.throw(KeyError("elsewhere"))
+            assert not call.done()
+            assert (await call).value == "sleep:100"
+            call = s.UnaryEcho(msg("sleep:20000"))
+            iterator = call.__await__()
+            next(iterator)
+            with pytest.raises(asyncio.CancelledError):
+                iterator.throw(asyncio.CancelledError())
+            assert call.cancelled() and await call.code() is grpc.StatusCode.CANCELLED
+
+    run(main())

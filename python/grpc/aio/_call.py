@@ -25,6 +25,8 @@ import asyncio
 import collections
 import inspect
 import logging
+import operator
+import threading
 import time
 import typing
 from weakref import ref as _weakref
@@ -34,7 +36,6 @@ from grpc import _common
 
 from . import _base_call
 from ._metadata import Metadata
-from ._completion import Wait as _Wait
 from ._typing import EOF
 
 if typing.TYPE_CHECKING:
@@ -185,16 +186,20 @@ def _deadline(timeout):
     return None if timeout is None else time.monotonic() + timeout
 
 
-class _Status:
-    """How a call ended."""
+class _Status(tuple):
+    """How a call ended: (code, details, trailing, local). A tuple, so the
+    C unary call (pyext/aio_unary.h) makes one without running Python."""
 
-    __slots__ = ("code", "details", "trailing", "local")
+    __slots__ = ()
 
-    def __init__(self, code, details, trailing, local=False):
-        self.code = code
-        self.details = details
-        self.trailing = trailing  # the engine's tuple
-        self.local = local  # cancelled on this side
+    def __new__(cls, code, details, trailing, local=False):
+        # trailing: the engine's tuple; local: cancelled on this side
+        return tuple.__new__(cls, (code, details, trailing, local))
+
+    code = property(operator.itemgetter(0))
+    details = property(operator.itemgetter(1))
+    trailing = property(operator.itemgetter(2))
+    local = property(operator.itemgetter(3))
 
 
 class Call:
@@ -312,74 +317,37 @@ class Call:
     __str__ = __repr__
 
 
-class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
-    """A unary-unary RPC: one engine call whose end completes a token."""
+def _log_deserialize_failure(exc):
+    _LOGGER.error(_DESERIALIZE_FAILED, exc_info=exc)
 
-    _outcome = None  # (response,) once settled
-    _initial_raw = None
 
-    def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
-                 compression, serializer, deserializer):
-        if channel._closing:
-            raise UsageError(CHANNEL_IS_CLOSED)
-        creds = None if credentials is None and compression is None else \
-            call_credentials_arg(channel, credentials, compression)
-        self._setup(channel, timeout, credentials)
-        loop, q = self._loop, self._q
-        self._deserializer = deserializer
-        self._token = token = next(q.tokens)
-        # A Wait, not an asyncio.Future: the drain wakes the awaiting task
-        # in the turn of the loop the call's end arrived in (_completion).
-        waiter = self._future = _Wait(loop)
-        if serializer is None and request.__class__ is bytes:
-            payload = request
-        else:
-            payload = serialize_request(request, serializer)
-        if payload is None:
-            self._call = None
-            self._end(_Status(_INTERNAL, SERIALIZE_FAILED, ()))
-            self._outcome = (None, Metadata())
-            waiter.done_soon()
-            return
-        self._call = self._hot.aio_unary(
-            q.cq, token, channel._handle, method, payload,
-            -1.0 if timeout is None else _common.timeout_arg(timeout), metadata,
-            0 if wait_for_ready is None else _common.wait_for_ready_arg(wait_for_ready),
-            -1 if compression is None else _common.compression_arg(compression), creds)
-        # Only now: a call the engine refused (metadata it cannot take) leaves
-        # nothing waiting, and the token completes on this loop, after us.
-        q.waiting[token] = waiter
+class _UnaryUnaryCall:
+    """What UnaryUnaryCall adds in Python to its C half.
 
-    def _settle(self):
-        """Reads the outcome of the ended engine call (its token completed)."""
-        if self._outcome is not None:
-            return
-        result = self._hot.unary_wait(self._call, 0.0)
-        if result is None:  # not ended: only when cancelled meanwhile
-            return
-        code, details, response, initial, trailing = result
-        if code == 0:
-            code = _OK
-            if self._deserializer is not None:
-                try:
-                    response = self._deserializer(response)
-                except Exception:
-                    _LOGGER.exception(_DESERIALIZE_FAILED)
-                    code, details, response = _INTERNAL, _DESERIALIZE_FAILED, None
-        else:
-            code = _CODES[code]
-        self._initial_raw = initial
-        self._outcome = (response,)
-        self._end(_Status(code, details, trailing))
+    UnaryUnaryCall is made on first use (module __getattr__ below), since
+    its C half lives in the engine library and importing grpc.aio must
+    not load it. The C half (pyext/aio_unary.h: AioUnaryCall) starts the
+    call when it is made (checks, Call._setup, the Wait, aio_unary), and
+    owns done(), _settle() and `await call`: the task awaits the call's
+    Wait, which the drain resolves by waking it at once, then the outcome
+    is read with unary_wait(call, 0) and the status recorded (Call._end
+    when done callbacks wait). Its fields are the attributes below
+    (_status, _outcome, _future, _call, _token, _q, ...).
+    """
 
-    def done(self):
-        if self._status is not None:
-            return True
-        future = self._future
-        if future._state == 1:
-            self._settle()
-            return self._status is not None
-        return False
+    @property
+    def _initial(self):
+        # Built when asked for: most calls never look at it.
+        raw = self._initial_raw
+        return None if raw is None else _metadata(raw)
+
+    def _serialize_failed(self):
+        """The request could not be serialized (logged): the call ends
+        INTERNAL without reaching the engine."""
+        self._call = None
+        self._end(_Status(_INTERNAL, SERIALIZE_FAILED, ()))
+        self._outcome = (None, Metadata())
+        self._future.done_soon()
 
     def _stop(self):
         if self._outcome is None:
@@ -395,25 +363,6 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
     def _on_done(self, future):
         if not future.cancelled():
             self._settle()
-
-    def __await__(self):
-        if self._status is None:
-            future = self._future
-            if not future._state:
-                future._asyncio_future_blocking = True
-                try:
-                    yield future
-                except asyncio.CancelledError:
-                    if not self.done():
-                        self.cancel()
-                    raise
-                if future._state != 1:
-                    future.result()  # cancelled: raises
-            self._settle()
-        status = self._status
-        if status.code is _OK:
-            return self._outcome[0]
-        raise self._error(status)
 
     async def _wait_status(self):
         if self._status is None:
@@ -434,12 +383,6 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
                 self._settle()
         return self._status
 
-    @property
-    def _initial(self):
-        # Built when asked for: most calls never look at it.
-        raw = self._initial_raw
-        return None if raw is None else _metadata(raw)
-
     async def initial_metadata(self):
         # As in grpcio: known once the whole call completed.
         await self._wait_status()
@@ -449,6 +392,42 @@ class UnaryUnaryCall(Call, _base_call.UnaryUnaryCall):
     async def wait_for_connection(self):
         status = await self._wait_status()
         self._raise_for_status(status)
+
+
+def _make_unary_unary_call():
+    from grpc import _runtime
+
+    hot = _runtime.hot()
+    hot.aio_unary_setup({
+        "status": _Status, "ok": _OK, "internal": _INTERNAL, "codes": _CODES,
+        "deserialize_failed": _DESERIALIZE_FAILED, "log_deserialize": _log_deserialize_failure,
+        "serialize": serialize_request, "credentials_arg": call_credentials_arg,
+        "timeout_arg": _common.timeout_arg, "wait_for_ready_arg": _common.wait_for_ready_arg,
+        "compression_arg": _common.compression_arg, "usage_error": UsageError,
+        "closed_message": CHANNEL_IS_CLOSED, "cancelled_error": asyncio.CancelledError,
+        "invalid_state": asyncio.InvalidStateError,
+        "get_running_loop": asyncio.get_running_loop, "monotonic": time.monotonic,
+    })
+
+    class UnaryUnaryCall(hot.AioUnaryCall, _UnaryUnaryCall, Call, _base_call.UnaryUnaryCall):
+        """A unary-unary RPC: one engine call whose end completes a token."""
+
+    UnaryUnaryCall.__module__ = __name__
+    return UnaryUnaryCall
+
+
+_make_lock = threading.Lock()
+
+
+def __getattr__(name):
+    if name == "UnaryUnaryCall":
+        with _make_lock:
+            cls = globals().get(name)
+            if cls is None:
+                cls = _make_unary_unary_call()
+                globals()[name] = cls
+        return cls
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 class _StreamCall(Call):

@@ -46,31 +46,11 @@ class _Queue:
         loop.add_reader(self.fd, self._drain)
 
     def _drain(self):
-        waiting = self.waiting
-        tokens = self.hot.cq_drain(self.cq)
-        for i, token in enumerate(tokens):
-            future = waiting.pop(token, None)
-            if future is None:
-                continue
-            if future.__class__ is Wait or not future.done():  # a Wait checks itself
-                try:
-                    future.set_result(None)
-                except BaseException:
-                    # KeyboardInterrupt or SystemExit out of a task a Wait
-                    # woke: the tokens after it still complete.
-                    rest = tokens[i + 1:]
-                    if rest:
-                        loop = self.loop_ref()
-                        if loop is not None and not loop.is_closed():
-                            loop.call_soon(self._complete, rest)
-                    raise
-
-    def _complete(self, tokens):
-        waiting = self.waiting
-        for token in tokens:
-            future = waiting.pop(token, None)
-            if future is not None and not future.done():
-                future.set_result(None)
+        # In C (pyext/aio_unary.h): every completed token's future is
+        # resolved, a Wait's callbacks (its task's wake-up) run at once; if
+        # KeyboardInterrupt or SystemExit leaves a task woken there, the
+        # tokens after its own go back on the queue (a later turn).
+        self.hot.cq_resolve(self.cq, self.waiting)
 
     def token(self, loop):
         """A new token and the future (of loop, the queue's) its completion
@@ -93,122 +73,25 @@ class _Queue:
         self.waiting.clear()
 
 
-class Wait:
-    """A future of one token's completion that wakes its waiters at once.
+# Wait, a future of one token's completion that wakes its waiters at once, is
+# C (pyext/aio_unary.h) and lives in the engine library, so it is reached
+# through the module's __getattr__ (importing grpc.aio must not load it).
+#
+# An asyncio.Future resolved by the drain schedules its callbacks (the
+# awaiting task's wake-up) with call_soon: one more turn of the loop before
+# the task runs. The drain runs as the loop's reader callback, where no task
+# is running, so a Wait runs its callbacks right there (each in its own
+# context, as call_soon would): the awaiting task resumes in the turn its
+# completion arrived in. Anything else that ends a Wait (cancel(),
+# done_soon()) may run inside a task and schedules the callbacks as
+# asyncio.Future does. It speaks asyncio's future protocol (a task awaits
+# it; shield, wait_for and gather accept it); its result is None.
 
-    An asyncio.Future resolved by the drain schedules its callbacks (the
-    awaiting task's wake-up) with call_soon: one more turn of the loop
-    before the task runs. The drain runs as the loop's reader callback,
-    where no task is running, so a Wait runs its callbacks right there
-    (each in its own context, as call_soon would): the awaiting task
-    resumes in the turn its completion arrived in. Anything else that ends a
-    Wait (cancel(), done_soon()) may run inside a task and schedules the
-    callbacks as asyncio.Future does.
 
-    It speaks asyncio's future protocol (a task awaits it; shield, wait and
-    gather accept it; with no get_loop(), asyncio reads _loop); its result
-    is None.
-    """
-
-    __slots__ = ("_asyncio_future_blocking", "_loop", "_state", "_callbacks", "_message")
-
-    _log_traceback = False
-
-    def __init__(self, loop):
-        self._asyncio_future_blocking = False
-        self._loop = loop
-        self._state = 0  # 1 done, 2 cancelled
-        self._callbacks = None
-        self._message = None
-
-    def done(self):
-        return self._state != 0
-
-    def cancelled(self):
-        return self._state == 2
-
-    def result(self):
-        state = self._state
-        if state == 1:
-            return None
-        if state == 2:
-            raise asyncio.CancelledError(*(() if self._message is None else (self._message,)))
-        raise asyncio.InvalidStateError("Result is not set.")
-
-    def exception(self):
-        self.result()
-        return None
-
-    def add_done_callback(self, fn, *, context=None):
-        if self._state:
-            self._loop.call_soon(fn, self, context=context)
-        elif self._callbacks is None:
-            self._callbacks = [(fn, context)]
-        else:
-            self._callbacks.append((fn, context))
-
-    def remove_done_callback(self, fn):
-        callbacks = self._callbacks
-        if not callbacks:
-            return 0
-        kept = [c for c in callbacks if c[0] != fn]
-        self._callbacks = kept
-        return len(callbacks) - len(kept)
-
-    def cancel(self, msg=None):
-        if self._state:
-            return False
-        self._state = 2
-        self._message = msg
-        self._schedule()
-        return True
-
-    def done_soon(self):
-        """Completes it with the callbacks scheduled (safe inside a task)."""
-        if not self._state:
-            self._state = 1
-            self._schedule()
-
-    def _schedule(self):
-        callbacks, self._callbacks = self._callbacks, None
-        if callbacks:
-            call_soon = self._loop.call_soon
-            for fn, context in callbacks:
-                call_soon(fn, self, context=context)
-
-    def set_result(self, _):
-        """The drain's completion: the callbacks run now."""
-        if self._state:
-            return
-        self._state = 1
-        callbacks, self._callbacks = self._callbacks, None
-        if not callbacks:
-            return
-        for i, (fn, context) in enumerate(callbacks):
-            try:
-                if context is None:
-                    fn(self)
-                else:
-                    context.run(fn, self)
-            except (SystemExit, KeyboardInterrupt):
-                call_soon = self._loop.call_soon
-                for fn, context in callbacks[i + 1:]:
-                    call_soon(fn, self, context=context)
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "Exception in callback %r" % (fn,),
-                    "exception": exc,
-                    "future": self,
-                })
-
-    def __await__(self):
-        if not self._state:
-            self._asyncio_future_blocking = True
-            yield self
-        return self.result()
-
-    __iter__ = __await__
+def __getattr__(name):
+    if name == "Wait":
+        return _runtime.hot().Wait
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def queue():
