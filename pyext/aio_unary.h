@@ -40,6 +40,7 @@ static PyObject *au_usage_error, *au_closed_msg;
 static PyObject *au_cancelled_error, *au_invalid_state;
 static PyObject *au_get_running_loop, *au_monotonic;
 static PyObject *au_kw_context;        /* ("context",) */
+static PyObject *au_empty_str;
 
 static PyObject *s_closing, *s_hot, *s_last_queue, *s_queue, *s_calls, *s_forget_call, *s_handle,
     *s_tokens, *s_waiting, *s_cq, *s_call_soon, *s_call_exception_handler, *s_end,
@@ -512,6 +513,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *channel, *hot, *loop, *q, *deadline, *credentials, *ref, *status, *callbacks,
         *deserializer, *token, *future, *call, *outcome, *initial_raw;
+    hot_aio_rec *rec; /* where the call's end leaves a plain OK response (hot.h) */
 } UCallObject;
 
 static PyTypeObject UCallType;
@@ -537,6 +539,8 @@ static int ucall_clear(UCallObject *c) {
 static void ucall_dealloc(UCallObject *c) {
     PyObject_GC_UnTrack(c);
     ucall_clear(c);
+    hot_aio_rec_unref(c->rec);
+    c->rec = NULL;
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
 
@@ -755,15 +759,27 @@ static int ucall_init(UCallObject *self, PyObject *args, PyObject *kwds) {
         }
         unsigned long long token = PyLong_AsUnsignedLongLong(self->token);
         Py_buffer view;
+        hot_aio_rec *rec = NULL;
         if (token == (unsigned long long)-1 && PyErr_Occurred()) {
             ok = 0;
+        } else if ((rec = hot_aio_rec_new()) == NULL) {
+            PyErr_NoMemory();
+            ok = 0;
         } else if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0) {
+            hot_aio_rec_unref(rec);
+            hot_aio_rec_unref(rec);
             ok = 0;
         } else {
+            hot_aio_rec_unref(self->rec);
+            self->rec = rec; /* our count; the engine gives back its own */
             note_thread();
-            started = forked ? fork_error()
-                : GO(hotAioUnary(cq, token, h, (char *)m, mn, view.buf, view.len, LENDABLE(view), t,
-                                 metadata, w, comp, creds == NULL ? Py_None : creds));
+            if (forked) {
+                hot_aio_rec_unref(rec);
+                started = fork_error();
+            } else {
+                started = GO(hotAioUnary(cq, token, h, (char *)m, mn, view.buf, view.len, LENDABLE(view), t,
+                                         metadata, w, comp, creds == NULL ? Py_None : creds, rec));
+            }
             PyBuffer_Release(&view);
         }
         Py_DECREF(handle);
@@ -841,13 +857,24 @@ static PyObject *make_status(PyObject *code, PyObject *details, PyObject *traili
 static int ucall_settle(UCallObject *self) {
     if (!is_none(self->outcome)) return 0;
     uintptr_t h;
-    if (self->call == NULL || !unary_h(self->call, &h)) return -1;
-    if (forked) {
-        fork_error();
-        return -1;
+    PyObject *result;
+    hot_aio_rec *rec = self->rec;
+    if (rec != NULL && rec->w.has_data) {
+        /* An OK call with no details and no metadata Python would see: its
+         * response is all there is (hotAioUnary's takeResponse). */
+        PyObject *response = PyBytes_FromStringAndSize(rec->w.data, rec->w.len);
+        result = response == NULL ? NULL : Py_BuildValue("(iOO()())", 0, au_empty_str, response);
+        Py_XDECREF(response);
+        if (result == NULL) return -1;
+    } else {
+        if (self->call == NULL || !unary_h(self->call, &h)) return -1;
+        if (forked) {
+            fork_error();
+            return -1;
+        }
+        result = GO(hotUnaryWait(h, 0.0));
+        if (result == NULL) return -1;
     }
-    PyObject *result = GO(hotUnaryWait(h, 0.0));
-    if (result == NULL) return -1;
     if (result == Py_None) {
         Py_DECREF(result);
         return 0;
@@ -1177,6 +1204,10 @@ static int aio_unary_add_types(PyObject *m) {
         if (*names[i].slot != NULL) continue;
         *names[i].slot = PyUnicode_InternFromString(names[i].s);
         if (*names[i].slot == NULL) return -1;
+    }
+    if (au_empty_str == NULL) {
+        au_empty_str = PyUnicode_FromStringAndSize("", 0);
+        if (au_empty_str == NULL) return -1;
     }
     if (au_kw_context == NULL) {
         au_kw_context = Py_BuildValue("(s)", "context");

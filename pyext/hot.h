@@ -248,6 +248,32 @@ static inline void hot_wait_destroy(hot_wait *w) {
     sem_destroy(&w->sem);
 }
 
+/* A unary grpc.aio call's result record (pyext/aio_unary.h): the call's
+ * end leaves an OK call's small response here (as for a thread waiting in
+ * C: has_data, data, len; the semaphore is not used), before it completes
+ * the call's token, so the loop reads the outcome without a call into Go.
+ * Counted: the call object's count and the engine's (given back when the
+ * call ended, or at once if it never started); the last frees it. */
+typedef struct {
+    hot_wait w;
+    int refs;
+} hot_aio_rec;
+
+static inline hot_aio_rec *hot_aio_rec_new(void) {
+    hot_aio_rec *r = (hot_aio_rec *)calloc(1, sizeof *r);
+    if (r != NULL) r->refs = 2;
+    return r;
+}
+
+static inline hot_wait *hot_aio_rec_wait(void *r) { return &((hot_aio_rec *)r)->w; }
+
+static inline void hot_aio_rec_unref(void *r) {
+    hot_aio_rec *rec = (hot_aio_rec *)r;
+    if (rec == NULL || __atomic_sub_fetch(&rec->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (rec->w.data != NULL && rec->w.data != rec->w.small) free(rec->w.data);
+    free(rec);
+}
+
 /* The GIL, and the exit gate (docs/ARCHITECTURE.md, "Exit").
  *
  * hot_in_go counts the calls into Go that hold the GIL or want it back;

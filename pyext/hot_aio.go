@@ -164,24 +164,38 @@ func aioWhenClosed(ch <-chan struct{}, done func() pyObj, cq *C.hot_cq, token C.
 // ---- client ----
 
 // hotAioUnary starts a unary call that completes token on cq when it ends;
-// the loop then reads it with unary_wait(call, 0).
+// the loop then reads it with unary_wait(call, 0). With a result record
+// (rec, a hot_aio_rec: pyext/aio_unary.h's calls pass one), an OK call
+// with a small response, no details and no metadata Python would see
+// leaves its response there first (takeResponse), and the loop makes no
+// call into Go to read it; the engine's count on rec is given back in
+// every case.
 //
 //export hotAioUnary
 func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, mn C.Py_ssize_t, req unsafe.Pointer,
-	rn C.Py_ssize_t, reqObj pyObj, timeout C.double, md pyObj, wfr, compression C.int, creds pyObj) (ret pyObj) {
+	rn C.Py_ssize_t, reqObj pyObj, timeout C.double, md pyObj, wfr, compression C.int, creds pyObj,
+	rec unsafe.Pointer) (ret pyObj) {
 	defer guard(&ret)
 	ch := value[*core.Channel](h)
 	spec, r := callSpec(method, mn, timeout, md, wfr, compression, creds)
 	switch r {
 	case mdRaised:
+		C.hot_aio_rec_unref(rec)
 		return nil
 	case mdInvalid:
+		C.hot_aio_rec_unref(rec)
 		C.hot_cq_ref(cq)
 		C.hot_cq_complete(cq, token)
 		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
 	C.hot_cq_ref(cq)
-	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), func(*core.UnaryCall) {
+	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), func(c *core.UnaryCall) {
+		if rec != nil {
+			if c.Status.Details == "" {
+				takeResponse(c, C.hot_aio_rec_wait(rec))
+			}
+			C.hot_aio_rec_unref(rec)
+		}
 		C.hot_cq_complete(cq, token)
 	}))
 }

@@ -947,7 +947,7 @@ static PyObject *m_aio_unary(PyObject *self, PyObject *args) {
     note_thread();
     PyObject *r = forked ? fork_error()
         : GO(hotAioUnary(q, token, h, (char *)method, mn, req.buf, req.len, LENDABLE(req), timeout, md,
-                         wfr, compression, creds));
+                         wfr, compression, creds, NULL));
     PyBuffer_Release(&req);
     return r;
 }
