@@ -448,15 +448,15 @@ static PyTypeObject WaitIterType = {
 };
 
 /* ---- the drain ------------------------------------------------------------
- * cq_resolve(cq, waiting): takes the completed tokens and resolves each
+ * cq_resolve(cq, waiting[, owner]): takes the completed tokens and resolves each
  * one's future in waiting (popped): a Wait runs its callbacks now, another
  * future gets set_result(None) if not done. If that raises (a task woken
  * here let KeyboardInterrupt out), the tokens after it go back on the
  * queue, which wakes the loop again: none is lost. */
 static PyObject *m_cq_resolve(PyObject *self, PyObject *args) {
     hot_cq *q;
-    PyObject *waiting;
-    if (!PyArg_ParseTuple(args, "O&O!", cq_arg, &q, &PyDict_Type, &waiting)) return NULL;
+    PyObject *waiting, *owner = NULL; /* owner: what the loop's reader keeps alive */
+    if (!PyArg_ParseTuple(args, "O&O!|O", cq_arg, &q, &PyDict_Type, &waiting, &owner)) return NULL;
     if (forked) Py_RETURN_NONE; /* see m_cq_drain */
     if (atomic_load(&exit_begun) && PyThread_get_thread_ident() != hot_main_ident) {
         PyEval_SaveThread();

@@ -77,6 +77,26 @@ def test_each_loop_has_its_own_queue_and_a_second_run_gets_a_new_one(channel_han
     assert seen[0] is not seen[1]
 
 
+def test_an_open_loops_reader_keeps_its_queue(channel_handle):
+    # Nothing but the loop's reader (the drain, registered with add_reader)
+    # holds a queue once its calls are gone: the loop keeps the same queue
+    # and fd for its whole life.
+    import gc
+    import weakref
+
+    async def main():
+        loop, q = _completion.queue()
+        ref, fd = weakref.ref(q), q.fd
+        assert await _unary(channel_handle, "one") == "one"
+        del q
+        gc.collect()
+        assert ref() is not None and _completion.queue()[1] is ref()
+        assert ref().fd == fd
+        return await _unary(channel_handle, "two")
+
+    assert asyncio.run(main()) == "two"
+
+
 def test_loops_in_several_threads_at_once(channel_handle):
     results, errors = {}, []
 

@@ -43,7 +43,10 @@ class _Queue:
         # The next token of the server calls' watches: aio_server_take
         # numbers them from here, apart from tokens' numbers.
         self.watch_tokens = 1 << 62
-        loop.add_reader(self.fd, self._drain)
+        # The drain is C (cq_resolve), called by the loop with no Python
+        # frame of ours around it (_drain is the same, for callers here);
+        # its last argument, unused, is what keeps this queue alive.
+        loop.add_reader(self.fd, self.hot.cq_resolve, self.cq, self.waiting, self)
 
     def _drain(self):
         # In C (pyext/aio_unary.h): every completed token's future is
