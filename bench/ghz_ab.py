@@ -8,7 +8,7 @@ alternating (each round starts one later in the list), medians.
 
 A contender is NAME=PYTHON[:VAR=VALUE[,VAR=VALUE...]] (the settings apply to
 its server), or NAME=GOBENCH for a gobench server (its path ends in
-"gobench"). Per run: calls/s, server CPU us per call (all threads; and its
+"gobench"). Per run: calls/s, ghz's p50 and p99 latency, server CPU us per call (all threads; and its
 Python threads apart, from /proc/PID/task/TID/schedstat), server context
 switches per call (voluntary + involuntary over its threads), ghz's own CPU
 per call, and the 1-minute load average before the run.
@@ -90,7 +90,9 @@ def one_run(args, path, settings):
         raise SystemExit("ghz_ab: %d of %d OK: %s" % (ok, args.n, rep.get("errorDistribution")))
     py, other = split_ns(t0, t1, pytids)
     n = args.n
-    return {"calls_per_s": rep["rps"], "cpu_us": (py + other) / 1e3 / n, "py_us": py / 1e3 / n,
+    lat = {d["percentage"]: d["latency"] / 1e3 for d in rep.get("latencyDistribution") or ()}
+    return {"calls_per_s": rep["rps"], "p50_us": lat.get(50, 0.0), "p99_us": lat.get(99, 0.0),
+            "cpu_us": (py + other) / 1e3 / n, "py_us": py / 1e3 / n,
             "go_us": other / 1e3 / n, "cs": (w1 - w0) / n, "ghz_us": (g1 - g0) * 1e6 / n,
             "load": load}
 
@@ -107,7 +109,7 @@ def main():
     args.ghz = os.path.abspath(args.ghz)
     contenders = [parse_contender(c) for c in args.contender]
     rows = {name: [] for name, _, _ in contenders}
-    keys = ("calls_per_s", "cpu_us", "py_us", "go_us", "cs", "ghz_us", "load")
+    keys = ("calls_per_s", "p50_us", "p99_us", "cpu_us", "py_us", "go_us", "cs", "ghz_us", "load")
     for r in range(args.rounds):
         order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
         for name, path, settings in order:

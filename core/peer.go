@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync/atomic"
 
 	"google.golang.org/grpc/peer"
 )
@@ -16,7 +17,31 @@ func peerString(ctx context.Context) string {
 	if !ok || p.Addr == nil {
 		return ""
 	}
-	switch a := p.Addr.(type) {
+	// Every call of a connection has the same address object (grpc-go
+	// puts the connection's peer in each stream's context): the last one
+	// formatted is kept (only pointers: an interface comparison of the
+	// same uncomparable type would panic), so a busy connection formats
+	// its address once.
+	if last := lastPeer.Load(); last != nil && last.addr == p.Addr {
+		return last.s
+	}
+	s := formatPeer(p.Addr)
+	switch p.Addr.(type) {
+	case *net.TCPAddr, *net.UnixAddr: // compared as pointers above
+		lastPeer.Store(&formattedPeer{p.Addr, s})
+	}
+	return s
+}
+
+type formattedPeer struct {
+	addr net.Addr
+	s    string
+}
+
+var lastPeer atomic.Pointer[formattedPeer]
+
+func formatPeer(addr net.Addr) string {
+	switch a := addr.(type) {
 	case *net.TCPAddr:
 		if a.IP.To4() != nil {
 			return "ipv4:" + a.String()
@@ -25,5 +50,5 @@ func peerString(ctx context.Context) string {
 	case *net.UnixAddr:
 		return "unix:" + a.Name
 	}
-	return p.Addr.Network() + ":" + p.Addr.String()
+	return addr.Network() + ":" + addr.String()
 }

@@ -682,6 +682,20 @@ def test_peer_ipv4(rec):
     assert 0 < int(m.group(1)) < 65536
 
 
+def test_peer_is_each_calls_own_connection(recorder_server):
+    # Calls alternating between two connections see two peers, each
+    # always its own (the engine keeps the last address it formatted).
+    recorder, port, _ = recorder_server
+    seen = {0: set(), 1: set()}
+    with channel_to(port) as a, grpc.insecure_channel(f"localhost:{port}") as b:
+        for i in range(6):
+            ch = (a, b)[i % 2]
+            ch.unary_unary(method("Inspect"))(b"", timeout=RPC_TIMEOUT)
+            seen[i % 2].add(recorder.seen["peer"])
+    assert len(seen[0]) == 1 and len(seen[1]) == 1, seen
+    assert seen[0] != seen[1], seen
+
+
 def test_peer_ipv6(recorder_server):
     recorder, port, ipv6 = recorder_server
     if not ipv6:

@@ -290,7 +290,9 @@ class _Server(grpc.Server):
     def _done(self):
         with self._lock:
             self._active -= 1
-            if not self._active:
+            # Only a stop waits for the handlers (_set_when_idle), and it
+            # starts after _stopped is set, under this lock.
+            if not self._active and self._stopped:
                 self._idle.notify_all()
 
     def _query(self, call_details):
