@@ -3,6 +3,7 @@ package core
 import (
 	"math/bits"
 	"sync"
+	"unsafe"
 
 	"google.golang.org/grpc/mem"
 )
@@ -121,4 +122,45 @@ func msgsAny(ms []Msg) []any {
 		as[i] = m
 	}
 	return as
+}
+
+// Receiving into the binding's memory (grpc-go with grpcgo's change; see
+// mem.GrpcgoDest): set by patched.go.
+var (
+	setRecvDests func(lead int, alloc func(int) unsafe.Pointer, free func(unsafe.Pointer))
+	takeDest     func(mem.BufferSlice) (unsafe.Pointer, int)
+	destsOn      = func() bool { return false }
+	destsLive    = func() int64 { return 0 }
+)
+
+// ReceiveDestsOn says whether SetReceiveDests turned receiving into the
+// binding's memory on; ReceiveDestsLive counts such memories neither
+// taken nor freed (tests).
+func ReceiveDestsOn() bool { return destsOn() }
+
+func ReceiveDestsLive() int64 { return destsLive() }
+
+// SetReceiveDests has the transports read each large received message
+// (64 KiB to 16 MiB, uncompressed) into memory from alloc(lead+n+1), the
+// message at lead bytes in, so that the binding may take it over whole
+// (TakeWhole) instead of copying it; free gives back what it does not
+// take. Call once, before any connection. False without grpcgo's change.
+func SetReceiveDests(lead int, alloc func(size int) unsafe.Pointer, free func(unsafe.Pointer)) bool {
+	if setRecvDests == nil {
+		return false
+	}
+	setRecvDests(lead, alloc, free)
+	return true
+}
+
+// TakeWhole takes over the memory m was read into, if m is exactly one
+// such message and nothing else references it: the memory (lead bytes,
+// then the message) then belongs to the caller, and freeing m afterwards
+// only drops its buffers. nil otherwise, and m is left as it is.
+func TakeWhole(m Msg) unsafe.Pointer {
+	if takeDest == nil {
+		return nil
+	}
+	p, _ := takeDest(m)
+	return p
 }

@@ -21,6 +21,8 @@ func init() {
 	sizeFloor = grpc.GrpcgoSizeFloor()     // metadata.go
 	sizeFloor.Store(defaultMetadataSoft)
 	sendMsgs = grpc.GrpcgoSendMsgs // message.go
+	setRecvDests, takeDest = mem.GrpcgoSetDests, mem.GrpcgoTakeDest
+	destsOn, destsLive = mem.GrpcgoDestsOn, mem.GrpcgoDestsLive
 }
 
 const patchedWriteBuffer = 512 << 10

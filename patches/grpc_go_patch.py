@@ -407,6 +407,62 @@ EDITS.append(("internal/transport/http2_client.go", [
      "\tif w := s.fc.onRead(n); w > 0 && s.getState() != streamDone {\n"),
 ]))
 
+# Large messages read straight into their destination
+# (transport_dest_grpcgo.go.in, mem_grpcgo.go.in): the reader follows each
+# stream's message boundaries and reads a large message's frames into one
+# destination the binding may take over whole.
+EDITS.append(("internal/transport/http_util.go", [
+    ("\tpool      mem.BufferPool\n\terrDetail error\n}\n",
+     "\tpool      mem.BufferPool\n\terrDetail error\n"
+     "\tgrpcgoFind func(id uint32) *grpcgoTrack // the transport's streams\n"
+     "\tgrpcgoAdv  *grpcgoTrack // to advance through the payload read as usual\n}\n"),
+    ("\t// Converting a *[]byte to a mem.SliceBuffer incurs a heap allocation. This\n",
+     "\tif handled, err := f.grpcgoReadData(fh); handled {\n\t\treturn err\n\t}\n"
+     "\t// Converting a *[]byte to a mem.SliceBuffer incurs a heap allocation. This\n"),
+    ("\tf.dataFrame.FrameHeader = fh\n",
+     "\tf.grpcgoAdvance(buf)\n\tf.dataFrame.FrameHeader = fh\n"),
+]))
+# A DATA frame's buffer is handed on to its stream with the reader's own
+# reference (grpc-go took one more and dropped the reader's after): so the
+# reader holds none by the time the message can reach its reader, and the
+# binding's take-over (mem.GrpcgoTakeDest) never finds it still held.
+for _file in ("internal/transport/http2_client.go", "internal/transport/http2_server.go"):
+    EDITS.append((_file, [
+        ("\t\tcase *parsedDataFrame:\n\t\t\tt.handleData(frame)\n\t\t\tframe.data.Free()\n",
+         "\t\tcase *parsedDataFrame:\n\t\t\tt.handleData(frame)\n"
+         "\t\t\tif frame.data != nil {\n\t\t\t\tframe.data.Free()\n\t\t\t}\n"),
+    ]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\t\t\tf.data.Ref()\n\t\t\ts.write(recvMsg{buffer: f.data})\n\t\t\ts.grpcgoReceived(dataLen)\n",
+     "\t\t\ts.write(recvMsg{buffer: f.data})\n"
+     "\t\t\tf.data = nil // handed on with the reader's reference\n"
+     "\t\t\ts.grpcgoReceived(dataLen)\n"),
+]))
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\t\t\tf.data.Ref()\n\t\t\tif s.grpcgoAwait != nil {\n"
+     "\t\t\t\ts.grpcgoAwait.peek(f.data.ReadOnlyData(), dataLen)\n\t\t\t}\n"
+     "\t\t\ts.write(recvMsg{buffer: f.data})\n",
+     "\t\t\tif s.grpcgoAwait != nil {\n"
+     "\t\t\t\ts.grpcgoAwait.peek(f.data.ReadOnlyData(), dataLen)\n\t\t\t}\n"
+     "\t\t\ts.write(recvMsg{buffer: f.data})\n"
+     "\t\t\tf.data = nil // handed on with the reader's reference\n"),
+]))
+EDITS.append(("internal/transport/transport.go", [
+    ("\tfc       inFlow\n\twq       writeQuota\n}\n",
+     "\tfc       inFlow\n\twq       writeQuota\n"
+     "\tgrpcgoTrk grpcgoTrack // its message boundaries (the reader goroutine only)\n}\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\tt.controlBuf = newControlBuffer(t.ctxDone, clientSide)\n",
+     "\tt.controlBuf = newControlBuffer(t.ctxDone, clientSide)\n"
+     "\tt.framer.grpcgoFind = t.grpcgoTrackOf\n"),
+]))
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\tt.controlBuf = newControlBuffer(t.done, serverSide)\n",
+     "\tt.controlBuf = newControlBuffer(t.done, serverSide)\n"
+     "\tt.framer.grpcgoFind = t.grpcgoTrackOf\n"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
@@ -420,6 +476,7 @@ NEW_FILES = [
     ("internal/transport/grpcgo_inline.go", "transport_inline_grpcgo.go.in"),
     ("internal/transport/grpcgo_reader.go", "transport_reader_grpcgo.go.in"),
     ("grpcgo_reader.go", "grpc_reader_grpcgo.go.in"),
+    ("internal/transport/grpcgo_dest.go", "transport_dest_grpcgo.go.in"),
 ]
 
 TAG = "grpcgo_patched"

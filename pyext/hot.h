@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "cq.h"
 #include <stdint.h>
+#include <stddef.h>
 
 /* Exception kinds hot_raise understands. */
 enum { HOT_RUNTIME = 0, HOT_VALUE = 1, HOT_TYPE = 2 };
@@ -351,5 +352,31 @@ int hot_schedule_returns(void);
  * threads'. */
 #define HOT_SYSMON_SLACK_NS 250000
 #define HOT_GO_THREAD_SLACK_NS 1
+
+/* Received messages handed to Python without a copy (pyext/hot_recv.go).
+ * A large message is read into memory from hot_recv_alloc (plain malloc,
+ * without the GIL, on grpc-go's reader goroutine) laid out as a bytes
+ * object: the message at offsetof(PyBytesObject, ob_sval), its 5-byte gRPC
+ * prefix just before it. hot_adopt_bytes makes that memory a bytes object
+ * (GIL held); CPython frees it as it frees any bytes object's: PyObject_Free,
+ * which hands memory pymalloc did not allocate to PyMem_RawFree, i.e. free().
+ * So this is done only where that holds: hot_recv_ok, once at setup, and
+ * hot_adopt_ok, at each adoption (the allocators are still those seen at
+ * setup). */
+int hot_recv_ok(void);
+int hot_adopt_ok(void);
+static inline Py_ssize_t hot_bytes_lead(void) { return (Py_ssize_t)offsetof(PyBytesObject, ob_sval); }
+static inline void *hot_recv_alloc(size_t n) { return malloc(n); }
+static inline void hot_recv_free(void *p) { free(p); }
+static inline PyObject *hot_adopt_bytes(void *base, Py_ssize_t n) {
+    PyBytesObject *op = (PyBytesObject *)base;
+    PyObject_InitVar((PyVarObject *)op, &PyBytes_Type, n);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    op->ob_shash = -1;
+#pragma GCC diagnostic pop
+    op->ob_sval[n] = '\0';
+    return (PyObject *)op;
+}
 
 #endif

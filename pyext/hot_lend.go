@@ -64,8 +64,12 @@ var loansOut atomic.Int64
 // tuneEvery), then again after twice as long each time while they stay
 // out: only a collection gives back the loans grpc-go dropped (once grpc-go
 // no longer holds them), and an idle engine may not collect for minutes.
+//
+// Memory a received message was read into (hot_recv.go) is counted with
+// the loans: grpc-go may drop its buffers too (a stream reset in the
+// middle of a message), and only a collection frees it then.
 func collectStuckLoans() {
-	n := loansOut.Load()
+	n := loansOut.Load() + core.ReceiveDestsLive()
 	if n == 0 || n != stuck.last {
 		stuck.last, stuck.ticks, stuck.wait = n, 0, stuckLoanTicks
 		return

@@ -39,6 +39,7 @@ var metadatum pyObj
 func hotSetup(mainIdent C.ulong, metadatumType pyObj) {
 	mainThread.Store(uint64(mainIdent))
 	metadatum = metadatumType
+	setupRecv()
 	startTuning()
 	go trimAfterInit() // trim.go; off the caller's path
 }
@@ -226,10 +227,13 @@ func pyBytesMsg(m core.Msg) pyObj {
 // pyBytesOf is the bytes object of m (NULL with MemoryError set if it could
 // not be made); m is left as it is.
 func pyBytesOf(m core.Msg) pyObj {
+	n := m.Len()
+	if obj := adoptRecv(m, n); obj != nil {
+		return obj
+	}
 	if len(m) == 1 {
 		return pyBytes(m[0].ReadOnlyData())
 	}
-	n := m.Len()
 	obj := C.hot_bytes(nil, C.Py_ssize_t(n))
 	if obj != nil && n > 0 {
 		m.CopyTo(unsafe.Slice((*byte)(unsafe.Pointer(C.hot_bytes_data(obj))), n))

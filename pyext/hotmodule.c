@@ -261,6 +261,11 @@ static PyObject *m_holds_live(PyObject *self, PyObject *unused) {
     return PyLong_FromLong(atomic_load(&hold_live));
 }
 
+static PyObject *m_recv_stats(PyObject *self, PyObject *unused) {
+    FORK_GUARD();
+    return GO(hotRecvStats());
+}
+
 static PyObject *m_check(PyObject *self, PyObject *unused) {
     FORK_GUARD();
     Py_RETURN_NONE;
@@ -1260,6 +1265,9 @@ static PyMethodDef methods[] = {
     {"setup", m_setup, METH_VARARGS, "setup(main_thread_ident, metadatum_type): once, after loading."},
     {"check", m_check, METH_NOARGS, "Raises RuntimeError in a process forked after loading."},
     {"holds_live", m_holds_live, METH_NOARGS, "holds_live() -> stream holds not yet freed"},
+    {"recv_stats", m_recv_stats, METH_NOARGS,
+     "recv_stats() -> (on, large messages handed to Python without a copy, their memories not yet\n"
+     "taken or freed)"},
     {"ended_in_go", m_ended_in_go, METH_NOARGS,
      "ended_in_go() -> how many threads ended with Go frames on their stack (0)"},
     {"exit_begin", m_exit_begin, METH_NOARGS,
@@ -1422,4 +1430,47 @@ PyMODINIT_FUNC PyInit__hot(void) {
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && aio_unary_add_types(m) < 0) Py_CLEAR(m);
     return m;
+}
+
+/* hot_recv_ok / hot_adopt_ok (hot.h): where a bytes object may be made of
+ * memory from malloc. CPython frees a bytes object with PyObject_Free; with
+ * pymalloc (the default) or PYTHONMALLOC=malloc, memory pymalloc did not
+ * allocate goes to PyMem_RawFree, which is free(). Debug hooks (a debug
+ * build, -X dev, PYTHONMALLOC=debug...) check a header malloc's memory does
+ * not have, and a free-threaded build's mimalloc owns its objects' memory:
+ * there, and with GRPCGO_RECV_INTO_BYTES=0, received messages are copied as
+ * before. The allocators seen here are compared at each adoption, so one
+ * installed later (PyMem_SetAllocator) turns adoption off. */
+static PyMemAllocatorEx recv_obj_alloc, recv_raw_alloc;
+static int recv_on;
+
+int hot_recv_ok(void) {
+#if defined(Py_GIL_DISABLED) || defined(Py_DEBUG) || defined(Py_TRACE_REFS)
+    return 0;
+#else
+    const char *e = getenv("GRPCGO_RECV_INTO_BYTES");
+    if (e != NULL && strcmp(e, "0") == 0) return 0;
+    const char *m = getenv("PYTHONMALLOC");
+    if (m != NULL && *m != '\0' && strcmp(m, "pymalloc") != 0 && strcmp(m, "malloc") != 0) return 0;
+    PyObject *flags = PySys_GetObject("flags"); /* borrowed */
+    if (flags != NULL) {
+        PyObject *dev = PyObject_GetAttrString(flags, "dev_mode");
+        int on = dev != NULL && PyObject_IsTrue(dev) == 1;
+        Py_XDECREF(dev);
+        PyErr_Clear();
+        if (on) return 0;
+    }
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &recv_obj_alloc);
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &recv_raw_alloc);
+    recv_on = 1;
+    return 1;
+#endif
+}
+
+int hot_adopt_ok(void) {
+    if (!recv_on) return 0;
+    PyMemAllocatorEx obj, raw;
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &obj);
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw);
+    return memcmp(&obj, &recv_obj_alloc, sizeof obj) == 0 && memcmp(&raw, &recv_raw_alloc, sizeof raw) == 0;
 }
