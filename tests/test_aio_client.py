@@ -585,6 +585,7 @@ def test_a_unary_call_awaited_by_several_tasks_wakes_them_all(py_target):
             assert results[3] is grpc.StatusCode.OK
             assert seen == [call] and call.done() and not channel._calls
             assert isinstance(call, grpc.aio.UnaryUnaryCall) and isinstance(call, grpc.aio.Call)
+            assert repr(type(call)) == "<class 'grpc.aio._call.UnaryUnaryCall'>"
 
     async def _await(call):
         return await call

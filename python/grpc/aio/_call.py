@@ -413,6 +413,7 @@ def _make_unary_unary_call():
         """A unary-unary RPC: one engine call whose end completes a token."""
 
     UnaryUnaryCall.__module__ = __name__
+    UnaryUnaryCall.__qualname__ = "UnaryUnaryCall"
     return UnaryUnaryCall
 
 
