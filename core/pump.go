@@ -372,6 +372,29 @@ func (w *sender) sendNow(m Msg) (sent, alive bool) {
 	return true, true
 }
 
+// sendNowIf is sendNow for a caller that must not wait at all (an event
+// loop's thread): it writes nothing unless ok, asked under the writing
+// lock, says the write cannot wait.
+func (w *sender) sendNowIf(m Msg, ok func() bool) (sent, alive bool) {
+	send := w.direct.Load()
+	if send == nil || w.queued.Load() != 0 || !w.writing.TryLock() {
+		return false, !w.dead()
+	}
+	defer w.writing.Unlock()
+	if w.queued.Load() != 0 || w.dead() || !ok() {
+		return false, !w.dead()
+	}
+	if w.inline != nil {
+		w.inline.begin(1)
+		defer w.inline.end()
+	}
+	if err := (*send)(m); err != nil {
+		w.failed.Store(true)
+		return true, false
+	}
+	return true, true
+}
+
 // sendNowMany is sendNow for several messages, written in order (in one
 // write where the stream can): sent is how many it took; the caller keeps
 // ms[sent:] (sent is 0 if something is queued before them).

@@ -598,6 +598,29 @@ func (c *ServerCall) streamInline() directInline {
 	return nil
 }
 
+// SendNowNoWait writes m on the calling goroutine, as SendNow does, only
+// if that cannot wait for anything (an event loop's thread, GIL held):
+// nothing queued before it, and the write goes out to the socket here as
+// a sync handler's does (alone on its connection, write quota left, so
+// grpc-go's Write waits for nothing). sent false and alive: the caller
+// queues m. GRPCGO_AIO_SERVER_INLINE=0 turns it off (A/B runs).
+func (c *ServerCall) SendNowNoWait(m Msg) (sent, alive bool) {
+	if !aioServerInline {
+		return false, true
+	}
+	w, err := c.sender()
+	if err != nil {
+		return false, false
+	}
+	sw, ok := w.inline.(*serverStreamWrite)
+	if !ok {
+		return false, !w.dead()
+	}
+	return w.sendNowIf(m, func() bool { return sw.st.GrpcgoAlone() && sw.st.GrpcgoWriteNoWait() })
+}
+
+var aioServerInline = os.Getenv("GRPCGO_AIO_SERVER_INLINE") != "0"
+
 func (w *serverStreamWrite) begin(n int) {
 	w.corked = n == 1 && w.st.GrpcgoAlone() && w.st.GrpcgoWriteNoWait()
 	if w.corked {

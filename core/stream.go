@@ -139,6 +139,12 @@ func (s *Stream) SetResponseWaiter(w *func()) (old *func()) { return s.in.setWai
 // replaced.
 func (s *Stream) ClearResponseWaiter(w *func()) bool { return s.in.clearWaiter(w) }
 
+// SendNowNoWait writes m on the calling goroutine, as SendNow does, but
+// only if that cannot wait for anything (an event loop's thread):
+// nothing queued before it, and grpc-go's stream ready to take it at once
+// (streaminline.go). sent false and alive: the caller queues m.
+func (s *Stream) SendNowNoWait(m Msg) (sent, alive bool) { return s.out.sendNowIf(m, s.writeNoWait) }
+
 // Offer queues a request without waiting (see sender.offer).
 func (s *Stream) Offer(m Msg) (queued, alive bool) { return s.out.offer(m) }
 

@@ -45,3 +45,11 @@ func withStreamInline(ctx context.Context) (context.Context, directInline) {
 // are queued quietly, then flushed once, in loopy's place if it is idle.
 func (si *streamInline) begin(int) { si.gc.Quiet.Store(true) }
 func (si *streamInline) end()      { si.gc.Flush() }
+
+// writeNoWait: grpc-go's SendMsg on the stream would not wait now
+// (grpc.GrpcgoWriteNoWait; the caller holds the sender's writing lock).
+func (s *Stream) writeNoWait() bool {
+	return streamInlineOn && aioClientInline && s.cs != nil && grpc.GrpcgoWriteNoWait(s.cs)
+}
+
+var aioClientInline = os.Getenv("GRPCGO_AIO_CLIENT_INLINE") != "0"

@@ -8,3 +8,6 @@ import "context"
 func withStreamInline(ctx context.Context) (context.Context, directInline) {
 	return ctx, nil
 }
+
+// writeNoWait needs grpcgo's patch: never.
+func (s *Stream) writeNoWait() bool { return false }

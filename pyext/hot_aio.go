@@ -249,7 +249,15 @@ func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_s
 func hotAioStreamSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Pointer, n C.Py_ssize_t,
 	obj pyObj) (ret pyObj) {
 	defer guard(&ret)
-	return aioSend(value[*core.Stream](h), goMsg(p, n, obj), cq, token)
+	s := value[*core.Stream](h)
+	msg := goMsg(p, n, obj)
+	if sent, alive := s.SendNowNoWait(msg); sent || !alive {
+		if !sent {
+			msg.Free()
+		}
+		return C.hot_bool(C.int(b2i(sent)))
+	}
+	return aioSend(s, msg, cq, token)
 }
 
 //export hotAioStreamHeader
@@ -383,7 +391,17 @@ func hotAioCallSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Poin
 	obj pyObj) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
-	return aioSend(c, c.MarkNext(goMsg(p, n, obj)), cq, token)
+	msg := c.MarkNext(goMsg(p, n, obj))
+	// Written on the loop's thread when that cannot wait: out to the
+	// socket here, as a sync handler's response is, with no goroutine
+	// woken (core.ServerCall.SendNowNoWait).
+	if sent, alive := c.SendNowNoWait(msg); sent || !alive {
+		if !sent {
+			msg.Free()
+		}
+		return C.hot_bool(C.int(b2i(sent)))
+	}
+	return aioSend(c, msg, cq, token)
 }
 
 // aioServer is what an asyncio server's notify shares with its takes:
@@ -529,6 +547,18 @@ func hotAioCallSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *uns
 	free := func(rest []core.Msg) {
 		for _, m := range rest {
 			m.Free()
+		}
+	}
+	if len(msgs) == 1 {
+		// One response (a bidi handler answering a request): written on
+		// the loop's thread when that cannot wait, out to the socket here
+		// as a sync handler's response is, with no goroutine woken
+		// (core.ServerCall.SendNowNoWait).
+		if sent, alive := c.SendNowNoWait(msgs[0]); sent || !alive {
+			if !sent {
+				msgs[0].Free()
+			}
+			return C.hot_bool(C.int(b2i(sent)))
 		}
 	}
 	for i, m := range msgs {

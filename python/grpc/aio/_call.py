@@ -590,7 +590,10 @@ class _StreamCall(Call):
                     else:
                         self._eof = True
                     continue
-                future = self._recv_future = self._loop.create_future()
+                # A Wait, not an asyncio.Future: the drain wakes the
+                # reading task in the turn of the loop its response arrived
+                # in, not one turn later (_completion).
+                future = self._recv_future = self._hot.Wait(self._loop)
                 q.waiting[token] = future
                 try:
                     await future

@@ -241,7 +241,9 @@ class ServicerContext(_base_server.ServicerContext):
             # cancelled here (a timeout around read()) loses none.
             if self._out and self._sending is None:
                 self._flush_now()  # the responses written go out before this waits
-            future = loop.create_future()
+            # A Wait: the drain resumes this task in the turn its request
+            # arrived in (an asyncio.Future would take one more turn).
+            future = hot.Wait(loop)
             waiting[token] = future
             try:
                 await future
