@@ -137,9 +137,14 @@ func (fc *fastCall) collect(final bool) {
 	if final && !fc.mayRetry {
 		fc.receive()
 	} else {
+		fastReceivers.Add(1)
 		go fc.receive()
 	}
 }
+
+// fastReceivers counts the calls whose response a goroutine of its own
+// took (tests).
+var fastReceivers atomic.Int64
 
 func (fc *fastCall) receive() {
 	var resp Msg

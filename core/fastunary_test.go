@@ -53,15 +53,27 @@ func TestStartUnaryOnCaller(t *testing.T) {
 		if c.Response != nil {
 			t.Fatalf("failed call has a response")
 		}
-		// Larger than the 4 KiB written inline, and than grpcgoReadAt.
-		big := make([]byte, 300<<10)
-		for i := range big {
-			big[i] = byte(i * 7)
+		// Larger than the 4 KiB written inline: under grpcgoReadAt (half
+		// the 4 MiB stream window), taken where the stream ends; and over
+		// it, read by a goroutine of its own as it arrives.
+		for _, size := range []int{300 << 10, 1 << 20, 3 << 20} {
+			big := make([]byte, size)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
+			before := fastReceivers.Load()
+			c = startOn(t, ch, spec(mUnary), BytesMsg(big))
+			wantStatus(t, c.Status, codes.OK, "")
+			wantBytes(t, "big response", c.Response.Materialize(), big)
+			c.Response.Free()
+			want := int64(0)
+			if size > 2<<20 {
+				want = 1 // over half the 4 MiB stream window
+			}
+			if got := fastReceivers.Load() - before; got != want {
+				t.Fatalf("%d bytes: %d goroutines took the response, want %d", size, got, want)
+			}
 		}
-		c = startOn(t, ch, spec(mUnary), BytesMsg(big))
-		wantStatus(t, c.Status, codes.OK, "")
-		wantBytes(t, "big response", c.Response.Materialize(), big)
-		c.Response.Free()
 	})
 }
 
