@@ -43,6 +43,15 @@ type ServerCall struct {
 	inOnce sync.Once
 	in     atomic.Pointer[receiver]
 
+	// A sync handler's thread reads requests itself while the call
+	// alternates requests and responses (RecvDirect): rd is held around
+	// such a read, rdN counts them, rdErr keeps how the requests ended,
+	// and sent is set by every response (sender) since the last one.
+	rd    sync.Mutex
+	rdN   int
+	rdErr error
+	sent  atomic.Bool
+
 	// mu guards writes to the stream against the handler's return: writers
 	// (which run without the GIL) hold it shared and check over; the handler
 	// holds it exclusively to set over. Nothing called with the GIL held may
@@ -139,6 +148,50 @@ func (c *ServerCall) Requests() <-chan Msg {
 	return c.in.Load().q
 }
 
+// RecvDirect reads the next request on the calling goroutine (a sync
+// handler's thread, GIL released) instead of through the read-ahead
+// goroutine of Requests(), while the call reads one request at a time
+// between responses (a bidi ping-pong): the first read, and every read
+// with a response sent since the one before. So the transport's reader
+// readies the waiting thread itself, with no receiver goroutine between
+// them. Two reads in a row with no response between (a stream of
+// requests) start the read-ahead goroutine instead, for good, so requests
+// keep coming in batches: ok is then false and the caller reads
+// Requests(). err is the requests' end (io.EOF at the client's
+// half-close), then the same on every later call. It waits as RecvMsg
+// does: until a request, the half-close or the call's end.
+// GRPCGO_SERVER_RECV_DIRECT=0 turns it off (ok always false).
+func (c *ServerCall) RecvDirect() (m Msg, err error, ok bool) {
+	if !serverRecvDirect || c.in.Load() != nil {
+		return nil, nil, false
+	}
+	c.rd.Lock()
+	defer c.rd.Unlock()
+	if c.in.Load() != nil {
+		return nil, nil, false
+	}
+	if c.rdErr != nil {
+		return nil, c.rdErr, true
+	}
+	if c.rdN > 0 && !c.sent.Load() {
+		c.Requests() // under rd: no direct read is under way
+		return nil, nil, false
+	}
+	c.sent.Store(false)
+	if err := c.ss.RecvMsg(&m); err != nil {
+		c.rdErr = err
+		return nil, err, true
+	}
+	c.rdN++
+	return emptyIfNil(m), nil, true
+}
+
+var serverRecvDirect = os.Getenv("GRPCGO_SERVER_RECV_DIRECT") != "0"
+
+// MayRecvDirect reports whether RecvDirect may read (no read-ahead
+// goroutine yet): the binding asks before it releases the GIL for it.
+func (c *ServerCall) MayRecvDirect() bool { return serverRecvDirect && c.in.Load() == nil }
+
 // TookRequests is Stream.TookResponses for the requests (after Requests()).
 func (c *ServerCall) TookRequests() { c.in.Load().took() }
 
@@ -158,6 +211,9 @@ func (c *ServerCall) ClearRequestWaiter(w *func()) bool {
 }
 
 func (c *ServerCall) sender() (*sender, error) {
+	if !c.sent.Load() {
+		c.sent.Store(true) // a response since the last direct read
+	}
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	if c.over.Load() || c.final != nil {

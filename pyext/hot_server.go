@@ -196,6 +196,22 @@ func hotCallRecvOne(h C.uintptr_t) (ret pyObj) {
 func hotCallRecv(h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
+	if c.MayRecvDirect() && !isMainThread() {
+		// One request at a time between responses: read on this thread
+		// (core.ServerCall.RecvDirect), else from the read-ahead queue.
+		var m core.Msg
+		var err error
+		var ok bool
+		withoutGIL(func() { m, err, ok = c.RecvDirect() })
+		if ok {
+			if err != nil {
+				return C.hot_list(0) // the requests ended (half-close, or the call's end)
+			}
+			l := C.hot_list(1)
+			C.hot_list_set(l, 0, pyBytesMsg(m))
+			return C.hot_complete(l)
+		}
+	}
 	return recvBatch(c.Requests(), c.TookRequests, int(maxN), -1)
 }
 

@@ -188,3 +188,104 @@ def test_a_client_that_stops_reading_holds_no_handler_thread():
                 assert call(b"after", timeout=RPC_TIMEOUT) == b"after"
         finally:
             client.close()
+
+
+# A sync handler that answers each request before reading the next reads
+# it on its own thread (core.ServerCall.RecvDirect), and through the
+# read-ahead queue from the first time it reads twice in a row
+# (test_paced_burst_and_large_requests_keep_their_order covers the
+# switch). What a handler waiting that way must still see:
+
+def _ping_pong_server(handler):
+    return generic_server(SERVICE, {"PP": grpc.stream_stream_rpc_method_handler(handler)})
+
+
+def test_a_handler_reading_one_at_a_time_sees_the_cancel():
+    state = {"seen": 0, "ended": threading.Event()}
+
+    def echo(request_iterator, context):
+        try:
+            for request in request_iterator:
+                state["seen"] += 1
+                yield request
+        finally:
+            state["ended"].set()
+
+    with _ping_pong_server(echo) as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            outbox = queue.SimpleQueue()
+
+            def requests():
+                while True:
+                    item = outbox.get(timeout=WAIT)
+                    if item is None:
+                        return
+                    yield item
+
+            call = channel.stream_stream(method("PP"))(requests(), timeout=RPC_TIMEOUT)
+            for i in range(20):
+                outbox.put(b"m%d" % i)
+                assert next(call) == b"m%d" % i
+            call.cancel()  # the handler waits for request 21 meanwhile
+            assert state["ended"].wait(WAIT), "the handler is still waiting"
+            assert state["seen"] == 20
+            outbox.put(None)
+
+
+def test_a_handler_reading_one_at_a_time_sees_the_half_close():
+    def count(request_iterator, context):
+        n = 0
+        for request in request_iterator:
+            n += 1
+            yield request
+        context.set_trailing_metadata((("count", str(n)),))
+        yield b"end %d" % n
+        # Reading again after the end sees the end again.
+        assert next(request_iterator, None) is None
+
+    with _ping_pong_server(count) as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            outbox = queue.SimpleQueue()
+
+            def requests():
+                while True:
+                    item = outbox.get(timeout=WAIT)
+                    if item is None:
+                        return
+                    yield item
+
+            call = channel.stream_stream(method("PP"))(requests(), timeout=RPC_TIMEOUT)
+            for i in range(50):
+                outbox.put(b"%d" % i)
+                assert next(call) == b"%d" % i
+            outbox.put(None)
+            assert list(call) == [b"end 50"]
+            assert call.code() is grpc.StatusCode.OK
+            assert ("count", "50") in tuple(call.trailing_metadata())
+
+
+def test_a_client_that_stops_sending_releases_the_handler_at_its_deadline():
+    ended = threading.Event()
+
+    def echo(request_iterator, context):
+        try:
+            for request in request_iterator:
+                yield request
+        finally:
+            ended.set()
+
+    with _ping_pong_server(echo) as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            release = threading.Event()
+
+            def requests():
+                yield b"one"
+                release.wait(WAIT)  # then nothing more, not even the half-close
+
+            call = channel.stream_stream(method("PP"))(requests(), timeout=1)
+            assert next(call) == b"one"
+            with pytest.raises(grpc.RpcError) as info:
+                next(call)
+            assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert ended.wait(WAIT), "the handler is still waiting for a request"
+            release.set()
