@@ -46,12 +46,18 @@ class build_go_ext(build_ext):
         env["CGO_CFLAGS"] = ("-I%s -O2 %s" % (include, env.get("CGO_CFLAGS", ""))).strip()
         # grpc-go, pinned by go.mod, with grpcgo's change for metadata order
         # (patches/grpc_go_patch.py; docs/ARCHITECTURE.md).
+        # The runtime's return to Python, for this library only
+        # (patches/go_runtime_patch.py; docs/ARCHITECTURE.md).
         sys.path.insert(0, os.path.join(ROOT, "patches"))
         try:
             import grpc_go_patch
+            import go_runtime_patch
         finally:
             sys.path.pop(0)
         patched = grpc_go_patch.prepare(ROOT, os.path.join(ROOT, "build", "grpc-go-patch"), go)
+        rt_flags, rt_tags = go_runtime_patch.prepare(os.path.join(ROOT, "build", "go-runtime-patch"), go)
+        patched = [f + "," + ",".join(rt_tags) if f.startswith("-tags=") and rt_tags else f
+                   for f in patched] + rt_flags
         cmd = [go, "build", "-buildmode=c-shared", "-trimpath", *patched,
                "-ldflags=-s -w", "-o", out, ext.package]
         self.announce("building %s: %s" % (ext.name, " ".join(cmd)), level=2)

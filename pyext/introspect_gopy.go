@@ -1231,6 +1231,30 @@ func introspect_Counters_GoProcs_Set(handle CGoHandle, val C.longlong) {
 	op.GoProcs = int(val)
 }
 
+//export introspect_Counters_ReturnMode_Get
+func introspect_Counters_ReturnMode_Get(handle CGoHandle) C.longlong {
+	op := ptrFromHandle_introspect_Counters(handle)
+	return C.longlong(op.ReturnMode)
+}
+
+//export introspect_Counters_ReturnMode_Set
+func introspect_Counters_ReturnMode_Set(handle CGoHandle, val C.longlong) {
+	op := ptrFromHandle_introspect_Counters(handle)
+	op.ReturnMode = int(val)
+}
+
+//export introspect_Counters_PsReleased_Get
+func introspect_Counters_PsReleased_Get(handle CGoHandle) C.longlong {
+	op := ptrFromHandle_introspect_Counters(handle)
+	return C.longlong(op.PsReleased)
+}
+
+//export introspect_Counters_PsReleased_Set
+func introspect_Counters_PsReleased_Set(handle CGoHandle, val C.longlong) {
+	op := ptrFromHandle_introspect_Counters(handle)
+	op.PsReleased = int(val)
+}
+
 // ---- Slices ---
 
 // ---- Maps ---

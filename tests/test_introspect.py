@@ -93,7 +93,7 @@ def test_live(gi):
     snap = gi.live()
     assert isinstance(snap, gi.LiveCounters)
     assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls", "handles",
-                                   "go_procs"}
+                                   "go_procs", "return_mode", "ps_released"}
     for name, value in snap._asdict().items():
         assert type(value) is int, (name, value)
         assert value >= 0, (name, value)

@@ -33,13 +33,18 @@ type Counters struct {
 	// GoProcs is how many Ps Go runs with now (GOMAXPROCS); the binding
 	// adjusts it to the Python threads using the engine.
 	GoProcs int
+	// ReturnMode is how a Python thread returning from Go treats its P
+	// (pyext/rt_return.go; -1: the runtime was built without the hook).
+	ReturnMode int
+	// PsReleased counts the Ps returning Python threads gave up.
+	PsReleased int
 }
 
 // Live returns the current number of live channels, servers and in-flight
 // client and server calls.
 func Live() Counters {
 	c := core.ReadCounters()
-	return Counters{
+	out := Counters{
 		Channels:    int(c.Channels),
 		Servers:     int(c.Servers),
 		ClientCalls: int(c.ClientCalls),
@@ -47,4 +52,7 @@ func Live() Counters {
 		Handles:     int(c.Handles),
 		GoProcs:     runtime.GOMAXPROCS(0),
 	}
+	mode, released := core.PsReleased()
+	out.ReturnMode, out.PsReleased = mode, int(released)
+	return out
 }

@@ -71,6 +71,8 @@ class LiveCounters(NamedTuple):
     server_calls: int
     handles: int  # engine objects Python holds (channels, calls, servers, ...)
     go_procs: int  # GOMAXPROCS now: follows the Python threads using the engine
+    return_mode: int  # how a Python thread leaving Go treats its P (-1: no runtime hook)
+    ps_released: int  # Ps that Python threads leaving Go gave up so far
 
 
 def live() -> LiveCounters:
@@ -84,4 +86,6 @@ def live() -> LiveCounters:
         client_calls=c.ClientCalls,
         server_calls=c.ServerCalls,
         handles=c.Handles,
+        return_mode=c.ReturnMode,
+        ps_released=c.PsReleased,
     )

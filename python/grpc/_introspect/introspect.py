@@ -91,6 +91,14 @@ class Counters(go.GoClass):
 				self.GoProcs = args[5]
 			if "GoProcs" in kwargs:
 				self.GoProcs = kwargs["GoProcs"]
+			if  6 < len(args):
+				self.ReturnMode = args[6]
+			if "ReturnMode" in kwargs:
+				self.ReturnMode = kwargs["ReturnMode"]
+			if  7 < len(args):
+				self.PsReleased = args[7]
+			if "PsReleased" in kwargs:
+				self.PsReleased = kwargs["PsReleased"]
 	def __del__(self):
 		_introspect.DecRef(self.handle)
 	def __str__(self):
@@ -172,6 +180,29 @@ class Counters(go.GoClass):
 			_introspect.introspect_Counters_GoProcs_Set(self.handle, value.handle)
 		else:
 			_introspect.introspect_Counters_GoProcs_Set(self.handle, value)
+	@property
+	def ReturnMode(self):
+		"""ReturnMode is how a Python thread returning from Go treats its P
+		(pyext/rt_return.go; -1: the runtime was built without the hook).
+		"""
+		return _introspect.introspect_Counters_ReturnMode_Get(self.handle)
+	@ReturnMode.setter
+	def ReturnMode(self, value):
+		if isinstance(value, go.GoClass):
+			_introspect.introspect_Counters_ReturnMode_Set(self.handle, value.handle)
+		else:
+			_introspect.introspect_Counters_ReturnMode_Set(self.handle, value)
+	@property
+	def PsReleased(self):
+		"""PsReleased counts the Ps returning Python threads gave up.
+		"""
+		return _introspect.introspect_Counters_PsReleased_Get(self.handle)
+	@PsReleased.setter
+	def PsReleased(self, value):
+		if isinstance(value, go.GoClass):
+			_introspect.introspect_Counters_PsReleased_Set(self.handle, value.handle)
+		else:
+			_introspect.introspect_Counters_PsReleased_Set(self.handle, value)
 
 
 

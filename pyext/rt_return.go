@@ -1,0 +1,41 @@
+//go:build grpcgo_rt
+
+package main
+
+import (
+	"os"
+	"strconv"
+	"sync/atomic"
+	_ "unsafe" // go:linkname
+
+	"grpcgo/core"
+)
+
+// The runtime hook of patches/go-runtime/grpcgo_return.go.in: how a Python
+// thread returning from the engine treats its P (docs/ARCHITECTURE.md,
+// "A Python thread's P"). GRPCGO_RT_RETURN overrides the default.
+
+//go:linkname grpcgoReturnMode runtime.grpcgoReturnMode
+var grpcgoReturnMode uint32
+
+//go:linkname grpcgoPsReleased runtime.grpcgoPsReleased
+var grpcgoPsReleased uint64
+
+const defaultReturnMode = 2
+
+func init() {
+	mode := uint32(defaultReturnMode)
+	if v, err := strconv.ParseUint(os.Getenv("GRPCGO_RT_RETURN"), 10, 8); err == nil && v <= 3 {
+		mode = uint32(v)
+	}
+	atomic.StoreUint32(&grpcgoReturnMode, mode)
+}
+
+// runtimeReturnMode and runtimePsReleased report the hook's state (-1 when the
+// runtime was built without it).
+func runtimeReturnMode() int { return int(atomic.LoadUint32(&grpcgoReturnMode)) }
+func runtimePsReleased() int64 { return int64(atomic.LoadUint64(&grpcgoPsReleased)) }
+
+func init() {
+	core.PsReleased = func() (int, int64) { return runtimeReturnMode(), runtimePsReleased() }
+}
