@@ -33,7 +33,7 @@ func init() {
 
 // runtimeReturnMode and runtimePsReleased report the hook's state (-1 when the
 // runtime was built without it).
-func runtimeReturnMode() int { return int(atomic.LoadUint32(&grpcgoReturnMode)) }
+func runtimeReturnMode() int   { return int(atomic.LoadUint32(&grpcgoReturnMode)) }
 func runtimePsReleased() int64 { return int64(atomic.LoadUint64(&grpcgoPsReleased)) }
 
 func init() {

@@ -4,5 +4,5 @@ package main
 
 // Built with the runtime as it is (patches/go_runtime_patch.py found no
 // snippet to edit, or GRPCGO_RUNTIME_PATCH=0): no hook.
-func runtimeReturnMode() int { return -1 }
+func runtimeReturnMode() int   { return -1 }
 func runtimePsReleased() int64 { return -1 }
