@@ -7,6 +7,11 @@ first contender. For a loaded machine: read CPU per call next to the rates.
         --contender gcoff=/path/a/python:GOGC=off \\
         --contender grpcio=/path/grpcio-venv/python \\
         [--workloads unary] [--n 10000] [--rounds 6] [--max-message -1]
+        [--aio asyncio|uvloop]
+
+--aio runs bench/aio_server.py and bench/aio_client.py on that event loop
+instead (workloads aio_unary, aio_unary64, aio_sstream, aio_cstream,
+aio_bidi).
 
 A contender is NAME=PYTHON[:VAR=VALUE[,VAR=VALUE...]]: the environment
 settings apply to its server and its client. --max-message sets both
@@ -32,7 +37,8 @@ def parse_contender(text):
 def one_round(python, settings, args):
     env = dict(os.environ, **settings)
     limits = [] if args.max_message is None else ["--max-message", str(args.max_message)]
-    server = subprocess.Popen([python, "server.py"] + limits, cwd=BENCH_DIR, env=env,
+    server_argv = ["aio_server.py", "--loop", args.aio] if args.aio else ["server.py"] + limits
+    server = subprocess.Popen([python] + server_argv, cwd=BENCH_DIR, env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         while True:
@@ -42,11 +48,15 @@ def one_round(python, settings, args):
             if line.startswith("PORT "):
                 break
         n = str(args.n)
+        common = ["--target", "127.0.0.1:" + line.split()[1], "--server-pid", str(server.pid),
+                  "--workloads", args.workloads, "--unary-n", n, "--bidi-n", n,
+                  "--stream-n", n, "--warmup", str(args.warmup)]
+        if args.aio:
+            argv = [python, "aio_client.py", "--loop", args.aio, "--unary64-n", n] + common
+        else:
+            argv = [python, "client.py", "--unary8-n", n, "--big-n", n] + common + limits
         out = subprocess.run(
-            [python, "client.py", "--target", "127.0.0.1:" + line.split()[1],
-             "--server-pid", str(server.pid), "--workloads", args.workloads,
-             "--unary-n", n, "--unary8-n", n, "--bidi-n", n, "--stream-n", n, "--big-n", n,
-             "--warmup", str(args.warmup)] + limits,
+            argv,
             cwd=BENCH_DIR, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.stdin.close()
@@ -66,6 +76,7 @@ def main():
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--max-message", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--aio", choices=("asyncio", "uvloop"), default=None)
     args = p.parse_args()
     names = [c[0] for c in args.contender]
     res = {name: [] for name in names}
