@@ -25,7 +25,7 @@ const defaultReturnMode = 2
 
 func init() {
 	mode := uint32(defaultReturnMode)
-	if v, err := strconv.ParseUint(os.Getenv("GRPCGO_RT_RETURN"), 10, 8); err == nil && v <= 3 {
+	if v, err := strconv.ParseUint(os.Getenv("GRPCGO_RT_RETURN"), 10, 8); err == nil && v <= 4 {
 		mode = uint32(v)
 	}
 	atomic.StoreUint32(&grpcgoReturnMode, mode)

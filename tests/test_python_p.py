@@ -121,7 +121,7 @@ def test_mode_0_keeps_the_runtime_as_it_is():
     assert out["after"]["ps_released"] == 0, out
 
 
-@pytest.mark.parametrize("mode", ["1", "2", "3"])
+@pytest.mark.parametrize("mode", ["1", "2", "3", "4"])
 @pytest.mark.parametrize("procs", ["1", "2"])
 def test_every_mode_serves_exactly(mode, procs):
     out = run({"GRPCGO_RT_RETURN": mode, "GOMAXPROCS": procs}, calls=120)
