@@ -11,11 +11,12 @@ var (
 	liveHandles     atomic.Int64
 )
 
-// PsReleased, set by the binding when its runtime has grpcgo's hook
+// PythonPs, set by the binding when its runtime has grpcgo's hook
 // (patches/go_runtime_patch.py), reports how a Python thread returning
-// from the engine treats its P (mode; -1 without the hook) and how many Ps
-// such threads gave up so far.
-var PsReleased = func() (mode int, released int64) { return -1, -1 }
+// from the engine treats its P (mode; -1 without the hook), how many Ps
+// such threads gave up, and how many Ps held by Python threads running
+// Python were taken by a thread that needed one.
+var PythonPs = func() (mode int, released, taken int64) { return -1, -1, -1 }
 
 // CountHandles adds delta to the handles the binding holds for Python (its
 // references to engine objects), for introspection.

@@ -8,8 +8,8 @@ grpcgoReturnToC (patches/go-runtime/grpcgo_return.go.in), which can hand
 that P over at once. The toolchain's own runtime source is read (GOROOT)
 and edited in a copy under OUT_DIR; nothing in GOROOT changes.
 
-The edit is one exact snippet of cgocallbackg. If the toolchain's source
-does not have it (another Go release), the build goes on with the
+The edits are exact snippets of cgocall.go and proc.go. If the
+toolchain's source does not have one of them (another Go release), the build goes on with the
 runtime as it is, says so, and the engine behaves as before: the change is
 an optimisation, not a dependency. Returns the extra go flags and the build
 tag (grpcgo_rt) that tells pyext the hook exists.
@@ -23,12 +23,32 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 TAG = "grpcgo_rt"
 
-EDIT = (
-    "\t// going back to cgo call\n"
-    "\treentersyscall(savedpc, uintptr(savedsp), uintptr(savedbp))\n",
-    "\t// going back to cgo call (grpcgo: maybe without the P)\n"
-    "\tgrpcgoReturnToC(savedpc, uintptr(savedsp), uintptr(savedbp))\n",
-)
+# (file in GOROOT/src/runtime, [(old, new), ...]); each old occurs once.
+EDITS = [
+    ("cgocall.go", [(
+        "\t// going back to cgo call\n"
+        "\treentersyscall(savedpc, uintptr(savedsp), uintptr(savedbp))\n",
+        "\t// going back to cgo call (grpcgo: maybe without the P)\n"
+        "\tgrpcgoReturnToC(savedpc, uintptr(savedsp), uintptr(savedbp))\n",
+    )]),
+    ("proc.go", [
+        # findRunnable: the network poller readied goroutines and no P is
+        # idle: take one that a Python thread holds while it runs Python.
+        ("\t\tlock(&sched.lock)\n\t\tpp, _ := pidleget(now)\n\t\tunlock(&sched.lock)\n"
+         "\t\tif pp == nil {\n\t\t\tinjectglist(&list)\n",
+         "\t\tlock(&sched.lock)\n\t\tpp, _ := pidleget(now)\n\t\tunlock(&sched.lock)\n"
+         "\t\tif pp == nil && !list.empty() {\n\t\t\tpp = grpcgoTakeFromC()\n\t\t}\n"
+         "\t\tif pp == nil {\n\t\t\tinjectglist(&list)\n"),
+        # exitsyscall: no P of its own and none idle: the same.
+        ("\t\tif pp != nil {\n\t\t\tdecGSyscallNoP(getg().m) // We got a P for ourselves.\n"
+         "\t\t\treturn pp\n\t\t}\n\t}\n\treturn nil\n}\n",
+         "\t\tif pp != nil {\n\t\t\tdecGSyscallNoP(getg().m) // We got a P for ourselves.\n"
+         "\t\t\treturn pp\n\t\t}\n\t}\n"
+         "\tif pp := grpcgoTakeFromC(); pp != nil {\n"
+         "\t\tdecGSyscallNoP(getg().m)\n\t\treturn pp\n\t}\n"
+         "\treturn nil\n}\n"),
+    ]),
+]
 
 
 def _read(path):
@@ -48,23 +68,24 @@ def prepare(out_dir, go="go"):
         return [], []
     out_dir = os.path.abspath(out_dir)
     goroot = subprocess.check_output([go, "env", "GOROOT"], text=True).strip()
-    src = os.path.join(goroot, "src", "runtime", "cgocall.go")
-    text = _read(src)
-    old, new = EDIT
-    if text.count(old) != 1:
-        sys.stderr.write("grpcgo: %s has no single copy of the snippet patches/go_runtime_patch.py "
-                         "edits; building with the runtime unchanged\n" % src)
-        return [], []
-    added = _read(os.path.join(HERE, "go-runtime", "grpcgo_return.go.in"))
-    patched = os.path.join(out_dir, "runtime", "cgocall.go")
+    replace = {}
+    for name, edits in EDITS:
+        src = os.path.join(goroot, "src", "runtime", name)
+        text = _read(src)
+        for old, new in edits:
+            if text.count(old) != 1:
+                sys.stderr.write("grpcgo: %s has no single copy of a snippet patches/go_runtime_patch.py "
+                                 "edits; building with the runtime unchanged\n" % src)
+                return [], []
+            text = text.replace(old, new)
+        patched = os.path.join(out_dir, "runtime", name)
+        _write(patched, text)
+        replace[src] = patched
     extra = os.path.join(out_dir, "runtime", "grpcgo_return.go")
-    _write(patched, text.replace(old, new))
-    _write(extra, added)
+    _write(extra, _read(os.path.join(HERE, "go-runtime", "grpcgo_return.go.in")))
+    replace[os.path.join(goroot, "src", "runtime", "grpcgo_return.go")] = extra
     overlay = os.path.join(out_dir, "overlay.json")
-    _write(overlay, json.dumps({"Replace": {
-        src: patched,
-        os.path.join(goroot, "src", "runtime", "grpcgo_return.go"): extra,
-    }}, indent=1))
+    _write(overlay, json.dumps({"Replace": replace}, indent=1))
     return ["-overlay=" + overlay], [TAG]
 
 

@@ -2307,6 +2307,43 @@ PyObject * _wrap__introspect_introspect_Counters_PsReleased_Set(PyObject * PYBIN
 
 
 PyObject *
+_wrap__introspect_introspect_Counters_PsTaken_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
+{
+    PyObject *py_retval;
+    int64_t retval;
+    int64_t handle;
+    const char *keywords[] = {"handle", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, (char *) "L", (char **) keywords, &handle)) {
+        return NULL;
+    }
+    retval = introspect_Counters_PsTaken_Get(handle);
+    py_retval = Py_BuildValue((char *) "L", retval);
+    return py_retval;
+}
+PyObject * _wrap__introspect_introspect_Counters_PsTaken_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs);
+
+
+PyObject *
+_wrap__introspect_introspect_Counters_PsTaken_Set(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
+{
+    PyObject *py_retval;
+    int64_t handle;
+    int64_t val;
+    const char *keywords[] = {"handle", "val", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, (char *) "LL", (char **) keywords, &handle, &val)) {
+        return NULL;
+    }
+    introspect_Counters_PsTaken_Set(handle, val);
+    Py_INCREF(Py_None);
+    py_retval = Py_None;
+    return py_retval;
+}
+PyObject * _wrap__introspect_introspect_Counters_PsTaken_Set(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs);
+
+
+PyObject *
 _wrap__introspect_introspect_Counters_ReturnMode_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
 {
     PyObject *py_retval;
@@ -2540,6 +2577,8 @@ static PyMethodDef _introspect_functions[] = {
     {(char *) "introspect_Counters_Handles_Set", (PyCFunction) _wrap__introspect_introspect_Counters_Handles_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_Handles_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
     {(char *) "introspect_Counters_PsReleased_Get", (PyCFunction) _wrap__introspect_introspect_Counters_PsReleased_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsReleased_Get(handle)\n\ntype: handle: int64_t" },
     {(char *) "introspect_Counters_PsReleased_Set", (PyCFunction) _wrap__introspect_introspect_Counters_PsReleased_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsReleased_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
+    {(char *) "introspect_Counters_PsTaken_Get", (PyCFunction) _wrap__introspect_introspect_Counters_PsTaken_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsTaken_Get(handle)\n\ntype: handle: int64_t" },
+    {(char *) "introspect_Counters_PsTaken_Set", (PyCFunction) _wrap__introspect_introspect_Counters_PsTaken_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsTaken_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
     {(char *) "introspect_Counters_ReturnMode_Get", (PyCFunction) _wrap__introspect_introspect_Counters_ReturnMode_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_ReturnMode_Get(handle)\n\ntype: handle: int64_t" },
     {(char *) "introspect_Counters_ReturnMode_Set", (PyCFunction) _wrap__introspect_introspect_Counters_ReturnMode_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_ReturnMode_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
     {(char *) "introspect_Counters_ServerCalls_Get", (PyCFunction) _wrap__introspect_introspect_Counters_ServerCalls_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_ServerCalls_Get(handle)\n\ntype: handle: int64_t" },

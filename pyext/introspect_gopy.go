@@ -1255,6 +1255,18 @@ func introspect_Counters_PsReleased_Set(handle CGoHandle, val C.longlong) {
 	op.PsReleased = int(val)
 }
 
+//export introspect_Counters_PsTaken_Get
+func introspect_Counters_PsTaken_Get(handle CGoHandle) C.longlong {
+	op := ptrFromHandle_introspect_Counters(handle)
+	return C.longlong(op.PsTaken)
+}
+
+//export introspect_Counters_PsTaken_Set
+func introspect_Counters_PsTaken_Set(handle CGoHandle, val C.longlong) {
+	op := ptrFromHandle_introspect_Counters(handle)
+	op.PsTaken = int(val)
+}
+
 // ---- Slices ---
 
 // ---- Maps ---

@@ -21,7 +21,7 @@ var grpcgoReturnMode uint32
 //go:linkname grpcgoPsReleased runtime.grpcgoPsReleased
 var grpcgoPsReleased uint64
 
-const defaultReturnMode = 2
+const defaultReturnMode = 0
 
 func init() {
 	mode := uint32(defaultReturnMode)
@@ -37,5 +37,21 @@ func runtimeReturnMode() int   { return int(atomic.LoadUint32(&grpcgoReturnMode)
 func runtimePsReleased() int64 { return int64(atomic.LoadUint64(&grpcgoPsReleased)) }
 
 func init() {
-	core.PsReleased = func() (int, int64) { return runtimeReturnMode(), runtimePsReleased() }
+	core.PythonPs = func() (int, int64, int64) {
+		return runtimeReturnMode(), runtimePsReleased(), int64(atomic.LoadUint64(&grpcgoPsTaken))
+	}
+}
+
+//go:linkname grpcgoTakeMode runtime.grpcgoTakeMode
+var grpcgoTakeMode uint32
+
+//go:linkname grpcgoPsTaken runtime.grpcgoPsTaken
+var grpcgoPsTaken uint64
+
+func init() {
+	take := uint32(1)
+	if os.Getenv("GRPCGO_RT_TAKE") == "0" {
+		take = 0
+	}
+	atomic.StoreUint32(&grpcgoTakeMode, take)
 }

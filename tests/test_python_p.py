@@ -1,14 +1,16 @@
-"""A Python thread leaving the engine gives its Go P up (docs/ARCHITECTURE.md,
-"A Python thread's P"; patches/go_runtime_patch.py).
+"""The Go P a Python thread holds while it runs Python or waits in C
+(docs/ARCHITECTURE.md, "A Python thread's P"; patches/go_runtime_patch.py).
 
-grpcgo builds its library with a hook in Go's runtime at the point where a
-call from C returns: a Python thread no longer keeps a P "in a system call"
-while it runs Python, so goroutines it readied, and goroutines the network
-poller readies, never wait for Go's monitor thread to take that P back.
-What is checked here, each in its own subprocess with a bounded time:
+grpcgo builds its library with two hooks in Go's runtime: where a call
+from C returns (what the thread does with its P), and where a Go thread
+needs a P and finds none idle (it may take one a Python thread holds, so
+goroutines the network poller readies never wait for Go's monitor thread
+to take that P back). What is checked here, each in its own subprocess with a bounded time:
 
-* the library was built with the hook, and gives Ps up by default;
-* GRPCGO_RT_RETURN=0 turns it off (no P is given up);
+* the library was built with the hook; GRPCGO_RT_RETURN=2 gives the P
+  up at every return, 0 (the default) never;
+* a P a Python thread holds while it waits in C is taken at once by the
+  network poller's thread that needs it (GRPCGO_RT_TAKE=0: left to sysmon);
 * every mode serves unary calls from 8 threads, a bidi stream and grpc.aio
   calls with exact results, also with a single P (GOMAXPROCS=1, where a
   thread coming back into Go must wait for the one P), and a process with
@@ -106,9 +108,11 @@ def run(env_extra, calls=200):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_the_library_gives_ps_up_by_default():
+def test_the_library_has_the_hook_and_mode_2_gives_a_p_up_at_every_return():
     out = run({"GRPCGO_RT_RETURN": ""})
-    assert out["after"]["return_mode"] == 2, "the library was built without the runtime hook"
+    assert out["after"]["return_mode"] == 0, "the library was built without the runtime hook"
+    out = run({"GRPCGO_RT_RETURN": "2"})
+    assert out["after"]["return_mode"] == 2
     # Every call crosses into Go and back at least once in each process
     # part (client thread, server thread): far more Ps given up than calls.
     released = out["after"]["ps_released"] - out["before"]["ps_released"]
@@ -127,3 +131,70 @@ def test_every_mode_serves_exactly(mode, procs):
     out = run({"GRPCGO_RT_RETURN": mode, "GOMAXPROCS": procs}, calls=120)
     assert out["after"]["return_mode"] == int(mode)
     assert out["after"]["go_procs"] == int(procs)
+
+
+TAKE_SCRIPT = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    import grpc
+    import grpc._introspect as gi
+
+    # The server in its own process: here only the client's Python thread
+    # holds Ps, and with GOMAXPROCS=1 it holds the only one while it
+    # waits in C for a response.
+    server = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    port = int(server.stdout.readline())
+    with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+        echo = ch.unary_unary("/t.S/Echo")
+        assert echo(b"warm", timeout=30) == b"warm"
+        before = gi.live().ps_taken
+        for i in range(100):
+            # The call waits for its response in C, holding the P.
+            assert echo(b"%d" % i, timeout=30) == b"%d" % i
+        after = gi.live()
+    server.stdin.close()
+    server.wait(30)
+    print(json.dumps({"taken": after.ps_taken - before, "procs": after.go_procs}))
+    """
+)
+
+ECHO_SERVER = textwrap.dedent(
+    """
+    import sys
+    from concurrent import futures
+    import grpc
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {
+        "Echo": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
+    print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+    server.start()
+    sys.stdin.read()
+    server.stop(None)
+    """
+)
+
+
+def run_take(take):
+    # sysmon's slack at 20 ms: it would take the P back too, but only after
+    # the response arrived.
+    env = dict(os.environ, GOMAXPROCS="1", GRPCGO_RT_RETURN="0", GRPCGO_RT_TAKE=take,
+               GRPCGO_SYSMON_SLACK_NS="20000000")
+    proc = subprocess.run([sys.executable, "-c", TAKE_SCRIPT, ECHO_SERVER], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_p_held_by_a_python_thread_in_c_is_taken_by_the_poller():
+    # The response's goroutine needs the one P, which the sleeping Python
+    # thread holds: the poller's thread takes it at once instead of
+    # waiting for sysmon to.
+    out = run_take("1")
+    assert out["procs"] == 1
+    assert out["taken"] > 0, out
+
+
+def test_take_0_leaves_such_ps_to_sysmon():
+    out = run_take("0")
+    assert out["taken"] == 0, out

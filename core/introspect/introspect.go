@@ -38,6 +38,9 @@ type Counters struct {
 	ReturnMode int
 	// PsReleased counts the Ps returning Python threads gave up.
 	PsReleased int
+	// PsTaken counts the Ps taken from Python threads running Python by
+	// Go threads that needed one and found none idle.
+	PsTaken int
 }
 
 // Live returns the current number of live channels, servers and in-flight
@@ -52,7 +55,7 @@ func Live() Counters {
 		Handles:     int(c.Handles),
 		GoProcs:     runtime.GOMAXPROCS(0),
 	}
-	mode, released := core.PsReleased()
-	out.ReturnMode, out.PsReleased = mode, int(released)
+	mode, released, taken := core.PythonPs()
+	out.ReturnMode, out.PsReleased, out.PsTaken = mode, int(released), int(taken)
 	return out
 }

@@ -73,6 +73,7 @@ class LiveCounters(NamedTuple):
     go_procs: int  # GOMAXPROCS now: follows the Python threads using the engine
     return_mode: int  # how a Python thread leaving Go treats its P (-1: no runtime hook)
     ps_released: int  # Ps that Python threads leaving Go gave up so far
+    ps_taken: int  # Ps taken from Python threads running Python by Go threads needing one
 
 
 def live() -> LiveCounters:
@@ -88,4 +89,5 @@ def live() -> LiveCounters:
         handles=c.Handles,
         return_mode=c.ReturnMode,
         ps_released=c.PsReleased,
+        ps_taken=c.PsTaken,
     )

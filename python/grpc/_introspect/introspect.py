@@ -99,6 +99,10 @@ class Counters(go.GoClass):
 				self.PsReleased = args[7]
 			if "PsReleased" in kwargs:
 				self.PsReleased = kwargs["PsReleased"]
+			if  8 < len(args):
+				self.PsTaken = args[8]
+			if "PsTaken" in kwargs:
+				self.PsTaken = kwargs["PsTaken"]
 	def __del__(self):
 		_introspect.DecRef(self.handle)
 	def __str__(self):
@@ -203,6 +207,18 @@ class Counters(go.GoClass):
 			_introspect.introspect_Counters_PsReleased_Set(self.handle, value.handle)
 		else:
 			_introspect.introspect_Counters_PsReleased_Set(self.handle, value)
+	@property
+	def PsTaken(self):
+		"""PsTaken counts the Ps taken from Python threads running Python by
+		Go threads that needed one and found none idle.
+		"""
+		return _introspect.introspect_Counters_PsTaken_Get(self.handle)
+	@PsTaken.setter
+	def PsTaken(self, value):
+		if isinstance(value, go.GoClass):
+			_introspect.introspect_Counters_PsTaken_Set(self.handle, value.handle)
+		else:
+			_introspect.introspect_Counters_PsTaken_Set(self.handle, value)
 
 
 
