@@ -116,14 +116,32 @@ static inline void hot_dispatch_stop(void *p) {
 }
 
 /* A worker woken by a post (hot_dispatch_linger returned 1) has tried to
- * take a call: it is no longer on its way. If it took one and calls are
- * still queued with nobody on the way, it wakes the next taker; if it took
- * none, it looks again (the caller loops), which covers a call posted
- * while it was on its way. */
-static inline void hot_dispatch_arrived(hot_dispatch *d, int took) {
-    if (atomic_fetch_sub(&d->transit, 1) == 1 && took && atomic_load(&d->queued) > 0 &&
-        !atomic_load(&d->stopped))
-        hot_dispatch_wake(d);
+ * take a call: it is no longer on its way. Posts made while it was on its
+ * way woke nobody, so once nobody is on the way every call still queued
+ * needs a taker:
+ * - it took one: it wakes the next lingering worker, which is on its way
+ *   in turn; with none lingering, it posts the dispatcher once per queued
+ *   call (each post starts one pool task, which takes one call; a task
+ *   that finds its call taken ends);
+ * - it took none: it stays on its way and looks again (returns 1; the
+ *   caller takes a call, then arrives again), unless nothing is queued.
+ * Returns 1 when the worker is on its way again. */
+static inline int hot_dispatch_arrived(hot_dispatch *d, int took) {
+    if (atomic_fetch_sub(&d->transit, 1) != 1 || atomic_load(&d->stopped)) return 0;
+    int queued = atomic_load(&d->queued);
+    if (queued <= 0) return 0;
+    if (!took) {
+        atomic_fetch_add(&d->transit, 1);
+        return 1;
+    }
+    if (hot_dispatch_claim(d)) {
+        atomic_fetch_add(&d->transit, 1);
+        atomic_fetch_add(&d->wakes, 1);
+        sem_post(&d->workers);
+    } else {
+        for (int i = 0; i < queued; i++) sem_post(&d->poller);
+    }
+    return 0;
 }
 
 /* Whether a call may be queued: worth asking Go for it. */

@@ -694,6 +694,7 @@ static PyObject *m_server_linger(PyObject *self, PyObject *args) {
     hot_dispatch *d = server_dispatch(server, h);
     struct timespec until = hot_deadline(seconds);
     int posted = 0; /* woken by a post, and not yet arrived (dispatch.h) */
+    int looks = 0;  /* on its way again with nothing to take: bounded */
     for (;;) {
         if (hot_dispatch_pending(d)) {
             PyObject *event = take_call(d, h);
@@ -703,10 +704,13 @@ static PyObject *m_server_linger(PyObject *self, PyObject *args) {
             }
             Py_DECREF(event);
         }
-        if (posted) { /* took nothing: arrived, then looks once more */
-            posted = 0;
-            hot_dispatch_arrived(d, 0);
-            continue;
+        if (posted) { /* took nothing: arrived, or on its way again to look once more */
+            posted = hot_dispatch_arrived(d, 0);
+            if (posted && ++looks < 64) continue;
+            if (posted) { /* queued says a call is there, the take found none: linger */
+                hot_dispatch_arrived(d, 1);
+                posted = 0;
+            }
         }
         int r;
         Py_BEGIN_ALLOW_THREADS

@@ -43,8 +43,8 @@ def _dispatch(server):
     return server._hot.server_wakeups(server._handle)
 
 
-def _serve(handler):
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=N)
+def _serve(handler, workers=N):
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     server = grpc.server(pool, handlers=[grpc.method_handlers_generic_handler(
         SERVICE, {"Call": grpc.unary_unary_rpc_method_handler(handler)})])
     port = server.add_insecure_port("127.0.0.1:0")
@@ -111,6 +111,38 @@ def test_a_blocked_handler_never_keeps_queued_calls_from_other_threads(lingering
         with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
             call = ch.unary_unary("/%s/Call" % SERVICE)
             _warm(call, server, warm)
+            futures = [call.future(b"%d" % i, timeout=WAIT) for i in range(N)]
+            hold_gil(0.3)
+            assert [f.result(timeout=WAIT) for f in futures] == [b"%d" % i for i in range(N)]
+            assert not burst.broken
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+
+
+def test_calls_queued_behind_the_one_thread_on_its_way_all_get_a_thread(lingering):
+    # One pool thread lingers; a burst of N calls queues while the GIL is
+    # held, so the first call wakes it and the others wake nobody (it is on
+    # its way). Once it took its call, no other thread lingers: the
+    # dispatcher must start a pool task for each call still queued, or the
+    # burst's handlers, each waiting for all N to run, never meet.
+    warm = threading.Barrier(1)
+    burst = threading.Barrier(N)
+
+    def handler(request, context):
+        (warm if request == b"warm" else burst).wait(WAIT)
+        return request
+
+    server, pool, port = _serve(handler, workers=N + 4)
+    try:
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            call = ch.unary_unary("/%s/Call" % SERVICE)
+            assert call(b"warm", timeout=WAIT) == b"warm"
+            deadline = time.monotonic() + WAIT
+            while _dispatch(server)[0] < 1:
+                assert time.monotonic() < deadline, _dispatch(server)
+                time.sleep(0.005)
+            assert _dispatch(server)[0] == 1
             futures = [call.future(b"%d" % i, timeout=WAIT) for i in range(N)]
             hold_gil(0.3)
             assert [f.result(timeout=WAIT) for f in futures] == [b"%d" % i for i in range(N)]
