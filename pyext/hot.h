@@ -350,7 +350,7 @@ int hot_schedule_returns(void);
 
 /* Timer slack (pyext/slack.go): Go's monitor thread's, and Go's other
  * threads'. */
-#define HOT_SYSMON_SLACK_NS 250000
+#define HOT_SYSMON_SLACK_NS 1000000
 #define HOT_GO_THREAD_SLACK_NS 1
 
 /* Received messages handed to Python without a copy (pyext/hot_recv.go).

@@ -60,7 +60,7 @@ import "C"
 // sysmon never backs off: its wake-ups, and the Ps it takes back from
 // Python threads waiting in C, were ~20% of each process's CPU. Linux ends
 // a thread's sleeps late by up to its timer slack (50 us by default), so
-// with a 250 us slack sysmon wakes every ~270 us instead of every ~70, and
+// with a 1 ms slack sysmon wakes every ~1 ms instead of every ~70 us, and
 // Python threads that wait a few hundred microseconds in C mostly keep
 // their P. Go's other threads nap for 3 us when they look for work on a P
 // that is about to run it; with the default slack such a nap could last
@@ -74,9 +74,11 @@ import "C"
 // ping-pong call -25%, server -15%, 8 threads +6-20%, bidi +8-11%, 1 MiB
 // +8%; then the minimal slack for Go's threads: ping-pong +20-25% (p50 218
 // -> 170 us). A large slack on every Go thread instead cost ping-pong
-// 20-30%. A larger slack for sysmon (1 ms: ping-pong +6%, grpc.aio unary
-// +10-16%, -9-18% CPU per call) makes a goroutine readied on a P held by
-// a Python thread wait up to the slack for sysmon to retake it: a grpc-go
-// client's p99 against our server went 0.56-0.60 -> 1.0 (500 us) -> 1.2-2.1
-// ms (1 ms); docs/BENCHMARKS.md. GRPCGO_SYSMON_SLACK_NS sets sysmon's
-// slack; 0 leaves every thread's slack alone.
+// 20-30%. Sysmon's slack was 250 us until the runtime let a thread that
+// needs a P take one a Python thread holds in C (patches/go-runtime,
+// docs/ARCHITECTURE.md "A Python thread's P"): before that, a goroutine
+// the network poller readied waited up to the slack for sysmon to free a
+// P, and at 1 ms a grpc-go client's p99 against our server went from
+// 0.56-0.60 to 1.2-2.1 ms. With it, 1 ms keeps that p99 (0.45-0.56 ms) and
+// cuts CPU per call; docs/BENCHMARKS.md. GRPCGO_SYSMON_SLACK_NS sets
+// sysmon's slack; 0 leaves every thread's slack alone.
