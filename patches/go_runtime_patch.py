@@ -67,6 +67,9 @@ def prepare(out_dir, go="go"):
     if os.environ.get("GRPCGO_RUNTIME_PATCH", "1") == "0":
         return [], []
     out_dir = os.path.abspath(out_dir)
+    # A module of its own, so that `go vet ./...` and the like in the
+    # repository do not take the copies for one of its packages.
+    _write(os.path.join(out_dir, "go.mod"), "module grpcgo.invalid/go-runtime-patch\n")
     goroot = subprocess.check_output([go, "env", "GOROOT"], text=True).strip()
     replace = {}
     for name, edits in EDITS:
