@@ -47,6 +47,7 @@ func TestSendNowNoWaitKeepsOrderBothWays(t *testing.T) {
 	_, target := newTestServer(t, func(c *ServerCall) {
 		inline := 0
 		for m := range c.Requests() {
+			c.AioRead() // as hotAioCallRecv does
 			b := m.Materialize()
 			m.Free()
 			if bytes.HasPrefix(b, []byte("q")) { // this one queued
@@ -91,6 +92,7 @@ func TestSendNowNoWaitKeepsOrderBothWays(t *testing.T) {
 		got = append(got, m.Materialize())
 		m.Free()
 		s.TookResponses()
+		s.AioRead() // as hotAioStreamRecv does
 	}
 	for i := 0; i < 400; i++ {
 		switch {
@@ -147,6 +149,7 @@ func TestServerSendNowNoWaitPeerStopsReading(t *testing.T) {
 		sent, declined := 0, 0
 		deadline := time.Now().Add(longWait)
 		for declined < 50 && time.Now().Before(deadline) {
+			c.AioRead() // as if each response answered a request
 			ok, alive := c.SendNowNoWait(BytesMsg(bytes.Repeat([]byte{'p'}, 1000)))
 			if !alive {
 				break
@@ -191,6 +194,7 @@ func TestStreamSendNowNoWaitPeerStopsReading(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("SendNowNoWait still writing after %d", sent)
 		}
+		s.AioRead() // as if each request answered a response
 		ok, alive := s.SendNowNoWait(BytesMsg(bytes.Repeat([]byte{'r'}, 1000)))
 		if !alive {
 			t.Fatalf("the stream died after %d: %v", sent, s.Status)
@@ -209,4 +213,52 @@ func TestStreamSendNowNoWaitPeerStopsReading(t *testing.T) {
 	}
 	s.Cancel()
 	wantCode(t, ended(t, s), codes.Canceled)
+}
+
+// Back-to-back requests (client streaming): only the first since Python
+// read is written on the caller; the rest decline, to be queued for the
+// sender goroutine, which batches them. A read makes the next one written
+// on the caller again.
+func TestStreamSendNowNoWaitOnlyAnswers(t *testing.T) {
+	_, target := newTestServer(t, func(c *ServerCall) {
+		c.SendHeader(nil)
+		for m := range c.Requests() {
+			m.Free()
+		}
+		c.Finish(codes.OK, "", nil)
+	})
+	ch := dial(t, target)
+	s := ch.StartStream(spec(mBidi), true, true, nil, false)
+	closed(t, "the response headers", s.HeaderReady)
+	try := func() bool {
+		deadline := time.Now().Add(longWait)
+		for {
+			ok, alive := s.SendNowNoWait(BytesMsg([]byte("x")))
+			if !alive {
+				t.Fatalf("the stream died: %v", s.Status)
+			}
+			if ok || time.Now().After(deadline) {
+				return ok
+			}
+			if !s.aioWrote.Load() {
+				time.Sleep(time.Millisecond) // the writer was busy: again
+				continue
+			}
+			return false
+		}
+	}
+	if !try() {
+		t.Fatal("the first request was not written on the caller")
+	}
+	for i := 0; i < 5; i++ {
+		if ok, _ := s.SendNowNoWait(BytesMsg([]byte("y"))); ok {
+			t.Fatalf("back-to-back request %d written on the caller", i)
+		}
+	}
+	s.AioRead()
+	if !try() {
+		t.Fatal("after a read, the next request was not written on the caller")
+	}
+	s.CloseSend()
+	wantCode(t, ended(t, s), codes.OK)
 }

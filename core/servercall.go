@@ -23,6 +23,10 @@ import (
 // else by grpc-go's handler goroutine, which waits for that (or for the
 // call to die).
 type ServerCall struct {
+	// aioWrote: a response was written on the loop's thread and the
+	// handler has not read since (SendNowNoWait).
+	aioWrote atomic.Bool
+
 	Method      string
 	Metadata    metadata.MD
 	Peer        string
@@ -654,6 +658,10 @@ func (c *ServerCall) streamInline() directInline {
 	return nil
 }
 
+// AioRead notes that the handler reads requests: its next response may be
+// written on the loop's thread again (SendNowNoWait).
+func (c *ServerCall) AioRead() { c.aioWrote.Store(false) }
+
 // SendNowNoWait writes m on the calling goroutine, as SendNow does, only
 // if that cannot wait for anything (an event loop's thread, GIL held):
 // nothing queued before it, and the write goes out to the socket here as
@@ -672,7 +680,17 @@ func (c *ServerCall) SendNowNoWait(m Msg) (sent, alive bool) {
 	if !ok {
 		return false, !w.dead()
 	}
-	return w.sendNowIf(m, func() bool { return sw.st.GrpcgoAlone() && sw.st.GrpcgoWriteNoWait() })
+	// As the client's (Stream.SendNowNoWait): only a response that answers,
+	// the first since the handler read; back-to-back responses (server
+	// streaming) go to the sender goroutine, which batches them.
+	if c.aioWrote.Load() {
+		return false, !w.dead()
+	}
+	sent, alive = w.sendNowIf(m, func() bool { return sw.st.GrpcgoAlone() && sw.st.GrpcgoWriteNoWait() })
+	if sent {
+		c.aioWrote.Store(true)
+	}
+	return sent, alive
 }
 
 var aioServerInline = os.Getenv("GRPCGO_AIO_SERVER_INLINE") != "0"

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -13,6 +14,10 @@ import (
 type Stream struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// aioWrote: a request was written on the loop's thread and Python has
+	// not read since (SendNowNoWait).
+	aioWrote atomic.Bool
 
 	// HeaderReady is closed once the response headers arrived or the call
 	// ended without them; Header is valid after that.
@@ -143,7 +148,26 @@ func (s *Stream) ClearResponseWaiter(w *func()) bool { return s.in.clearWaiter(w
 // only if that cannot wait for anything (an event loop's thread):
 // nothing queued before it, and grpc-go's stream ready to take it at once
 // (streaminline.go). sent false and alive: the caller queues m.
-func (s *Stream) SendNowNoWait(m Msg) (sent, alive bool) { return s.out.sendNowIf(m, s.writeNoWait) }
+//
+// Only for a request that answers: the first, or the first since Python
+// read responses (AioRead). Requests sent back to back (client streaming)
+// go to the sender goroutine, which writes what it finds queued in one
+// write; one write per 16-byte request from the loop's thread halved
+// client streaming's messages/s.
+func (s *Stream) SendNowNoWait(m Msg) (sent, alive bool) {
+	if s.aioWrote.Load() {
+		return false, !s.out.dead()
+	}
+	sent, alive = s.out.sendNowIf(m, s.writeNoWait)
+	if sent {
+		s.aioWrote.Store(true)
+	}
+	return sent, alive
+}
+
+// AioRead notes that Python reads responses: the next request may be
+// written on the loop's thread again (SendNowNoWait).
+func (s *Stream) AioRead() { s.aioWrote.Store(false) }
 
 // Offer queues a request without waiting (see sender.offer).
 func (s *Stream) Offer(m Msg) (queued, alive bool) { return s.out.offer(m) }

@@ -242,6 +242,7 @@ func aioRecv(q <-chan core.Msg, set func(*func()) *func(), clear func(*func()) b
 func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Stream](h)
+	s.AioRead()
 	return aioRecv(s.Responses(), s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token)
 }
 
@@ -383,6 +384,7 @@ func dropCqWaiter(f *func()) {
 func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
+	c.AioRead()
 	return aioRecv(c.Requests(), c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token)
 }
 
