@@ -1,18 +1,23 @@
 """grpcgo's change to the Go runtime, for the extension's build only.
 
-A Python thread returning from the engine keeps its P "in a system call";
-goroutines it readied wait on that P for sysmon when every other P is busy
+A Python thread running Python keeps its Go P "in a system call"; a Go
+thread that needs a P (the network poller's, one back from a system call)
+then waits for sysmon when Python threads hold them all
 (docs/ARCHITECTURE.md, "A Python thread's P"). This module prepares a
-`go build -overlay` file that makes cgocallbackg's return to C go through
-grpcgoReturnToC (patches/go-runtime/grpcgo_return.go.in), which can hand
-that P over at once. The toolchain's own runtime source is read (GOROOT)
-and edited in a copy under OUT_DIR; nothing in GOROOT changes.
+`go build -overlay` file that adds patches/go-runtime/grpcgo_return.go.in
+to package runtime and edits two snippets: proc.go's two places where a
+thread finds no idle P call grpcgoTakeFromC (take one a Python thread
+holds in C), and cgocallbackg's return to C goes through grpcgoReturnToC
+(what the thread does with its P; Go's behaviour by default). The
+toolchain's own runtime source is read (GOROOT) and edited in a copy under
+OUT_DIR; nothing in GOROOT changes.
 
 The edits are exact snippets of cgocall.go and proc.go. If the
-toolchain's source does not have one of them (another Go release), the build goes on with the
-runtime as it is, says so, and the engine behaves as before: the change is
-an optimisation, not a dependency. Returns the extra go flags and the build
-tag (grpcgo_rt) that tells pyext the hook exists.
+toolchain's source does not have one of them (another Go release), the
+build goes on with the runtime as it is, says so, and the engine behaves
+as before: the change is an optimisation, not a dependency. Returns the
+extra go flags and the build tag (grpcgo_rt) that tells pyext the hooks
+exist.
 """
 
 import json

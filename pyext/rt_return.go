@@ -11,9 +11,11 @@ import (
 	"grpcgo/core"
 )
 
-// The runtime hook of patches/go-runtime/grpcgo_return.go.in: how a Python
-// thread returning from the engine treats its P (docs/ARCHITECTURE.md,
-// "A Python thread's P"). GRPCGO_RT_RETURN overrides the default.
+// The runtime hooks of patches/go-runtime/grpcgo_return.go.in
+// (docs/ARCHITECTURE.md, "A Python thread's P"): whether a Go thread that
+// finds no idle P may take one a Python thread holds in C
+// (GRPCGO_RT_TAKE=0: no), and how a Python thread returning from the
+// engine treats its P (GRPCGO_RT_RETURN, 0-4).
 
 //go:linkname grpcgoReturnMode runtime.grpcgoReturnMode
 var grpcgoReturnMode uint32
