@@ -84,14 +84,15 @@ static inline int hot_dispatch_claim(hot_dispatch *d) {
     return 0;
 }
 
-/* Wakes a lingering worker for a queued call, else the dispatcher. */
-static inline void hot_dispatch_wake(hot_dispatch *d) {
+/* Wakes a lingering worker for a queued call, else posts the dispatcher
+ * `calls` times (one pool task per call). */
+static inline void hot_dispatch_wake(hot_dispatch *d, int calls) {
     if (hot_dispatch_claim(d)) {
         atomic_fetch_add(&d->transit, 1);
         atomic_fetch_add(&d->wakes, 1);
         sem_post(&d->workers);
     } else {
-        sem_post(&d->poller);
+        for (int i = 0; i < calls; i++) sem_post(&d->poller);
     }
 }
 
@@ -102,7 +103,7 @@ static inline void hot_dispatch_post(void *p) {
      * before transit, here; it decrements transit before it looks at
      * queued). */
     if (atomic_load(&d->transit) > 0) return;
-    hot_dispatch_wake(d);
+    hot_dispatch_wake(d, 1);
 }
 
 static inline void hot_dispatch_stop(void *p) {
@@ -134,13 +135,7 @@ static inline int hot_dispatch_arrived(hot_dispatch *d, int took) {
         atomic_fetch_add(&d->transit, 1);
         return 1;
     }
-    if (hot_dispatch_claim(d)) {
-        atomic_fetch_add(&d->transit, 1);
-        atomic_fetch_add(&d->wakes, 1);
-        sem_post(&d->workers);
-    } else {
-        for (int i = 0; i < queued; i++) sem_post(&d->poller);
-    }
+    hot_dispatch_wake(d, queued);
     return 0;
 }
 

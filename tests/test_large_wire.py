@@ -37,11 +37,9 @@ def _methods():
     return {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
 
 
-def _raw_unary(port, request, path="/%s/Echo" % SERVICE):
-    """One unary call from a raw HTTP/2 client that sends its request as
-    fast as the windows allow and gives back every byte it receives.
-    Returns (response message bytes, trailers, the stream ids of the
-    WINDOW_UPDATEs received after the request's END_STREAM went out)."""
+def _open_stream(port, path):
+    """A raw HTTP/2 client's connection with one gRPC call's headers sent:
+    (socket, h2 connection, stream id)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(
         client_side=True, header_encoding="utf-8"))
@@ -50,6 +48,15 @@ def _raw_unary(port, request, path="/%s/Echo" % SERVICE):
     conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", path),
                             (":authority", "127.0.0.1:%d" % port),
                             ("content-type", "application/grpc"), ("te", "trailers")])
+    return sock, conn, sid
+
+
+def _raw_unary(port, request, path="/%s/Echo" % SERVICE):
+    """One unary call from a raw HTTP/2 client that sends its request as
+    fast as the windows allow and gives back every byte it receives.
+    Returns (response message bytes, trailers, the stream ids of the
+    WINDOW_UPDATEs received after the request's END_STREAM went out)."""
+    sock, conn, sid = _open_stream(port, path)
     body = b"\0" + len(request).to_bytes(4, "big") + request
     sent, ended = 0, False
     data, trailers, updates = bytearray(), None, []
@@ -248,14 +255,7 @@ def _raw_stream(port, path, chunks, reset_after=None):
     waiting for window as needed, then END_STREAM (or, with reset_after=i,
     RST_STREAM after the i-th frame). Returns (the response's gRPC
     messages, trailers), or (None, None) after a reset."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(
-        client_side=True, header_encoding="utf-8"))
-    conn.initiate_connection()
-    sid = conn.get_next_available_stream_id()
-    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", path),
-                            (":authority", "127.0.0.1:%d" % port),
-                            ("content-type", "application/grpc"), ("te", "trailers")])
+    sock, conn, sid = _open_stream(port, path)
     i = 0
     data, trailers = bytearray(), None
     deadline = time.monotonic() + WAIT
