@@ -88,3 +88,22 @@ func setServerCompressor(ss grpc.ServerStream, name string) error {
 	}
 	return grpc.SetSendCompressor(ss.Context(), name)
 }
+
+// setDefaultCompressor applies the server's compression (name, "" for none)
+// to a new call. grpc-go answers in the request's encoding, grpcio only in
+// the one its server or handler chose; and grpcio's response headers name
+// no grpc-encoding when it compresses nothing. So with name "" the
+// transport stream's send encoding is cleared (a compressed request had
+// set it), rather than set to identity, which grpc-go would name.
+func setDefaultCompressor(ss grpc.ServerStream, name string) {
+	if name == "" {
+		st := grpc.ServerTransportStreamFromContext(ss.Context())
+		if rs, ok := st.(interface{ SendCompress() string }); ok && rs.SendCompress() == "" {
+			return
+		}
+		if cs, ok := st.(interface{ SetSendCompress(string) error }); ok && cs.SetSendCompress("") == nil {
+			return
+		}
+	}
+	setServerCompressor(ss, name)
+}

@@ -418,9 +418,7 @@ func (s *Server) accept(ss grpc.ServerStream) (c *ServerCall, awaited bool, err 
 			return nil, false, err
 		}
 	}
-	// grpc-go answers in the request's encoding; grpcio compresses responses
-	// only when the server (or the handler) asks for it.
-	setServerCompressor(ss, s.compressor)
+	setDefaultCompressor(ss, s.compressor)
 	c = newServerCall(ss)
 	if st := s.mdLimits.check(HeaderSize(c.Metadata)); st != nil {
 		return nil, false, status.Error(st.Code, st.Details) // grpcio refuses it before any handler

@@ -409,3 +409,82 @@ def test_set_compression_after_initial_metadata():
             len(ch.unary_unary(method("LateSetCompression"))(b"", timeout=RPC_TIMEOUT)), MiB))
         assert "late_error" not in service.seen, service.seen.get("late_error")
         assert down > MiB
+
+
+# -- what the response headers name --------------------------------------------------------
+
+
+def _raw_unary(port, request_encoding=None, accept="identity, deflate, gzip"):
+    """One unary Length call over a raw HTTP/2 connection (the `h2` package),
+    so the test sees the response's headers as sent; returns (headers, the
+    response's gRPC message frame, trailers)."""
+    import gzip
+    import struct
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    body = b"abc"
+    flag = 0
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", method("Length")),
+               (":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers"),
+               ("grpc-accept-encoding", accept)]
+    if request_encoding:
+        headers.append(("grpc-encoding", request_encoding))
+        body, flag = gzip.compress(body), 1
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    got = {"data": b""}
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        conn.initiate_connection()
+        conn.send_headers(1, headers)
+        conn.send_data(1, bytes([flag]) + struct.pack(">I", len(body)) + body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        while "trailers" not in got:
+            data = sock.recv(65536)
+            assert data, "connection closed before the trailers"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    got["headers"] = dict((k.decode(), v.decode()) for k, v in event.headers)
+                elif isinstance(event, h2.events.TrailersReceived):
+                    got["trailers"] = dict((k.decode(), v.decode()) for k, v in event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    got["data"] += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, 1)
+            sock.sendall(conn.data_to_send())
+    return got["headers"], got["data"], got["trailers"]
+
+
+@contextlib.contextmanager
+def _raw_server(compression=None):
+    service = _Service()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    server = grpc.server(pool, handlers=[service.handler()], compression=compression)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("request_encoding", [None, "gzip"])
+def test_uncompressed_responses_name_no_encoding(request_encoding):
+    # grpcio's server names no grpc-encoding in the response headers unless
+    # it compresses (not even "identity", and whatever the request's
+    # encoding was); grpc-go would answer a gzip request in gzip.
+    with _raw_server() as port:
+        headers, data, trailers = _raw_unary(port, request_encoding)
+    assert trailers["grpc-status"] == "0"
+    assert "grpc-encoding" not in headers, headers
+    assert data == b"\x00\x00\x00\x00\x01" + b"3"  # uncompressed, len(b"abc")
+
+
+def test_compressed_responses_name_their_encoding():
+    with _raw_server(compression=Gzip) as port:
+        headers, data, trailers = _raw_unary(port)
+    assert trailers["grpc-status"] == "0"
+    assert headers.get("grpc-encoding") == "gzip", headers
+    # Either flag is right: grpcio leaves a 1-byte message uncompressed.
+    assert data[:1] in (b"\x00", b"\x01")
