@@ -12,9 +12,10 @@ import (
 // *[]byte (a copy).
 type rawCodec struct{}
 
-// Name is reported as the content-subtype; "proto" keeps the content-type
-// every gRPC peer expects for ordinary services.
-func (rawCodec) Name() string { return "proto" }
+// Name is reported as the content-subtype: none, so requests carry
+// content-type "application/grpc" as grpcio's (and grpc-go's own by
+// default) do, not "application/grpc+proto".
+func (rawCodec) Name() string { return "" }
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {

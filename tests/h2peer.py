@@ -57,6 +57,7 @@ class RawServer:
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
         self.closed = threading.Event()
+        self.requests = []  # each call's request headers, as [(name, value)]
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -111,6 +112,7 @@ class RawServer:
                     return
                 for event in h2conn.receive_data(data):
                     if isinstance(event, h2.events.RequestReceived):
+                        self.requests.append(list(event.headers))
                         sid = event.stream_id
                         h2conn.send_headers(sid, [(":status", "200"),
                                                   ("content-type", "application/grpc")])
