@@ -81,6 +81,7 @@ async def aio_sstream(channel, args, cpu):
         pass
     n = args.stream_n
     request = benchproto.wrap(b"%d %d" % (n, args.size))
+    cpu.start()
     start = time.perf_counter()
     count = 0
     async for _ in call(request):
@@ -88,7 +89,9 @@ async def aio_sstream(channel, args, cpu):
     elapsed = time.perf_counter() - start
     if count != n:
         raise SystemExit("aio_sstream: got %d messages, wanted %d" % (count, n))
-    return {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    result = {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    cpu.stop(n, result)
+    return result
 
 
 async def aio_cstream(channel, args, cpu):
@@ -101,12 +104,15 @@ async def aio_cstream(channel, args, cpu):
 
     await call(requests(max(1, args.warmup)))
     n = args.stream_n
+    cpu.start()
     start = time.perf_counter()
     response = await call(requests(n))
     elapsed = time.perf_counter() - start
     if benchproto.unwrap(response) != str(n).encode():
         raise SystemExit("aio_cstream: the server counted %r, wanted %d" % (response, n))
-    return {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    result = {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    cpu.stop(n, result)
+    return result
 
 
 async def _ping_pong(multicallable, message, n):

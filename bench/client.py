@@ -151,6 +151,7 @@ def sstream(channel, args, cpu):
         pass
     n = args.stream_n
     request = benchproto.wrap(b"%d %d" % (n, args.size))
+    cpu.start()
     start = time.perf_counter()
     count = 0
     for _ in call(request):
@@ -158,7 +159,9 @@ def sstream(channel, args, cpu):
     elapsed = time.perf_counter() - start
     if count != n:
         raise SystemExit("sstream: got %d messages, wanted %d" % (count, n))
-    return {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    result = {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    cpu.stop(n, result)
+    return result
 
 
 def cstream(channel, args, cpu):
@@ -171,12 +174,15 @@ def cstream(channel, args, cpu):
 
     call(requests(max(1, args.warmup)))
     n = args.stream_n
+    cpu.start()
     start = time.perf_counter()
     response = call(requests(n))
     elapsed = time.perf_counter() - start
     if benchproto.unwrap(response) != str(n).encode():
         raise SystemExit("cstream: the server counted %r, wanted %d" % (response, n))
-    return {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    result = {"messages": n, "seconds": elapsed, "msgs_per_s": n / elapsed}
+    cpu.stop(n, result)
+    return result
 
 
 def _ping_pong(call, message, n):
