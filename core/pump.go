@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -16,6 +17,28 @@ type msgStream interface {
 // Buffering lets the binding hand over and take several messages per
 // crossing without waiting for the network each time.
 const queueDepth = 64
+
+// A deep receive queue also takes small messages (smallMsgMax bytes at
+// most) beyond queueDepth, up to smallQueueDepth in all: a stream of small
+// messages then crosses to Python in batches of up to 256 (the readers
+// take that many at once), while larger ones still wait once 64 are
+// queued (the 192 more hold 24 KiB at most). Its reader must call took
+// after every take from the first on (a large message beyond 64 waits for
+// that). The binding's readers all do, and it sets ReadersTake;
+// GRPCGO_STREAM_DEEP=0 keeps every queue at queueDepth (A/B runs;
+// pyext's holds read it too).
+const (
+	smallQueueDepth = 256
+	smallMsgMax     = 128
+)
+
+// StreamDeep reports whether deep queues are on (GRPCGO_STREAM_DEEP).
+var StreamDeep = os.Getenv("GRPCGO_STREAM_DEEP") != "0"
+
+// ReadersTake is set (before the first stream) by a binding whose readers
+// of Responses() and Requests() call TookResponses / TookRequests after
+// every take: its receive queues are then deep (StreamDeep).
+var ReadersTake bool
 
 // receiver reads a stream ahead into a bounded queue. The queue is closed
 // when the stream ends; err (read only after the close) holds the reason,
@@ -33,11 +56,30 @@ type receiver struct {
 	// (waitRoom) instead of being woken for every message taken.
 	coop atomic.Bool
 	full atomic.Bool   // run waits in waitRoom
+	low  atomic.Int32  // ... until this many are queued at most
 	room chan struct{} // took's signal to waitRoom (1 deep)
 }
 
-func newReceiver() *receiver {
-	return &receiver{q: make(chan Msg, queueDepth), stop: make(chan struct{}), room: make(chan struct{}, 1)}
+func newReceiver() *receiver { return newReceiverFor(StreamDeep && ReadersTake) }
+
+// newReceiverFor makes a receiver, deep (its reader calls took from the
+// first take on) or not (64 messages; took optional).
+func newReceiverFor(deep bool) *receiver {
+	r := &receiver{stop: make(chan struct{}), room: make(chan struct{}, 1)}
+	if deep {
+		r.q = make(chan Msg, smallQueueDepth)
+		r.coop.Store(true)
+	} else {
+		r.q = make(chan Msg, queueDepth)
+	}
+	return r
+}
+
+// fits reports whether m may be queued now: below queueDepth any message,
+// beyond it (up to the channel's capacity) only a small one.
+func (r *receiver) fits(m Msg) bool {
+	n := len(r.q)
+	return n < queueDepth || n < cap(r.q) && m.Len() <= smallMsgMax
 }
 
 // run reads until the stream ends, on the calling goroutine. before runs
@@ -59,13 +101,15 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 			return
 		}
 		m = emptyIfNil(m)
-		select {
-		case r.q <- m:
+		if r.fits(m) {
+			// Only run sends on q, so there is room.
+			r.q <- m
 			r.wake()
 			continue
-		default:
 		}
-		ok := !r.coop.Load() || r.waitRoom()
+		// A reader that calls took: wait until half was taken (a large
+		// message in a deep queue: half of queueDepth).
+		ok := !r.coop.Load() || r.waitRoom(m)
 		if ok {
 			select {
 			case r.q <- m:
@@ -83,13 +127,19 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 }
 
 // waitRoom waits until the reader took at least half of a full queue (or
-// the queue was abandoned: false). Without it, a full queue's sender is
-// woken (a goroutine made ready, often a thread woken) for every message
-// the reader takes, however many it takes at once.
-func (r *receiver) waitRoom() bool {
+// the queue was abandoned: false): half of queueDepth for a large message
+// m, half of the channel for a small one. Without it, a full queue's
+// sender is woken (a goroutine made ready, often a thread woken) for
+// every message the reader takes, however many it takes at once.
+func (r *receiver) waitRoom(m Msg) bool {
+	low := cap(r.q) / 2
+	if m.Len() > smallMsgMax {
+		low = min(low, queueDepth/2)
+	}
+	r.low.Store(int32(low))
 	for {
 		r.full.Store(true)
-		if len(r.q) <= cap(r.q)/2 {
+		if len(r.q) <= low {
 			r.full.Store(false)
 			return true
 		}
@@ -108,7 +158,7 @@ func (r *receiver) took() {
 	if !r.coop.Load() {
 		r.coop.Store(true)
 	}
-	if r.full.Load() && len(r.q) <= cap(r.q)/2 {
+	if r.full.Load() && len(r.q) <= int(r.low.Load()) {
 		select {
 		case r.room <- struct{}{}:
 		default:

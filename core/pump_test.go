@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -729,6 +730,84 @@ func TestReceiverRefillsInHalves(t *testing.T) {
 	waitFor(t, "a full queue", func() bool { return len(r.Queue()) == queueDepth })
 	<-r.Queue()
 	r.took()
+	notYet(t, "run returning while it waits for room", done)
+	r.abandon()
+	closed(t, "run", done)
+	if afterErr != errAbandoned {
+		t.Fatalf("after(%v), want errAbandoned", afterErr)
+	}
+}
+
+// TestDeepReceiver: a deep receive queue (the binding's) takes up to
+// smallQueueDepth small messages but no large one beyond queueDepth; it
+// refills once its reader took half (of the channel for small messages, of
+// queueDepth for a large one), and keeps the order across the sizes.
+func TestDeepReceiver(t *testing.T) {
+	big := bytes.Repeat([]byte{'B'}, smallMsgMax+1)
+	msg := func(i int) []byte {
+		// 300 small, then 100 large, then 300 small, then 10 large.
+		if i >= 300 && i < 400 || i >= 700 {
+			return append([]byte(fmt.Sprintf("%d:", i)), big...)
+		}
+		return []byte(fmt.Sprintf("%d:", i))
+	}
+	const total = 710
+	f := &fakeStream{recv: make(chan []byte, total)}
+	for i := 0; i < total; i++ {
+		f.recv <- msg(i)
+	}
+	close(f.recv)
+	r := newReceiverFor(true)
+	if cap(r.Queue()) != smallQueueDepth {
+		t.Fatalf("cap %d, want %d", cap(r.Queue()), smallQueueDepth)
+	}
+	done := run(func() { r.run(f, nil, nil) })
+	next := 0
+	take := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			m := <-r.Queue()
+			if got, want := string(m.Materialize()), string(msg(next)); got != want {
+				t.Fatalf("message %d: got %.10q, want %.10q", next, got, want)
+			}
+			next++
+		}
+		r.took()
+	}
+	settled := func(what string, want int) {
+		t.Helper()
+		waitFor(t, what, func() bool { return len(r.Queue()) == want })
+		time.Sleep(20 * time.Millisecond)
+		if n := len(r.Queue()); n != want {
+			t.Fatalf("%s: %d queued, want %d", what, n, want)
+		}
+	}
+	settled("the small messages filling the channel", smallQueueDepth)
+	take(smallQueueDepth/2 - 1)
+	settled("no refill before half was taken", smallQueueDepth/2+1)
+	take(1) // half: refilled with the 44 small ones left; the first large one waits
+	settled("the refill up to the first large message", smallQueueDepth/2+44)
+	take(smallQueueDepth/2 + 44 - queueDepth/2 - 1) // down to 33 queued
+	settled("a large message waiting for half of queueDepth", queueDepth/2+1)
+	take(1) // 32 queued: large ones come, up to queueDepth
+	settled("large messages up to queueDepth", queueDepth)
+	for next < total {
+		take(1)
+	}
+	if _, ok := <-r.Queue(); ok {
+		t.Fatal("queue not closed at the end")
+	}
+	closed(t, "run", done)
+
+	// Abandoned while a large message waits for room.
+	f = &fakeStream{recv: make(chan []byte, 2*queueDepth)}
+	for i := 0; i < 2*queueDepth; i++ {
+		f.recv <- big
+	}
+	r = newReceiverFor(true)
+	var afterErr error
+	done = run(func() { r.run(f, nil, func(err error) { afterErr = err }) })
+	settled("large messages up to queueDepth", queueDepth)
 	notYet(t, "run returning while it waits for room", done)
 	r.abandon()
 	closed(t, "run", done)

@@ -12,6 +12,7 @@ int hold_enabled = 1;
 atomic_int hold_live;
 
 int64_t hold_bound_ns = 100000;
+int hold_msgs = HOLD_MSGS, hold_bytes = HOLD_BYTES;
 
 int64_t hold_now(void) {
     struct timespec ts;
@@ -24,6 +25,11 @@ void hold_setup(void) {
     if (on != NULL && strcmp(on, "0") == 0) hold_enabled = 0;
     const char *us = getenv("GRPCGO_STREAM_HOLD_US");
     if (us != NULL && atol(us) > 0) hold_bound_ns = atol(us) * 1000;
+    const char *deep = getenv("GRPCGO_STREAM_DEEP");
+    if (deep != NULL && strcmp(deep, "0") == 0) {
+        hold_msgs = 64;
+        hold_bytes = 8192;
+    }
 }
 
 /* ---- the flusher --------------------------------------------------------
@@ -159,7 +165,7 @@ int hot_hold_put(hot_hold *h, const char *p, uint32_t n, int64_t now, int fast) 
         r = -1;
     } else if (h->n == 0 && !h->busy && !fast) {
         r = 2;
-    } else if (h->busy || h->n == HOLD_MSGS || h->used + (int)n > HOLD_BYTES ||
+    } else if (h->busy || h->n == hold_msgs || h->used + (int)n > hold_bytes ||
                (h->n > 0 && now - h->since >= hold_bound_ns)) {
         r = 0;
     } else {

@@ -4,7 +4,7 @@
  *
  * A stream's hold takes a message without a call into Go. Its messages go
  * on into the engine, in order, when
- *   - the hold is full (HOLD_MSGS messages or HOLD_BYTES bytes), or a
+ *   - the hold is full (hold_msgs messages or hold_bytes bytes), or a
  *     message does not fit it: the sending thread flushes (hotHoldSend);
  *   - the oldest held message is hold_bound_ns old when the sender hands
  *     over the next one: it flushes;
@@ -29,8 +29,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define HOLD_MSGS 64
-#define HOLD_BYTES 8192
+/* A hold's room: 256 messages / 16 KiB, or 64 / 8 KiB with
+ * GRPCGO_STREAM_DEEP=0 (hold_msgs, hold_bytes; the receive queues take 256
+ * small messages likewise: core/pump.go). */
+#define HOLD_MSGS 256
+#define HOLD_BYTES 16384
 #define HOLD_MSG_MAX 1024 /* larger messages are sent as they come */
 
 typedef struct hot_hold {
@@ -52,6 +55,7 @@ typedef struct hot_hold {
  * turns holding off; GRPCGO_STREAM_HOLD_US is the bound in microseconds. */
 extern int hold_enabled;
 extern int64_t hold_bound_ns;
+extern int hold_msgs, hold_bytes;
 /* A message is held only if the same thread's previous send on the same
  * stream ended less than this long before (the producer is in a loop). */
 #define HOLD_GAP_NS 20000

@@ -205,13 +205,15 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 // stream's or call's) that completes token once something is queued. The
 // queue is checked again after the waiter is set, so nothing queued in
 // between is missed; a waiter taken back that ran completes for nobody.
-func aioRecv(q <-chan core.Msg, set func(*func()) *func(), clear func(*func()) bool, maxN int,
+func aioRecv(q <-chan core.Msg, took func(), set func(*func()) *func(), clear func(*func()) bool, maxN int,
 	cq *C.hot_cq, token C.uint64_t) pyObj {
 	take := func(m core.Msg, ok bool) pyObj {
 		if !ok {
 			return C.hot_list(0)
 		}
-		return takeQueued(q, msgBatch{m}, maxN).py()
+		batch := takeQueued(q, msgBatch{m}, maxN)
+		took() // the reading goroutine may wait for room (core's receiver.took)
+		return batch.py()
 	}
 	select {
 	case m, ok := <-q:
@@ -243,7 +245,7 @@ func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_s
 	defer guard(&ret)
 	s := value[*core.Stream](h)
 	s.AioRead()
-	return aioRecv(s.Responses(), s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token)
+	return aioRecv(s.Responses(), s.TookResponses, s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token)
 }
 
 //export hotAioStreamSend
@@ -385,7 +387,7 @@ func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssi
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	c.AioRead()
-	return aioRecv(c.Requests(), c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token)
+	return aioRecv(c.Requests(), c.TookRequests, c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token)
 }
 
 //export hotAioCallSend

@@ -294,6 +294,11 @@ func hotStreamRecv(h C.uintptr_t, maxN C.Py_ssize_t, timeout C.double) (ret pyOb
 	return recvBatch(s.Responses(), s.TookResponses, int(maxN), seconds(timeout))
 }
 
+// Every reader of a stream's queue here (recvBatch, aioRecv) calls its
+// took function after each take, so the engine's receive queues may be
+// deep (core.ReadersTake).
+func init() { core.ReadersTake = true }
+
 // recvBatch takes what is queued (at least one message, waiting for it)
 // into a list.
 func recvBatch(q <-chan core.Msg, took func(), maxN int, timeout time.Duration) pyObj {

@@ -410,3 +410,45 @@ def test_a_read_that_waited_resumes_in_its_turn_server():
         loop.close()
     turns = result["after"] - result["before"]
     assert turns < 1.5 * n, "%d turns of the server's loop for %d round trips" % (turns, n)
+
+
+def _mixed(i):
+    # 300 small messages, 100 of 2 KiB, 300 small, then 2 KiB ones: runs of
+    # small ones fill a deep receive queue past 64 (up to 256), and a large
+    # one then waits for room, which the aio reader's takes make.
+    if 300 <= i < 400 or i >= 700:
+        return b"%06d" % i + b"L" * 2048
+    return b"%06d" % i
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_small_and_large_messages_keep_their_order(loop_kind):
+    n = 800
+
+    async def stream(request, context):
+        for i in range(n):
+            yield _mixed(i)
+
+    async def count(request_iterator, context):
+        got = [r async for r in request_iterator]
+        return b"ok" if got == [_mixed(i) for i in range(n)] else b"bad %d" % len(got)
+
+    async def main():
+        async with serving({"Stream": grpc.unary_stream_rpc_method_handler(stream),
+                            "Count": grpc.stream_unary_rpc_method_handler(count)}) as port:
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = channel.unary_stream(method("Stream"))(b"", timeout=WAIT)
+                got = []
+                async for m in call:
+                    got.append(m)
+                    if len(got) == 1:
+                        await asyncio.sleep(0.5)  # let the queue fill
+                assert got == [_mixed(i) for i in range(n)]
+
+                async def requests():
+                    for i in range(n):
+                        yield _mixed(i)
+
+                assert await channel.stream_unary(method("Count"))(requests(), timeout=WAIT) == b"ok"
+
+    run(main(), loop_kind)

@@ -1,5 +1,5 @@
-"""Streams cross between Python and the engine in batches (up to 64 received
-messages per crossing, 64-deep queues in each direction: docs/ARCHITECTURE.md,
+"""Streams cross between Python and the engine in batches (up to 256 small
+received messages per crossing, queues of 64 large ones; docs/ARCHITECTURE.md,
 "Streams: queues in Go, batches across"). These tests hold the edges of that
 batching to grpcio's semantics: every message in order, the status after the
 last message, errors and cancellation in the middle of a batch losing nothing
@@ -39,6 +39,14 @@ def method(name):
 
 def payload(i):
     return b"m-%06d" % i
+
+
+def mixed(i):
+    """300 small messages, 100 of 2 KiB, 300 small, then 2 KiB ones: a deep
+    queue of small messages meets large ones, which wait for room at 64."""
+    if 300 <= i < 400 or i >= 700:
+        return payload(i) + b"L" * 2048
+    return payload(i)
 
 
 class _Service:
@@ -84,6 +92,20 @@ class _Service:
             yield payload(i) + block
             i += 1
 
+    # Yields small messages until the call ends; counts them.
+    def endless_small(self, request, context):
+        context.add_callback(self.cancelled.set)
+        i = 0
+        while context.is_active() and i < int(request):
+            self.yielded = i + 1
+            yield payload(i)
+            i += 1
+
+    # Runs of small and large messages (mixed(i)), as many as asked.
+    def mixed(self, request, context):
+        for i in range(int(request)):
+            yield mixed(i)
+
     # Yields n messages as fast as it can, then blocks until released.
     def then_block(self, request, context):
         n = int(request)
@@ -109,6 +131,8 @@ class _Service:
             "ThenRaise": grpc.unary_stream_rpc_method_handler(self.then_raise),
             "Plain": grpc.unary_stream_rpc_method_handler(self.plain),
             "Endless": grpc.unary_stream_rpc_method_handler(self.endless),
+            "EndlessSmall": grpc.unary_stream_rpc_method_handler(self.endless_small),
+            "Mixed": grpc.unary_stream_rpc_method_handler(self.mixed),
             "ThenBlock": grpc.unary_stream_rpc_method_handler(self.then_block),
             "CountRequests": grpc.stream_unary_rpc_method_handler(self.count_requests),
         })
@@ -245,7 +269,7 @@ def test_many_requests_arrive_in_order(served):
     assert service.received == [payload(i) for i in range(n)]
 
 
-@pytest.mark.parametrize("n", [1, 2, 100, 1000])
+@pytest.mark.parametrize("n", [1, 2, 100, 255, 256, 257, 1000])
 def test_messages_yielded_before_the_generator_blocks_arrive(served, n):
     # n messages in a tight loop, then the generator blocks for BLOCK
     # seconds: every one of them reaches the client while it blocks.
@@ -272,7 +296,7 @@ def test_messages_yielded_before_the_generator_blocks_arrive(served, n):
     assert got[-1] == b"after"
 
 
-@pytest.mark.parametrize("n", [1, 2, 100, 1000])
+@pytest.mark.parametrize("n", [1, 2, 100, 255, 256, 257, 1000])
 def test_requests_yielded_before_the_iterator_blocks_arrive(served, n):
     # The same for a client's request iterator: the server sees all n
     # requests while the iterator blocks.
@@ -381,3 +405,117 @@ def test_holds_are_used_and_all_freed(served):
         gc.collect()
         time.sleep(0.01)
     assert _holds_live() == base
+
+
+def test_small_and_large_messages_keep_their_order(served):
+    # Runs of small messages fill a deep receive queue past 64; a large
+    # message then waits for room (64 at most) and nothing is lost or
+    # reordered, both ways.
+    service, ch = served
+    n = 800
+    assert list(ch.unary_stream(method("Mixed"))(b"%d" % n, timeout=RPC_TIMEOUT)) == [
+        mixed(i) for i in range(n)]
+    response = ch.stream_unary(method("CountRequests"))(
+        (mixed(i) for i in range(n)), timeout=RPC_TIMEOUT)
+    assert response == b"%d" % n
+    assert service.received == [mixed(i) for i in range(n)]
+
+
+def test_cancel_in_the_middle_of_a_batch_of_small_messages(served):
+    service, ch = served
+    call = ch.unary_stream(method("EndlessSmall"))(b"10000000", timeout=RPC_TIMEOUT)
+    got = [next(call) for _ in range(300)]
+    assert got == [payload(i) for i in range(300)]
+    assert call.cancel() is True
+    with pytest.raises(grpc.RpcError) as info:
+        for _ in call:
+            pass
+    assert info.value.code() is grpc.StatusCode.CANCELLED
+    assert service.cancelled.wait(WAIT)
+
+
+def test_slow_reader_of_small_messages_holds_the_producer_back(served):
+    # 2,000,000 small messages to a reader that stops after one: flow
+    # control and the bounded queues (256 small messages) stop the
+    # generator long before the end.
+    service, ch = served
+    total = 2_000_000
+    call = ch.unary_stream(method("EndlessSmall"))(b"%d" % total, timeout=RPC_TIMEOUT)
+    assert next(call) == payload(0)
+    last, stable, deadline = -1, 0, time.monotonic() + WAIT
+    while stable < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = service.yielded
+        stable = stable + 1 if now == last else 0
+        last = now
+    assert service.yielded < 1_000_000, service.yielded
+    for i in range(1, 2000):
+        assert next(call) == payload(i)
+    call.cancel()
+    assert service.cancelled.wait(WAIT)
+
+
+def _grpcgo():
+    return _holds_live() is not None
+
+
+def test_small_responses_cross_in_batches_of_up_to_256(served):
+    # grpcgo only: with 1,000 small responses queued, one crossing brings up
+    # to 256 of them (64 and what came meanwhile with GRPCGO_STREAM_DEEP=0). The second is a
+    # generous settle for the engine to queue them, not a timing bound.
+    if not _grpcgo():
+        pytest.skip("grpcgo's batches")
+    service, ch = served
+    call = ch.unary_stream(method("ThenBlock"))(b"1000", timeout=RPC_TIMEOUT)
+    try:
+        assert service.event("then_block_yielded").wait(WAIT)
+        time.sleep(1.0)
+        assert next(call) == payload(0)
+        assert 128 < len(call._buffer) + 1 <= 256, len(call._buffer) + 1
+        assert [next(call) for _ in range(999)] == [payload(i) for i in range(1, 1000)]
+    finally:
+        service.event("release").set()
+    assert list(call) == [b"after"]
+
+
+def test_small_requests_cross_in_batches_of_up_to_256():
+    # grpcgo only: the same for a handler's requests (after its first two
+    # reads, which start the read-ahead).
+    if not _grpcgo():
+        pytest.skip("grpcgo's batches")
+    n = 1000
+    release = threading.Event()
+    sizes = []
+
+    def count(request_iterator, context):
+        got = [next(request_iterator), next(request_iterator)]
+        time.sleep(1.0)  # the client's requests queue up meanwhile
+        for r in request_iterator:
+            got.append(r)
+            sizes.append(len(request_iterator._batch))
+        assert got == [payload(i) for i in range(n)]
+        return b"%d" % len(got)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
+        "Count": grpc.stream_unary_rpc_method_handler(count)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+
+    def requests():
+        for i in range(n):
+            yield payload(i)
+        release.wait(WAIT)
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            future = channel.stream_unary(method("Count")).future(requests(), timeout=RPC_TIMEOUT)
+            deadline = time.monotonic() + WAIT
+            while not sizes and time.monotonic() < deadline:
+                time.sleep(0.01)
+            release.set()
+            assert future.result(WAIT) == b"%d" % n
+        assert 128 < max(sizes) <= 256, sizes
+    finally:
+        release.set()
+        server.stop(None)

@@ -18,7 +18,7 @@ _INTERNAL = grpc.StatusCode.INTERNAL
 _UNKNOWN = grpc.StatusCode.UNKNOWN
 
 # How many responses one crossing may bring back.
-_BATCH = 64
+_BATCH = 256
 
 SERIALIZE_FAILED = "Exception serializing request!"
 _DESERIALIZE_FAILED = "Exception deserializing response!"

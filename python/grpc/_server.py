@@ -34,7 +34,7 @@ _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
 _OK = 0
 
 # How many requests one crossing may bring in.
-_BATCH = 64
+_BATCH = 256
 
 # How long a pool thread that finished a call waits for the next one before
 # going back to its pool.

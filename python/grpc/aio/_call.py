@@ -49,7 +49,7 @@ _CANCELLED = grpc.StatusCode.CANCELLED
 _INTERNAL = grpc.StatusCode.INTERNAL
 
 # How many responses one receive may bring back.
-_BATCH = 64
+_BATCH = 256
 
 LOCAL_CANCELLATION_DETAILS = "Locally cancelled by application!"
 CHANNEL_CLOSED_DETAILS = "Channel closed!"

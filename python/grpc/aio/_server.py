@@ -62,7 +62,7 @@ _StatusCode = grpc.StatusCode
 _CODE_VALUES = {code: code.value[0] for code in grpc.StatusCode}
 
 # How many calls one take, and requests one receive, may bring in.
-_BATCH = 64
+_BATCH = 256
 
 _READY, _RUNNING, _STOPPING, _STOPPED = range(4)
 
