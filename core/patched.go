@@ -23,6 +23,7 @@ func init() {
 	sendMsgs = grpc.GrpcgoSendMsgs // message.go
 	setRecvDests, takeDest = mem.GrpcgoSetDests, mem.GrpcgoTakeDest
 	destsOn, destsLive = mem.GrpcgoDestsOn, mem.GrpcgoDestsLive
+	ServerInlineWrites = grpc.GrpcgoServerInline // servercall.go
 }
 
 const patchedWriteBuffer = 512 << 10

@@ -40,6 +40,10 @@ type ServerCall struct {
 	// Here is the binding's note that whoever finishes the call may write
 	// and wait on its goroutine (FinishHere); core does not read it.
 	Here bool
+	// Loop is the binding's note that the call is finished on an event
+	// loop's thread, which must not wait (FinishNoWait); core does not
+	// read it.
+	Loop bool
 
 	ctx context.Context
 	ss  grpc.ServerStream
@@ -396,6 +400,60 @@ func (c *ServerCall) Finish(code codes.Code, details string, last Msg) error {
 // and the status only queues a frame for grpc-go's writer.
 func (c *ServerCall) FinishHere(code codes.Code, details string, last Msg) error {
 	return c.finish(code, details, last, true)
+}
+
+// FinishNoWait is Finish for a caller that must never wait (an event
+// loop's thread, GIL held): a quick finish (QuickFinish, and trailing
+// metadata and details of at most quickTrailer bytes) is ended on the
+// calling goroutine as FinishHere ends it, so no goroutine is started and
+// woken for it: the response and the status are queued corked and, when
+// the call is alone on its connection and grpc-go's writer is idle,
+// written to the socket here with a write that never waits (the rest, if
+// any, left to the writer, woken once for it). Anything else (responses
+// queued, a large or compressed last response, large trailers) is
+// Finish. GRPCGO_AIO_FINISH_HERE=0 makes it Finish always (A/B runs).
+func (c *ServerCall) FinishNoWait(code codes.Code, details string, last Msg) error {
+	if aioFinishHere && c.QuickFinish(last) && c.smallTrailer(details) {
+		loopFinishes.Add(1) // before the frames go out: a peer may look at once
+		err := c.finish(code, details, last, true)
+		if err != nil {
+			loopFinishes.Add(-1)
+		}
+		return err
+	}
+	return c.finish(code, details, last, false)
+}
+
+var aioFinishHere = os.Getenv("GRPCGO_AIO_FINISH_HERE") != "0"
+
+// loopFinishes counts the finishes FinishNoWait ended on its caller.
+var loopFinishes atomic.Int64
+
+// LoopFinishes reports how many calls FinishNoWait ended on its caller's
+// goroutine since the process started (grpcgo's tests).
+func LoopFinishes() int64 { return loopFinishes.Load() }
+
+// ServerInlineWrites reports how many unary finishes (FinishHere and
+// FinishNoWait) wrote their call's frames to the socket on the finisher's
+// goroutine, and how many left them to grpc-go's writer; -1, -1 without
+// grpcgo's patch to grpc-go (grpcgo's tests).
+var ServerInlineWrites = func() (inline, left int64) { return -1, -1 }
+
+// quickTrailer bounds the trailing metadata (and details) FinishNoWait
+// writes on its caller: grpc-go's framer flushes a header block that does
+// not fit what is left of its write buffer with a write that waits.
+const quickTrailer = 8 << 10
+
+func (c *ServerCall) smallTrailer(details string) bool {
+	n := len(details)
+	c.fmu.Lock()
+	for k, vs := range c.trailer {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	c.fmu.Unlock()
+	return n <= quickTrailer
 }
 
 // QuickFinish reports whether FinishHere with last would only queue frames

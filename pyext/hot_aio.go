@@ -476,6 +476,7 @@ func hotAioServerTake(h C.uintptr_t, maxN C.Py_ssize_t, cq *C.hot_cq, firstToken
 			armed = true
 			continue
 		}
+		c.Loop = true // the loop finishes it (hotCallFinish: FinishNoWait)
 		calls = append(calls, c)
 	}
 	l := C.hot_list(C.Py_ssize_t(len(calls)))

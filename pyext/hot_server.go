@@ -286,6 +286,12 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 		err = c.FinishHere(codes.Code(code), st, msg)
 	} else if c.Here {
 		withoutGIL(func() { err = c.FinishHere(codes.Code(code), st, msg) })
+	} else if c.Loop {
+		// An event loop's thread: a quick finish is ended here, written to
+		// the socket here when the call is alone on its connection, never
+		// waiting; anything else goes to a goroutine
+		// (core.ServerCall.FinishNoWait).
+		err = c.FinishNoWait(codes.Code(code), st, msg)
 	} else {
 		err = c.Finish(codes.Code(code), st, msg)
 	}
@@ -296,6 +302,22 @@ func hotCallFinish(h C.uintptr_t, code C.int, details *C.char, dn C.Py_ssize_t, 
 }
 
 var invalidMetadataDetails = C.CString("Invalid metadata")
+
+// hotFinishStats is (calls an event loop's thread finished itself, unary
+// finishes written to the socket by their finisher, finishes that left
+// their frames to grpc-go's writer) since the process started, for the
+// tests (core.LoopFinishes, core.ServerInlineWrites).
+//
+//export hotFinishStats
+func hotFinishStats() (ret pyObj) {
+	defer guard(&ret)
+	inline, left := core.ServerInlineWrites()
+	t := C.hot_tuple(3)
+	C.hot_tuple_set(t, 0, C.hot_int(C.longlong(core.LoopFinishes())))
+	C.hot_tuple_set(t, 1, C.hot_int(C.longlong(inline)))
+	C.hot_tuple_set(t, 2, C.hot_int(C.longlong(left)))
+	return C.hot_complete(t)
+}
 
 // hotCallDisableNextCompression: the call's next response goes out
 // uncompressed (grpcio's context.disable_next_message_compression()).

@@ -266,6 +266,11 @@ static PyObject *m_recv_stats(PyObject *self, PyObject *unused) {
     return GO(hotRecvStats());
 }
 
+static PyObject *m_finish_stats(PyObject *self, PyObject *unused) {
+    FORK_GUARD();
+    return GO(hotFinishStats());
+}
+
 static PyObject *m_check(PyObject *self, PyObject *unused) {
     FORK_GUARD();
     Py_RETURN_NONE;
@@ -1272,6 +1277,9 @@ static PyMethodDef methods[] = {
     {"recv_stats", m_recv_stats, METH_NOARGS,
      "recv_stats() -> (on, large messages handed to Python without a copy, their memories not yet\n"
      "taken or freed)"},
+    {"finish_stats", m_finish_stats, METH_NOARGS,
+     "finish_stats() -> (server calls finished by an event loop's thread itself, unary finishes written\n"
+     "to the socket by their finisher, finishes left to grpc-go's writer)"},
     {"ended_in_go", m_ended_in_go, METH_NOARGS,
      "ended_in_go() -> how many threads ended with Go frames on their stack (0)"},
     {"exit_begin", m_exit_begin, METH_NOARGS,
