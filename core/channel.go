@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -36,6 +37,10 @@ type Channel struct {
 	// its interceptors may delay a start; no metrics: a start that would
 	// wait and is retried on a worker would count twice).
 	fastUnary bool
+	// wakeFirst: such a call's caller is woken before the call's
+	// bookkeeping runs (fastCall.wakeFirst); GRPCGO_UNARY_WAKE_FIRST=0
+	// when the channel was made turns it off.
+	wakeFirst bool
 	// unaryLive counts the unary calls StartUnaryOn started that have not
 	// ended.
 	unaryLive atomic.Int32
@@ -98,6 +103,7 @@ func Dial(target string, opts []Option, creds *ChannelCredentials) (*Channel, er
 	ch.metricsTarget = metricsTarget
 	ch.fastUnary = fastUnaryOn && (creds == nil || len(creds.Call) == 0) && metricsTarget == "" &&
 		!strings.HasPrefix(strings.ToLower(target), "xds:")
+	ch.wakeFirst = os.Getenv("GRPCGO_UNARY_WAKE_FIRST") != "0"
 	liveChannels.Add(1)
 	return ch, nil
 }

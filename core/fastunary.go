@@ -148,6 +148,15 @@ var fastReceivers atomic.Int64
 
 func (fc *fastCall) receive() {
 	var resp Msg
+	if fc.ch.wakeFirst && fc.notify != nil {
+		err, header, trailer, end := grpc.GrpcgoRecvUnary(fc.cs, &resp)
+		if end != nil {
+			fc.wakeFirst(err, resp, header, trailer, end)
+			return
+		}
+		fc.finish(err, resp)
+		return
+	}
 	err := fc.cs.RecvMsg(&resp)
 	fc.finish(err, resp)
 }
@@ -165,4 +174,23 @@ func (fc *fastCall) finish(err error, resp Msg) {
 	if fc.notify != nil {
 		fc.notify(c)
 	}
+}
+
+// wakeFirst is finish for a response taken with grpc-go's end of call
+// (end) still to run: the caller is notified first, and the rest runs
+// after, off the round trip's path, while the caller's thread wakes. The
+// counters a caller may read, or that say whether its next call is alone
+// on the channel, are settled before it is notified; c.Done closes last.
+func (fc *fastCall) wakeFirst(err error, resp Msg, header, trailer metadata.MD, end func()) {
+	c := fc.c
+	c.Response, c.Header, c.Status = fc.ch.unaryOutcome(fc.ctx, err, resp, header, trailer)
+	liveClientCalls.Add(-1)
+	fc.ch.unaryLive.Add(-1)
+	fc.notify(c)
+	if fc.unwatch != nil {
+		fc.unwatch()
+	}
+	end()
+	c.cancel(nil)
+	close(c.Done)
 }

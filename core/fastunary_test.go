@@ -4,6 +4,7 @@ package core
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +176,53 @@ func TestStartUnaryOnCallerBesideAStream(t *testing.T) {
 		}
 		wantStatus(t, ended(t, s), codes.OK, "")
 	})
+}
+
+// A call alone on its channel wakes its caller before the call's
+// bookkeeping (grpc-go's end of call, the context's cancel, c.Done) runs,
+// which then runs while the caller goes on; GRPCGO_UNARY_WAKE_FIRST=0 keeps
+// it first. The response, header and trailer are the same either way.
+func TestStartUnaryOnCallerWakesFirst(t *testing.T) {
+	for _, b := range backends {
+		for _, first := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/first=%v", b.name, first), func(t *testing.T) {
+				if !fastUnaryOn {
+					t.Skip("fast unary calls are off (GRPCGO_FAST_UNARY=0)")
+				}
+				if !first {
+					t.Setenv("GRPCGO_UNARY_WAKE_FIRST", "0")
+				}
+				checkLeaks(t)
+				ch := dial(t, b.start(t))
+				warm, _, st := ch.Unary(spec(mUnary), BytesMsg([]byte("warm")))
+				wantStatus(t, st, codes.OK, "")
+				warm.Free()
+				early := 0
+				for i := 0; i < 20; i++ {
+					notified := make(chan bool, 1)
+					req := []byte{byte(i), 0xfe}
+					c := ch.StartUnaryOn(spec(mUnary, echoPairs...), BytesMsg(req), func(c *UnaryCall) {
+						select {
+						case <-c.Done:
+							notified <- false
+						default:
+							notified <- true // Done not closed yet: woken first
+						}
+					}, onCaller)
+					if wasEarly, _ := recvChan(t, "notification", notified); wasEarly {
+						early++
+					}
+					closed(t, "unary done", c.Done)
+					wantStatus(t, c.Status, codes.OK, "")
+					wantBytes(t, "response", c.Response.Materialize(), req)
+					wantMD(t, "header", c.Header, echoedHeader())
+					wantMD(t, "trailer", c.Status.Trailer, echoedTrailer())
+					c.Response.Free()
+				}
+				if want := map[bool]int{true: 20, false: 0}[first]; early != want {
+					t.Fatalf("%d of 20 callers woken before the call's end, want %d", early, want)
+				}
+			})
+		}
+	}
 }
