@@ -9,9 +9,11 @@ Every wait is bounded.
 """
 
 import concurrent.futures
+import contextvars
 import ctypes
 import threading
 import time
+import weakref
 
 import grpc
 import grpc._server
@@ -147,6 +149,48 @@ def test_calls_queued_behind_the_one_thread_on_its_way_all_get_a_thread(lingerin
             hold_gil(0.3)
             assert [f.result(timeout=WAIT) for f in futures] == [b"%d" % i for i in range(N)]
             assert not burst.broken
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("release_first", [True, False])
+def test_a_finished_call_is_freed_before_its_thread_lingers(lingering, monkeypatch, release_first):
+    # What a call held (here an object the handler set in the call's
+    # contextvars.Context) is freed once its response is out, before the
+    # pool thread lingers for the next call: not on that call's way to its
+    # handler. GRPCGO_SERVER_RELEASE_FIRST=0 (_RELEASE_FIRST False) keeps it
+    # until the next call comes, as before.
+    monkeypatch.setattr(grpc._server, "_RELEASE_FIRST", release_first)
+    held = contextvars.ContextVar("held")
+    refs = []
+
+    class Held:
+        pass
+
+    def handler(request, context):
+        obj = Held()
+        refs.append(weakref.ref(obj))
+        held.set(obj)
+        return request
+
+    server, pool, port = _serve(handler, workers=2)
+    try:
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            call = ch.unary_unary("/%s/Call" % SERVICE)
+            for i in range(3):
+                assert call(b"%d" % i, timeout=WAIT) == b"%d" % i
+                deadline = time.monotonic() + WAIT
+                if release_first:
+                    # Freed while its thread lingers (30 s): not by a timeout.
+                    while refs[-1]() is not None:
+                        assert time.monotonic() < deadline, "still held while lingering"
+                        time.sleep(0.002)
+                    continue
+                while _dispatch(server)[0] < 1:  # the thread lingers (30 s)
+                    assert time.monotonic() < deadline, _dispatch(server)
+                    time.sleep(0.002)
+                assert refs[-1]() is not None
     finally:
         server.stop(None).wait(WAIT)
         pool.shutdown(wait=False)

@@ -15,6 +15,7 @@ linger while the pool has other work queued, so the pool stays the user's.
 import concurrent.futures
 import contextvars
 import logging
+import os
 import threading
 
 import grpc
@@ -39,6 +40,10 @@ _BATCH = 256
 # How long a pool thread that finished a call waits for the next one before
 # going back to its pool.
 _LINGER = 0.02
+
+# A pool thread frees what a finished call held before it lingers
+# (GRPCGO_SERVER_RELEASE_FIRST=0: once the next call came, as before; A/B).
+_RELEASE_FIRST = os.environ.get("GRPCGO_SERVER_RELEASE_FIRST") != "0"
 
 
 
@@ -328,6 +333,12 @@ class _Server(grpc.Server):
                     rpc_context.run(_handle_call, self, rpc_context, *event)
                 finally:
                     self._done()
+                if _RELEASE_FIRST:
+                    # What the call held (its handle, its request, what the
+                    # handler set in its context) is freed now, its response
+                    # written, not once the next call has come: that is on
+                    # the next call's way to its handler.
+                    event = rpc_context = None
                 event = hot.server_linger(handle, _LINGER) if self._may_linger() else None
         finally:
             _runtime.serving_end()
