@@ -14,7 +14,9 @@ instead (workloads aio_unary, aio_unary64, aio_sstream, aio_cstream,
 aio_bidi).
 
 A contender is NAME=PYTHON[:VAR=VALUE[,VAR=VALUE...]]: the environment
-settings apply to its server and its client. --max-message sets both
+settings apply to its server and its client. A PYTHON named gobench
+(build/bin/gobench) runs grpc-go's own pair (`gobench server`, `gobench
+client`) instead, for the ratio to grpc-go<->grpc-go in the same rounds. --max-message sets both
 message limits at both ends (as `make bench`'s 1 MiB row alone does).
 """
 
@@ -37,7 +39,10 @@ def parse_contender(text):
 def one_round(python, settings, args):
     env = dict(os.environ, **settings)
     limits = [] if args.max_message is None else ["--max-message", str(args.max_message)]
+    gobench = os.path.basename(python) == "gobench"
     server_argv = ["aio_server.py", "--loop", args.aio] if args.aio else ["server.py"] + limits
+    if gobench:
+        server_argv = ["server"]
     server = subprocess.Popen([python] + server_argv, cwd=BENCH_DIR, env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -51,7 +56,9 @@ def one_round(python, settings, args):
         common = ["--target", "127.0.0.1:" + line.split()[1], "--server-pid", str(server.pid),
                   "--workloads", args.workloads, "--unary-n", n, "--bidi-n", n,
                   "--stream-n", n, "--warmup", str(args.warmup)]
-        if args.aio:
+        if gobench:
+            argv = [python, "client", "--unary8-n", n, "--big-n", n] + common
+        elif args.aio:
             argv = [python, "aio_client.py", "--loop", args.aio, "--unary64-n", n] + common
         else:
             argv = [python, "client.py", "--unary8-n", n, "--big-n", n] + common + limits
@@ -98,6 +105,8 @@ def main():
             rows = [r[i] for r in res[name]]
             cells = []
             for key in keys:
+                if any(key not in r for r in rows):
+                    continue  # gobench reports fewer figures
                 m = statistics.median(r[key] for r in rows)
                 ratios = [r[key] / f[i][key] for r, f in zip(rows, first) if f[i][key]]
                 cells.append("%s %.3g (%.3fx)" % (key, m, statistics.median(ratios) if ratios else float("nan")))
