@@ -14,10 +14,9 @@ scheduler tracepoints of both processes, CLOCK_MONOTONIC timestamps) for
 
 and context switches per call in each process. Tracing slows every system
 call and switch, so compare contenders in the same run, not with `make
-bench`. Needs root (perf), a grpcgo install (the figures read its frames:
-16 B requests are 47 bytes on the wire, responses 54; the calling thread
-waits on a semaphore on its own stack, so the post is the futex wake of an
-0x7ff... address).
+bench`. Needs root (perf) and a grpcgo install: the calling thread waits
+on a semaphore on its own stack, so the post is the futex wake of an
+0x7ff... address.
 
     python3 bench/roundtrip.py --contender a=PY --contender b=PY:VAR=0 [--rounds 3]
 """
@@ -67,6 +66,11 @@ def trace(python, settings, seconds, out):
     return server.pid, client.pid, text
 
 
+def got(rest):
+    """A read that returned bytes (not EAGAIN, not the end)."""
+    return rest != "0x0" and not rest.startswith("0xffff")
+
+
 def segments(srv, cl, text):
     c_post, m_write, s_write, rt = [], [], [], []
     switches = {srv: 0, cl: 0}
@@ -79,7 +83,7 @@ def segments(srv, cl, text):
         if event == "sched_switch" and pid in switches:
             switches[pid] += 1
         if pid == cl:
-            if event == "sys_exit_read" and rest == "0x36":
+            if event == "sys_exit_read" and got(rest):
                 c_read = t
             elif event == "sys_enter_futex" and "op: 0x00000081" in rest and "uaddr: 0x7ff" in rest and c_read:
                 c_post.append(t - c_read)
@@ -93,7 +97,7 @@ def segments(srv, cl, text):
                     m_write.append(t - woke)
                 last, woke = t, None
         elif pid == srv:
-            if event == "sys_exit_read" and rest == "0x2f":
+            if event == "sys_exit_read" and got(rest):
                 s_read = t
             elif event == "sys_enter_write" and s_read:
                 s_write.append(t - s_read)
