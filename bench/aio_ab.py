@@ -9,7 +9,10 @@ medians, with the load average. Linux only.
 
     python bench/aio_ab.py --contender base=/path/a/python \\
         --contender new=/path/b/python:GOGC=off \\
-        [--loop asyncio|uvloop] [--n 5000] [--rounds 6]
+        [--loop asyncio|uvloop] [--n 5000] [--rounds 6] [--workload unary|bidi]
+
+--workload bidi counts bidi ping-pong round trips on one stream instead
+(write one 16 B message, read the answer), per round trip.
 
 A contender is NAME=PYTHON[:VAR=VALUE[,VAR=VALUE...]] (the settings apply to
 its server and its client). grpcio's venv works as a contender too (public
@@ -26,7 +29,6 @@ import sys
 import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def parse_contender(text):
@@ -40,27 +42,26 @@ def parse_contender(text):
 
 
 def snapshot(pid):
-    """{tid: (cpu s, voluntary, involuntary switches)}, and the process's CPU s."""
+    """{tid: (cpu s from schedstat, voluntary, involuntary switches)}, and the process's CPU s."""
     threads = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                stat = f.read()
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                run_ns = int(f.read().split()[0])
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 status = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
         vol = inv = 0
         for line in status.splitlines():
             if line.startswith("voluntary_ctxt_switches"):
                 vol = int(line.split()[1])
             elif line.startswith("nonvoluntary_ctxt_switches"):
                 inv = int(line.split()[1])
-        threads[int(tid)] = ((int(fields[11]) + int(fields[12])) / HZ, vol, inv)
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return threads, (int(fields[11]) + int(fields[12])) / HZ
+        threads[int(tid)] = (run_ns / 1e9, vol, inv)
+    # The process: its threads' run time (schedstat, ns; a thread that ended
+    # in between is not counted), finer than /proc/PID/stat's clock ticks.
+    return threads, sum(t[0] for t in threads.values())
 
 
 def per_call(before, after, pid, n):
@@ -77,17 +78,35 @@ def per_call(before, after, pid, n):
             "rest_vol": rest[1] / n, "rest_inv": rest[2] / n}
 
 
-async def client(target, server_pid, n):
+async def client(target, server_pid, n, workload="unary"):
     import grpc.aio
 
     import benchproto
 
     async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary(benchproto.UNARY)
         message = benchproto.blob(16)
+        me = os.getpid()
+        if workload == "bidi":
+            # One stream, write one message then read its answer (aio_client's ping-pong).
+            call = channel.stream_stream(benchproto.BIDI)()
+            for _ in range(300):
+                await call.write(message)
+                await call.read()
+            c0, s0 = snapshot(me), snapshot(server_pid)
+            start = time.perf_counter()
+            for _ in range(n):
+                await call.write(message)
+                await call.read()
+            elapsed = time.perf_counter() - start
+            c1, s1 = snapshot(me), snapshot(server_pid)
+            await call.done_writing()
+            if await call.read() is not grpc.aio.EOF:
+                raise SystemExit("aio_ab: a response too many")
+            return {"calls_per_s": n / elapsed, "client": per_call(c0, c1, me, n),
+                    "server": per_call(s0, s1, server_pid, n)}
+        call = channel.unary_unary(benchproto.UNARY)
         for _ in range(300):
             await call(message)
-        me = os.getpid()
         c0, s0 = snapshot(me), snapshot(server_pid)
         start = time.perf_counter()
         for _ in range(n):
@@ -107,7 +126,7 @@ def run_client(args):
     else:
         loop = asyncio.new_event_loop()
     try:
-        result = loop.run_until_complete(client(args.target, args.server_pid, args.n))
+        result = loop.run_until_complete(client(args.target, args.server_pid, args.n, args.workload))
     finally:
         loop.close()
     print("RESULT " + json.dumps(result), flush=True)
@@ -131,7 +150,8 @@ def one_round(python, settings, args):
         load = os.getloadavg()[0]
         out = subprocess.run(
             [python, os.path.abspath(__file__), "--client", "--target", "127.0.0.1:" + port,
-             "--server-pid", str(server.pid), "--n", str(args.n), "--loop", args.loop],
+             "--server-pid", str(server.pid), "--n", str(args.n), "--loop", args.loop,
+             "--workload", args.workload],
             cwd=BENCH_DIR, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.stdin.close()
@@ -159,6 +179,8 @@ def main():
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--workload", choices=("unary", "bidi"), default="unary",
+                   help="unary: calls with one outstanding; bidi: round trips on one stream")
     p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--target", help=argparse.SUPPRESS)
     p.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
@@ -175,7 +197,7 @@ def main():
             r = one_round(python, settings, args)
             results[name].append(r)
             show(name, "r%d" % rnd, r)
-    print("medians (%s, %d rounds of %d calls):" % (args.loop, args.rounds, args.n))
+    print("medians (%s %s, %d rounds of %d calls):" % (args.loop, args.workload, args.rounds, args.n))
     for name, rs in results.items():
         def med(part, key=None):
             return statistics.median(x[part] if key is None else x[part][key] for x in rs)
@@ -184,6 +206,20 @@ def main():
             "calls_per_s": med("calls_per_s"), "load": med("load"),
             "client": {k: med("client", k) for k in rs[0]["client"]},
             "server": {k: med("server", k) for k in rs[0]["server"]}})
+    first = args.contender[0][0]
+    for name, rs in results.items():
+        if name == first:
+            continue
+        base = results[first]
+
+        def ratio(get):
+            return statistics.median(get(b) and get(r) / get(b) for r, b in zip(rs, base))
+
+        print("%-8s /%s, per-round medians: calls/s %.3fx, client CPU %.3fx (loop %.3fx), server CPU"
+              " %.3fx (loop %.3fx)" % (
+                  name, first, ratio(lambda x: x["calls_per_s"]), ratio(lambda x: x["client"]["cpu_us"]),
+                  ratio(lambda x: x["client"]["loop_us"]), ratio(lambda x: x["server"]["cpu_us"]),
+                  ratio(lambda x: x["server"]["loop_us"])), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"os"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -205,13 +206,26 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 // stream's or call's) that completes token once something is queued. The
 // queue is checked again after the waiter is set, so nothing queued in
 // between is missed; a waiter taken back that ran completes for nobody.
+//
+// next, if not 0, is a second token for a reader that alternates with its
+// peer (a ping-pong: its last read waited): when this receive takes
+// messages (not the end), next is armed the same way before returning, so
+// the loop's next read, which would find nothing and arm a wait, awaits
+// next without calling in (one crossing fewer per message). next then
+// completes once something is queued or the queue ended, at once if
+// something already is; a receive that arms token instead (nothing
+// queued) leaves next unused. GRPCGO_AIO_RECV_ARM=0 ignores next (the
+// caller sees aio_recv_arm() False and does not pass it).
 func aioRecv(q <-chan core.Msg, took func(), set func(*func()) *func(), clear func(*func()) bool, maxN int,
-	cq *C.hot_cq, token C.uint64_t) pyObj {
+	cq *C.hot_cq, token, next C.uint64_t) pyObj {
 	take := func(m core.Msg, ok bool) pyObj {
 		if !ok {
 			return C.hot_list(0)
 		}
 		batch := takeQueued(q, msgBatch{m}, maxN)
+		if next != 0 && aioRecvArm {
+			batch = armAfterTake(q, batch, set, clear, cq, next)
+		}
 		took() // the reading goroutine may wait for room (core's receiver.took)
 		return batch.py()
 	}
@@ -233,6 +247,35 @@ func aioRecv(q <-chan core.Msg, took func(), set func(*func()) *func(), clear fu
 	return C.hot_none()
 }
 
+// armAfterTake arms next after a take of batch (see aioRecv) and returns
+// batch: the waiter is set, then q looked at once more, as aioRecv does,
+// since a message queued (or the queue closed) just before the waiter was
+// set found none. If something is there, next completes at once (the next
+// read calls in and finds it), and a message found is added to batch.
+func armAfterTake(q <-chan core.Msg, batch msgBatch, set func(*func()) *func(), clear func(*func()) bool,
+	cq *C.hot_cq, next C.uint64_t) msgBatch {
+	w := newCqWaiter(cq, next)
+	dropCqWaiter(set(&w.run))
+	select {
+	case m, ok := <-q:
+		if ok {
+			batch = append(batch, m)
+		}
+		if clear(&w.run) {
+			dropCqWaiter(&w.run)
+			C.hot_cq_push(cq, next) // the caller's queue: no count of ours to give back
+		}
+	default:
+	}
+	return batch
+}
+
+// aioRecvArm: GRPCGO_AIO_RECV_ARM=0 turns the armed next read off (A/B).
+var aioRecvArm = os.Getenv("GRPCGO_AIO_RECV_ARM") != "0"
+
+//export hotAioRecvArm
+func hotAioRecvArm() C.int { return C.int(b2i(aioRecvArm)) }
+
 // hotAioStreamRecv is the list of up to maxN responses queued now ([] at
 // the end), or None: then token completes on cq once a response is queued
 // or the responses ended, and the loop asks again. No goroutine waits: the
@@ -241,11 +284,12 @@ func aioRecv(q <-chan core.Msg, took func(), set func(*func()) *func(), clear fu
 // none is lost whatever became of the wait (a later call replaces it).
 //
 //export hotAioStreamRecv
-func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t,
+	next C.uint64_t) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Stream](h)
 	s.AioRead()
-	return aioRecv(s.Responses(), s.TookResponses, s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token)
+	return aioRecv(s.Responses(), s.TookResponses, s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token, next)
 }
 
 //export hotAioStreamSend
@@ -383,11 +427,12 @@ func dropCqWaiter(f *func()) {
 // receive takes it, whatever became of the wait (a later call replaces it).
 //
 //export hotAioCallRecv
-func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t) (ret pyObj) {
+func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssize_t,
+	next C.uint64_t) (ret pyObj) {
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	c.AioRead()
-	return aioRecv(c.Requests(), c.TookRequests, c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token)
+	return aioRecv(c.Requests(), c.TookRequests, c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token, next)
 }
 
 //export hotAioCallSend

@@ -968,16 +968,20 @@ static PyObject *m_aio_unary(PyObject *self, PyObject *args) {
 
 #include "aio_unary.h" /* grpc.aio's unary call in C: Wait, cq_resolve, AioUnaryCall */
 
-/* (cq, token, handle, max) for receives */
+/* (cq, token, handle, max[, next]) for receives; next: a token armed after
+ * a take (pyext/hot_aio.go aioRecv), 0 for none */
 static PyObject *aio_recv(PyObject *args, int (*conv)(PyObject *, void *),
-                          PyObject *(*go)(hot_cq *, uint64_t, uintptr_t, Py_ssize_t)) {
+                          PyObject *(*go)(hot_cq *, uint64_t, uintptr_t, Py_ssize_t, uint64_t)) {
     hot_cq *q;
-    unsigned long long token;
+    unsigned long long token, next = 0;
     uintptr_t h;
     Py_ssize_t max;
-    if (!PyArg_ParseTuple(args, "O&KO&n", cq_arg, &q, &token, conv, &h, &max)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&KO&n|K", cq_arg, &q, &token, conv, &h, &max, &next)) return NULL;
     FORK_GUARD();
-    return GO(go(q, token, h, max));
+    return GO(go(q, token, h, max, next));
+}
+static PyObject *m_aio_recv_arm(PyObject *self, PyObject *noargs) {
+    return PyBool_FromLong(GO(hotAioRecvArm()));
 }
 static PyObject *m_aio_stream_recv(PyObject *self, PyObject *args) {
     return aio_recv(args, stream_h, hotAioStreamRecv);
@@ -1393,8 +1397,10 @@ static PyMethodDef methods[] = {
      "aio_unary(cq, token, channel, method, request, timeout, metadata, wait_for_ready,\n"
      "          compression, call_credentials=None) -> call; token completes when it ended"},
     {"aio_stream_recv", m_aio_stream_recv, METH_VARARGS,
-     "aio_stream_recv(cq, token, stream, max) -> list ([] at the end) | None: token completes\n"
-     "when there is something to receive; ask again"},
+     "aio_stream_recv(cq, token, stream, max[, next]) -> list ([] at the end) | None: token completes\n"
+     "when there is something to receive; ask again. A take with next arms next the same way"},
+    {"aio_recv_arm", m_aio_recv_arm, METH_NOARGS,
+     "aio_recv_arm() -> whether receives arm their next token (GRPCGO_AIO_RECV_ARM)"},
     {"aio_stream_send", m_aio_stream_send, METH_VARARGS,
      "aio_stream_send(cq, token, stream, request) -> queued | op"},
     {"aio_stream_header", m_aio_stream_header, METH_VARARGS,
@@ -1411,7 +1417,7 @@ static PyMethodDef methods[] = {
     {"aio_server_stopped", m_aio_server_stopped, METH_VARARGS,
      "aio_server_stopped(cq, token, server) -> True | op"},
     {"aio_call_recv", m_aio_call_recv, METH_VARARGS,
-     "aio_call_recv(cq, token, call, max) -> list ([] at the end) | None: token completes\n"
+     "aio_call_recv(cq, token, call, max[, next]) -> list ([] at the end) | None: token completes\n"
      "when a call again is worth it (no operation: the call's reader completes it)"},
     {"aio_call_send", m_aio_call_send, METH_VARARGS, "aio_call_send(cq, token, call, response) -> queued | op"},
     {"aio_server_attach", m_aio_server_attach, METH_VARARGS,

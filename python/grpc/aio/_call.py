@@ -50,6 +50,14 @@ _INTERNAL = grpc.StatusCode.INTERNAL
 
 # How many responses one receive may bring back.
 _BATCH = 256
+_RECV_ARM = []  # [whether receives arm the next read's wait], asked once
+
+
+def _recv_arm(hot):
+    """Whether a take may arm the next read's wait (GRPCGO_AIO_RECV_ARM)."""
+    if not _RECV_ARM:
+        _RECV_ARM.append(hot.aio_recv_arm())
+    return _RECV_ARM[0]
 
 LOCAL_CANCELLATION_DETAILS = "Locally cancelled by application!"
 CHANNEL_CLOSED_DETAILS = "Channel closed!"
@@ -439,6 +447,8 @@ class _StreamCall(Call):
     _status_op = None
     _status_future = None
     _recv_future = None
+    _recv_armed = False  # _recv_future is a wait the last take armed, not awaited yet
+    _arm = False  # the last read waited: the next take arms the next read's wait
     _eof = False
     _response_style = None  # "read" or "iter" once chosen
     _done_writing_flag = False
@@ -566,7 +576,12 @@ class _StreamCall(Call):
         """The next response's bytes, or EOF. Responses stay queued in Go
         until a receive takes them; when none is queued, one wait (a token
         the stream's reading goroutine completes) is shared by whoever
-        reads, so nothing is lost whatever becomes of a waiting task."""
+        reads, so nothing is lost whatever becomes of a waiting task.
+
+        While reads wait for their response (a ping-pong), the receive that
+        takes one also arms the next read's wait (aio_stream_recv's next
+        token, _arm), so that read awaits it without calling into the
+        engine only to learn that nothing came yet."""
         buffer = self._buffer
         while True:
             status = self._status
@@ -580,13 +595,34 @@ class _StreamCall(Call):
             if self._eof:
                 return EOF
             future = self._recv_future
+            if self._recv_armed:
+                # The last take armed this wait; the first reader owns it.
+                self._recv_armed = False
+                if future.done():
+                    self._arm = False  # it came without waiting: stop arming
+                    continue
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    if not self.done():
+                        self.cancel()
+                    raise
+                continue
             if future is None or future.done():
                 q = self._q
                 token = next(q.tokens)
-                result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH)
+                if self._arm:
+                    armed = next(q.tokens)
+                    result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH, armed)
+                else:
+                    result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH)
                 if result is not None:
                     if result:
                         buffer.extend(result)
+                        if self._arm:
+                            future = self._recv_future = self._hot.Wait(self._loop)
+                            q.waiting[armed] = future
+                            self._recv_armed = True
                     else:
                         self._eof = True
                     continue
@@ -601,6 +637,7 @@ class _StreamCall(Call):
                     if not self.done():
                         self.cancel()  # grpcio: a reader cancelled mid-call cancels the RPC
                     raise
+                self._arm = _recv_arm(self._hot)
             else:
                 # Another reader waits already: share its wait, without
                 # letting our own cancellation cancel it.
@@ -742,7 +779,32 @@ class _StreamRequestMixin:
     async def write(self, request):
         if self._request_style != "write":
             raise UsageError(API_STYLE_ERROR)
+        if self._opened and self._status is None and not self._done_writing_flag:
+            # _write_one's common case without its coroutine: the stream is
+            # open, the request goes to the engine here.
+            payload = serialize_request(request, self._serializer)
+            if payload is None:
+                self._fail(_INTERNAL, SERIALIZE_FAILED)
+                raise self._error(self._status)
+            q = self._q
+            token = next(q.tokens)
+            result = self._hot.aio_stream_send(q.cq, token, self._stream, payload)
+            if result is not True:
+                await self._write_rest(result, token)
+            return
         await self._write_one(request)
+
+    async def _write_rest(self, result, token):
+        """write() after aio_stream_send answered result (not True): an
+        operation (the engine's queue is full), or False (the call ended)."""
+        if result is not False:
+            future = self._loop.create_future()
+            self._q.waiting[token] = future
+            if await self._op_result(result, future):
+                return
+        status = await self._wait_status()
+        self._raise_for_status(status)
+        raise asyncio.InvalidStateError(RPC_ALREADY_FINISHED_DETAILS)
 
     async def done_writing(self):
         if self._request_style != "write":
@@ -767,7 +829,8 @@ class _StreamResponseMixin:
     async def read(self):
         status = self._status
         if status is None:
-            self._style("read")
+            if self._response_style != "read":
+                self._style("read")
         elif status.local:
             self._raise_for_status(status)
         # Ended: what is left queued is still read, then EOF, whichever way

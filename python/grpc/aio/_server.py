@@ -63,6 +63,14 @@ _CODE_VALUES = {code: code.value[0] for code in grpc.StatusCode}
 
 # How many calls one take, and requests one receive, may bring in.
 _BATCH = 256
+_RECV_ARM = []  # [whether receives arm the next read's wait], asked once
+
+
+def _recv_arm(hot):
+    """Whether a take may arm the next read's wait (GRPCGO_AIO_RECV_ARM)."""
+    if not _RECV_ARM:
+        _RECV_ARM.append(hot.aio_recv_arm())
+    return _RECV_ARM[0]
 
 _READY, _RUNNING, _STOPPING, _STOPPED = range(4)
 
@@ -202,7 +210,8 @@ class ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
-                 "_eof", "_auth", "_out", "_sending", "_sending_op", "_failed", "_waited")
+                 "_eof", "_auth", "_out", "_sending", "_sending_op", "_failed", "_waited",
+                 "_arm", "_armed")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -219,9 +228,16 @@ class ServicerContext(_base_server.ServicerContext):
         self._sending_op = None  # (token, op) of that batch
         self._failed = False  # the call took no more responses
         self._waited = False  # the last read waited for its request (see write)
+        self._arm = False  # the last read waited: the next take arms the next read's wait
+        self._armed = None  # (token, Wait) that take armed, not awaited yet
 
     async def _recv(self):
-        """The next request's bytes, or None at the end."""
+        """The next request's bytes, or None at the end.
+
+        While reads wait for their request (a ping-pong), the receive that
+        takes one also arms the next read's wait (aio_call_recv's next
+        token, _arm), so that read awaits it without calling into the
+        engine only to learn that nothing came yet."""
         batch = self._batch
         if batch is not None and self._next < len(batch):
             data = batch[self._next]
@@ -232,8 +248,33 @@ class ServicerContext(_base_server.ServicerContext):
         rpc, q, loop = self._rpc, self._q, self._loop
         hot, call, waiting = rpc.hot, rpc.call, q.waiting
         while True:
+            armed = self._armed
+            if armed is not None:
+                # The last take armed this wait (the token completes once a
+                # request is queued or the requests ended).
+                self._armed = None
+                token, future = armed
+                if future.done():
+                    self._arm = False  # it came without waiting: stop arming
+                else:
+                    if self._out and self._sending is None:
+                        self._flush_now()  # the responses written go out before this waits
+                    try:
+                        await future
+                    except BaseException:
+                        q.forget(token)
+                        raise
+                    self._waited = True
             token = next(q.tokens)
-            got = hot.aio_call_recv(q.cq, token, call, _BATCH)
+            if self._arm:
+                following = next(q.tokens)
+                got = hot.aio_call_recv(q.cq, token, call, _BATCH, following)
+                if got:
+                    future = hot.Wait(loop)
+                    waiting[following] = future
+                    self._armed = (following, future)
+            else:
+                got = hot.aio_call_recv(q.cq, token, call, _BATCH)
             if got is not None:
                 break
             # Nothing queued: the call's reader completes token once there
@@ -251,6 +292,7 @@ class ServicerContext(_base_server.ServicerContext):
                 q.forget(token)
                 raise
             self._waited = True
+            self._arm = _recv_arm(hot)
         if not got:
             self._eof = True
             return None
@@ -267,6 +309,13 @@ class ServicerContext(_base_server.ServicerContext):
         return _common.deserialize(data, self._deserializer)
 
     async def write(self, message):
+        if not self._put(message):
+            await self._flush()
+
+    def _put(self, message):
+        """write() without its coroutine: False if the caller must then
+        await _flush() (a full batch). A streaming handler's responses come
+        through here (_stream_responses), one coroutine fewer a response."""
         rpc = self._rpc
         rpc.raise_for_termination()
         if self._failed:
@@ -291,7 +340,8 @@ class ServicerContext(_base_server.ServicerContext):
                 else:
                     self._loop.call_soon(self._flush_now)
         elif len(out) >= _BATCH:
-            await self._flush()
+            return False
+        return True
 
     def _flush_now(self):
         """Hands the responses written so far over to the engine, unless a
@@ -570,10 +620,16 @@ class _RequestReceiver:
         return self
 
     async def __anext__(self):
-        message = await self._context.read()
-        if message is EOF:
+        # context.read() without its coroutine (one fewer a request).
+        context = self._context
+        rpc = context._rpc
+        rpc.raise_for_termination()
+        data = await context._recv()
+        rpc.raise_for_termination()
+        if data is None:
             raise StopAsyncIteration()
-        return message
+        deserializer = context._deserializer
+        return data if deserializer is None else deserializer(data)
 
 
 def _sync_requests(context, loop):
@@ -983,9 +1039,11 @@ class Server(_base_server.Server):
                 else:
                     responses = _sync_responses(iter(generator), self._loop, self._pool, run)
             try:
+                put = context._put
                 async for response in responses:
                     rpc.raise_for_termination()
-                    await context.write(response)
+                    if not put(response):  # context.write(response), without its coroutine
+                        await context._flush()
             finally:
                 aclose = getattr(responses, "aclose", None)
                 if aclose is not None:
