@@ -578,17 +578,38 @@ func hotAioCallSetCompression(h C.uintptr_t, algorithm C.int) (ret pyObj) {
 	return C.hot_none()
 }
 
-// hotAioCallSendMany queues n responses in order, in one crossing: True
-// once all are queued, False if the call can take no more (the rest are
-// dropped), or an operation that queues the rest as room frees up and
-// completes with that. Queueing a batch at once lets the call's sender
-// goroutine, woken once, write them all.
+// hotAioCallSendMany queues n responses in order, in one crossing (see
+// aioSendMany).
 //
 //export hotAioCallSendMany
 func hotAioCallSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *unsafe.Pointer,
 	lens *C.Py_ssize_t, objs *pyObj, n C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
-	c := value[*core.ServerCall](h)
+	return aioSendMany(value[*core.ServerCall](h), cq, token, ptrs, lens, objs, n)
+}
+
+// hotAioStreamSendMany queues n requests in order, in one crossing (see
+// aioSendMany): a client's request iterator's batch.
+//
+//export hotAioStreamSendMany
+func hotAioStreamSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *unsafe.Pointer,
+	lens *C.Py_ssize_t, objs *pyObj, n C.Py_ssize_t) (ret pyObj) {
+	defer guard(&ret)
+	return aioSendMany(value[*core.Stream](h), cq, token, ptrs, lens, objs, n)
+}
+
+// aioManySender is a server call or a client stream, for aioSendMany.
+type aioManySender interface {
+	offerer
+	SendNowNoWait(core.Msg) (sent, alive bool)
+}
+
+// aioSendMany queues n messages in order: True once all are queued, False
+// if the stream can take no more (the rest are dropped), or an operation
+// that queues the rest as room frees up and completes with that. Queueing
+// a batch at once lets the sender goroutine, woken once, write them all.
+func aioSendMany(c aioManySender, cq *C.hot_cq, token C.uint64_t, ptrs *unsafe.Pointer,
+	lens *C.Py_ssize_t, objs *pyObj, n C.Py_ssize_t) pyObj {
 	ps, ls, os := unsafe.Slice(ptrs, int(n)), unsafe.Slice(lens, int(n)), unsafe.Slice(objs, int(n))
 	msgs := make([]core.Msg, int(n))
 	for i := range msgs {
@@ -600,10 +621,10 @@ func hotAioCallSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *uns
 		}
 	}
 	if len(msgs) == 1 {
-		// One response (a bidi handler answering a request): written on
-		// the loop's thread when that cannot wait, out to the socket here
-		// as a sync handler's response is, with no goroutine woken
-		// (core.ServerCall.SendNowNoWait).
+		// One message (a bidi handler answering a request, a request
+		// answering a response): written on the loop's thread when that
+		// cannot wait, out to the socket here, with no goroutine woken
+		// (SendNowNoWait).
 		if sent, alive := c.SendNowNoWait(msgs[0]); sent || !alive {
 			if !sent {
 				msgs[0].Free()

@@ -1003,13 +1003,16 @@ static PyObject *aio_send(PyObject *args, int (*conv)(PyObject *, void *),
     PyBuffer_Release(&msg);
     return r;
 }
-/* aio_call_send_many(cq, token, call, list of bytes) */
-static PyObject *m_aio_call_send_many(PyObject *self, PyObject *args) {
+/* aio_call_send_many(cq, token, call, list of bytes), and
+ * aio_stream_send_many(cq, token, stream, list of bytes) */
+static PyObject *aio_send_many(PyObject *args, int (*conv)(PyObject *, void *),
+                               PyObject *(*go)(hot_cq *, uint64_t, uintptr_t, void **, Py_ssize_t *,
+                                               PyObject **, Py_ssize_t)) {
     hot_cq *q;
     unsigned long long token;
     uintptr_t h;
     PyObject *list;
-    if (!PyArg_ParseTuple(args, "O&KO&O!", cq_arg, &q, &token, call_h, &h, &PyList_Type, &list))
+    if (!PyArg_ParseTuple(args, "O&KO&O!", cq_arg, &q, &token, conv, &h, &PyList_Type, &list))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(list);
     void **ptrs = PyMem_Malloc((n ? n : 1) * sizeof *ptrs);
@@ -1031,12 +1034,18 @@ static PyObject *m_aio_call_send_many(PyObject *self, PyObject *args) {
         objs[i] = item;
     }
     note_thread();
-    r = forked ? fork_error() : GO(hotAioCallSendMany(q, token, h, ptrs, lens, objs, n));
+    r = forked ? fork_error() : GO(go(q, token, h, ptrs, lens, objs, n));
 done:
     PyMem_Free(ptrs);
     PyMem_Free(lens);
     PyMem_Free(objs);
     return r;
+}
+static PyObject *m_aio_call_send_many(PyObject *self, PyObject *args) {
+    return aio_send_many(args, call_h, hotAioCallSendMany);
+}
+static PyObject *m_aio_stream_send_many(PyObject *self, PyObject *args) {
+    return aio_send_many(args, stream_h, hotAioStreamSendMany);
 }
 static PyObject *m_aio_stream_send(PyObject *self, PyObject *args) {
     return aio_send(args, stream_h, hotAioStreamSend);
@@ -1427,6 +1436,8 @@ static PyMethodDef methods[] = {
      "stopped; token first_token + i completes if the i-th call taken dies before it is finished"},
     {"aio_call_send_many", m_aio_call_send_many, METH_VARARGS,
      "aio_call_send_many(cq, token, call, list of bytes) -> all queued | op"},
+    {"aio_stream_send_many", m_aio_stream_send_many, METH_VARARGS,
+     "aio_stream_send_many(cq, token, stream, list of bytes) -> all queued | op"},
     {"aio_call_send_header", m_aio_call_send_header, METH_VARARGS,
      "aio_call_send_header(call, metadata) -> sent | None (invalid), never waits"},
     {"aio_call_set_compression", m_aio_call_set_compression, METH_VARARGS,

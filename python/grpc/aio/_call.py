@@ -26,6 +26,7 @@ import collections
 import inspect
 import logging
 import operator
+import os
 import threading
 import time
 import typing
@@ -58,6 +59,10 @@ def _recv_arm(hot):
     if not _RECV_ARM:
         _RECV_ARM.append(hot.aio_recv_arm())
     return _RECV_ARM[0]
+
+# An async request iterator's requests cross in batches (_gather_request);
+# GRPCGO_AIO_REQUEST_BATCH=0 sends them one crossing each (A/B runs).
+_REQUEST_BATCHES = os.environ.get("GRPCGO_AIO_REQUEST_BATCH") != "0"
 
 LOCAL_CANCELLATION_DETAILS = "Locally cancelled by application!"
 CHANNEL_CLOSED_DETAILS = "Channel closed!"
@@ -454,6 +459,12 @@ class _StreamCall(Call):
     _done_writing_flag = False
     _request_task = None
     _opened = False  # known to have opened (set by the first write())
+    # A request iterator's requests gathered for one crossing (_gather_request).
+    _req_out = None
+    _req_sending = None  # the future of a batch being queued, and (token, op)
+    _req_op = None
+    _req_failed = False  # the call takes no more requests
+    _answered = False  # a response was taken since the last batch went
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
@@ -475,6 +486,7 @@ class _StreamCall(Call):
             self._server_streams, self._client_streams, first, not self._client_streams)
         if self._client_streams and request is not None:
             self._request_style = "iter"
+            self._req_out = []
             self._request_task = self._loop.create_task(self._consume_requests(request))
         else:
             self._request_style = "write"
@@ -591,6 +603,7 @@ class _StreamCall(Call):
                 self._eof = True
                 return EOF
             if buffer:
+                self._answered = True
                 return buffer.popleft()
             if self._eof:
                 return EOF
@@ -672,7 +685,13 @@ class _StreamCall(Call):
     # -- requests -----------------------------------------------------------
     async def _consume_requests(self, requests):
         try:
-            if hasattr(requests, "__aiter__"):
+            if hasattr(requests, "__aiter__") and _REQUEST_BATCHES:
+                async for request in requests:
+                    if not await self._gather_request(request):
+                        return
+                if not await self._flush_requests():
+                    return
+            elif hasattr(requests, "__aiter__"):
                 async for request in requests:
                     if not await self._send_from_iterator(request):
                         return
@@ -686,6 +705,107 @@ class _StreamCall(Call):
         except Exception:
             _LOGGER.debug("Client request_iterator raised exception", exc_info=True)
             self.cancel()
+
+    def _gather_request(self, request):
+        """An async request iterator's request, kept for the next batch: an
+        awaitable of whether the call still takes requests. The batch goes
+        to the engine in one crossing (aio_stream_send_many) at the loop's
+        next turn, so as soon as the iterator waits for anything, or at
+        _BATCH requests (then waiting for room); the first request after a
+        response was taken goes at once (a request answering a response).
+        GRPCGO_AIO_REQUEST_BATCH=0: one crossing per request
+        (_send_from_iterator)."""
+        if self._status is not None:
+            return self._write_one(request, from_iterator=True)
+        serializer = self._serializer
+        if serializer is None and request.__class__ is bytes:
+            payload = request
+        else:
+            try:
+                payload = serializer(request) if serializer is not None else None
+            except Exception:
+                payload = None
+            if payload.__class__ is not bytes:
+                return self._flush_then_write(request)  # _write_one fails the call
+        out = self._req_out
+        out.append(payload)
+        if len(out) == 1:
+            if self._req_sending is None:
+                if self._answered:
+                    self._answered = False
+                    self._flush_requests_now()
+                else:
+                    self._loop.call_soon(self._flush_requests_now)
+        elif len(out) >= _BATCH:
+            return self._flush_requests()
+        return _FALSE if self._req_failed else _TRUE
+
+    async def _flush_then_write(self, request):
+        if not await self._flush_requests():
+            return False
+        return await self._write_one(request, from_iterator=True)
+
+    def _flush_requests_now(self):
+        """Hands the gathered requests over to the engine, unless a batch is
+        still being queued (its completion hands them over)."""
+        out = self._req_out
+        if not out or self._req_sending is not None or self._req_failed:
+            return
+        self._req_out = []
+        q = self._q
+        token = next(q.tokens)
+        sent = self._hot.aio_stream_send_many(q.cq, token, self._stream, out)
+        if sent is True:
+            return
+        if sent is False:
+            self._req_failed = True
+            return
+        # The engine's queue is full: an operation queues the rest.
+        future = self._loop.create_future()
+        q.waiting[token] = future
+        self._req_sending, self._req_op = future, (token, sent)
+        future.add_done_callback(self._requests_sent)
+
+    def _requests_sent(self, future):
+        """A batch's operation completed: its outcome, then the requests
+        gathered meanwhile. Runs once per batch, from the future's callback
+        or from _flush_requests, whichever comes first."""
+        if self._req_sending is not future:
+            return
+        token, op = self._req_op
+        self._req_sending = self._req_op = None
+        if future.cancelled():  # the consuming task was cancelled: the call is ending
+            self._q.forget(token)
+            self._req_failed = True
+            return
+        if not self._hot.aio_result(op):
+            self._req_failed = True
+        elif self._req_out:
+            self._flush_requests_now()
+
+    async def _flush_requests(self):
+        """Waits until every gathered request is queued in the engine; False
+        if the call takes no more."""
+        while True:
+            sending = self._req_sending
+            if sending is not None:
+                if not sending.done():
+                    try:
+                        await sending
+                    except asyncio.CancelledError:
+                        if not self.done():
+                            self.cancel()
+                        raise
+                # A future already done does not yield, so its callback may
+                # not have run yet: take its outcome here.
+                self._requests_sent(sending)
+                continue
+            if self._req_failed or self._status is not None:
+                self._req_out = []
+                return False
+            if not self._req_out:
+                return True
+            self._flush_requests_now()
 
     def _send_from_iterator(self, request):
         """An awaitable of whether the request was queued (False: the call
@@ -876,6 +996,7 @@ class _Responses:
         buffer = call._buffer
         status = call._status
         if buffer and (status is None or not status.local):
+            call._answered = True
             data = buffer.popleft()
         else:
             data = await call._read_raw()
