@@ -92,10 +92,26 @@ def go_server(go_interop):
     server.stop()
 
 
+# grpc-go's interop client races itself in cancel_after_begin: it cancels
+# the call's context, then CloseAndRecv still sends END_STREAM, because its
+# cancellation is applied by a goroutine of its own. A server that answers
+# that half-close at once (ours does, in well under 100 us) can get its OK
+# status to the client's RecvMsg before that goroutine resets the stream,
+# and the client then reports "got error code 0, want 1". The server did
+# what the frames asked, so that one outcome is run again (at most twice);
+# any other failure, or the same one three times, fails the test.
+_PEER_RACES = {"cancel_after_begin": "got error code 0, want 1"}
+
+
 def _run(cmd, server, name):
     assert server.alive(), f"the server died earlier:\n{server.log()[-3000:]}"
-    passed, detail = harness.run_client(cmd, CASE_TIMEOUT,
-                                        os.path.join(LOGS, f"{name}.log"))
+    race = next((text for case, text in _PEER_RACES.items()
+                 if name.startswith("grpc-go-client") and name.endswith(case)), None)
+    for _ in range(3):
+        passed, detail = harness.run_client(cmd, CASE_TIMEOUT,
+                                            os.path.join(LOGS, f"{name}.log"))
+        if passed or race is None or race not in detail:
+            break
     assert passed, f"{' '.join(cmd)}\n{detail}\n--- server log tail ---\n{server.log()[-2000:]}"
     assert server.alive(), f"the server died during the case:\n{server.log()[-3000:]}"
 
