@@ -11,6 +11,9 @@ Every wait is bounded.
 import concurrent.futures
 import contextvars
 import ctypes
+import os
+import shutil
+import subprocess
 import threading
 import time
 import weakref
@@ -194,3 +197,37 @@ def test_a_finished_call_is_freed_before_its_thread_lingers(lingering, monkeypat
     finally:
         server.stop(None).wait(WAIT)
         pool.shutdown(wait=False)
+
+
+_RACE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dispatch_race.c")
+_PYEXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyext")
+
+
+@pytest.fixture(scope="module")
+def dispatch_race(tmp_path_factory):
+    """tests/dispatch_race.c built against pyext/dispatch.h, with
+    ThreadSanitizer when the compiler has it."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    out = str(tmp_path_factory.mktemp("dispatch") / "dispatch_race")
+    base = [cc, "-O2", "-pthread", "-I", _PYEXT, _RACE_SOURCE, "-o", out]
+    for flags in (["-fsanitize=thread"], []):
+        built = subprocess.run(base + flags, capture_output=True, text=True, timeout=120)
+        if built.returncode == 0:
+            return out
+    pytest.fail("dispatch_race.c did not build:\n" + built.stderr)
+
+
+@pytest.mark.parametrize("mode", ["race", "stop"])
+def test_the_dispatcher_under_racing_posts_withdrawals_and_stops(dispatch_race, mode):
+    # race: posts race lingers that time out within microseconds, so a post
+    # often claims a worker as it withdraws (it must then take that post,
+    # not leave it behind), and every call is taken. stop: a stop at a
+    # random instant, while posts keep workers coming back to linger, sends
+    # every one of them back, with no post left over and none on its way.
+    # ThreadSanitizer's reports fail it too.
+    run = subprocess.run([dispatch_race, mode], capture_output=True, text=True, timeout=150,
+                         env=dict(os.environ, TSAN_OPTIONS="halt_on_error=1"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "WARNING: ThreadSanitizer" not in run.stderr, run.stderr
