@@ -11,7 +11,7 @@ untagged calls alike, so the comparison holds on a loaded machine.
     python3 bench/gc_tail.py --python .venv/bin/python \\
         --engine-dir DIR_WITH_grpc_PACKAGE [--n 20000]
 
-(docs/BENCHMARKS.md, "Ping-pong p99".)
+(docs/benchmarks-history.md, "Ping-pong p99".)
 """
 
 import argparse

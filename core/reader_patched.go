@@ -11,7 +11,7 @@ import (
 // readerOptions has grpc-go run the handler of a unary-request method's
 // calls on the connection's reader (see Server.awaitRequest) when
 // GRPCGO_SERVER_READER=1: off by default, since it measured no better on
-// a loaded 2-CPU machine (docs/BENCHMARKS.md, "The reader queues the
+// a loaded 2-CPU machine (docs/benchmarks-history.md, "The reader queues the
 // call"); never on an xDS-enabled server, whose interceptors run before
 // the handler.
 func readerOptions(s *Server, xds bool) []grpc.ServerOption {

@@ -1,5 +1,5 @@
 """Large messages on the wire (docs/ARCHITECTURE.md, "Metadata order", the
-list of grpcgo's changes to grpc-go; docs/BENCHMARKS.md, "The 1 MiB row"),
+list of grpcgo's changes to grpc-go; docs/benchmarks-history.md, "The 1 MiB row"),
 seen from a raw HTTP/2 peer (the `h2` package).
 
 - A large received message is read straight into the memory of the bytes
