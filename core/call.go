@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -155,6 +156,7 @@ func (ch *Channel) StartUnaryOn(spec *CallSpec, req Msg, notify func(*UnaryCall)
 	// (fastunary.go).
 	alone := ch.unaryLive.Add(1) == 1
 	if alone && around != nil && ch.fastUnary && spec.Credentials == nil && ch.startFast(ctx, c, spec, req, notify, around) {
+		callerStarts.Add(1)
 		return c
 	}
 	goCall(func() {
@@ -168,6 +170,14 @@ func (ch *Channel) StartUnaryOn(spec *CallSpec, req Msg, notify func(*UnaryCall)
 	})
 	return c
 }
+
+// callerStarts counts the unary calls started on their caller's goroutine
+// (StartUnaryOn), not on a worker.
+var callerStarts atomic.Int64
+
+// CallerStarts reports how many unary calls started on their caller since
+// the process started (grpcgo's tests).
+func CallerStarts() int64 { return callerStarts.Load() }
 
 // Cancel ends the call with CANCELLED if it has not ended yet.
 func (c *UnaryCall) Cancel() { c.cancel(errCallCancelled) }

@@ -190,7 +190,7 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 		return startedUnary(core.FailedUnary(invalidMetadata))
 	}
 	C.hot_cq_ref(cq)
-	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), func(c *core.UnaryCall) {
+	notify := func(c *core.UnaryCall) {
 		if rec != nil {
 			if c.Status.Details == "" {
 				takeResponse(c, C.hot_aio_rec_wait(rec))
@@ -198,7 +198,31 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 			C.hot_aio_rec_unref(rec)
 		}
 		C.hot_cq_complete(cq, token)
-	}))
+	}
+	if aioUnaryHere {
+		// A call alone on its channel starts on the loop's thread, GIL
+		// kept: the start never waits (what would wait goes to a worker)
+		// and its frames are written only by a write that never waits
+		// (core/fastunary.go); notify then runs on grpc-go's reader.
+		return startedUnary(ch.StartUnaryOn(spec, goMsg(req, rn, reqObj), notify, runHere))
+	}
+	return startedUnary(ch.StartUnaryNotify(spec, goMsg(req, rn, reqObj), notify))
+}
+
+// aioUnaryHere: GRPCGO_AIO_UNARY_HERE=0 starts every grpc.aio unary call on
+// a worker goroutine (to measure the difference; docs/benchmarks-history.md,
+// "grpc.aio's unary call started on the loop's thread").
+var aioUnaryHere = os.Getenv("GRPCGO_AIO_UNARY_HERE") != "0"
+
+func runHere(f func()) { f() }
+
+// hotUnaryStarts is how many unary calls started on their caller's thread
+// since the process started (core.CallerStarts), for the tests.
+//
+//export hotUnaryStarts
+func hotUnaryStarts() (ret pyObj) {
+	defer guard(&ret)
+	return C.hot_int(C.longlong(core.CallerStarts()))
 }
 
 // aioRecv is a receive from q for the loop: the list of what is queued

@@ -271,6 +271,11 @@ static PyObject *m_finish_stats(PyObject *self, PyObject *unused) {
     return GO(hotFinishStats());
 }
 
+static PyObject *m_unary_starts(PyObject *self, PyObject *unused) {
+    FORK_GUARD();
+    return GO(hotUnaryStarts());
+}
+
 static PyObject *m_check(PyObject *self, PyObject *unused) {
     FORK_GUARD();
     Py_RETURN_NONE;
@@ -1293,6 +1298,8 @@ static PyMethodDef methods[] = {
     {"finish_stats", m_finish_stats, METH_NOARGS,
      "finish_stats() -> (server calls finished by an event loop's thread itself, unary finishes written\n"
      "to the socket by their finisher, finishes left to grpc-go's writer)"},
+    {"unary_starts", m_unary_starts, METH_NOARGS,
+     "unary_starts() -> how many unary calls started on their caller's thread, not on a worker"},
     {"ended_in_go", m_ended_in_go, METH_NOARGS,
      "ended_in_go() -> how many threads ended with Go frames on their stack (0)"},
     {"exit_begin", m_exit_begin, METH_NOARGS,

@@ -349,15 +349,50 @@ def test_a_peer_that_stops_reading_holds_no_caller():
                 assert time.monotonic() - start < 5
 
 
+def _new_loop(loop_kind):
+    if loop_kind == "uvloop":
+        import uvloop  # a test dependency (Makefile's TEST_DEPS)
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+@pytest.mark.skipif(os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+                    reason="counts the engine's own starts")
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_aio_unary_alone_starts_on_the_loops_thread(served, loop_kind):
+    # A grpc.aio unary call alone on its connected channel starts on the
+    # event loop's thread (no worker goroutine woken for it), as a blocking
+    # call alone on its channel starts on its caller's.
+    from grpc import _runtime
+
+    service, port = served
+
+    async def main():
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=OPTIONS) as channel:
+            echo = channel.unary_unary(method("Echo"))
+            assert await echo(b"warm", timeout=RPC_TIMEOUT) == b"warm"
+            before = _runtime.hot().unary_starts()
+            for i in range(20):
+                assert await echo(b"%d" % i, timeout=RPC_TIMEOUT) == b"%d" % i
+            return _runtime.hot().unary_starts() - before
+
+    runner = _new_loop(loop_kind)
+    try:
+        assert runner.run_until_complete(asyncio.wait_for(main(), 60)) == 20
+    finally:
+        runner.close()
+
+
 @grpcio_differs
 @pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
 def test_a_peer_that_stops_reading_never_blocks_the_event_loop(loop_kind):
-    # grpc.aio's unary calls start on Go's workers, never write on the
-    # event loop's thread (docs/ARCHITECTURE.md, "asyncio": measured and
-    # not kept). Whatever starts them, a socket that no longer takes
-    # writes must not stop the loop: a task keeps running while each call
-    # waits, and each call ends at its deadline. (grpcio 1.85.1 holds the
-    # 8 MiB call past its deadline.)
+    # A grpc.aio unary call alone on its channel starts on the event loop's
+    # thread and writes its frames there only with a write that never
+    # waits; whatever starts it, a socket that no longer takes writes must
+    # not stop the loop: a task keeps running while each call waits, and
+    # each call ends at its deadline. (grpcio 1.85.1 holds the 8 MiB call
+    # past its deadline.)
     async def main():
         loop = asyncio.get_running_loop()
         with h2peer.RawServer("stall") as peer:
@@ -384,12 +419,7 @@ def test_a_peer_that_stops_reading_never_blocks_the_event_loop(loop_kind):
                 finally:
                     task.cancel()
 
-    if loop_kind == "uvloop":
-        import uvloop  # a test dependency (Makefile's TEST_DEPS)
-
-        runner = uvloop.new_event_loop()
-    else:
-        runner = asyncio.new_event_loop()
+    runner = _new_loop(loop_kind)
     try:
         runner.run_until_complete(asyncio.wait_for(main(), 60))
     finally:
