@@ -210,8 +210,8 @@ func hotAioUnary(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, method *C.char, 
 }
 
 // aioUnaryHere: GRPCGO_AIO_UNARY_HERE=0 starts every grpc.aio unary call on
-// a worker goroutine (to measure the difference; docs/benchmarks-history.md,
-// "grpc.aio's unary call started on the loop's thread").
+// a worker goroutine (to measure the difference; docs/ARCHITECTURE.md,
+// "The start on the loop's thread, ninth stop").
 var aioUnaryHere = os.Getenv("GRPCGO_AIO_UNARY_HERE") != "0"
 
 func runHere(f func()) { f() }
