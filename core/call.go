@@ -66,6 +66,10 @@ type UnaryCall struct {
 	Header   metadata.MD
 	Status   *Status
 	cancel   context.CancelCauseFunc
+	// settled is set once the call's own bookkeeping (grpc-go's end of
+	// call, the context's cancel) has run: after its notify when the
+	// caller is woken first (fastCall.wakeFirst), before it otherwise.
+	settled atomic.Bool
 }
 
 // Unary performs a unary call on the calling goroutine.

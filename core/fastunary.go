@@ -169,6 +169,7 @@ func (fc *fastCall) finish(err error, resp Msg) {
 	c.Response, c.Header, c.Status = fc.ch.unaryOutcome(fc.ctx, err, resp, fc.header, fc.trailer)
 	liveClientCalls.Add(-1)
 	c.cancel(nil)
+	c.settled.Store(true)
 	fc.ch.unaryLive.Add(-1)
 	close(c.Done)
 	if fc.notify != nil {
@@ -180,17 +181,20 @@ func (fc *fastCall) finish(err error, resp Msg) {
 // (end) still to run: the caller is notified first, and the rest runs
 // after, off the round trip's path, while the caller's thread wakes. The
 // counters a caller may read, or that say whether its next call is alone
-// on the channel, are settled before it is notified; c.Done closes last.
+// on the channel, are settled before it is notified, and c.Done is closed
+// before it too: a notified caller may read the outcome through Done
+// (grpc.aio's loop does, for a call that did not end OK).
 func (fc *fastCall) wakeFirst(err error, resp Msg, header, trailer metadata.MD, end func()) {
 	c := fc.c
 	c.Response, c.Header, c.Status = fc.ch.unaryOutcome(fc.ctx, err, resp, header, trailer)
 	liveClientCalls.Add(-1)
 	fc.ch.unaryLive.Add(-1)
+	close(c.Done)
 	fc.notify(c)
 	if fc.unwatch != nil {
 		fc.unwatch()
 	}
 	end()
 	c.cancel(nil)
-	close(c.Done)
+	c.settled.Store(true)
 }

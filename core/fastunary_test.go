@@ -179,7 +179,7 @@ func TestStartUnaryOnCallerBesideAStream(t *testing.T) {
 }
 
 // A call alone on its channel wakes its caller before the call's
-// bookkeeping (grpc-go's end of call, the context's cancel, c.Done) runs,
+// bookkeeping (grpc-go's end of call, the context's cancel) runs,
 // which then runs while the caller goes on; GRPCGO_UNARY_WAKE_FIRST=0 keeps
 // it first. The response, header and trailer are the same either way.
 func TestStartUnaryOnCallerWakesFirst(t *testing.T) {
@@ -204,10 +204,10 @@ func TestStartUnaryOnCallerWakesFirst(t *testing.T) {
 					c := ch.StartUnaryOn(spec(mUnary, echoPairs...), BytesMsg(req), func(c *UnaryCall) {
 						select {
 						case <-c.Done:
-							notified <- false
 						default:
-							notified <- true // Done not closed yet: woken first
+							t.Error("notified before Done closed")
 						}
+						notified <- !c.settled.Load() // not settled yet: woken first
 					}, onCaller)
 					if wasEarly, _ := recvChan(t, "notification", notified); wasEarly {
 						early++
