@@ -198,6 +198,7 @@ def test_cancel_and_deadline_race_the_finish(loop_kind):
     ends once, with OK or the client's own status, and the server goes on
     serving and stops cleanly."""
     started = []
+    running = [0]  # racing handlers not yet returned
 
     async def slow(request, context):
         started.append(request)
@@ -207,12 +208,16 @@ def test_cancel_and_deadline_race_the_finish(loop_kind):
     async def racing(request, context):
         # Finishes around the client's deadline: at once, after a turn of
         # the loop, or after a short sleep.
-        i = int(request)
-        if i % 3 == 1:
-            await asyncio.sleep(0)
-        elif i % 3 == 2:
-            await asyncio.sleep((i % 7) / 10000)
-        return SMALL
+        running[0] += 1
+        try:
+            i = int(request)
+            if i % 3 == 1:
+                await asyncio.sleep(0)
+            elif i % 3 == 2:
+                await asyncio.sleep((i % 7) / 10000)
+            return SMALL
+        finally:
+            running[0] -= 1
 
     handlers = {
         "slow": grpc.unary_unary_rpc_method_handler(slow),
@@ -256,7 +261,15 @@ def test_cancel_and_deadline_race_the_finish(loop_kind):
                     assert await call == SMALL
                 except asyncio.CancelledError:
                     assert await call.code() == grpc.StatusCode.CANCELLED
-            # The server still serves, quick finishes on its loop.
+            # The server still serves, quick finishes on its loop. A call
+            # the client cancelled may still be finished by its handler
+            # (the server learns of the cancel later): let those end
+            # first, so the count below is this call's alone.
+            await asyncio.sleep(0.1)
+            for _ in range(WAIT * 100):
+                if running[0] == 0:
+                    break
+                await asyncio.sleep(0.01)
             before = stats()
             assert await channel.unary_unary(method("small"))(b"1", timeout=WAIT) == SMALL + b"1"
             if os.environ.get("GRPCGO_AIO_FINISH_HERE") != "0":
