@@ -670,7 +670,7 @@ def test_a_response_answering_a_request_that_was_waited_for_leaves_at_once():
     # The first write after a read that waited is handed to the engine at
     # once (no flush scheduled for the next turn of the loop); the writes
     # after it in the same turn are batched, and every response arrives in
-    # order. (White box: context._out holds the responses not handed over.)
+    # order. (White box: context._replies.out holds the responses not handed over.)
     held = []
 
     async def echo_three(request_iterator, context):
@@ -679,10 +679,10 @@ def test_a_response_answering_a_request_that_was_waited_for_leaves_at_once():
             if request is aio.EOF:
                 return
             await context.write(request + b".0")
-            held.append(len(context._out))
+            held.append(len(context._replies.out))
             await context.write(request + b".1")
             await context.write(request + b".2")
-            held.append(len(context._out))
+            held.append(len(context._replies.out))
 
     async def main():
         async with serving({"e": ss(echo_three)}) as (_, port):
@@ -709,7 +709,7 @@ def test_a_batch_that_completed_before_its_callback_ran_does_not_spin_the_loop()
     # first (it was ready before the completion queue was drained). The
     # next full batch then awaits a future that is already done, which
     # does not yield: _flush must take the outcome itself, not spin.
-    # (White box: the handler watches the batch through context._sending,
+    # (White box: the handler watches the batch through context._replies.sending,
     # which makes that order certain on asyncio's default loop; the task
     # polls with sleep(0) so it is always ready before the drain.)
     big = b"x" * 65536
@@ -718,14 +718,14 @@ def test_a_batch_that_completed_before_its_callback_ran_does_not_spin_the_loop()
 
     async def fill_then_write_a_batch(request, context):
         count = 0
-        while context._sending is None and count < 4096:
+        while (context._replies is None or context._replies.sending is None) and count < 4096:
             for _ in range(63):
                 await context.write(big)
             count += 63
             await asyncio.sleep(0)  # the batch is handed over: it waits for room
         written.append(count)
         reading.set()  # the client reads from now on
-        while not context._sending.done():
+        while not context._replies.sending.done():
             await asyncio.sleep(0)
         for i in range(64):  # the 64th flushes while the batch's callback has not run
             await context.write(b"%d" % i)

@@ -36,6 +36,7 @@ import grpc
 from grpc import _common
 
 from . import _base_call
+from ._batches import SendBatches
 from ._metadata import Metadata
 from ._typing import EOF
 
@@ -459,11 +460,8 @@ class _StreamCall(Call):
     _done_writing_flag = False
     _request_task = None
     _opened = False  # known to have opened (set by the first write())
-    # A request iterator's requests gathered for one crossing (_gather_request).
-    _req_out = None
-    _req_sending = None  # the future of a batch being queued, and (token, op)
-    _req_op = None
-    _req_failed = False  # the call takes no more requests
+    # An async request iterator's requests, sent in batches (_gather_request).
+    _req = None
     _answered = False  # a response was taken since the last batch went
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
@@ -486,7 +484,8 @@ class _StreamCall(Call):
             self._server_streams, self._client_streams, first, not self._client_streams)
         if self._client_streams and request is not None:
             self._request_style = "iter"
-            self._req_out = []
+            self._req = SendBatches(self._loop, self._q, self._hot, self._hot.aio_stream_send_many,
+                                    self._stream)
             self._request_task = self._loop.create_task(self._consume_requests(request))
         else:
             self._request_style = "write"
@@ -727,85 +726,31 @@ class _StreamCall(Call):
                 payload = None
             if payload.__class__ is not bytes:
                 return self._flush_then_write(request)  # _write_one fails the call
-        out = self._req_out
-        out.append(payload)
-        if len(out) == 1:
-            if self._req_sending is None:
-                if self._answered:
-                    self._answered = False
-                    self._flush_requests_now()
-                else:
-                    self._loop.call_soon(self._flush_requests_now)
-        elif len(out) >= _BATCH:
+        req = self._req
+        if self._answered:
+            self._answered = False
+            req.prompt = True  # this request answers a response: its batch goes at once
+        if not req.put(payload):
             return self._flush_requests()
-        return _FALSE if self._req_failed else _TRUE
+        return _FALSE if req.failed else _TRUE
 
     async def _flush_then_write(self, request):
         if not await self._flush_requests():
             return False
         return await self._write_one(request, from_iterator=True)
 
-    def _flush_requests_now(self):
-        """Hands the gathered requests over to the engine, unless a batch is
-        still being queued (its completion hands them over)."""
-        out = self._req_out
-        if not out or self._req_sending is not None or self._req_failed:
-            return
-        self._req_out = []
-        q = self._q
-        token = next(q.tokens)
-        sent = self._hot.aio_stream_send_many(q.cq, token, self._stream, out)
-        if sent is True:
-            return
-        if sent is False:
-            self._req_failed = True
-            return
-        # The engine's queue is full: an operation queues the rest.
-        future = self._loop.create_future()
-        q.waiting[token] = future
-        self._req_sending, self._req_op = future, (token, sent)
-        future.add_done_callback(self._requests_sent)
-
-    def _requests_sent(self, future):
-        """A batch's operation completed: its outcome, then the requests
-        gathered meanwhile. Runs once per batch, from the future's callback
-        or from _flush_requests, whichever comes first."""
-        if self._req_sending is not future:
-            return
-        token, op = self._req_op
-        self._req_sending = self._req_op = None
-        if future.cancelled():  # the consuming task was cancelled: the call is ending
-            self._q.forget(token)
-            self._req_failed = True
-            return
-        if not self._hot.aio_result(op):
-            self._req_failed = True
-        elif self._req_out:
-            self._flush_requests_now()
-
     async def _flush_requests(self):
         """Waits until every gathered request is queued in the engine; False
         if the call takes no more."""
-        while True:
-            sending = self._req_sending
-            if sending is not None:
-                if not sending.done():
-                    try:
-                        await sending
-                    except asyncio.CancelledError:
-                        if not self.done():
-                            self.cancel()
-                        raise
-                # A future already done does not yield, so its callback may
-                # not have run yet: take its outcome here.
-                self._requests_sent(sending)
-                continue
-            if self._req_failed or self._status is not None:
-                self._req_out = []
-                return False
-            if not self._req_out:
-                return True
-            self._flush_requests_now()
+        try:
+            return await self._req.flush(self._has_status)
+        except asyncio.CancelledError:
+            if not self.done():
+                self.cancel()
+            raise
+
+    def _has_status(self):
+        return self._status is not None
 
     def _send_from_iterator(self, request):
         """An awaitable of whether the request was queued (False: the call

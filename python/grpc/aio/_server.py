@@ -41,6 +41,7 @@ from grpc import _metrics
 from grpc import _runtime
 from grpc.aio import _base_server
 from grpc.aio import _completion
+from grpc.aio._batches import SendBatches
 from grpc.aio._call import AbortError, InternalError, UsageError
 from grpc.aio._interceptor import ServerInterceptor
 from grpc.aio._typing import EOF
@@ -210,8 +211,7 @@ class ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
-                 "_eof", "_auth", "_out", "_sending", "_sending_op", "_failed", "_waited",
-                 "_arm", "_armed")
+                 "_eof", "_auth", "_replies", "_waited", "_arm", "_armed")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -223,11 +223,8 @@ class ServicerContext(_base_server.ServicerContext):
         self._next = 0
         self._eof = False
         self._auth = None
-        self._out = []  # responses written, not yet handed to the engine
-        self._sending = None  # the future of a batch being queued
-        self._sending_op = None  # (token, op) of that batch
-        self._failed = False  # the call took no more responses
-        self._waited = False  # the last read waited for its request (see write)
+        self._replies = None  # SendBatches, made by the first write
+        self._waited = False  # the last read waited for its request (see _put)
         self._arm = False  # the last read waited: the next take arms the next read's wait
         self._armed = None  # (token, Wait) that take armed, not awaited yet
 
@@ -257,8 +254,8 @@ class ServicerContext(_base_server.ServicerContext):
                 if future.done():
                     self._arm = False  # it came without waiting: stop arming
                 else:
-                    if self._out and self._sending is None:
-                        self._flush_now()  # the responses written go out before this waits
+                    if self._replies is not None:
+                        self._replies.flush_now()  # the responses written go out before this waits
                     try:
                         await future
                     except BaseException:
@@ -280,8 +277,8 @@ class ServicerContext(_base_server.ServicerContext):
             # Nothing queued: the call's reader completes token once there
             # is. Requests stay queued in Go until taken, so a read
             # cancelled here (a timeout around read()) loses none.
-            if self._out and self._sending is None:
-                self._flush_now()  # the responses written go out before this waits
+            if self._replies is not None:
+                self._replies.flush_now()  # the responses written go out before this waits
             # A Wait: the drain resumes this task in the turn its request
             # arrived in (an asyncio.Future would take one more turn).
             future = hot.Wait(loop)
@@ -318,89 +315,29 @@ class ServicerContext(_base_server.ServicerContext):
         through here (_stream_responses), one coroutine fewer a response."""
         rpc = self._rpc
         rpc.raise_for_termination()
-        if self._failed:
+        replies = self._replies
+        if replies is None:
+            replies = self._replies = SendBatches(
+                self._loop, self._q, rpc.hot, rpc.hot.aio_call_send_many, rpc.call)
+        elif replies.failed:
             raise _CallOver("the RPC has ended")
         data = _serialize(message, self._serializer)
         rpc.metadata_sent = True
-        # Responses are handed over in batches: those written before the
-        # task next yields (or 64 of them) go in one crossing, so the call's
-        # sender goroutine is woken once for them all. Every status is sent
-        # after a flush (see _flush), so none is overtaken. The first
-        # response after a read that waited (a bidi handler answering a
-        # request) goes at once, not on a flush scheduled for the next turn
-        # of the loop, which cost a ping-pong one more turn per response;
-        # responses written after it in the same turn are batched as before.
-        out = self._out
-        out.append(data)
-        if len(out) == 1:
-            if self._sending is None:
-                if self._waited:
-                    self._waited = False
-                    self._flush_now()
-                else:
-                    self._loop.call_soon(self._flush_now)
-        elif len(out) >= _BATCH:
-            return False
-        return True
-
-    def _flush_now(self):
-        """Hands the responses written so far over to the engine, unless a
-        batch is still being queued (its completion hands them over)."""
-        out = self._out
-        if not out or self._sending is not None or self._failed:
-            return
-        self._out = []
-        rpc, q = self._rpc, self._q
-        token = next(q.tokens)
-        sent = rpc.hot.aio_call_send_many(q.cq, token, rpc.call, out)
-        if sent is True:
-            return
-        if sent is False:
-            self._failed = True
-            return
-        # The engine's queue is full: an operation queues the rest.
-        future = self._loop.create_future()
-        q.waiting[token] = future
-        self._sending, self._sending_op = future, (token, sent)
-        future.add_done_callback(self._sent)
-
-    def _sent(self, future):
-        """A batch's operation completed: its outcome, then the responses
-        written meanwhile. Runs once per batch, from the future's callback
-        or from _flush, whichever comes first."""
-        if self._sending is not future:
-            return  # _flush took it already
-        token, op = self._sending_op
-        self._sending = self._sending_op = None
-        if future.cancelled():  # the task awaiting it was cancelled: the call is ending
-            self._q.forget(token)
-            self._failed = True
-            return
-        if not self._rpc.hot.aio_result(op):
-            self._failed = True
-        elif self._out:
-            self._flush_now()
+        # Responses go to the engine in batches (SendBatches); every status
+        # is sent after a flush (see _flush), so none is overtaken. The first
+        # after a read that waited (a bidi handler answering a request) goes
+        # at once.
+        if self._waited:
+            self._waited = False
+            replies.prompt = True
+        return replies.put(data)
 
     async def _flush(self):
         """Waits until every response written is queued in the engine;
         raises _CallOver if the call can take no more."""
-        while True:
-            sending = self._sending
-            if sending is not None:
-                if not sending.done():
-                    await sending
-                # Awaiting a future that is already done does not yield, so
-                # its callback may not have run yet (the task ran first in
-                # the loop's turn that completed it): take its outcome here,
-                # or this loop would spin with the event loop blocked.
-                self._sent(sending)
-                continue
-            if self._failed:
-                self._out = []
-                raise _CallOver("the RPC has ended")
-            if not self._out:
-                return
-            self._flush_now()
+        replies = self._replies
+        if replies is not None and not await replies.flush():
+            raise _CallOver("the RPC has ended")
 
     async def send_initial_metadata(self, initial_metadata):
         rpc = self._rpc
@@ -439,7 +376,8 @@ class ServicerContext(_base_server.ServicerContext):
             _LOGGER.error("abort() called with %r; returning UNKNOWN", code)
             code, details = _UNKNOWN, ""
         rpc.code = code
-        if self._out or self._sending is not None:
+        replies = self._replies
+        if replies is not None and (replies.out or replies.sending is not None):
             try:
                 await self._flush()  # responses written before the abort go first
             except _CallOver:
@@ -923,7 +861,8 @@ class Server(_base_server.Server):
         except Exception as error:
             context = rpc.context
             if (context is not None and not rpc.status_sent and not rpc.died
-                    and (context._out or context._sending is not None)):
+                    and context._replies is not None
+                    and (context._replies.out or context._replies.sending is not None)):
                 try:
                     await context._flush()  # responses written before it go first
                 except (asyncio.CancelledError, _CallOver):
@@ -996,7 +935,8 @@ class Server(_base_server.Server):
             await self._stream_responses(rpc, context, behavior, request)
         elif is_async:
             response = await behavior(request, context)
-            if context._out or context._sending is not None:
+            replies = context._replies
+            if replies is not None and (replies.out or replies.sending is not None):
                 await context._flush()
             _send_unary(rpc, response, handler.response_serializer)
         else:
@@ -1018,7 +958,8 @@ class Server(_base_server.Server):
             callback()
         if inspect.isawaitable(response):  # a wrapped coroutine function
             response = await response
-        if context._out or context._sending is not None:
+        replies = context._replies
+        if replies is not None and (replies.out or replies.sending is not None):
             await context._flush()
         _send_unary(rpc, response, serializer)
 
