@@ -24,3 +24,38 @@ def generic_server(service, methods, workers=4, **kwargs):
     finally:
         server.stop(None).wait(WAIT)
         pool.shutdown(wait=False)
+
+
+def run_loop(coro, loop_kind, timeout):
+    """Runs coro to its end, bounded by timeout seconds, on a new event
+    loop: asyncio's default ("asyncio") or uvloop's ("uvloop")."""
+    import asyncio
+
+    if loop_kind == "uvloop":
+        import uvloop  # a test dependency (Makefile's TEST_DEPS)
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    finally:
+        loop.close()
+
+
+@contextlib.asynccontextmanager
+async def aio_generic_server(service, methods):
+    """grpc.aio.server on 127.0.0.1 answering `service`'s methods (name ->
+    method handler); yields its port and stops it on the way out."""
+    import asyncio
+
+    from grpc import aio
+
+    server = aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield port
+    finally:
+        await asyncio.wait_for(server.stop(None), WAIT)

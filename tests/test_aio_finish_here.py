@@ -26,6 +26,8 @@ import grpc
 import pytest
 from grpc import _runtime, aio
 
+from serving import aio_generic_server, run_loop
+
 SERVICE = "grpcgo.testing.AioFinishHere"
 WAIT = 20
 SMALL = b"s" * 3000
@@ -47,31 +49,16 @@ def stats():
 
 
 def run(coro, loop_kind):
-    if loop_kind == "uvloop":
-        import uvloop  # a test dependency (Makefile's TEST_DEPS)
-
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, WAIT * 2))
-    finally:
-        loop.close()
+    return run_loop(coro, loop_kind, WAIT * 2)
 
 
 @contextlib.asynccontextmanager
 async def serving(handlers):
-    server = aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
+    async with aio_generic_server(SERVICE, handlers) as port:
         # The large trailer is over the default soft limit (8 KiB).
         options = (("grpc.max_metadata_size", 64 << 10), ("grpc.absolute_max_metadata_size", 64 << 10))
         async with aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
             yield channel
-    finally:
-        await asyncio.wait_for(server.stop(None), WAIT)
 
 
 async def _small(request, context):

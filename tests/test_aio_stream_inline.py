@@ -18,7 +18,6 @@ Every RPC has a timeout; every wait is bounded.
 """
 
 import asyncio
-import contextlib
 import os
 import time
 
@@ -27,6 +26,7 @@ import pytest
 from grpc import aio
 
 import h2peer
+from serving import aio_generic_server, run_loop
 
 SERVICE = "grpcgo.testing.AioStreamInline"
 WAIT = 20
@@ -42,28 +42,11 @@ def method(name):
 
 
 def run(coro, loop_kind):
-    if loop_kind == "uvloop":
-        import uvloop  # a test dependency (Makefile's TEST_DEPS)
-
-        loop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, WAIT * 2))
-    finally:
-        loop.close()
+    return run_loop(coro, loop_kind, WAIT * 2)
 
 
-@contextlib.asynccontextmanager
-async def serving(handlers):
-    server = aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield port
-    finally:
-        await asyncio.wait_for(server.stop(None), WAIT)
+def serving(handlers):
+    return aio_generic_server(SERVICE, handlers)
 
 
 async def _echo(request_iterator, context):

@@ -25,6 +25,7 @@ import grpc.aio
 import pytest
 
 import h2peer
+from serving import run_loop
 
 RPC_TIMEOUT = 10
 WAIT = 10
@@ -349,14 +350,6 @@ def test_a_peer_that_stops_reading_holds_no_caller():
                 assert time.monotonic() - start < 5
 
 
-def _new_loop(loop_kind):
-    if loop_kind == "uvloop":
-        import uvloop  # a test dependency (Makefile's TEST_DEPS)
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
 @pytest.mark.skipif(os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
                     reason="counts the engine's own starts")
 @pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
@@ -377,11 +370,7 @@ def test_aio_unary_alone_starts_on_the_loops_thread(served, loop_kind):
                 assert await echo(b"%d" % i, timeout=RPC_TIMEOUT) == b"%d" % i
             return _runtime.hot().unary_starts() - before
 
-    runner = _new_loop(loop_kind)
-    try:
-        assert runner.run_until_complete(asyncio.wait_for(main(), 60)) == 20
-    finally:
-        runner.close()
+    assert run_loop(main(), loop_kind, 60) == 20
 
 
 @grpcio_differs
@@ -419,8 +408,4 @@ def test_a_peer_that_stops_reading_never_blocks_the_event_loop(loop_kind):
                 finally:
                     task.cancel()
 
-    runner = _new_loop(loop_kind)
-    try:
-        runner.run_until_complete(asyncio.wait_for(main(), 60))
-    finally:
-        runner.close()
+    run_loop(main(), loop_kind, 60)
