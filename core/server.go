@@ -270,11 +270,12 @@ func (s *Server) Next(wait <-chan struct{}) (*ServerCall, bool) {
 	}
 }
 
-// Stop refuses new calls at once, gives calls in flight grace to finish
-// (grace < 0: wait for them indefinitely; 0: cancel them now), then closes
-// every connection. It returns when the server has stopped; concurrent and
-// repeated calls are fine, and the smallest grace wins.
-func (s *Server) Stop(grace time.Duration) {
+// Refuse makes the server refuse every new call from now on (UNAVAILABLE),
+// ends the calls queued for a handler and starts grpc-go's graceful stop;
+// it does not wait. Stop begins with it; calling it first lets a caller that
+// waits out the grace elsewhere (the Python server's stop(grace) returns at
+// once) refuse new calls before it returns. Repeated calls are fine.
+func (s *Server) Refuse() {
 	s.mu.Lock()
 	first := !s.stopping
 	s.stopping = true
@@ -284,28 +285,37 @@ func (s *Server) Stop(grace time.Duration) {
 		}
 	}
 	s.mu.Unlock()
-	if first {
-		s.inMu.Lock()
-		close(s.quit)
-		s.inMu.Unlock()
-		// Calls queued but never taken end now.
-		for drained := false; !drained; {
-			select {
-			case c := <-s.incoming:
-				c.Finish(codes.Unavailable, "server is shutting down", nil)
-			default:
-				drained = true
-			}
-		}
-		if s.notify != nil {
-			s.notify(true)
-		}
-		go func() {
-			s.gs.GracefulStop()
-			liveServers.Add(-1)
-			close(s.stopped)
-		}()
+	if !first {
+		return
 	}
+	s.inMu.Lock()
+	close(s.quit)
+	s.inMu.Unlock()
+	// Calls queued but never taken end now.
+	for drained := false; !drained; {
+		select {
+		case c := <-s.incoming:
+			c.Finish(codes.Unavailable, "server is shutting down", nil)
+		default:
+			drained = true
+		}
+	}
+	if s.notify != nil {
+		s.notify(true)
+	}
+	go func() {
+		s.gs.GracefulStop()
+		liveServers.Add(-1)
+		close(s.stopped)
+	}()
+}
+
+// Stop refuses new calls at once (Refuse), gives calls in flight grace to
+// finish (grace < 0: wait for them indefinitely; 0: cancel them now), then
+// closes every connection. It returns when the server has stopped;
+// concurrent and repeated calls are fine, and the smallest grace wins.
+func (s *Server) Stop(grace time.Duration) {
+	s.Refuse()
 	if grace >= 0 {
 		t := time.NewTimer(grace)
 		defer t.Stop()

@@ -158,6 +158,18 @@ func hotServerStop(h C.uintptr_t, grace C.double) (ret pyObj) {
 	return C.hot_none()
 }
 
+// hotServerRefuse makes the server refuse new calls now, without waiting
+// (see core.Server.Refuse): stop(grace) calls it before it returns, and
+// waits out the grace on another thread.
+//
+//export hotServerRefuse
+func hotServerRefuse(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	s := value[*core.Server](h)
+	withoutGIL(s.Refuse)
+	return C.hot_none()
+}
+
 // hotServerWait waits until the server has stopped: True, or False if
 // timeout passed first.
 //

@@ -759,6 +759,13 @@ static PyObject *m_server_stop(PyObject *self, PyObject *args) {
     return GO(hotServerStop(h, grace));
 }
 
+static PyObject *m_server_refuse(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", server_h, &h)) return NULL;
+    FORK_GUARD();
+    return GO(hotServerRefuse(h));
+}
+
 static PyObject *m_server_wait(PyObject *self, PyObject *args) {
     uintptr_t h;
     double timeout;
@@ -1348,6 +1355,7 @@ static PyMethodDef methods[] = {
     {"server_mark_unary", m_server_mark_unary, METH_VARARGS,
      "server_mark_unary(server, method): its calls arrive with their one request read"},
     {"server_stop", m_server_stop, METH_VARARGS, "server_stop(server, grace)"},
+    {"server_refuse", m_server_refuse, METH_VARARGS, "server_refuse(server)"},
     {"server_wait", m_server_wait, METH_VARARGS, "server_wait(server, timeout) -> stopped"},
     {"call_recv_one", m_call_recv_one, METH_VARARGS, "call_recv_one(call) -> request or None"},
     {"call_recv", m_call_recv, METH_VARARGS, "call_recv(call, max) -> list of requests ([] at the end)"},

@@ -106,6 +106,12 @@ class _Service:
         self.event("stubborn_ended").set()
         return request
 
+    def slow_callback(self, request, context):
+        """Returns at once; its done-callback takes the seconds the request
+        names."""
+        context.add_callback(lambda: time.sleep(float(request)))
+        return request
+
     def context_values(self, request, context):
         self.seen["initial"] = (context.code(), context.details(), context.trailing_metadata())
         context.set_code(grpc.StatusCode.OK)
@@ -151,6 +157,7 @@ class _Service:
             "HoldBidi": grpc.stream_stream_rpc_method_handler(self.hold_bidi),
             "HoldStreamUnary": grpc.stream_unary_rpc_method_handler(self.hold_stream_unary),
             "Stubborn": uu(self.stubborn),
+            "SlowCallback": uu(self.slow_callback),
             "ContextValues": uu(self.context_values),
             "AbortWithStatus": uu(self.abort_with_status),
             "AbortWithStatusOk": uu(self.abort_with_status_ok),
@@ -365,6 +372,51 @@ def test_stop_is_idempotent():
             again = server.server.stop(grace)
             assert isinstance(again, threading.Event)
             assert again.is_set()
+    finally:
+        server.close()
+
+
+@pytest.mark.skipif(not IS_GRPCGO, reason="delays grpcgo's own stop thread")
+def test_stop_with_grace_refuses_new_calls_before_it_returns(monkeypatch):
+    # stop(grace) waits out the grace on a thread of its own; new calls must
+    # be refused from its return on, however late that thread runs.
+    import grpc._server as server_module
+
+    real = server_module._start_or_run
+
+    def late(target, *args, name):
+        def run():
+            time.sleep(0.5)
+            target(*args)
+        real(run, name=name)
+
+    service = _Service()
+    server = _Server(service)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            assert ch.unary_unary(method("Echo"))(b"x", timeout=RPC_TIMEOUT) == b"x"
+            monkeypatch.setattr(server_module, "_start_or_run", late)
+            event = server.server.stop(WAIT)
+            with pytest.raises(grpc.RpcError) as info:
+                ch.unary_unary(method("Echo"))(b"", timeout=RPC_TIMEOUT)
+            assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert event.wait(WAIT)
+    finally:
+        server.close()
+
+
+def test_stop_none_right_after_a_call_whose_done_callback_is_slow():
+    # The handler has returned when its client sees the response: stop(None)
+    # finds no handler running and returns a set Event, while the call's
+    # done-callback still runs on the pool thread.
+    service = _Service()
+    server = _Server(service)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            call = ch.unary_unary(method("SlowCallback"))
+            assert call(b"0", timeout=RPC_TIMEOUT) == b"0"
+            assert call(b"1.0", timeout=RPC_TIMEOUT) == b"1.0"
+            assert server.server.stop(None).is_set()
     finally:
         server.close()
 

@@ -203,6 +203,10 @@ class _Server(grpc.Server):
                 event.set()  # already stopped, every handler ended
                 return event
             self._stop_events.append(event)
+        if first and self._started:
+            # New calls are refused before stop() returns, as in grpcio,
+            # though the grace is waited out on another thread.
+            self._hot.server_refuse(self._handle)
         if grace == 0.0:
             # Without grace, stopping does not wait for anyone: do it now, so
             # an idle server's Event is set on return, as grpcio's is.
@@ -323,16 +327,15 @@ class _Server(grpc.Server):
         try:
             event = hot.server_take(handle)
             while event:  # False (nothing came) or None (stopped) ends the task
+                # The call's count of running handlers; _handle_call gives
+                # it back (see there).
                 with self._lock:
                     self._active += 1
-                try:
-                    # Each RPC (its interceptors and handler) runs in a fresh,
-                    # empty contextvars.Context, as in grpcio: nothing one RPC
-                    # sets leaks into the next on this thread.
-                    rpc_context = contextvars.Context()
-                    rpc_context.run(_handle_call, self, rpc_context, *event)
-                finally:
-                    self._done()
+                # Each RPC (its interceptors and handler) runs in a fresh,
+                # empty contextvars.Context, as in grpcio: nothing one RPC
+                # sets leaks into the next on this thread.
+                rpc_context = contextvars.Context()
+                rpc_context.run(_handle_call, self, rpc_context, *event)
                 if _RELEASE_FIRST:
                     # What the call held (its handle, its request, what the
                     # handler set in its context) is freed now, its response
@@ -360,6 +363,7 @@ def _intercepted(interceptor, continuation):
 
 def _finish(hot, call, context, code, details, last=None):
     context._statused = True
+    _handler_ended(context)
     try:
         hot.call_finish(call, code, details, context._trailing_metadata, last)
     except Exception:
@@ -375,27 +379,47 @@ def _behavior(handler):
     return handler.unary_stream if handler.response_streaming else handler.unary_unary
 
 
+def _handler_ended(context):
+    """Gives back the server's count of running handlers that the call's
+    context holds, once: before the call's end is written, or when the
+    handler returns, whichever comes first. A client that has seen its call
+    end may stop the server at once and must find it idle (stop(None)'s
+    Event set on return, as grpcio's), not waiting for a pool thread's
+    bookkeeping after the write. (The pop is one step under the GIL: a
+    non-blocking handler's sender may end the call on another thread while
+    the handler returns.)"""
+    server = context.__dict__.pop("_server", None)
+    if server is not None:
+        server._done()
+
+
 def _handle_call(server, rpc_context, call, method, metadata, peer, time_left, first):
+    """Runs a call taken by a pool thread. The call holds one count of
+    server._active (_run took it): given back here before an end written
+    here, else carried by the call's context (_handler_ended)."""
     hot = server._hot
     details = _HandlerCallDetails(method, metadata)
     try:
         handler = server._lookup(details)
     except Exception:
+        server._done()
         _LOGGER.exception("Exception servicing handler for %s", method)
         hot.call_finish(call, _UNKNOWN, "Error in service handler!", None, None)
         return
+    except BaseException:
+        server._done()
+        raise
     if handler is None:
+        server._done()
         hot.call_finish(call, _UNIMPLEMENTED, "Method not found!", None, None)
         return
     behavior = _behavior(handler)
     pool = getattr(behavior, "experimental_thread_pool", None)
     if isinstance(pool, concurrent.futures.ThreadPoolExecutor) and pool is not server._pool:
         # grpcio's per-method pool: the handler runs there, in (a copy of)
-        # this RPC's context.
-        with server._lock:
-            server._active += 1
+        # this RPC's context; the call's count goes with it.
         try:
-            pool.submit(rpc_context.copy().run, _serve_in_pool, server, rpc_context, handler,
+            pool.submit(rpc_context.copy().run, _serve, server, rpc_context, handler,
                         behavior, call, method, metadata, peer, time_left, first)
         except Exception:  # the pool was shut down
             server._done()
@@ -404,17 +428,11 @@ def _handle_call(server, rpc_context, call, method, metadata, peer, time_left, f
     _serve(server, rpc_context, handler, behavior, call, method, metadata, peer, time_left, first)
 
 
-def _serve_in_pool(server, *args):
-    try:
-        _serve(server, *args)
-    finally:
-        server._done()
-
-
 def _serve(server, rpc_context, handler, behavior, call, method, metadata, peer, time_left, first):
     hot = server._hot
     context = ServicerContext(hot, call, metadata, peer, time_left)
     context._contextvars = rpc_context
+    context._server = server  # holds the call's count of running handlers
     try:
         if handler.request_streaming:
             request = _RequestIterator(hot, call, handler.request_deserializer, context, first)
@@ -446,6 +464,8 @@ def _serve(server, rpc_context, handler, behavior, call, method, metadata, peer,
             _stream_responses(hot, call, context, behavior(request, context), handler.response_serializer)
     except Exception as error:
         _fail(hot, call, context, error)
+    finally:
+        _handler_ended(context)
 
 
 def _response_sender(hot, call, context, serializer):
@@ -538,8 +558,8 @@ def _stream_responses(hot, call, context, responses, serializer):
                 payload = _common.serialize(response, serializer)
             except Exception:
                 _LOGGER.exception("Failed to serialize response!")
+                _close(iterator)  # the handler's own end, before the call's
                 _finish(hot, call, context, _INTERNAL, "Failed to serialize response!")
-                _close(iterator)
                 return
         if not send(call, payload):
             _close(iterator)  # the client is gone

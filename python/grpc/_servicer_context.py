@@ -72,6 +72,10 @@ class _State:
 
 
 class ServicerContext(grpc.ServicerContext):
+    # While a call's context holds _server (set by the server's _serve), the
+    # server counts its handler as running (grpc._server._handler_ended).
+    _server = None
+
     def __init__(self, hot, call, metadata, peer, time_left):
         self._hot = hot
         self._call = call
