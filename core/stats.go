@@ -18,6 +18,12 @@ var (
 // Python were taken by a thread that needed one.
 var PythonPs = func() (mode int, released, taken int64) { return -1, -1, -1 }
 
+// StealNaps, set by the binding when its runtime has grpcgo's hook, reports
+// how a Go thread about to steal a running P's last readied goroutine
+// waits for that P first (GRPCGO_RT_NAP's mode; -1 without the hook) and
+// how many such waits were done that way instead of Go's 3 us sleep.
+var StealNaps = func() (mode int, naps int64) { return -1, -1 }
+
 // CountHandles adds delta to the handles the binding holds for Python (its
 // references to engine objects), for introspection.
 func CountHandles(delta int64) { liveHandles.Add(delta) }

@@ -5,10 +5,12 @@ thread that needs a P (the network poller's, one back from a system call)
 then waits for sysmon when Python threads hold them all
 (docs/ARCHITECTURE.md, "A Python thread's P"). This module prepares a
 `go build -overlay` file that adds patches/go-runtime/grpcgo_return.go.in
-to package runtime and edits two snippets: proc.go's two places where a
+to package runtime and edits snippets: proc.go's two places where a
 thread finds no idle P call grpcgoTakeFromC (take one a Python thread
-holds in C), and cgocallbackg's return to C goes through grpcgoReturnToC
-(what the thread does with its P; Go's behaviour by default). The
+holds in C), cgocallbackg's return to C goes through grpcgoReturnToC
+(what the thread does with its P; Go's behaviour by default), and
+runqgrab's 3 us sleep before it steals a running P's runnext asks
+grpcgoStealNap first (a yield by default: GRPCGO_RT_NAP). The
 toolchain's own runtime source is read (GOROOT) and edited in a copy under
 OUT_DIR; nothing in GOROOT changes.
 
@@ -52,6 +54,11 @@ EDITS = [
          "\tif pp := grpcgoTakeFromC(); pp != nil {\n"
          "\t\tdecGSyscallNoP(getg().m)\n\t\treturn pp\n\t}\n"
          "\treturn nil\n}\n"),
+        # runqgrab: a thread about to steal a running P's runnext waits
+        # for that P first; grpcgoStealNap may wait without sleeping.
+        ("\t\t\t\t\t\t\t\tif !osHasLowResTimer {\n\t\t\t\t\t\t\t\t\tusleep(3)\n",
+         "\t\t\t\t\t\t\t\tif grpcgoStealNap(pp, next) {\n"
+         "\t\t\t\t\t\t\t\t} else if !osHasLowResTimer {\n\t\t\t\t\t\t\t\t\tusleep(3)\n"),
     ]),
 ]
 

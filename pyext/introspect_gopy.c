@@ -2270,6 +2270,80 @@ PyObject * _wrap__introspect_introspect_Counters_Handles_Set(PyObject * PYBINDGE
 
 
 PyObject *
+_wrap__introspect_introspect_Counters_NapMode_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
+{
+    PyObject *py_retval;
+    int64_t retval;
+    int64_t handle;
+    const char *keywords[] = {"handle", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, (char *) "L", (char **) keywords, &handle)) {
+        return NULL;
+    }
+    retval = introspect_Counters_NapMode_Get(handle);
+    py_retval = Py_BuildValue((char *) "L", retval);
+    return py_retval;
+}
+PyObject * _wrap__introspect_introspect_Counters_NapMode_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs);
+
+
+PyObject *
+_wrap__introspect_introspect_Counters_NapMode_Set(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
+{
+    PyObject *py_retval;
+    int64_t handle;
+    int64_t val;
+    const char *keywords[] = {"handle", "val", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, (char *) "LL", (char **) keywords, &handle, &val)) {
+        return NULL;
+    }
+    introspect_Counters_NapMode_Set(handle, val);
+    Py_INCREF(Py_None);
+    py_retval = Py_None;
+    return py_retval;
+}
+PyObject * _wrap__introspect_introspect_Counters_NapMode_Set(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs);
+
+
+PyObject *
+_wrap__introspect_introspect_Counters_Naps_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
+{
+    PyObject *py_retval;
+    int64_t retval;
+    int64_t handle;
+    const char *keywords[] = {"handle", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, (char *) "L", (char **) keywords, &handle)) {
+        return NULL;
+    }
+    retval = introspect_Counters_Naps_Get(handle);
+    py_retval = Py_BuildValue((char *) "L", retval);
+    return py_retval;
+}
+PyObject * _wrap__introspect_introspect_Counters_Naps_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs);
+
+
+PyObject *
+_wrap__introspect_introspect_Counters_Naps_Set(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
+{
+    PyObject *py_retval;
+    int64_t handle;
+    int64_t val;
+    const char *keywords[] = {"handle", "val", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, (char *) "LL", (char **) keywords, &handle, &val)) {
+        return NULL;
+    }
+    introspect_Counters_Naps_Set(handle, val);
+    Py_INCREF(Py_None);
+    py_retval = Py_None;
+    return py_retval;
+}
+PyObject * _wrap__introspect_introspect_Counters_Naps_Set(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs);
+
+
+PyObject *
 _wrap__introspect_introspect_Counters_PsReleased_Get(PyObject * PYBINDGEN_UNUSED(dummy), PyObject *args, PyObject *kwargs)
 {
     PyObject *py_retval;
@@ -2575,6 +2649,10 @@ static PyMethodDef _introspect_functions[] = {
     {(char *) "introspect_Counters_GoProcs_Set", (PyCFunction) _wrap__introspect_introspect_Counters_GoProcs_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_GoProcs_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
     {(char *) "introspect_Counters_Handles_Get", (PyCFunction) _wrap__introspect_introspect_Counters_Handles_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_Handles_Get(handle)\n\ntype: handle: int64_t" },
     {(char *) "introspect_Counters_Handles_Set", (PyCFunction) _wrap__introspect_introspect_Counters_Handles_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_Handles_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
+    {(char *) "introspect_Counters_NapMode_Get", (PyCFunction) _wrap__introspect_introspect_Counters_NapMode_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_NapMode_Get(handle)\n\ntype: handle: int64_t" },
+    {(char *) "introspect_Counters_NapMode_Set", (PyCFunction) _wrap__introspect_introspect_Counters_NapMode_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_NapMode_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
+    {(char *) "introspect_Counters_Naps_Get", (PyCFunction) _wrap__introspect_introspect_Counters_Naps_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_Naps_Get(handle)\n\ntype: handle: int64_t" },
+    {(char *) "introspect_Counters_Naps_Set", (PyCFunction) _wrap__introspect_introspect_Counters_Naps_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_Naps_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
     {(char *) "introspect_Counters_PsReleased_Get", (PyCFunction) _wrap__introspect_introspect_Counters_PsReleased_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsReleased_Get(handle)\n\ntype: handle: int64_t" },
     {(char *) "introspect_Counters_PsReleased_Set", (PyCFunction) _wrap__introspect_introspect_Counters_PsReleased_Set, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsReleased_Set(handle, val)\n\ntype: handle: int64_t\ntype: val: int64_t" },
     {(char *) "introspect_Counters_PsTaken_Get", (PyCFunction) _wrap__introspect_introspect_Counters_PsTaken_Get, METH_KEYWORDS|METH_VARARGS, "introspect_Counters_PsTaken_Get(handle)\n\ntype: handle: int64_t" },

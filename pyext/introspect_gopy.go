@@ -1267,6 +1267,30 @@ func introspect_Counters_PsTaken_Set(handle CGoHandle, val C.longlong) {
 	op.PsTaken = int(val)
 }
 
+//export introspect_Counters_NapMode_Get
+func introspect_Counters_NapMode_Get(handle CGoHandle) C.longlong {
+	op := ptrFromHandle_introspect_Counters(handle)
+	return C.longlong(op.NapMode)
+}
+
+//export introspect_Counters_NapMode_Set
+func introspect_Counters_NapMode_Set(handle CGoHandle, val C.longlong) {
+	op := ptrFromHandle_introspect_Counters(handle)
+	op.NapMode = int(val)
+}
+
+//export introspect_Counters_Naps_Get
+func introspect_Counters_Naps_Get(handle CGoHandle) C.longlong {
+	op := ptrFromHandle_introspect_Counters(handle)
+	return C.longlong(op.Naps)
+}
+
+//export introspect_Counters_Naps_Set
+func introspect_Counters_Naps_Set(handle CGoHandle, val C.longlong) {
+	op := ptrFromHandle_introspect_Counters(handle)
+	op.Naps = int(val)
+}
+
 // ---- Slices ---
 
 // ---- Maps ---

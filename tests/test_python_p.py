@@ -11,6 +11,8 @@ to take that P back). What is checked here, each in its own subprocess with a bo
   up at every return, 0 (the default) never;
 * a P a Python thread holds while it waits in C is taken at once by the
   network poller's thread that needs it (GRPCGO_RT_TAKE=0: left to sysmon);
+* a Go thread about to steal a running P's next goroutine yields instead
+  of Go's 3 us sleep by default (GRPCGO_RT_NAP=2), and 0 keeps the sleep;
 * every mode serves unary calls from 8 threads, a bidi stream and grpc.aio
   calls with exact results, also with a single P (GOMAXPROCS=1, where a
   thread coming back into Go must wait for the one P), and a process with
@@ -198,3 +200,78 @@ def test_a_p_held_by_a_python_thread_in_c_is_taken_by_the_poller():
 def test_take_0_leaves_such_ps_to_sysmon():
     out = run_take("0")
     assert out["taken"] == 0, out
+
+
+# How a Go thread about to steal the goroutine a running P readied last
+# waits for that P first (GRPCGO_RT_NAP; patches/go-runtime/grpcgo_return.go.in,
+# grpcgoStealNap): 2, the default, yields the CPU once instead of Go's 3 us
+# sleep. The 8 client threads and the pool's threads ready goroutines on
+# busy Ps all the time, so a run makes such waits.
+
+NAP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    from concurrent import futures
+    import grpc
+    import grpc._introspect as gi
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {
+        "Echo": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    before = gi.live().naps
+    errors = []
+    with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+        echo = ch.unary_unary("/t.S/Echo")
+        def worker(n):
+            try:
+                for i in range(300):
+                    if echo(b"%d-%d" % (n, i), timeout=30) != b"%d-%d" % (n, i):
+                        errors.append(i)
+            except Exception as e:
+                errors.append(repr(e))
+        # Rounds of 8 threads until a wait was done (or a generous bound,
+        # for the modes that make none).
+        deadline = time.monotonic() + float(sys.argv[1])
+        while True:
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            after = gi.live()
+            if errors or after.naps > before or time.monotonic() > deadline:
+                break
+    server.stop(None)
+    print(json.dumps({"errors": errors[:3], "mode": after.nap_mode,
+                      "naps": after.naps - before}), flush=True)
+    """
+)
+
+
+def run_nap(env_extra, seconds):
+    env = dict(os.environ)
+    env.update(env_extra)
+    proc = subprocess.run([sys.executable, "-c", NAP_SCRIPT, str(seconds)], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["errors"] == [], out
+    return out
+
+
+def test_a_thread_about_to_steal_yields_instead_of_sleeping_by_default():
+    out = run_nap({"GRPCGO_RT_NAP": ""}, 60)
+    assert out["mode"] == 2, "the library was built without the runtime hook"
+    assert out["naps"] > 0, out
+
+
+def test_nap_0_keeps_the_runtime_sleep():
+    out = run_nap({"GRPCGO_RT_NAP": "0"}, 0)
+    assert out["mode"] == 0
+    assert out["naps"] == 0, out
+
+
+@pytest.mark.parametrize("nap", ["0", "1", "2"])
+def test_every_nap_mode_serves_exactly(nap):
+    out = run({"GRPCGO_RT_NAP": nap, "GOMAXPROCS": "2"}, calls=120)
+    assert out["after"]["nap_mode"] == int(nap)

@@ -41,6 +41,13 @@ type Counters struct {
 	// PsTaken counts the Ps taken from Python threads running Python by
 	// Go threads that needed one and found none idle.
 	PsTaken int
+	// NapMode is how a Go thread about to steal the goroutine a running P
+	// readied last waits for that P first (GRPCGO_RT_NAP: 0 Go's 3 us
+	// sleep, 1 a spin, 2 a yield; -1: the runtime was built without the
+	// hook).
+	NapMode int
+	// Naps counts the waits done as NapMode says instead of the sleep.
+	Naps int
 }
 
 // Live returns the current number of live channels, servers and in-flight
@@ -57,5 +64,7 @@ func Live() Counters {
 	}
 	mode, released, taken := core.PythonPs()
 	out.ReturnMode, out.PsReleased, out.PsTaken = mode, int(released), int(taken)
+	napMode, naps := core.StealNaps()
+	out.NapMode, out.Naps = napMode, int(naps)
 	return out
 }

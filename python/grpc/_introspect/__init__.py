@@ -74,6 +74,8 @@ class LiveCounters(NamedTuple):
     return_mode: int  # how a Python thread leaving Go treats its P (-1: no runtime hook)
     ps_released: int  # Ps that Python threads leaving Go gave up so far
     ps_taken: int  # Ps taken from Python threads running Python by Go threads needing one
+    nap_mode: int  # how a Go thread about to steal a running P's next goroutine waits (-1: no hook)
+    naps: int  # such waits done the nap_mode way (not Go's 3 us sleep) so far
 
 
 def live() -> LiveCounters:
@@ -90,4 +92,6 @@ def live() -> LiveCounters:
         return_mode=c.ReturnMode,
         ps_released=c.PsReleased,
         ps_taken=c.PsTaken,
+        nap_mode=c.NapMode,
+        naps=c.Naps,
     )

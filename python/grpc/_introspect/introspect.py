@@ -103,6 +103,14 @@ class Counters(go.GoClass):
 				self.PsTaken = args[8]
 			if "PsTaken" in kwargs:
 				self.PsTaken = kwargs["PsTaken"]
+			if  9 < len(args):
+				self.NapMode = args[9]
+			if "NapMode" in kwargs:
+				self.NapMode = kwargs["NapMode"]
+			if  10 < len(args):
+				self.Naps = args[10]
+			if "Naps" in kwargs:
+				self.Naps = kwargs["Naps"]
 	def __del__(self):
 		_introspect.DecRef(self.handle)
 	def __str__(self):
@@ -219,6 +227,31 @@ class Counters(go.GoClass):
 			_introspect.introspect_Counters_PsTaken_Set(self.handle, value.handle)
 		else:
 			_introspect.introspect_Counters_PsTaken_Set(self.handle, value)
+	@property
+	def NapMode(self):
+		"""NapMode is how a Go thread about to steal the goroutine a running P
+		readied last waits for that P first (GRPCGO_RT_NAP: 0 Go's 3 us
+		sleep, 1 a spin, 2 a yield; -1: the runtime was built without the
+		hook).
+		"""
+		return _introspect.introspect_Counters_NapMode_Get(self.handle)
+	@NapMode.setter
+	def NapMode(self, value):
+		if isinstance(value, go.GoClass):
+			_introspect.introspect_Counters_NapMode_Set(self.handle, value.handle)
+		else:
+			_introspect.introspect_Counters_NapMode_Set(self.handle, value)
+	@property
+	def Naps(self):
+		"""Naps counts the waits done as NapMode says instead of the sleep.
+		"""
+		return _introspect.introspect_Counters_Naps_Get(self.handle)
+	@Naps.setter
+	def Naps(self, value):
+		if isinstance(value, go.GoClass):
+			_introspect.introspect_Counters_Naps_Set(self.handle, value.handle)
+		else:
+			_introspect.introspect_Counters_Naps_Set(self.handle, value)
 
 
 
