@@ -30,7 +30,8 @@ func TestVersions(t *testing.T) {
 func TestLiveMatchesCore(t *testing.T) {
 	base := Live()
 	// Without the binding there is no runtime hook: -1 (pyext/rt_return.go).
-	if base != (Counters{GoProcs: runtime.GOMAXPROCS(0), ReturnMode: -1, PsReleased: -1, PsTaken: -1}) {
+	if base != (Counters{GoProcs: runtime.GOMAXPROCS(0), ReturnMode: -1, PsReleased: -1, PsTaken: -1,
+		NapMode: -1, Naps: -1}) {
 		t.Fatalf("Live() before anything = %+v, want zero counts", base)
 	}
 	srv := core.NewServer(nil, 0)
@@ -59,7 +60,7 @@ func TestLiveMatchesCore(t *testing.T) {
 	core.CountHandles(3)
 
 	want := Counters{Channels: 1, Servers: 1, ClientCalls: 1, ServerCalls: 1, Handles: 3,
-		GoProcs: runtime.GOMAXPROCS(0), ReturnMode: -1, PsReleased: -1, PsTaken: -1}
+		GoProcs: runtime.GOMAXPROCS(0), ReturnMode: -1, PsReleased: -1, PsTaken: -1, NapMode: -1, Naps: -1}
 	if got := Live(); got != want {
 		t.Errorf("Live() = %+v, want %+v", got, want)
 	}
