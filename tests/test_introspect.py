@@ -94,7 +94,7 @@ def test_live(gi):
     assert isinstance(snap, gi.LiveCounters)
     assert set(snap._asdict()) == {"channels", "servers", "client_calls", "server_calls", "handles",
                                    "go_procs", "return_mode", "ps_released",
-                                   "ps_taken"}
+                                   "ps_taken", "nap_mode", "naps"}
     for name, value in snap._asdict().items():
         assert type(value) is int, (name, value)
         assert value >= 0, (name, value)
