@@ -840,13 +840,14 @@ def test_a_task_cancelled_before_it_ran_still_ends_its_call():
 
     async def main():
         async with serving({"e": uu(echo)}) as (server, port):
-            spawn = server._spawn
+            accept = server._acceptor.set_result  # the server's _accept
 
-            def spawn_then_cancel(event, token):
-                spawn(event, token)
-                server._cancel(list(server._rpcs.values())[-1])
+            def accept_then_cancel(_):
+                accept(_)
+                for rpc in list(server._rpcs.values()):
+                    server._cancel(rpc)
 
-            server._spawn = spawn_then_cancel
+            server._acceptor.set_result = accept_then_cancel
             error = await blocking(rpc_error, port, "e", "uu", b"x", timeout=10)
             assert error.code() is grpc.StatusCode.CANCELLED
             assert not server._rpcs

@@ -61,6 +61,9 @@ _INTERNAL = grpc.StatusCode.INTERNAL
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 _StatusCode = grpc.StatusCode
 _CODE_VALUES = {code: code.value[0] for code in grpc.StatusCode}
+_Context = contextvars.Context
+_make_task = asyncio.Task
+_BASE_CREATE_TASK = asyncio.BaseEventLoop.create_task
 
 # How many calls one take, and requests one receive, may bring in.
 _BATCH = 256
@@ -178,8 +181,8 @@ class _Rpc:
                        " (expected str, got %s)" % (TypeError, type(details).__name__))
             last = None
         try:
-            self.hot.call_finish(self.call, _CODE_VALUES[code], details or "",
-                                 trailing_metadata or None, last)
+            self.hot.call_finish(self.call, 0 if code is _OK else _CODE_VALUES[code],
+                                 details or "", trailing_metadata or None, last)
         except Exception:
             # Invalid trailing metadata: the engine ended the call with
             # INTERNAL. Anything else it refused (details it cannot encode)
@@ -189,22 +192,18 @@ class _Rpc:
 
 
 class _Acceptor:
-    """The waiter of a server's token: takes every queued call when the
-    engine announces some, on the loop's thread, and waits again."""
+    """The waiter of a server's token: the drain (pyext/aio_unary.h
+    cq_resolve) asks ``done()`` and calls ``set_result(None)``, which is the
+    server's ``_accept`` itself (it takes every queued call and waits
+    again). Both are C-level callables, so the drain runs no Python frame
+    of this object's per burst of calls."""
 
-    __slots__ = ("server",)
+    __slots__ = ("set_result",)
 
-    def __init__(self, server):
-        self.server = server
+    done = staticmethod(bool)  # bool() is False: never done
 
-    def done(self):
-        return False
-
-    def set_result(self, _):
-        try:
-            self.server._accept()
-        except Exception:  # pragma: no cover - a bug; keep the loop alive
-            _LOGGER.exception("grpc.aio server: taking calls failed")
+    def __init__(self, accept):
+        self.set_result = accept
 
 
 class ServicerContext(_base_server.ServicerContext):
@@ -621,7 +620,7 @@ class Server(_base_server.Server):
         self._loop = None
         self._q = None
         self._token = 0
-        self._acceptor = _Acceptor(self)
+        self._acceptor = _Acceptor(self._accept)
         self._rpcs = {}  # task -> _Rpc, of the calls being served
         self._unary = set()  # methods whose requests the engine reads ahead
         self._plans = {}  # method handler -> how it runs (see _plan)
@@ -762,33 +761,43 @@ class Server(_base_server.Server):
         self._hot.server_stop(self._handle, 0.0)
 
     # -- serving --------------------------------------------------------------
-    def _accept(self):
+    def _accept(self, _=None):
         """Starts a task for every queued call, then waits for more (on the
-        loop's thread, from the completion queue's reader callback). The
-        take watches each call it takes: token base + i completes if the
-        i-th dies before it is finished."""
-        hot, handle, q = self._hot, self._handle, self._q
-        while True:
-            base = q.watch_tokens
-            events = hot.aio_server_take(handle, _BATCH, q.cq, base)
-            if events is None:
-                return  # stopped: no more calls
-            q.watch_tokens = base + len(events)
-            for event in events:
-                self._spawn(event, base)
-                base += 1
-            if len(events) < _BATCH:
-                break
-        q.waiting[self._token] = self._acceptor
-
-    def _spawn(self, event, token):
-        rpc = _Rpc(self, *event)
-        # No done callback: _serve takes its task out of _rpcs as it
-        # returns (a callback costs the loop another turn per call).
-        rpc.task = task = self._loop.create_task(self._serve(rpc), context=contextvars.Context())
-        self._rpcs[task] = rpc
-        rpc.token = token
-        self._q.waiting[token] = rpc
+        loop's thread, from the completion queue's reader callback: this is
+        the acceptor's set_result). The take watches each call it takes:
+        token base + i completes if the i-th dies before it is finished."""
+        try:
+            hot, handle, q, loop = self._hot, self._handle, self._q, self._loop
+            waiting, rpcs, serve = q.waiting, self._rpcs, self._serve
+            # asyncio's own create_task is three Python calls around the
+            # Task it makes: make that Task directly when nothing else
+            # would (no task factory; uvloop's create_task is C already).
+            make = _make_task if (type(loop).create_task is _BASE_CREATE_TASK
+                                  and loop.get_task_factory() is None) else None
+            while True:
+                base = q.watch_tokens
+                events = hot.aio_server_take(handle, _BATCH, q.cq, base)
+                if events is None:
+                    return  # stopped: no more calls
+                q.watch_tokens = base + len(events)
+                for event in events:
+                    rpc = _Rpc(self, *event)
+                    # No done callback: _serve takes its task out of _rpcs
+                    # as it returns (a callback costs the loop another turn
+                    # per call).
+                    if make is not None:
+                        rpc.task = task = make(serve(rpc), loop=loop, context=_Context())
+                    else:
+                        rpc.task = task = loop.create_task(serve(rpc), context=_Context())
+                    rpcs[task] = rpc
+                    rpc.token = base
+                    waiting[base] = rpc
+                    base += 1
+                if len(events) < _BATCH:
+                    break
+            waiting[self._token] = self._acceptor
+        except Exception:  # pragma: no cover - a bug; keep the loop alive
+            _LOGGER.exception("grpc.aio server: taking calls failed")
 
     def _cancel(self, rpc):
         """Cancels a call's task. A task cancelled before it ever ran never
@@ -847,7 +856,35 @@ class Server(_base_server.Server):
                 if handler is None:
                     rpc.finish(_UNIMPLEMENTED, "Method not found!")
                     return
-                await self._run(rpc, handler)
+                plan = self._plans.get(handler)
+                if plan is None:
+                    plan = self._plan(handler)
+                if plan[1] and not plan[2] and not plan[3] and rpc.first is not None:
+                    # An async unary-unary handler whose request came with
+                    # the call (the usual case), without _run's coroutine.
+                    context = rpc.context = ServicerContext(
+                        rpc, self._q, self._loop, handler.request_deserializer,
+                        handler.response_serializer)
+                    request = rpc.first
+                    rpc.first = None
+                    deserializer = handler.request_deserializer
+                    if deserializer is not None:
+                        request = deserializer(request)
+                    response = await plan[0](request, context)
+                    replies = context._replies
+                    if replies is not None and (replies.out or replies.sending is not None):
+                        await context._flush()
+                    serializer = handler.response_serializer
+                    if rpc.code is None and rpc.abort_exception is None and not rpc.status_sent:
+                        # _send_unary's usual case, inline
+                        if serializer is not None or response.__class__ is not bytes:
+                            response = b"" if response is None and serializer is None else \
+                                _serialize(response, serializer)
+                        rpc.finish(_OK, rpc.details, rpc.trailing_metadata, response)
+                    else:
+                        _send_unary(rpc, response, serializer)
+                else:
+                    await self._run(rpc, handler, plan)
             except AbortError as error:
                 if error is not rpc.abort_exception:
                     # An AbortError the handler made itself: the call ends
@@ -874,8 +911,11 @@ class Server(_base_server.Server):
                 rpc.finish(code, "Unexpected %s: %s" % (type(error), error), rpc.trailing_metadata)
         finally:
             try:
-                if not rpc.status_sent or not rpc.finished:
+                if not rpc.status_sent:
                     self._release(rpc)
+                elif not rpc.finished:  # _release, inline: the usual end
+                    rpc.finished = True
+                    self._q.waiting.pop(rpc.token, None)
                 callbacks = rpc.callbacks
                 if callbacks:
                     for callback in callbacks:
@@ -908,11 +948,9 @@ class Server(_base_server.Server):
                 pass
         return plan
 
-    async def _run(self, rpc, handler):
+    async def _run(self, rpc, handler, plan):
         loop, q = self._loop, self._q
-        plan = self._plans.get(handler)
-        behavior, is_async, streaming_request, streaming_response = \
-            plan if plan is not None else self._plan(handler)
+        behavior, is_async, streaming_request, streaming_response = plan
         context = ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
         rpc.context = context
         if streaming_request:
