@@ -879,6 +879,12 @@ static int ucall_settle(UCallObject *self) {
         Py_DECREF(result);
         return 0;
     }
+    /* The engine call ended: releasing its handle has nothing left to end,
+     * so it waits with the finished server calls' (hotmodule.c, settled)
+     * instead of a call into Go of its own when the call object goes. */
+    if (self->call != NULL && PyCapsule_CheckExact(self->call) &&
+        PyCapsule_GetContext(self->call) == NULL)
+        PyCapsule_SetContext(self->call, &settled_mark);
     if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 5) {
         Py_DECREF(result);
         PyErr_SetString(PyExc_RuntimeError, "unary_wait: unexpected result");

@@ -148,14 +148,16 @@ static const char *kind_names[HOT_KINDS] = {
     "grpcgo.Credentials", "grpcgo.Callback", "grpcgo.Operation",
 };
 
-/* Handles of finished server calls wait here (under the GIL) and are
+/* Handles of finished server calls, and of grpc.aio unary calls whose end
+ * was read (aio_unary.h, ucall_settle), wait here (under the GIL) and are
  * released together: releasing one has nothing left to end, so it need not
  * cost a call into Go of its own. */
 #define SETTLED_BATCH 32
 static uintptr_t settled[SETTLED_BATCH];
 static int n_settled;
 
-/* The context call_finish gives a server call's capsule once it finished. */
+/* The context call_finish gives a server call's capsule once it finished
+ * (and ucall_settle an aio unary call's once its end was read). */
 static char settled_mark;
 
 /* The context of a stream's capsule that never holds sends again (hold.h). */
