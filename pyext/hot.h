@@ -341,8 +341,9 @@ uintptr_t hot_handle(PyObject *capsule, int kind);
 PyObject *hot_capsule(uintptr_t handle, int kind);
 
 /* Defined in hotmodule.c: ends the current epoch and returns how many Python
- * threads called into the module during it. */
-int hot_epoch_end(void);
+ * threads called into the module during it; *unary_only gets how many more
+ * called in only for blocking unary calls. */
+int hot_epoch_end(int *unary_only);
 
 /* Defined in hotmodule.c: asks Python to run hotDrainReturns soon (safe
  * without the GIL); non-zero if its queue of pending calls is full. */

@@ -104,6 +104,10 @@ int hot_schedule_returns(void) { return Py_AddPendingCall(drain_returns, NULL); 
 static atomic_uint epoch = 1;
 static atomic_int epoch_threads;
 static __thread unsigned thread_epoch;
+/* Threads that, in the epoch, called in only for blocking unary calls
+ * (which wait in C, not in Go): counted apart, see note_unary_thread. */
+static atomic_int epoch_unary_threads;
+static __thread unsigned unary_epoch;
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static __thread int thread_keyed;
@@ -111,7 +115,9 @@ static __thread int thread_keyed;
 static void thread_ended(void *unused) {
     (void)unused;
     if (go_depth > 0) atomic_fetch_add(&ended_in_go, 1);
-    if (thread_epoch == atomic_load(&epoch)) atomic_fetch_sub(&epoch_threads, 1);
+    unsigned e = atomic_load(&epoch);
+    if (thread_epoch == e) atomic_fetch_sub(&epoch_threads, 1);
+    if (unary_epoch == e) atomic_fetch_sub(&epoch_unary_threads, 1);
 }
 static void make_thread_key(void) { pthread_key_create(&thread_key, thread_ended); }
 
@@ -136,9 +142,27 @@ static inline void note_thread(void) {
     }
 }
 
-int hot_epoch_end(void) {
+/* A thread whose only calls into the engine in this epoch are blocking
+ * unary calls: counted in epoch_unary_threads instead (once; a thread
+ * already counted by note_thread is not counted again). Such a thread
+ * runs Go only for a call's start, with the GIL held (or released for the
+ * start alone), and waits for the end in C, where Go may take its P at
+ * once (docs/ARCHITECTURE.md, "A Python thread's P"): it needs no P of its
+ * own (pyext/tuning.go). */
+static inline void note_unary_thread(void) {
+    unsigned e = atomic_load_explicit(&epoch, memory_order_relaxed);
+    if (unary_epoch != e && thread_epoch != e) {
+        unary_epoch = e;
+        atomic_fetch_add_explicit(&epoch_unary_threads, 1, memory_order_relaxed);
+        key_thread();
+    }
+}
+
+int hot_epoch_end(int *unary_only) {
     atomic_fetch_add(&epoch, 1);
     int n = atomic_exchange(&epoch_threads, 0);
+    int u = atomic_exchange(&epoch_unary_threads, 0);
+    *unary_only = u > 0 ? u : 0;
     return n > 0 ? n : 0;
 }
 
@@ -414,7 +438,8 @@ static PyObject *unary_common(PyObject *args, int start) {
                           &compression, &creds, &response_only))
         return NULL;
     PyObject *r = NULL;
-    note_thread();
+    if (start) note_thread();
+    else note_unary_thread();
     if (forked) {
         fork_error();
     } else if (start) {

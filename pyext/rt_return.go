@@ -79,3 +79,7 @@ func init() {
 		return int(atomic.LoadUint32(&grpcgoNapMode)), int64(atomic.LoadUint64(&grpcgoNaps))
 	}
 }
+
+// runtimeTakes reports whether a Go thread that finds no idle P takes one
+// a Python thread holds in C.
+func runtimeTakes() bool { return atomic.LoadUint32(&grpcgoTakeMode) != 0 }

@@ -6,3 +6,4 @@ package main
 // snippet to edit, or GRPCGO_RUNTIME_PATCH=0): no hook.
 func runtimeReturnMode() int   { return -1 }
 func runtimePsReleased() int64 { return -1 }
+func runtimeTakes() bool       { return false }

@@ -31,6 +31,15 @@ import (
 // default, at most maxProcs, lowered only after procsSettle periods wanting
 // fewer, so a burst does not make it flap.
 //
+// Except threads that called in only for blocking unary calls: such a
+// thread runs Go for a call's start only and waits for its end in C, where
+// a Go thread that needs a P takes the one it holds at once (the runtime's
+// take, rt_return.go). Counting them gave eight client threads 8 Ps on 2
+// CPUs, and the spare Ps' threads spinning and parking around every
+// hand-off cost the client ~18% of its CPU per call against Go's default
+// (docs/benchmarks-history.md, "The client's Ps"). They count as before
+// without the take, or with GRPCGO_UNARY_CALLER_PS=1.
+//
 // Garbage collection. The engine's live heap is 1-2 MiB (1.2 MiB of it
 // xDS's protobuf descriptors), so Go's default (collect when the heap has
 // doubled, at least at 4 MiB) made a busy server collect ~30 times a
@@ -72,12 +81,18 @@ func startTuning() {
 	tuneProcs := os.Getenv("GOMAXPROCS") == ""
 	tuneGC := os.Getenv("GOGC") == ""
 	p := procsTuner{base: runtime.GOMAXPROCS(0)} // Go's default: the CPUs this process may use
+	unaryCallersNeedPs := !runtimeTakes() || os.Getenv("GRPCGO_UNARY_CALLER_PS") == "1"
 	g := gcTuner{percent: 100}
 	q := quietRelease{q: core.QuietRelease{After: releaseAfter, Quiet: quietBytes, Periods: quietPeriods}}
 	go func() {
 		for range time.Tick(tuneEvery) {
 			if tuneProcs {
-				p.tune(int(C.hot_epoch_end()))
+				var unaryOnly C.int
+				threads := int(C.hot_epoch_end(&unaryOnly))
+				if unaryCallersNeedPs {
+					threads += int(unaryOnly)
+				}
+				p.tune(threads)
 			}
 			if tuneGC {
 				g.tune()

@@ -159,34 +159,50 @@ print("after", *counts())
     assert got["after"][:4] == [0, 0, 0, 0] and got["after"][4] <= 1, got
 
 
-def test_go_procs_follow_the_python_threads_using_the_engine(gi):
-    # Each Python thread waiting on a call holds one of Go's Ps, so the
-    # engine raises GOMAXPROCS while many threads call (12 callers, plus
-    # the server's threads in the same process), and lowers it back to the
-    # Go's default once they stop. In a fresh process: GOMAXPROCS from the
-    # environment would pin it.
-    script = r"""
-import os, threading, time
+_GO_PROCS_SCRIPT = r"""
+import os, sys, threading, time
 from concurrent import futures
 import grpc, grpc._introspect as gi
 
+def serve():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "t.S", {"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+how = sys.argv[1]  # "future": waits in Go; "blocking": a blocking call, waits in C;
+                   # "server": serve, print the port, until stdin closes
+if how == "server":
+    server, port = serve()
+    print(port, flush=True)
+    sys.stdin.read()
+    sys.exit(0)
 base = gi.live().go_procs  # Go's default, before any thread used the engine
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-    "t.S", {"E": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}),))
-port = server.add_insecure_port("127.0.0.1:0")
-server.start()
+if how == "future":  # the server's threads count too
+    server, port = serve()
+else:  # the server's threads would count: in a process of its own
+    import subprocess
+    me = sys.orig_argv[sys.orig_argv.index("-c") + 1]  # this script
+    child = subprocess.Popen([sys.executable, "-c", me, "server"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    port = int(child.stdout.readline())
 ch = grpc.insecure_channel("127.0.0.1:%d" % port)
 call = ch.unary_unary("/t.S/E")
 stop = threading.Event()
 def caller():
     while not stop.is_set():
-        call(b"x", timeout=10)
+        if how == "future":
+            call.future(b"x", timeout=10).result()
+        else:
+            call(b"x", timeout=10)
 threads = [threading.Thread(target=caller) for _ in range(12)]
 for t in threads:
     t.start()
 peak = 0
-deadline = time.monotonic() + 20
+# Blocking callers: watch for a fixed 1.5 s (a dozen of the tuner's periods).
+deadline = time.monotonic() + (20 if how == "future" else 1.5)
 while time.monotonic() < deadline and peak < 12:
     peak = max(peak, gi.live().go_procs)
     time.sleep(0.05)
@@ -198,15 +214,44 @@ deadline = time.monotonic() + 20
 while time.monotonic() < deadline and low > base:
     low = gi.live().go_procs
     time.sleep(0.05)
-print(peak, low, base)
+print(peak, low, base, gi.live().return_mode)
 """
-    env = dict(os.environ)
+
+
+def _go_procs_run(how, **env_set):
+    env = dict(os.environ, **env_set)
     env.pop("GOMAXPROCS", None)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120, env=env)
+    out = subprocess.run([sys.executable, "-c", _GO_PROCS_SCRIPT, how], capture_output=True,
+                         text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
-    peak, low, base = map(int, out.stdout.split())
+    return tuple(map(int, out.stdout.split()))
+
+
+def test_go_procs_follow_the_python_threads_using_the_engine(gi):
+    # Each Python thread that waits on a call in Go holds one of Go's Ps
+    # while it runs Python, so the engine raises GOMAXPROCS while many
+    # threads call (12 callers, plus the server's threads in the same
+    # process), and lowers it back to Go's default once they stop. In a
+    # fresh process: GOMAXPROCS from the environment would pin it.
+    peak, low, base, _ = _go_procs_run("future")
     assert peak >= 12, (peak, low, base)
+    assert low == base, (peak, low, base)
+
+
+@pytest.mark.parametrize("setting", ["", "1"])
+def test_go_procs_do_not_follow_threads_blocked_in_unary_calls(gi, setting):
+    # A thread making blocking unary calls waits for them in C, where Go
+    # takes its P at once when another thread needs one (the runtime's
+    # take): the engine does not add Ps for it (pyext/tuning.go). Twelve
+    # such callers (the server in another process) leave GOMAXPROCS at
+    # Go's default; GRPCGO_UNARY_CALLER_PS=1 counts them as before.
+    peak, low, base, return_mode = _go_procs_run("blocking", GRPCGO_UNARY_CALLER_PS=setting)
+    if return_mode < 0:
+        pytest.skip("engine built without the runtime's hooks: callers count as before")
+    if setting == "1":
+        assert peak >= 12, (peak, low, base)
+    else:
+        assert peak == base, (peak, low, base)
     assert low == base, (peak, low, base)
 
 
