@@ -36,7 +36,7 @@ import (
 // a Go thread that needs a P takes the one it holds at once (the runtime's
 // take, rt_return.go). Counting them gave eight client threads 8 Ps on 2
 // CPUs, and the spare Ps' threads spinning and parking around every
-// hand-off cost the client ~18% of its CPU per call against Go's default
+// hand-off cost the client 6-20% of its CPU per call against Go's default
 // (docs/benchmarks-history.md, "The client's Ps"). They count as before
 // without the take, or with GRPCGO_UNARY_CALLER_PS=1.
 //
