@@ -18,6 +18,13 @@ settings apply to its server and its client. A PYTHON named gobench
 (build/bin/gobench) runs grpc-go's own pair (`gobench server`, `gobench
 client`) instead, for the ratio to grpc-go<->grpc-go in the same rounds. --max-message sets both
 message limits at both ends (as `make bench`'s 1 MiB row alone does).
+
+--pin apart runs the server on CPU 1 and the client on CPU 0, --pin
+together both on CPU 0 (sched_setaffinity, inherited by every thread):
+where the two processes sit decides what a large message costs on this VM
+(docs/benchmarks-history.md, "The 1 MiB row, ninth stop"). Go sizes
+GOMAXPROCS from the CPUs a process may use, so a pinned Go engine runs with
+one P unless the contender sets GOMAXPROCS.
 """
 
 import argparse
@@ -36,15 +43,26 @@ def parse_contender(text):
     return name, os.path.abspath(python), settings
 
 
+PIN = {"apart": ({1}, {0}), "together": ({0}, {0})}
+
+
+def _pinned(cpus):
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def one_round(python, settings, args):
     env = dict(os.environ, **settings)
+    server_cpus, client_cpus = PIN.get(args.pin, (None, None))
     limits = [] if args.max_message is None else ["--max-message", str(args.max_message)]
     gobench = os.path.basename(python) == "gobench"
     server_argv = ["aio_server.py", "--loop", args.aio] if args.aio else ["server.py"] + limits
     if gobench:
         server_argv = ["server"]
     server = subprocess.Popen([python] + server_argv, cwd=BENCH_DIR, env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=_pinned(server_cpus))
     try:
         while True:
             line = server.stdout.readline()
@@ -64,7 +82,8 @@ def one_round(python, settings, args):
             argv = [python, "client.py", "--unary8-n", n, "--big-n", n] + common + limits
         out = subprocess.run(
             argv,
-            cwd=BENCH_DIR, env=env, capture_output=True, text=True, timeout=900)
+            cwd=BENCH_DIR, env=env, capture_output=True, text=True, timeout=900,
+            preexec_fn=_pinned(client_cpus))
     finally:
         server.stdin.close()
         server.wait(30)
@@ -84,6 +103,8 @@ def main():
     p.add_argument("--max-message", type=int, default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--aio", choices=("asyncio", "uvloop"), default=None)
+    p.add_argument("--pin", choices=("apart", "together"), default=None,
+                   help="server and client on different CPUs (1, 0) or both on CPU 0")
     args = p.parse_args()
     names = [c[0] for c in args.contender]
     res = {name: [] for name in names}
