@@ -299,3 +299,83 @@ def test_iterated_responses_after_ping_pong(loop_kind):
                 assert await call.code() is grpc.StatusCode.OK
 
     run(main(), loop_kind)
+
+
+@contextlib.contextmanager
+def counting_inner_reads():
+    """Counts the inner read coroutines (the client call's _read_raw, the
+    server context's _recv) that a read which cannot take its message at
+    once goes through."""
+    from grpc.aio import _call, _server
+
+    counts = {"_read_raw": 0, "_recv": 0}
+    originals = [(_call._StreamCall, "_read_raw"), (_server.ServicerContext, "_recv")]
+
+    def wrap(name, original):
+        async def counted(self):
+            counts[name] += 1
+            return await original(self)
+        return counted
+
+    saved = [cls.__dict__[name] for cls, name in originals]
+    for cls, name in originals:
+        setattr(cls, name, wrap(name, cls.__dict__[name]))
+    try:
+        yield counts
+    finally:
+        for (cls, name), original in zip(originals, saved):
+            setattr(cls, name, original)
+
+
+async def _echo_parsed(request_iterator, context):
+    # Requests through the iterator's deserializer, responses through the
+    # serializer (below: int <-> ASCII bytes).
+    async for request in request_iterator:
+        yield request + 1
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+@pytest.mark.parametrize("style", ["read", "iter"])
+def test_ping_pong_message_runs_no_inner_read(loop_kind, style):
+    # A ping-pong message is read in the read()/iteration step itself at
+    # both ends (the armed wait, then one take): no _read_raw or _recv
+    # coroutine a message; the messages, their (de)serializers and the end
+    # are as before.
+    if not _arms():
+        pytest.skip("GRPCGO_AIO_RECV_ARM=0")
+    handler = grpc.stream_stream_rpc_method_handler(
+        _echo_parsed, request_deserializer=lambda b: int(b.decode()),
+        response_serializer=lambda n: str(n).encode())
+
+    async def main():
+        async with serving({"Echo": handler}) as port:
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = channel.stream_stream(
+                    method("Echo"), request_serializer=lambda n: str(n).encode(),
+                    response_deserializer=lambda b: int(b.decode()))(timeout=WAIT)
+                responses = call.__aiter__() if style == "iter" else None
+
+                async def next_response():
+                    if responses is None:
+                        return await call.read()
+                    return await responses.__anext__()
+
+                for i in range(20):
+                    await call.write(i)
+                    assert await next_response() == i + 1
+                with counting_inner_reads() as counts:
+                    for i in range(ROUNDS):
+                        await call.write(i * 2)
+                        assert await next_response() == i * 2 + 1
+                await call.done_writing()
+                if responses is None:
+                    assert await call.read() is aio.EOF
+                else:
+                    with pytest.raises(StopAsyncIteration):
+                        await responses.__anext__()
+                assert await call.code() is grpc.StatusCode.OK
+                return counts
+
+    counts = run(main(), loop_kind)
+    assert counts["_read_raw"] < ROUNDS * 0.2, counts
+    assert counts["_recv"] < ROUNDS * 0.2, counts

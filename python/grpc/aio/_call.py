@@ -621,28 +621,9 @@ class _StreamCall(Call):
                     raise
                 continue
             if future is None or future.done():
-                q = self._q
-                token = next(q.tokens)
-                if self._arm:
-                    armed = next(q.tokens)
-                    result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH, armed)
-                else:
-                    result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH)
-                if result is not None:
-                    if result:
-                        buffer.extend(result)
-                        if self._arm:
-                            future = self._recv_future = self._hot.Wait(self._loop)
-                            q.waiting[armed] = future
-                            self._recv_armed = True
-                    else:
-                        self._eof = True
+                future = self._take()
+                if future is None:
                     continue
-                # A Wait, not an asyncio.Future: the drain wakes the
-                # reading task in the turn of the loop its response arrived
-                # in, not one turn later (_completion).
-                future = self._recv_future = self._hot.Wait(self._loop)
-                q.waiting[token] = future
                 try:
                     await future
                 except asyncio.CancelledError:
@@ -661,6 +642,52 @@ class _StreamCall(Call):
                     if not self.done():
                         self.cancel()
                     raise
+
+    def _take(self):
+        """One receive: what is queued goes to the buffer (or the end is
+        marked; with _arm, the next read's wait is armed) and None is
+        returned; or, nothing queued, the Wait of the token the stream
+        completes once something is."""
+        q = self._q
+        token = next(q.tokens)
+        if self._arm:
+            armed = next(q.tokens)
+            result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH, armed)
+        else:
+            result = self._hot.aio_stream_recv(q.cq, token, self._stream, _BATCH)
+        if result is not None:
+            if result:
+                self._buffer.extend(result)
+                if self._arm:
+                    future = self._recv_future = self._hot.Wait(self._loop)
+                    q.waiting[armed] = future
+                    self._recv_armed = True
+            else:
+                self._eof = True
+            return None
+        # A Wait, not an asyncio.Future: the drain wakes the reading task
+        # in the turn of the loop its response arrived in, not one turn
+        # later (_completion).
+        future = self._recv_future = self._hot.Wait(self._loop)
+        q.waiting[token] = future
+        return future
+
+    def _armed_take(self):
+        """The take after awaiting the wait the last take armed (read()'s
+        and the response iterator's ping-pong path, without _read_raw's
+        coroutine): the response's bytes, or None when the caller must go
+        on in _read_raw (the call ended, the responses ended, or nothing
+        was queued after all: the new wait is then the next reader's own,
+        as an armed one is)."""
+        if self._status is None and not self._eof:
+            if self._take() is not None:
+                self._recv_armed = True
+                return None
+            buffer = self._buffer
+            if buffer:
+                self._answered = True
+                return buffer.popleft()
+        return None
 
     def _deserialize(self, data):
         try:
@@ -847,10 +874,13 @@ class _StreamRequestMixin:
         if self._opened and self._status is None and not self._done_writing_flag:
             # _write_one's common case without its coroutine: the stream is
             # open, the request goes to the engine here.
-            payload = serialize_request(request, self._serializer)
-            if payload is None:
-                self._fail(_INTERNAL, SERIALIZE_FAILED)
-                raise self._error(self._status)
+            if request.__class__ is bytes and self._serializer is None:
+                payload = request
+            else:
+                payload = serialize_request(request, self._serializer)
+                if payload is None:
+                    self._fail(_INTERNAL, SERIALIZE_FAILED)
+                    raise self._error(self._status)
             q = self._q
             token = next(q.tokens)
             result = self._hot.aio_stream_send(q.cq, token, self._stream, payload)
@@ -896,6 +926,23 @@ class _StreamResponseMixin:
         if status is None:
             if self._response_style != "read":
                 self._style("read")
+            if self._recv_armed and not self._buffer:
+                # A ping-pong's read: the wait the last take armed, then
+                # one take, in this coroutine (_read_raw's loop otherwise).
+                self._recv_armed = False
+                future = self._recv_future
+                if future.done():
+                    self._arm = False  # it came without waiting: stop arming
+                else:
+                    try:
+                        await future
+                    except asyncio.CancelledError:
+                        if not self.done():
+                            self.cancel()
+                        raise
+                data = self._armed_take()
+                if data is not None:
+                    return data if self._deserializer is None else self._deserialize(data)
         elif status.local:
             self._raise_for_status(status)
         # Ended: what is left queued is still read, then EOF, whichever way
@@ -943,6 +990,25 @@ class _Responses:
         if buffer and (status is None or not status.local):
             call._answered = True
             data = buffer.popleft()
+        elif status is None and call._recv_armed:
+            # A ping-pong's response (read()'s path).
+            call._recv_armed = False
+            future = call._recv_future
+            if future.done():
+                call._arm = False  # it came without waiting: stop arming
+            else:
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    if not call.done():
+                        call.cancel()
+                    raise
+            data = call._armed_take()
+            if data is None:
+                data = await call._read_raw()
+                if data is EOF:
+                    await call._after_eof()
+                    raise StopAsyncIteration
         else:
             data = await call._read_raw()
             if data is EOF:

@@ -262,15 +262,7 @@ class ServicerContext(_base_server.ServicerContext):
                         raise
                     self._waited = True
             token = next(q.tokens)
-            if self._arm:
-                following = next(q.tokens)
-                got = hot.aio_call_recv(q.cq, token, call, _BATCH, following)
-                if got:
-                    future = hot.Wait(loop)
-                    waiting[following] = future
-                    self._armed = (following, future)
-            else:
-                got = hot.aio_call_recv(q.cq, token, call, _BATCH)
+            got = self._take(token)
             if got is not None:
                 break
             # Nothing queued: the call's reader completes token once there
@@ -295,6 +287,23 @@ class ServicerContext(_base_server.ServicerContext):
         self._batch, self._next = got, 1
         return got[0]
 
+    def _take(self, token):
+        """One receive (token: the wait's if nothing is queued): the
+        requests queued ([] at their end; with _arm, the next read's wait is
+        armed), or None."""
+        q = self._q
+        rpc = self._rpc
+        hot = rpc.hot
+        if self._arm:
+            following = next(q.tokens)
+            got = hot.aio_call_recv(q.cq, token, rpc.call, _BATCH, following)
+            if got:
+                future = hot.Wait(self._loop)
+                q.waiting[following] = future
+                self._armed = (following, future)
+            return got
+        return hot.aio_call_recv(q.cq, token, rpc.call, _BATCH)
+
     async def read(self):
         rpc = self._rpc
         rpc.raise_for_termination()
@@ -313,14 +322,18 @@ class ServicerContext(_base_server.ServicerContext):
         await _flush() (a full batch). A streaming handler's responses come
         through here (_stream_responses), one coroutine fewer a response."""
         rpc = self._rpc
-        rpc.raise_for_termination()
+        if rpc.abort_exception is not None or rpc.status_sent:
+            rpc.raise_for_termination()
         replies = self._replies
         if replies is None:
             replies = self._replies = SendBatches(
                 self._loop, self._q, rpc.hot, rpc.hot.aio_call_send_many, rpc.call)
         elif replies.failed:
             raise _CallOver("the RPC has ended")
-        data = _serialize(message, self._serializer)
+        if message.__class__ is bytes and self._serializer is None:
+            data = message
+        else:
+            data = _serialize(message, self._serializer)
         rpc.metadata_sent = True
         # Responses go to the engine in batches (SendBatches); every status
         # is sent after a flush (see _flush), so none is overtaken. The first
@@ -557,12 +570,43 @@ class _RequestReceiver:
         return self
 
     async def __anext__(self):
-        # context.read() without its coroutine (one fewer a request).
+        # context.read() without its coroutine (one fewer a request), and a
+        # ping-pong's request without _recv's: the wait the last take
+        # armed, then one take.
         context = self._context
         rpc = context._rpc
-        rpc.raise_for_termination()
-        data = await context._recv()
-        rpc.raise_for_termination()
+        if rpc.abort_exception is not None or rpc.status_sent:
+            rpc.raise_for_termination()
+        batch = context._batch
+        armed = context._armed
+        if armed is not None and (batch is None or context._next >= len(batch)):
+            context._armed = None
+            token, future = armed
+            if future.done():
+                context._arm = False  # it came without waiting: stop arming
+            else:
+                replies = context._replies
+                if replies is not None and replies.out:
+                    replies.flush_now()  # the responses written go out before this waits
+                try:
+                    await future
+                except BaseException:
+                    context._q.forget(token)
+                    raise
+                context._waited = True
+            got = context._take(next(context._q.tokens))
+            if got:
+                context._batch, context._next = got, 1
+                data = got[0]
+            elif got is None:
+                data = await context._recv()  # nothing queued after all: wait
+            else:
+                context._eof = True
+                data = None
+        else:
+            data = await context._recv()
+        if rpc.abort_exception is not None or rpc.status_sent:
+            rpc.raise_for_termination()
         if data is None:
             raise StopAsyncIteration()
         deserializer = context._deserializer
@@ -1020,7 +1064,8 @@ class Server(_base_server.Server):
             try:
                 put = context._put
                 async for response in responses:
-                    rpc.raise_for_termination()
+                    if rpc.abort_exception is not None or rpc.status_sent:
+                        rpc.raise_for_termination()
                     if not put(response):  # context.write(response), without its coroutine
                         await context._flush()
             finally:
