@@ -76,8 +76,9 @@ def test_a_unary_call_runs_no_frame_it_does_not_need(loop_kind):
     for name in ("set_result", "done", "_spawn", "_run", "_release", "_send_unary"):
         assert name not in ours, (name, ours)
     assert ("_completion.py", "forget") not in frames
-    if loop_kind == "asyncio":
-        # The Task is made directly, not through asyncio's create_task.
+    if loop_kind == "asyncio" and sys.version_info >= (3, 11):
+        # The Task is made directly, not through asyncio's create_task
+        # (which needs context=, 3.11+, to be skipped).
         assert ("base_events.py", "create_task") not in frames
     # Each call ran in a task of its own.
     assert len(seen) == CALLS and None not in seen and len(set(map(id, seen))) == CALLS

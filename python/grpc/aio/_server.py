@@ -32,6 +32,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import sys
 import time
 import typing
 
@@ -64,6 +65,15 @@ _CODE_VALUES = {code: code.value[0] for code in grpc.StatusCode}
 _Context = contextvars.Context
 _make_task = asyncio.Task
 _BASE_CREATE_TASK = asyncio.BaseEventLoop.create_task
+# Tasks take the context they run in (context=) from Python 3.11 on; before,
+# a task copies the context it is created in (_task_in_fresh_context).
+_TASK_CONTEXT_ARG = sys.version_info >= (3, 11)
+
+
+def _task_in_fresh_context(loop, coro):
+    """A task of coro in an empty contextvars.Context of its own, on Pythons
+    without create_task's context= (3.9, 3.10)."""
+    return _Context().run(loop.create_task, coro)
 
 # How many calls one take, and requests one receive, may bring in.
 _BATCH = 256
@@ -816,7 +826,8 @@ class Server(_base_server.Server):
             # asyncio's own create_task is three Python calls around the
             # Task it makes: make that Task directly when nothing else
             # would (no task factory; uvloop's create_task is C already).
-            make = _make_task if (type(loop).create_task is _BASE_CREATE_TASK
+            make = _make_task if (_TASK_CONTEXT_ARG
+                                  and type(loop).create_task is _BASE_CREATE_TASK
                                   and loop.get_task_factory() is None) else None
             while True:
                 base = q.watch_tokens
@@ -831,8 +842,10 @@ class Server(_base_server.Server):
                     # per call).
                     if make is not None:
                         rpc.task = task = make(serve(rpc), loop=loop, context=_Context())
-                    else:
+                    elif _TASK_CONTEXT_ARG:
                         rpc.task = task = loop.create_task(serve(rpc), context=_Context())
+                    else:
+                        rpc.task = task = _task_in_fresh_context(loop, serve(rpc))
                     rpcs[task] = rpc
                     rpc.token = base
                     waiting[base] = rpc
