@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -52,7 +52,11 @@ func mdOrder(md metadata.MD) []string {
 // OrderedPairs returns md's pairs: in the order mdOrder gives when md has
 // one, then whatever that order does not name, by key; pseudo keys (':')
 // are left out.
-func OrderedPairs(md metadata.MD) []MDPair {
+func OrderedPairs(md metadata.MD) []MDPair { return AppendOrderedPairs(nil, md) }
+
+// AppendOrderedPairs appends md's pairs to dst as OrderedPairs orders them
+// (a caller with a buffer on its stack allocates nothing for a few pairs).
+func AppendOrderedPairs(dst []MDPair, md metadata.MD) []MDPair {
 	n := 0
 	for k, vv := range md {
 		if k == "" || k[0] != ':' {
@@ -60,9 +64,10 @@ func OrderedPairs(md metadata.MD) []MDPair {
 		}
 	}
 	if n == 0 {
-		return nil
+		return dst
 	}
-	out := make([]MDPair, 0, n)
+	out := slices.Grow(dst, n)
+	start := len(out)
 	var taken keyCounts
 	for _, k := range mdOrder(md) {
 		if k == "" || k[0] == ':' {
@@ -75,16 +80,19 @@ func OrderedPairs(md metadata.MD) []MDPair {
 		taken.add(k)
 		out = append(out, MDPair{k, vv[i]})
 	}
-	if len(out) == n {
+	if len(out)-start == n {
 		return out
 	}
-	keys := make([]string, 0, len(md))
+	var small [8]string
+	keys := small[:0]
 	for k, vv := range md {
 		if (k == "" || k[0] != ':') && taken.get(k) < len(vv) {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
+	if len(keys) > 1 {
+		slices.Sort(keys)
+	}
 	for _, k := range keys {
 		for _, v := range md[k][taken.get(k):] {
 			out = append(out, MDPair{k, v})

@@ -5,6 +5,7 @@ package core
 import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 )
 
 // Built with -tags=grpcgo_patched, which patches/grpc_go_patch.py gives
@@ -24,6 +25,7 @@ func init() {
 	setRecvDests, takeDest = mem.GrpcgoSetDests, mem.GrpcgoTakeDest
 	destsOn, destsLive = mem.GrpcgoDestsOn, mem.GrpcgoDestsLive
 	ServerInlineWrites = grpc.GrpcgoServerInline // servercall.go
+	incomingMD = metadata.GrpcgoIncoming         // servercall.go
 }
 
 const patchedWriteBuffer = 512 << 10

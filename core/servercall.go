@@ -103,11 +103,16 @@ type finish struct {
 // ErrCallOver is returned by operations on a call that has ended.
 var ErrCallOver = errors.New("the RPC has ended")
 
+// incomingMD is a call's metadata. Nothing changes it (the binding reads
+// it once, into Python), so the patched build takes the context's own MD
+// without grpc-go's copy (metadata.GrpcgoIncoming).
+var incomingMD = metadata.FromIncomingContext
+
 func newServerCall(ss grpc.ServerStream) *ServerCall {
 	ctx := ss.Context()
 	c := &ServerCall{ctx: ctx, ss: ss, done: make(chan struct{})}
 	c.Method, _ = grpc.MethodFromServerStream(ss)
-	c.Metadata, _ = metadata.FromIncomingContext(ctx)
+	c.Metadata, _ = incomingMD(ctx)
 	c.Peer = peerString(ctx)
 	c.Deadline, c.HasDeadline = ctx.Deadline()
 	return c

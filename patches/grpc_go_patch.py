@@ -477,6 +477,7 @@ NEW_FILES = [
     ("internal/transport/grpcgo_reader.go", "transport_reader_grpcgo.go.in"),
     ("grpcgo_reader.go", "grpc_reader_grpcgo.go.in"),
     ("internal/transport/grpcgo_dest.go", "transport_dest_grpcgo.go.in"),
+    ("metadata/grpcgo.go", "metadata_grpcgo.go.in"),
 ]
 
 TAG = "grpcgo_patched"

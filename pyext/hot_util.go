@@ -398,7 +398,8 @@ func visibleMetadata(md metadata.MD) bool {
 // pairs, the value bytes for "-bin" keys and str otherwise, in the order
 // they came (core.OrderedPairs; by key when the order is not known).
 func mdToPy(md metadata.MD) pyObj {
-	pairs := core.OrderedPairs(md)
+	var buf [8]core.MDPair
+	pairs := core.AppendOrderedPairs(buf[:0], md)
 	n := 0
 	for _, p := range pairs {
 		if !hiddenKey(p.Key) {
