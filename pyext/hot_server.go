@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"os"
 	"sync"
 	"time"
 	"unsafe"
@@ -89,7 +90,22 @@ func hotServerTake(h C.uintptr_t) (ret pyObj) {
 		return C.hot_bool(0)
 	}
 	c.Here = true // a pool thread finishes it (hotCallFinish)
-	return serverEvent(c)
+	return serverEventMD(c, !lazyMetadata)
+}
+
+// lazyMetadata: a pool thread's event carries None for the call's
+// metadata, which Python asks for (hotCallMetadata) only when something
+// reads it; most handlers never do. GRPCGO_SERVER_LAZY_MD=0: in the event,
+// as grpc.aio's events have it.
+var lazyMetadata = os.Getenv("GRPCGO_SERVER_LAZY_MD") != "0"
+
+// hotCallMetadata is a server call's invocation metadata, as the event
+// would have carried it.
+//
+//export hotCallMetadata
+func hotCallMetadata(h C.uintptr_t) (ret pyObj) {
+	defer guard(&ret)
+	return mdToPy(value[*core.ServerCall](h).Metadata)
 }
 
 //export hotServerAddPort
@@ -117,11 +133,18 @@ func hotServerStart(h C.uintptr_t) (ret pyObj) {
 
 // serverEvent is what the binding gets for an incoming call: (call, method,
 // invocation metadata, peer, seconds left or None, request or None).
-func serverEvent(c *core.ServerCall) pyObj {
+func serverEvent(c *core.ServerCall) pyObj { return serverEventMD(c, true) }
+
+// serverEventMD is serverEvent, with None for the metadata unless withMD.
+func serverEventMD(c *core.ServerCall, withMD bool) pyObj {
 	t := C.hot_tuple(6)
 	C.hot_tuple_set(t, 0, capsule(c, C.HOT_SERVER_CALL))
 	C.hot_tuple_set(t, 1, pyStr(c.Method))
-	C.hot_tuple_set(t, 2, mdToPy(c.Metadata))
+	if withMD {
+		C.hot_tuple_set(t, 2, mdToPy(c.Metadata))
+	} else {
+		C.hot_tuple_set(t, 2, C.hot_none())
+	}
 	C.hot_tuple_set(t, 3, pyStr(c.Peer))
 	if c.HasDeadline {
 		C.hot_tuple_set(t, 4, C.hot_float(C.double(time.Until(c.Deadline).Seconds())))

@@ -907,6 +907,13 @@ static PyObject *m_call_cancel(PyObject *self, PyObject *args) {
     return GO(hotCallCancel(h));
 }
 
+static PyObject *m_call_metadata(PyObject *self, PyObject *args) {
+    uintptr_t h;
+    if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
+    FORK_GUARD();
+    return GO(hotCallMetadata(h));
+}
+
 static PyObject *m_call_active(PyObject *self, PyObject *args) {
     uintptr_t h;
     if (!PyArg_ParseTuple(args, "O&", call_h, &h)) return NULL;
@@ -1396,6 +1403,8 @@ static PyMethodDef methods[] = {
      "call_disable_next_compression(call): the next response goes out uncompressed"},
     {"call_cancel", m_call_cancel, METH_VARARGS, "call_cancel(call): ends it with CANCELLED now"},
     {"call_active", m_call_active, METH_VARARGS, "call_active(call) -> bool"},
+    {"call_metadata", m_call_metadata, METH_VARARGS,
+     "call_metadata(call) -> the server call's invocation metadata (a tuple of metadatum)"},
     {"call_notify_done", m_call_notify_done, METH_VARARGS,
      "call_notify_done(call, token): token reaches events_next once the call is over"},
     {"creds_ssl_channel", m_creds_ssl_channel, METH_VARARGS, "creds_ssl_channel(roots, key, chain)"},

@@ -57,11 +57,24 @@ def _start_or_run(target, *args, name):
         target(*args)
 
 class _HandlerCallDetails(grpc.HandlerCallDetails):
-    __slots__ = ("method", "invocation_metadata")
+    """The method and the invocation metadata. A pool thread's call comes
+    without its metadata (None), which is asked of the engine only when
+    something reads it (most handlers never do), once per call: the
+    context gets what the details got."""
 
-    def __init__(self, method, invocation_metadata):
+    __slots__ = ("method", "_metadata", "_call", "_hot")
+
+    def __init__(self, method, invocation_metadata, call=None, hot=None):
         self.method = method
-        self.invocation_metadata = invocation_metadata
+        self._metadata = invocation_metadata
+        self._call = call
+        self._hot = hot
+
+    @property
+    def invocation_metadata(self):
+        if self._metadata is None:
+            self._metadata = self._hot.call_metadata(self._call)
+        return self._metadata
 
 
 class _RequestIterator:
@@ -398,7 +411,7 @@ def _handle_call(server, rpc_context, call, method, metadata, peer, time_left, f
     server._active (_run took it): given back here before an end written
     here, else carried by the call's context (_handler_ended)."""
     hot = server._hot
-    details = _HandlerCallDetails(method, metadata)
+    details = _HandlerCallDetails(method, metadata, call, hot)
     try:
         handler = server._lookup(details)
     except Exception:
@@ -413,6 +426,7 @@ def _handle_call(server, rpc_context, call, method, metadata, peer, time_left, f
         server._done()
         hot.call_finish(call, _UNIMPLEMENTED, "Method not found!", None, None)
         return
+    metadata = details._metadata  # read by the lookup, or still None
     behavior = _behavior(handler)
     pool = getattr(behavior, "experimental_thread_pool", None)
     if isinstance(pool, concurrent.futures.ThreadPoolExecutor) and pool is not server._pool:

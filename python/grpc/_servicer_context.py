@@ -142,6 +142,8 @@ class ServicerContext(grpc.ServicerContext):
 
     # -- ServicerContext ------------------------------------------------------
     def invocation_metadata(self):
+        if self._metadata is None:  # not read before (grpc._server's lazy metadata)
+            self._metadata = self._hot.call_metadata(self._call)
         return self._metadata
 
     def peer(self):
