@@ -87,10 +87,25 @@ func TestFinishNoWaitQuickEndsOnCaller(t *testing.T) {
 		t.Fatalf("%d of %d quick calls finished on their finisher's goroutine", got, n)
 	}
 	// One call at a time: alone on its connection, and grpc-go's writer
-	// idle (but for the rare round where it is still busy with a window
-	// update or the headers sent first).
+	// idle (but for the rounds where it is still busy with a window update,
+	// the new stream or the headers sent first). On a loaded machine the
+	// writer may still be awake for every one of the n calls: then paced
+	// calls, each after a pause that lets the writer park, until one
+	// writes its frames itself (a bound only a broken inline write meets).
 	after, _ := ServerInlineWrites()
 	t.Logf("written to the socket by the finisher: %d of %d", after-inline, n)
+	for extra := 0; after == inline && extra < 300; extra++ {
+		time.Sleep(2 * time.Millisecond)
+		req := "p" + strconv.Itoa(n+extra)
+		resp, _, st := ch.Unary(spec("/x/quick"), BytesMsg([]byte(req)))
+		wantCode(t, st, codes.OK)
+		wantBytes(t, "response", resp.Materialize(), []byte("r-"+req))
+		resp.Free()
+		after, _ = ServerInlineWrites()
+		if after != inline {
+			t.Logf("paced calls until one wrote inline: %d", extra+1)
+		}
+	}
 	if after == inline {
 		t.Fatal("no quick finish wrote its frames on its finisher's goroutine")
 	}
