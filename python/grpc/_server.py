@@ -376,7 +376,9 @@ def _intercepted(interceptor, continuation):
 
 def _finish(hot, call, context, code, details, last=None):
     context._statused = True
-    _handler_ended(context)
+    server = context.__dict__.pop("_server", None)  # _handler_ended, inline
+    if server is not None:
+        server._done()
     try:
         hot.call_finish(call, code, details, context._trailing_metadata, last)
     except Exception:
@@ -479,7 +481,8 @@ def _serve(server, rpc_context, handler, behavior, call, method, metadata, peer,
     except Exception as error:
         _fail(hot, call, context, error)
     finally:
-        _handler_ended(context)
+        if context._server is not None:  # the handler returned, its call not ended
+            _handler_ended(context)
 
 
 def _response_sender(hot, call, context, serializer):
