@@ -103,7 +103,16 @@ def test_no_stream_window_update_after_the_clients_end_stream(size):
     assert response == request
     # grpc-go gives a stream's window back once a quarter of it (1 MiB of
     # 4 MiB) was read: the server wrote one here before the response.
-    assert updates == []
+    if size <= MIB:
+        # The quarter is crossed by the last frame, the one that carries
+        # END_STREAM: never an update.
+        assert updates == []
+    else:
+        # The quarters crossed while the request still flows (at 1 and 2
+        # MiB) may be given back, when the server reads them before the
+        # last frame arrives (a loaded machine: CI saw one); the one
+        # crossed by the last frame, END_STREAM's, never is.
+        assert len(updates) <= (size - 1) // MIB - 1, updates
 
 
 # --- Large messages read straight into their bytes object -------------------
