@@ -606,12 +606,10 @@ class _StreamCall(Call):
                 return buffer.popleft()
             if self._eof:
                 return EOF
-            future = self._recv_future
             if self._recv_armed:
                 # The last take armed this wait; the first reader owns it.
-                self._recv_armed = False
-                if future.done():
-                    self._arm = False  # it came without waiting: stop arming
+                future = self._armed_wait()
+                if future is None:
                     continue
                 try:
                     await future
@@ -620,6 +618,7 @@ class _StreamCall(Call):
                         self.cancel()
                     raise
                 continue
+            future = self._recv_future
             if future is None or future.done():
                 future = self._take()
                 if future is None:
@@ -670,6 +669,16 @@ class _StreamCall(Call):
         # later (_completion).
         future = self._recv_future = self._hot.Wait(self._loop)
         q.waiting[token] = future
+        return future
+
+    def _armed_wait(self):
+        """The wait the last take armed, now this reader's: None if what it
+        waits for came already (arming stops then: the reads do not wait)."""
+        self._recv_armed = False
+        future = self._recv_future
+        if future.done():
+            self._arm = False
+            return None
         return future
 
     def _armed_take(self):
@@ -929,11 +938,8 @@ class _StreamResponseMixin:
             if self._recv_armed and not self._buffer:
                 # A ping-pong's read: the wait the last take armed, then
                 # one take, in this coroutine (_read_raw's loop otherwise).
-                self._recv_armed = False
-                future = self._recv_future
-                if future.done():
-                    self._arm = False  # it came without waiting: stop arming
-                else:
+                future = self._armed_wait()
+                if future is not None:
                     try:
                         await future
                     except asyncio.CancelledError:
@@ -992,11 +998,8 @@ class _Responses:
             data = buffer.popleft()
         elif status is None and call._recv_armed:
             # A ping-pong's response (read()'s path).
-            call._recv_armed = False
-            future = call._recv_future
-            if future.done():
-                call._arm = False  # it came without waiting: stop arming
-            else:
+            future = call._armed_wait()
+            if future is not None:
                 try:
                     await future
                 except asyncio.CancelledError:
