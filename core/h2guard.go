@@ -8,11 +8,9 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -64,11 +62,6 @@ type h2guard struct {
 	wvec    net.Buffers // GrpcgoWritev's pieces, for track
 	wdone   bool        // GOAWAY written: grpc-go writes nothing more
 	closing sync.Once
-
-	// The socket's descriptor for waiters outside Go (PollFd): fd+1 once
-	// made, 0 before, -1 when there is none (closed, not a socket).
-	pollFd atomic.Int32
-	pollMu sync.Mutex
 }
 
 // GuardLimits bounds what a peer may send (0: no bound).
@@ -351,72 +344,8 @@ func (g *h2guard) Close() error {
 			}
 		}
 		err = g.Conn.Close()
-		g.pollMu.Lock()
-		if fd := g.pollFd.Swap(-1); fd > 0 {
-			syscall.Close(int(fd - 1))
-		}
-		g.pollMu.Unlock()
 	})
 	return err
-}
-
-// ConnPollFd returns a descriptor of the socket under c (a connection
-// grpcgo's guard wraps: every client connection, a server's when it
-// guards; over TLS too) that code outside Go may poll for readability, or
-// -1. It is a duplicate made on first use and closed when c closes, so it
-// is valid only while c is open: a poll that may outlive c must take a
-// spurious wake-up (POLLNVAL, or a reused number's events) as possible.
-// Nothing but poll may be done with it (Go's reader owns the socket).
-func ConnPollFd(c net.Conn) int {
-	g, ok := c.(*h2guard)
-	if !ok {
-		return -1
-	}
-	if fd := g.pollFd.Load(); fd != 0 {
-		return max(int(fd)-1, -1)
-	}
-	return g.makePollFd()
-}
-
-func (g *h2guard) makePollFd() int {
-	g.pollMu.Lock()
-	defer g.pollMu.Unlock()
-	if fd := g.pollFd.Load(); fd != 0 {
-		return max(int(fd)-1, -1)
-	}
-	fd := -1
-	if sc := socketOf(g.Conn); sc != nil {
-		if rc, err := sc.SyscallConn(); err == nil {
-			rc.Control(func(s uintptr) {
-				if d, err := unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0); err == nil {
-					fd = d
-				}
-			})
-		}
-	}
-	if fd < 0 {
-		g.pollFd.Store(-1)
-	} else {
-		g.pollFd.Store(int32(fd) + 1)
-	}
-	return fd
-}
-
-// socketOf finds the OS socket under c (through TLS), or nil.
-func socketOf(c net.Conn) syscall.Conn {
-	for i := 0; i < 4 && c != nil; i++ {
-		switch x := c.(type) {
-		case *net.TCPConn:
-			return x
-		case *net.UnixConn:
-			return x
-		case interface{ NetConn() net.Conn }:
-			c = x.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
 }
 
 // explain gives a client write that failed because the server hung up
