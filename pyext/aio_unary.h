@@ -53,7 +53,7 @@ static int au_ready = 0;
 typedef struct {
     PyObject_HEAD
     PyObject *loop;
-    PyObject *callbacks; /* list of (fn, context or None), or NULL */
+    PyObject *callbacks; /* NULL, one (fn, context or None), or a list of them */
     PyObject *message;   /* the cancel's message, or NULL */
     int state;           /* 0 pending, 1 done, 2 cancelled */
     int blocking;        /* _asyncio_future_blocking */
@@ -116,10 +116,20 @@ static int call_soon(PyObject *loop, PyObject *fn, PyObject *arg, PyObject *cont
     return 0;
 }
 
+/* A Wait's callbacks: one (fn, context) tuple alone (a task's wake-up,
+ * nearly always the only one), or a list of them once there are more. */
+static inline Py_ssize_t cbs_len(PyObject *cbs) {
+    return cbs == NULL ? 0 : PyList_CheckExact(cbs) ? PyList_GET_SIZE(cbs) : 1;
+}
+
+static inline PyObject *cbs_item(PyObject *cbs, Py_ssize_t i) {
+    return PyList_CheckExact(cbs) ? PyList_GET_ITEM(cbs, i) : cbs;
+}
+
 /* Schedules the callbacks from index `from` on (cbs owned by the caller). */
 static int schedule_callbacks(WaitObject *w, PyObject *cbs, Py_ssize_t from) {
-    for (Py_ssize_t i = from; i < PyList_GET_SIZE(cbs); i++) {
-        PyObject *item = PyList_GET_ITEM(cbs, i);
+    for (Py_ssize_t i = from; i < cbs_len(cbs); i++) {
+        PyObject *item = cbs_item(cbs, i);
         if (call_soon(w->loop, PyTuple_GET_ITEM(item, 0), (PyObject *)w, PyTuple_GET_ITEM(item, 1)) < 0)
             return -1;
     }
@@ -149,8 +159,8 @@ static int wait_resolve(WaitObject *w) {
     if (cbs == NULL) return 0;
     int ret = 0;
     Py_INCREF(w); /* a callback may drop the last other reference */
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
-        PyObject *item = PyList_GET_ITEM(cbs, i);
+    for (Py_ssize_t i = 0; i < cbs_len(cbs); i++) {
+        PyObject *item = cbs_item(cbs, i);
         PyObject *fn = PyTuple_GET_ITEM(item, 0), *ctx = PyTuple_GET_ITEM(item, 1);
         PyObject *r;
         if (ctx == Py_None) {
@@ -248,11 +258,30 @@ static PyObject *wait_get_loop(WaitObject *w, PyObject *unused) {
     return w->loop;
 }
 
-static PyObject *wait_add_done_callback(WaitObject *w, PyObject *args, PyObject *kwds) {
-    PyObject *fn, *context = Py_None;
-    static char *kwlist[] = {"fn", "context", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:add_done_callback", kwlist, &fn, &context))
+/* add_done_callback(fn, *, context=None): a task calls it once per await,
+ * so its arguments are read without building a tuple and a dict. */
+static PyObject *wait_add_done_callback(WaitObject *w, PyObject *const *args, Py_ssize_t nargs,
+                                        PyObject *kwnames) {
+    PyObject *fn = nargs >= 1 ? args[0] : NULL, *context = Py_None;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int is_ctx = PyUnicode_Check(name) ? PyUnicode_CompareWithASCIIString(name, "context") == 0 : 0;
+        int is_fn = PyUnicode_Check(name) ? PyUnicode_CompareWithASCIIString(name, "fn") == 0 : 0;
+        if (is_ctx) {
+            context = args[nargs + i];
+        } else if (is_fn && fn == NULL) {
+            fn = args[nargs + i];
+        } else {
+            PyErr_Format(PyExc_TypeError, "add_done_callback() got an unexpected keyword argument '%S'", name);
+            return NULL;
+        }
+    }
+    if (fn == NULL || nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "add_done_callback() takes exactly one positional argument (%zd given)",
+                     nargs);
         return NULL;
+    }
     if (w->state) {
         if (call_soon(w->loop, fn, (PyObject *)w, context) < 0) return NULL;
         Py_RETURN_NONE;
@@ -260,11 +289,17 @@ static PyObject *wait_add_done_callback(WaitObject *w, PyObject *args, PyObject 
     PyObject *item = PyTuple_Pack(2, fn, context);
     if (item == NULL) return NULL;
     if (w->callbacks == NULL) {
-        w->callbacks = PyList_New(0);
-        if (w->callbacks == NULL) {
+        w->callbacks = item;
+        Py_RETURN_NONE;
+    }
+    if (!PyList_CheckExact(w->callbacks)) {
+        PyObject *list = PyList_New(1);
+        if (list == NULL) {
             Py_DECREF(item);
             return NULL;
         }
+        PyList_SET_ITEM(list, 0, w->callbacks); /* takes our reference */
+        w->callbacks = list;
     }
     int r = PyList_Append(w->callbacks, item);
     Py_DECREF(item);
@@ -274,13 +309,13 @@ static PyObject *wait_add_done_callback(WaitObject *w, PyObject *args, PyObject 
 
 static PyObject *wait_remove_done_callback(WaitObject *w, PyObject *fn) {
     PyObject *cbs = w->callbacks;
-    if (cbs == NULL || PyList_GET_SIZE(cbs) == 0) return PyLong_FromLong(0);
+    if (cbs_len(cbs) == 0) return PyLong_FromLong(0);
     PyObject *kept = PyList_New(0);
     if (kept == NULL) return NULL;
     Py_INCREF(cbs);
-    Py_ssize_t n = PyList_GET_SIZE(cbs);
+    Py_ssize_t n = cbs_len(cbs);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(cbs, i);
+        PyObject *item = cbs_item(cbs, i);
         int ne = PyObject_RichCompareBool(PyTuple_GET_ITEM(item, 0), fn, Py_NE);
         if (ne < 0 || (ne && PyList_Append(kept, item) < 0)) {
             Py_DECREF(cbs);
@@ -327,7 +362,7 @@ static PyMethodDef wait_methods[] = {
     {"result", (PyCFunction)wait_result, METH_NOARGS, NULL},
     {"exception", (PyCFunction)wait_result, METH_NOARGS, "None once done (raises as result() otherwise)"},
     {"get_loop", (PyCFunction)wait_get_loop, METH_NOARGS, NULL},
-    {"add_done_callback", (PyCFunction)(void (*)(void))wait_add_done_callback, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"add_done_callback", (PyCFunction)(void (*)(void))wait_add_done_callback, METH_FASTCALL | METH_KEYWORDS, NULL},
     {"remove_done_callback", (PyCFunction)wait_remove_done_callback, METH_O, NULL},
     {"cancel", (PyCFunction)(void (*)(void))wait_cancel, METH_VARARGS | METH_KEYWORDS, NULL},
     {"done_soon", (PyCFunction)wait_done_soon, METH_NOARGS,
@@ -630,15 +665,31 @@ static int call_to_int(PyObject *fn, PyObject *arg, int *out) {
 /* UnaryUnaryCall(channel, method, request, timeout, metadata, credentials,
  *                wait_for_ready, compression, serializer, deserializer):
  * checks, registers and starts the call (what the Python __init__ did). */
+static int ucall_start(UCallObject *self, PyObject *channel, PyObject *method, PyObject *request,
+                       PyObject *timeout, PyObject *metadata, PyObject *credentials, PyObject *wfr,
+                       PyObject *compression, PyObject *serializer, PyObject *deserializer);
+
 static int ucall_init(UCallObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"channel", "method", "request", "timeout", "metadata", "credentials",
                              "wait_for_ready", "compression", "serializer", "deserializer", NULL};
     PyObject *channel, *method, *request, *timeout, *metadata, *credentials, *wfr, *compression,
         *serializer, *deserializer;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOOOO:UnaryUnaryCall", kwlist, &channel, &method,
-                                     &request, &timeout, &metadata, &credentials, &wfr, &compression,
-                                     &serializer, &deserializer))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 10) {
+        PyObject **a[10] = {&channel, &method, &request, &timeout, &metadata, &credentials, &wfr,
+                            &compression, &serializer, &deserializer};
+        for (int i = 0; i < 10; i++) *a[i] = PyTuple_GET_ITEM(args, i);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOOOO:UnaryUnaryCall", kwlist, &channel,
+                                            &method, &request, &timeout, &metadata, &credentials, &wfr,
+                                            &compression, &serializer, &deserializer)) {
         return -1;
+    }
+    return ucall_start(self, channel, method, request, timeout, metadata, credentials, wfr, compression,
+                       serializer, deserializer);
+}
+
+static int ucall_start(UCallObject *self, PyObject *channel, PyObject *method, PyObject *request,
+                       PyObject *timeout, PyObject *metadata, PyObject *credentials, PyObject *wfr,
+                       PyObject *compression, PyObject *serializer, PyObject *deserializer) {
     if (!au_ready) {
         au_not_ready();
         return -1;
@@ -852,6 +903,64 @@ static PyObject *make_status(PyObject *code, PyObject *details, PyObject *traili
     return s;
 }
 
+/* The engine call ended: releasing its handle has nothing left to end,
+ * so it waits with the finished server calls' (hotmodule.c, settled)
+ * instead of a call into Go of its own when the call object goes. */
+static void ucall_mark_settled(UCallObject *self) {
+    if (self->call != NULL && PyCapsule_CheckExact(self->call) &&
+        PyCapsule_GetContext(self->call) == NULL)
+        PyCapsule_SetContext(self->call, &settled_mark);
+}
+
+/* The OK outcome with response (a reference this takes), no details and
+ * no metadata: the deserializer's failure becomes INTERNAL, as below. */
+static int ucall_settle_ok(UCallObject *self, PyObject *response) {
+    PyObject *code = au_ok, *details = au_empty_str;
+    if (!is_none(self->deserializer)) {
+        PyObject *r = PyObject_CallOneArg(self->deserializer, response);
+        if (r != NULL) {
+            Py_SETREF(response, r);
+        } else {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                Py_DECREF(response);
+                return -1;
+            }
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            PyErr_NormalizeException(&t, &v, &tb);
+            if (tb != NULL && v != NULL) PyException_SetTraceback(v, tb);
+            PyObject *lr = PyObject_CallOneArg(au_log_deserialize, v != NULL ? v : Py_None);
+            Py_XDECREF(t);
+            Py_XDECREF(v);
+            Py_XDECREF(tb);
+            if (lr == NULL) {
+                Py_DECREF(response);
+                return -1;
+            }
+            Py_DECREF(lr);
+            code = au_internal;
+            details = au_deserialize_failed;
+            Py_INCREF(Py_None);
+            Py_SETREF(response, Py_None);
+        }
+    }
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL) {
+        Py_DECREF(response);
+        return -1;
+    }
+    Py_XSETREF(self->initial_raw, empty); /* takes the reference */
+    PyObject *outcome = PyTuple_Pack(1, response);
+    Py_DECREF(response);
+    if (outcome == NULL) return -1;
+    Py_XSETREF(self->outcome, outcome);
+    PyObject *status = make_status(code, details, self->initial_raw);
+    if (status == NULL) return -1;
+    int ret = ucall_end(self, status);
+    Py_DECREF(status);
+    return ret;
+}
+
 /* _settle: reads the outcome of the ended engine call (its token
  * completed). 0 (also when not ended: cancelled meanwhile), or -1. */
 static int ucall_settle(UCallObject *self) {
@@ -861,11 +970,12 @@ static int ucall_settle(UCallObject *self) {
     hot_aio_rec *rec = self->rec;
     if (rec != NULL && rec->w.has_data) {
         /* An OK call with no details and no metadata Python would see: its
-         * response is all there is (hotAioUnary's takeResponse). */
+         * response is all there is (hotAioUnary's takeResponse), read
+         * without the 5-tuple unary_wait would make. */
         PyObject *response = PyBytes_FromStringAndSize(rec->w.data, rec->w.len);
-        result = response == NULL ? NULL : Py_BuildValue("(iOO()())", 0, au_empty_str, response);
-        Py_XDECREF(response);
-        if (result == NULL) return -1;
+        if (response == NULL) return -1;
+        ucall_mark_settled(self);
+        return ucall_settle_ok(self, response);
     } else {
         if (self->call == NULL || !unary_h(self->call, &h)) return -1;
         if (forked) {
@@ -879,12 +989,7 @@ static int ucall_settle(UCallObject *self) {
         Py_DECREF(result);
         return 0;
     }
-    /* The engine call ended: releasing its handle has nothing left to end,
-     * so it waits with the finished server calls' (hotmodule.c, settled)
-     * instead of a call into Go of its own when the call object goes. */
-    if (self->call != NULL && PyCapsule_CheckExact(self->call) &&
-        PyCapsule_GetContext(self->call) == NULL)
-        PyCapsule_SetContext(self->call, &settled_mark);
+    ucall_mark_settled(self);
     if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 5) {
         Py_DECREF(result);
         PyErr_SetString(PyExc_RuntimeError, "unary_wait: unexpected result");
@@ -973,15 +1078,30 @@ static PyObject *ucall_done(UCallObject *self, PyObject *unused) {
 
 /* The value `await call` ends with: the response (as StopIteration), or
  * the call's error raised. NULL always. */
-static PyObject *ucall_finish(UCallObject *self) {
+/* The value `await call` ends with (a borrowed reference, *value), or
+ * -1 with the call's error raised. */
+static int ucall_result(UCallObject *self, PyObject **value) {
     PyObject *status = self->status;
     if (is_none(status)) {
         PyErr_SetString(PyExc_AttributeError, "'NoneType' object has no attribute 'code'");
-        return NULL;
+        return -1;
     }
     if (PyTuple_Check(status) && PyTuple_GET_SIZE(status) >= 1 && PyTuple_GET_ITEM(status, 0) == au_ok) {
-        PyObject *value = (PyTuple_Check(self->outcome) && PyTuple_GET_SIZE(self->outcome) >= 1)
-                              ? PyTuple_GET_ITEM(self->outcome, 0) : Py_None;
+        *value = (PyTuple_Check(self->outcome) && PyTuple_GET_SIZE(self->outcome) >= 1)
+                     ? PyTuple_GET_ITEM(self->outcome, 0) : Py_None;
+        return 0;
+    }
+    PyObject *err = PyObject_CallMethodOneArg((PyObject *)self, s_error, status);
+    if (err == NULL) return -1;
+    PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+    Py_DECREF(err);
+    return -1;
+}
+
+static PyObject *ucall_finish(UCallObject *self) {
+    PyObject *value;
+    if (ucall_result(self, &value) < 0) return NULL;
+    {
         if (value == Py_None) return NULL; /* StopIteration(None) */
         if (!PyTuple_Check(value) && !PyExceptionInstance_Check(value)) {
             PyErr_SetObject(PyExc_StopIteration, value);
@@ -994,11 +1114,6 @@ static PyObject *ucall_finish(UCallObject *self) {
         }
         return NULL;
     }
-    PyObject *err = PyObject_CallMethodOneArg((PyObject *)self, s_error, status);
-    if (err == NULL) return NULL;
-    PyErr_SetObject((PyObject *)Py_TYPE(err), err);
-    Py_DECREF(err);
-    return NULL;
 }
 
 typedef struct {
@@ -1017,34 +1132,79 @@ static PyObject *ucall_await(UCallObject *self) {
     return (PyObject *)it;
 }
 
-static PyObject *uawait_next(UAwaitObject *it) {
+/* One step of `await call`: 1 with the Wait to yield in *out (a new
+ * reference), 0 when the call's outcome is ready (read it with
+ * ucall_result), 2 when finished before, -1 with an error set. */
+static int uawait_step(UAwaitObject *it, PyObject **out) {
     UCallObject *c = it->call;
-    if (it->phase == 2) return NULL;
+    if (it->phase == 2) return 2;
     if (it->phase == 0) {
         it->phase = 2;
         if (is_none(c->status)) {
             PyObject *f = c->future;
             if (f == NULL || Py_TYPE(f) != &WaitType) {
                 PyErr_SetString(PyExc_RuntimeError, "a unary call without its Wait");
-                return NULL;
+                return -1;
             }
             if (((WaitObject *)f)->state == 0) {
                 it->phase = 1;
                 ((WaitObject *)f)->blocking = 1;
                 Py_INCREF(f);
-                return f;
+                *out = f;
+                return 1;
             }
-            if (ucall_settle(c) < 0) return NULL;
+            if (ucall_settle(c) < 0) return -1;
         }
-        return ucall_finish(c);
+        return 0;
     }
     /* resumed after the yield */
     it->phase = 2;
     WaitObject *w = (WaitObject *)c->future;
-    if (w->state != 1) return wait_raise(w);
-    if (ucall_settle(c) < 0) return NULL;
-    return ucall_finish(c);
+    if (w->state != 1) {
+        wait_raise(w);
+        return -1;
+    }
+    if (ucall_settle(c) < 0) return -1;
+    return 0;
 }
+
+static PyObject *uawait_next(UAwaitObject *it) {
+    PyObject *f = NULL;
+    switch (uawait_step(it, &f)) {
+    case 1:
+        return f;
+    case 0:
+        return ucall_finish(it->call);
+    default: /* finished before (StopIteration), or an error */
+        return NULL;
+    }
+}
+
+#if PY_VERSION_HEX >= 0x030A0000
+/* The coroutine's `await` reads the result here without a StopIteration
+ * (PyIter_Send). */
+static PySendResult uawait_am_send(UAwaitObject *it, PyObject *arg, PyObject **result) {
+    PyObject *v = NULL;
+    switch (uawait_step(it, &v)) {
+    case 1:
+        *result = v;
+        return PYGEN_NEXT;
+    case 0:
+        if (ucall_result(it->call, &v) < 0) break;
+        Py_INCREF(v);
+        *result = v;
+        return PYGEN_RETURN;
+    case 2:
+        Py_INCREF(Py_None);
+        *result = Py_None;
+        return PYGEN_RETURN;
+    default:
+        break;
+    }
+    *result = NULL;
+    return PYGEN_ERROR;
+}
+#endif
 
 static PyObject *uawait_send(UAwaitObject *it, PyObject *unused) {
     PyObject *r = uawait_next(it);
@@ -1106,6 +1266,10 @@ static void uawait_dealloc(UAwaitObject *it) {
     PyObject_GC_Del(it);
 }
 
+#if PY_VERSION_HEX >= 0x030A0000
+static PyAsyncMethods uawait_async = {NULL, NULL, NULL, (sendfunc)uawait_am_send};
+#endif
+
 static PyMethodDef uawait_methods[] = {
     {"send", (PyCFunction)uawait_send, METH_O, NULL},
     {"throw", (PyCFunction)uawait_throw, METH_VARARGS, NULL},
@@ -1123,6 +1287,9 @@ static PyTypeObject UAwaitType = {
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)uawait_next,
     .tp_methods = uawait_methods,
+#if PY_VERSION_HEX >= 0x030A0000
+    .tp_as_async = &uawait_async,
+#endif
 };
 
 static PyMethodDef ucall_methods[] = {
@@ -1155,6 +1322,176 @@ static PyTypeObject UCallType = {
     .tp_methods = ucall_methods,
     .tp_members = ucall_members,
     .tp_as_async = &ucall_async,
+};
+
+/* ---- UnaryUnaryMultiCallable.__call__ ----------------------------------------
+ * AioUnaryCaller(cls, wrapped): what grpc/aio/_channel.py installs as the
+ * multicallable's __call__ once the engine is loaded. It does what the
+ * Python __call__ (wrapped, which it stands for: signature and docs come
+ * from it through __wrapped__) does, with no Python frame: the
+ * interceptors' path goes to the multicallable's _intercepted, a plain
+ * call makes cls (grpc.aio._call.UnaryUnaryCall) and starts it without
+ * type_call's argument tuple when cls is AioUnaryCall's own construction.
+ * A method descriptor, as a Python function is: slot_tp_call calls it with
+ * the multicallable first, without a bound method. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *cls;
+    PyObject *wrapped;
+} UCallerObject;
+
+static PyObject *s_interceptors, *s_intercepted, *s_channel_f, *s_method_f, *s_serializer_f,
+    *s_deserializer_f, *s_intercepted_name;
+static PyObject *s_call_kw[6]; /* request, timeout, metadata, credentials, wait_for_ready, compression */
+
+static PyObject *ucaller_vectorcall(UCallerObject *caller, PyObject *const *args, size_t nargsf,
+                                    PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *v[6] = {NULL, Py_None, Py_None, Py_None, Py_None, Py_None};
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "__call__() missing 1 required positional argument: 'self'");
+        return NULL;
+    }
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "__call__() takes 2 positional arguments but %zd were given", nargs);
+        return NULL;
+    }
+    PyObject *self = args[0];
+    if (nargs == 2) v[0] = args[1];
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int k = -1;
+        for (int j = 0; j < 6 && k < 0; j++)
+            if (name == s_call_kw[j]) k = j;
+        for (int j = 0; j < 6 && k < 0; j++) {
+            int eq = PyObject_RichCompareBool(name, s_call_kw[j], Py_EQ);
+            if (eq < 0) return NULL;
+            if (eq) k = j;
+        }
+        if (k < 0) {
+            PyErr_Format(PyExc_TypeError, "__call__() got an unexpected keyword argument '%S'", name);
+            return NULL;
+        }
+        if (k == 0 && v[0] != NULL) {
+            PyErr_SetString(PyExc_TypeError, "__call__() got multiple values for argument 'request'");
+            return NULL;
+        }
+        v[k] = args[nargs + i];
+    }
+    if (v[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "__call__() missing 1 required positional argument: 'request'");
+        return NULL;
+    }
+    PyObject *interceptors = PyObject_GetAttr(self, s_interceptors);
+    if (interceptors == NULL) return NULL;
+    int intercepted = PyObject_IsTrue(interceptors);
+    Py_DECREF(interceptors);
+    if (intercepted < 0) return NULL;
+    if (intercepted) {
+        PyObject *margs[8] = {self, s_intercepted_name, v[0], v[1], v[2], v[3], v[4], v[5]};
+        return PyObject_VectorcallMethod(s_intercepted, margs, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    PyObject *f[4] = {NULL, NULL, NULL, NULL};
+    PyObject *names[4] = {s_channel_f, s_method_f, s_serializer_f, s_deserializer_f};
+    PyObject *result = NULL;
+    for (int i = 0; i < 4; i++)
+        if ((f[i] = PyObject_GetAttr(self, names[i])) == NULL) goto done;
+    PyTypeObject *cls = (PyTypeObject *)caller->cls;
+    if (cls->tp_new == PyType_GenericNew && cls->tp_init == (initproc)ucall_init) {
+        result = cls->tp_alloc(cls, 0);
+        if (result != NULL && ucall_start((UCallObject *)result, f[0], f[1], v[0], v[1], v[2], v[3], v[4],
+                                          v[5], f[2], f[3]) < 0)
+            Py_CLEAR(result);
+    } else {
+        PyObject *cargs[10] = {f[0], f[1], v[0], v[1], v[2], v[3], v[4], v[5], f[2], f[3]};
+        result = PyObject_Vectorcall(caller->cls, cargs, 10, NULL);
+    }
+done:
+    for (int i = 0; i < 4; i++) Py_XDECREF(f[i]);
+    return result;
+}
+
+static PyObject *ucaller_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *cls, *wrapped;
+    static char *kwlist[] = {"cls", "wrapped", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O:AioUnaryCaller", kwlist, &PyType_Type, &cls, &wrapped))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)cls, &UCallType)) {
+        PyErr_SetString(PyExc_TypeError, "AioUnaryCaller: cls must be a subclass of AioUnaryCall");
+        return NULL;
+    }
+    UCallerObject *c = (UCallerObject *)type->tp_alloc(type, 0);
+    if (c == NULL) return NULL;
+    c->vectorcall = (vectorcallfunc)ucaller_vectorcall;
+    Py_INCREF(cls);
+    c->cls = cls;
+    Py_INCREF(wrapped);
+    c->wrapped = wrapped;
+    return (PyObject *)c;
+}
+
+static PyObject *ucaller_descr_get(PyObject *self, PyObject *obj, PyObject *type) {
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static int ucaller_traverse(UCallerObject *c, visitproc visit, void *arg) {
+    Py_VISIT(c->cls);
+    Py_VISIT(c->wrapped);
+    return 0;
+}
+
+static int ucaller_clear(UCallerObject *c) {
+    Py_CLEAR(c->cls);
+    Py_CLEAR(c->wrapped);
+    return 0;
+}
+
+static void ucaller_dealloc(UCallerObject *c) {
+    PyObject_GC_UnTrack(c);
+    ucaller_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* __name__, __qualname__, __doc__, __module__: the wrapped function's. */
+static PyObject *ucaller_wrapped_attr(UCallerObject *c, void *name) {
+    return PyObject_GetAttrString(c->wrapped, (const char *)name);
+}
+
+static PyGetSetDef ucaller_getset[] = {
+    {"__name__", (getter)ucaller_wrapped_attr, NULL, NULL, "__name__"},
+    {"__qualname__", (getter)ucaller_wrapped_attr, NULL, NULL, "__qualname__"},
+    {"__doc__", (getter)ucaller_wrapped_attr, NULL, NULL, "__doc__"},
+    {"__module__", (getter)ucaller_wrapped_attr, NULL, NULL, "__module__"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef ucaller_members[] = {
+    {"__wrapped__", T_OBJECT, offsetof(UCallerObject, wrapped), READONLY, NULL},
+    {"cls", T_OBJECT, offsetof(UCallerObject, cls), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject UCallerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "grpc._hot.AioUnaryCaller",
+    .tp_basicsize = sizeof(UCallerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_METHOD_DESCRIPTOR |
+                Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(UCallerObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = ucaller_new,
+    .tp_dealloc = (destructor)ucaller_dealloc,
+    .tp_traverse = (traverseproc)ucaller_traverse,
+    .tp_clear = (inquiry)ucaller_clear,
+    .tp_descr_get = ucaller_descr_get,
+    .tp_getset = ucaller_getset,
+    .tp_members = ucaller_members,
 };
 
 /* aio_unary_setup(config): the Python objects the C path needs, from
@@ -1205,6 +1542,11 @@ static int aio_unary_add_types(PyObject *m) {
         {"_serialize_failed", &s_serialize_failed}, {"cancel", &s_cancel}, {"_error", &s_error},
         {"done", &s_done}, {"set_result", &s_set_result}, {"message", &s_message},
         {"exception", &s_exception}, {"future", &s_future},
+        {"_interceptors", &s_interceptors}, {"_intercepted", &s_intercepted}, {"_channel", &s_channel_f},
+        {"_method", &s_method_f}, {"_serializer", &s_serializer_f}, {"_deserializer", &s_deserializer_f},
+        {"InterceptedUnaryUnaryCall", &s_intercepted_name}, {"request", &s_call_kw[0]},
+        {"timeout", &s_call_kw[1]}, {"metadata", &s_call_kw[2]}, {"credentials", &s_call_kw[3]},
+        {"wait_for_ready", &s_call_kw[4]}, {"compression", &s_call_kw[5]},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (*names[i].slot != NULL) continue;
@@ -1219,7 +1561,7 @@ static int aio_unary_add_types(PyObject *m) {
         au_kw_context = Py_BuildValue("(s)", "context");
         if (au_kw_context == NULL) return -1;
     }
-    PyTypeObject *types[] = {&WaitType, &WaitIterType, &UCallType, &UAwaitType};
+    PyTypeObject *types[] = {&WaitType, &WaitIterType, &UCallType, &UAwaitType, &UCallerType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0) return -1;
     Py_INCREF(&WaitType);
@@ -1230,6 +1572,11 @@ static int aio_unary_add_types(PyObject *m) {
     Py_INCREF(&UCallType);
     if (PyModule_AddObject(m, "AioUnaryCall", (PyObject *)&UCallType) < 0) {
         Py_DECREF(&UCallType);
+        return -1;
+    }
+    Py_INCREF(&UCallerType);
+    if (PyModule_AddObject(m, "AioUnaryCaller", (PyObject *)&UCallerType) < 0) {
+        Py_DECREF(&UCallerType);
         return -1;
     }
     return 0;

@@ -6,6 +6,7 @@ Expectations are grpcio 1.85's (docs and observed behaviour,
 /work/shared/reference/aio-surface.md)."""
 
 import asyncio
+import sys
 import logging
 
 import pytest
@@ -569,6 +570,79 @@ def test_a_unary_calls_response_is_returned_as_is_whatever_its_type(py_target):
             assert await as_none(msg("n")) is None
             call = as_tuple(msg("again"))
             assert await call == (1, b"x") and await call == (1, b"x")  # awaited twice
+
+    run(main())
+
+
+def test_a_unary_calls_response_is_the_same_through_the_iterator_protocol(py_target):
+    # `await call` is read through am_send (no StopIteration) where Python
+    # has it; with a tracer set, the interpreter iterates with __next__ and
+    # the response comes as StopIteration's value: the same either way.
+    error = ValueError("a response, not an error")
+
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            as_tuple = channel.unary_unary(E.UNARY, E.SERIALIZE, lambda b: (1, b"x"))
+            as_error = channel.unary_unary(E.UNARY, E.SERIALIZE, lambda b: error)
+            as_none = channel.unary_unary(E.UNARY, E.SERIALIZE, lambda b: None)
+            plain = channel.unary_unary(E.UNARY)
+            seen = []
+            for _ in range(2):
+                seen.append((await as_tuple(msg("t")), await as_error(msg("e")), await as_none(msg("n")),
+                             await plain(b"\x0a\x01p")))
+                sys.settrace(lambda *a: None)
+            sys.settrace(None)
+            assert seen == [((1, b"x"), error, None, b"\x0a\x01p")] * 2
+            with pytest.raises(StopIteration) as e:  # the iterator itself, driven by hand
+                it = as_none(msg("n")).__await__()
+                while True:
+                    await it.__next__()
+            assert e.value.value is None
+
+    try:
+        run(main())
+    finally:
+        sys.settrace(None)
+
+
+def test_a_unary_multicallables_call_runs_no_python_frame(py_target):
+    # UnaryUnaryMultiCallable.__call__ is C once the engine is loaded
+    # (pyext/aio_unary.h, AioUnaryCaller): no frame of _channel.py per
+    # call, the Python function's signature and its argument errors kept.
+    import inspect
+    import os
+
+    from grpc.aio import _channel
+
+    async def main():
+        async with grpc.aio.insecure_channel(py_target) as channel:
+            call = channel.unary_unary(E.UNARY, E.SERIALIZE, E.DESERIALIZE)
+            assert (await call(msg("warm"))).value == "warm"
+            frames = []
+
+            def profile(frame, event, arg):
+                if event == "call":
+                    frames.append((os.path.basename(frame.f_code.co_filename), frame.f_code.co_name))
+
+            sys.setprofile(profile)
+            try:
+                for i in range(20):
+                    assert (await call(request=msg("r%d" % i), timeout=30)).value == "r%d" % i
+            finally:
+                sys.setprofile(None)
+            assert ("_channel.py", "__call__") not in frames, frames
+            assert ("_call.py", "serialize_request") in frames  # the profile sees the call's Python
+            assert str(inspect.signature(call)) == (
+                "(request, *, timeout=None, metadata=None, credentials=None, wait_for_ready=None, "
+                "compression=None)")
+            assert _channel.UnaryUnaryMultiCallable.__call__.__name__ == "__call__"
+            for bad, text in [(lambda: call(), "missing 1 required positional argument: 'request'"),
+                              (lambda: call(msg("x"), 1), "takes 2 positional arguments"),
+                              (lambda: call(msg("x"), deadline=1), "unexpected keyword argument 'deadline'"),
+                              (lambda: call(msg("x"), request=msg("y")), "multiple values for argument")]:
+                with pytest.raises(TypeError, match=text):
+                    bad()
+            assert channel._calls == {}
 
     run(main())
 

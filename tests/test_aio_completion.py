@@ -316,6 +316,32 @@ def test_a_wait_speaks_asyncios_future_protocol():
     asyncio.run(main())
 
 
+def test_a_waits_one_callback_and_its_arguments():
+    # A task's wake-up is usually a Wait's only callback (kept without a
+    # list): removing it, adding more after it, and bad arguments.
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        wait = _completion.Wait(loop)
+        wait.add_done_callback(seen.append)
+        assert wait.remove_done_callback(seen.append) == 1
+        assert wait.remove_done_callback(seen.append) == 0
+        wait.add_done_callback(fn=lambda w: seen.append("by name"))
+        wait.add_done_callback(lambda w: seen.append("second"), context=None)
+        wait.add_done_callback(lambda w: seen.append("third"))
+        with pytest.raises(TypeError):
+            wait.add_done_callback()
+        with pytest.raises(TypeError):
+            wait.add_done_callback(seen.append, seen.append)
+        with pytest.raises(TypeError):
+            wait.add_done_callback(seen.append, loop=loop)
+        loop.call_soon(wait.set_result, None)
+        await wait
+        assert seen == ["by name", "second", "third"]
+
+    asyncio.run(main())
+
+
 def test_a_failing_callback_of_a_wait_goes_to_the_loops_handler():
     async def main():
         loop = asyncio.get_running_loop()

@@ -10,6 +10,8 @@ share a channel: each call belongs to the loop it started on.
 from __future__ import annotations
 
 import asyncio
+import os
+import types
 import typing
 import weakref
 
@@ -72,6 +74,23 @@ class UnaryUnaryMultiCallable(_MultiCallable, _base_channel.UnaryUnaryMultiCalla
                                     self._deserializer)
 
 
+def _install_unary_caller(hot):
+    """Once the engine is loaded (the first Channel), the __call__ above is
+    run by C (pyext/aio_unary.h, AioUnaryCaller): the same call with no
+    Python frame per call, the Python function kept as its __wrapped__
+    (signature, docs). GRPCGO_AIO_UNARY_CALLER=0 leaves the Python one."""
+    global _unary_caller_installed
+    if _unary_caller_installed:
+        return
+    _unary_caller_installed = True
+    python_call = UnaryUnaryMultiCallable.__dict__.get("__call__")
+    if isinstance(python_call, types.FunctionType) and os.environ.get("GRPCGO_AIO_UNARY_CALLER") != "0":
+        UnaryUnaryMultiCallable.__call__ = hot.AioUnaryCaller(_call.UnaryUnaryCall, python_call)
+
+
+_unary_caller_installed = False
+
+
 class UnaryStreamMultiCallable(_MultiCallable, _base_channel.UnaryStreamMultiCallable):
     def __call__(self, request, *, timeout=None, metadata=None, credentials=None,
                  wait_for_ready=None, compression=None):
@@ -131,6 +150,7 @@ class Channel(_base_channel.Channel):
         self._engine = _sync_channel.Channel(target, () if options is None else options,
                                              credentials, compression)
         self._hot = self._engine._hot
+        _install_unary_caller(self._hot)
         self._secure = credentials is not None  # call credentials need it
         self._handle = self._engine._handle
         # Calls not ended, for close(grace): a weak reference to each as the
