@@ -318,6 +318,12 @@ EDITS.append(("internal/transport/controlbuf.go", [
      "type dataFrame struct {\n\tnonTransportResponseFrame\n\tgrpcgoQuiet bool\n"),
     ("type clientHeaders struct {\n\tnonTransportResponseFrame\n",
      "type clientHeaders struct {\n\tnonTransportResponseFrame\n\tgrpcgoQuiet bool\n"),
+    # In loopy's place, a header block too large for what is left of the
+    # write buffer is queued whole, for loopy's flush (grpcgoHeaderByRef).
+    ("\tvar (\n\t\terr               error\n\t\tendHeaders, first bool\n\t)\n",
+     "\tif l.framer.writer.gv.inline && l.grpcgoHeaderByRef(streamID, endStream) {\n"
+     "\t\treturn nil\n\t}\n"
+     "\tvar (\n\t\terr               error\n\t\tendHeaders, first bool\n\t)\n"),
 ]))
 EDITS.append(("internal/transport/http2_client.go", [
     ("\tfirstTry := true\n\tvar ch chan struct{}\n",
