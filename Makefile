@@ -52,6 +52,7 @@ $(GO_PATCH)/stamp: go.mod go.sum $(wildcard patches/*.py patches/grpc-go/*.in)
 test-go: $(GO_PATCH)/stamp
 	go vet $(GO_PATCHED) ./...
 	go test -race -count=1 $(GO_PATCHED) ./...
+	go test -race -count=1 $(GO_PATCHED) google.golang.org/grpc/internal/transport
 
 test-py: install
 	cd tests && $(VENV_PY) -m pytest -q -p no:cacheprovider .

@@ -55,7 +55,7 @@ func TestLentBufferIsNotARecycledObject(t *testing.T) {
 		lent := &data
 		runtime.AddCleanup(lent, func(done chan struct{}) { close(done) }, done)
 		m := Msg{NewLentBuffer(lent, &putCounter{})}
-		_ = m.Len() // dropped without Free, as grpc-go's writer does for a reset stream
+		_ = m.Len() // dropped without Free, as grpc-go's writer did for a reset stream
 	}()
 	if !collectedAfterGC(done) {
 		t.Fatal("a lent buffer dropped without Free stayed reachable: it was put on a recycled buffer object")

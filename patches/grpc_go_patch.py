@@ -358,6 +358,19 @@ EDITS.append(("server.go", [
      "\tif ss.grpcgoDetached {\n\t\treturn nil // GrpcgoEnd ends the call\n\t}\n"),
 ]))
 
+# A data frame loopy takes for a stream it no longer knows (the stream was
+# reset, and its cleanup handled, while a write of it was on its way to
+# the control buffer) is dropped: grpc-go dropped it without freeing its
+# data, so a lent or pooled message was never given back
+# (transport_grpcgo_test.go.in; what loopy's streams hold when it ends is
+# freed too: grpcgoFreeStreams, transport_inline_grpcgo.go.in).
+EDITS.append(("internal/transport/controlbuf.go", [
+    ("\tstr, ok := l.estdStreams[df.streamID]\n\tif !ok {\n\t\treturn\n\t}\n",
+     "\tstr, ok := l.estdStreams[df.streamID]\n\tif !ok {\n"
+     "\t\tdf.data.Free() // grpcgo: the reference write() took for the frame\n"
+     "\t\treturn\n\t}\n"),
+]))
+
 # A server stream's last frames wake the writer once (transport_grpcgo.go.in:
 # ServerStream.GrpcgoCork/GrpcgoUncork).
 EDITS.append(("internal/transport/controlbuf.go", [
@@ -484,6 +497,9 @@ NEW_FILES = [
     ("grpcgo_reader.go", "grpc_reader_grpcgo.go.in"),
     ("internal/transport/grpcgo_dest.go", "transport_dest_grpcgo.go.in"),
     ("metadata/grpcgo.go", "metadata_grpcgo.go.in"),
+    # grpcgo's tests of what it changed inside the transport (the copy has
+    # none of grpc-go's own tests; the Makefile's test-go runs these).
+    ("internal/transport/grpcgo_test.go", "transport_grpcgo_test.go.in"),
 ]
 
 TAG = "grpcgo_patched"

@@ -38,8 +38,9 @@ type loan struct {
 
 // loanReturn gives the reference back once: when grpc-go frees the message,
 // or, for a message grpc-go dropped without freeing, when the loan is
-// collected. (grpc-go 1.85's writer drops a data frame queued for a stream
-// that was reset meanwhile without freeing it.) The collection can only
+// collected. (grpc-go 1.85's writer dropped a data frame queued for a
+// stream that was reset meanwhile without freeing it; grpcgo's change to
+// grpc-go frees it now, the collection stays the backstop.) The collection can only
 // happen if nothing but the message's holders reaches the loan: the loan's
 // buffer object is one made for it (core.NewLentBuffer), never a recycled
 // one that code which freed it earlier may still reference, and no holder
