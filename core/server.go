@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -438,8 +439,11 @@ func (s *Server) accept(ss grpc.ServerStream) (c *ServerCall, awaited bool, err 
 		if detachable && s.awaitRequest(c, d) {
 			return c, true, nil
 		}
-		if m, err := c.RecvOne(); err == nil {
+		m, err := c.RecvOne()
+		if err == nil {
 			c.First = m
+		} else if err != io.EOF {
+			return nil, false, err // see firstReadFailed
 		}
 	}
 	if detachable {
@@ -482,10 +486,35 @@ func (s *Server) requestIn(c *ServerCall) {
 	if c.ended.Load() {
 		return
 	}
-	if m, err := c.RecvOne(); err == nil {
+	m, err := c.RecvOne()
+	if err == nil {
 		c.First = m
+	} else if err != io.EOF {
+		s.endUntaken(c, err) // see firstReadFailed
+		return
 	}
 	s.queue(c)
+}
+
+// firstReadFailed: a request read before the call is handed over (a
+// unary-request method's, ServerCall.First) that fails with anything but
+// the client's half-close (io.EOF: the handler then sees no request, and
+// a read of its own gets io.EOF again, which the transport keeps) ends
+// the call there, and the call is never handed over. grpc-go's RecvMsg
+// has written the call's status for it (RESOURCE_EXHAUSTED for a request
+// over grpc.max_receive_message_length, INTERNAL for one that does not
+// decompress). Handed over without a request, the call used to be read
+// again by the binding, and for a request over the limit, whose payload
+// grpc-go leaves unread, that read took the payload's first bytes for the
+// next message's prefix: the handler could run with a request made of
+// the refused one's bytes (core's TestFirstReadFailureEndsTheCall).
+
+// endUntaken ends a detached call that nobody will take, with err.
+func (s *Server) endUntaken(c *ServerCall, err error) {
+	if c.detached != nil && c.unwatchDeath() && !c.ended.Swap(true) {
+		c.detached.GrpcgoEnd(err)
+		s.callEnded()
+	}
 }
 
 // queue hands c to its takers (enqueue). If they take no more calls (the
@@ -496,10 +525,7 @@ func (s *Server) queue(c *ServerCall) error {
 	if err != nil {
 		c.First.Free() // nobody takes it
 		c.First = nil
-		if c.detached != nil && c.unwatchDeath() && !c.ended.Swap(true) {
-			c.detached.GrpcgoEnd(err)
-			s.callEnded()
-		}
+		s.endUntaken(c, err)
 	}
 	return err
 }
