@@ -31,13 +31,12 @@ _queues_lock = threading.Lock()
 
 class _Queue:
     # No strong reference to the loop (its futures in waiting hold it).
-    __slots__ = ("hot", "cq", "fd", "loop_ref", "waiting", "tokens", "watch_tokens", "__weakref__")
+    __slots__ = ("hot", "cq", "fd", "waiting", "tokens", "watch_tokens", "__weakref__")
 
     def __init__(self, loop):
         self.hot = _runtime.hot()
         self.cq = self.hot.cq_new()
         self.fd = self.hot.cq_fd(self.cq)
-        self.loop_ref = weakref.ref(loop)
         self.waiting = {}  # token -> future
         self.tokens = itertools.count(1)
         # The next token of the server calls' watches: aio_server_take
@@ -66,14 +65,10 @@ class _Queue:
     def forget(self, token):
         self.waiting.pop(token, None)
 
-    def close(self):
-        loop = self.loop_ref()
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(self.fd)
-        for future in self.waiting.values():
-            if not future.done():
-                future.cancel()
-        self.waiting.clear()
+    # No close(): a queue lives as long as its loop watches its fd, and goes
+    # with the loop (module docstring). Its waiters are not all futures (a
+    # server's acceptor and its calls' watches have only done() and
+    # set_result(), _server.py), so no cancel() could end them all.
 
 
 # Wait, a future of one token's completion that wakes its waiters at once, is
