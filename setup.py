@@ -47,17 +47,14 @@ class build_go_ext(build_ext):
         # grpc-go, pinned by go.mod, with grpcgo's change for metadata order
         # (patches/grpc_go_patch.py; docs/ARCHITECTURE.md).
         # The runtime's return to Python, for this library only
-        # (patches/go_runtime_patch.py; docs/ARCHITECTURE.md).
+        # (patches/go_runtime_patch.py; docs/ARCHITECTURE.md). Both through
+        # patches/engine_flags.py, as bench/profile.py builds.
         sys.path.insert(0, os.path.join(ROOT, "patches"))
         try:
-            import grpc_go_patch
-            import go_runtime_patch
+            import engine_flags
         finally:
             sys.path.pop(0)
-        patched = grpc_go_patch.prepare(ROOT, os.path.join(ROOT, "build", "grpc-go-patch"), go)
-        rt_flags, rt_tags = go_runtime_patch.prepare(os.path.join(ROOT, "build", "go-runtime-patch"), go)
-        patched = [f + "," + ",".join(rt_tags) if f.startswith("-tags=") and rt_tags else f
-                   for f in patched] + rt_flags
+        patched = engine_flags.go_flags(ROOT, go)
         cmd = [go, "build", "-buildmode=c-shared", "-trimpath", *patched,
                "-ldflags=-s -w", "-o", out, ext.package]
         self.announce("building %s: %s" % (ext.name, " ".join(cmd)), level=2)

@@ -54,13 +54,15 @@ def build_unstripped(src, ours_python, out_dir):
     include = sh([ours_python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"]).stdout.strip()
     env = dict(os.environ, CGO_CFLAGS="-I%s -O2" % include, CGO_ENABLED="1")
     lib = os.path.join(pkg, "_engine" + suffix)
-    # The engine users get: grpc-go with grpcgo's patch, as setup.py builds it.
+    # The engine users get: grpc-go with grpcgo's patch and Go's runtime
+    # with grpcgo's overlay, with setup.py's flags (patches/engine_flags.py),
+    # but symbols kept (no -ldflags=-s -w).
     sys.path.insert(0, os.path.join(src, "patches"))
     try:
-        import grpc_go_patch
+        import engine_flags
     finally:
         sys.path.pop(0)
-    patched = grpc_go_patch.prepare(src, os.path.join(src, "build", "grpc-go-patch"), "go")
+    patched = engine_flags.go_flags(src, "go")
     proc = sh(["go", "build", "-buildmode=c-shared", *patched, "-o", lib, "./pyext"], cwd=src, env=env,
               timeout=900)
     if proc.returncode != 0:
