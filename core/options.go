@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -172,19 +173,19 @@ func ChannelOptions(opts []Option) ChannelConfig {
 	if haveKA {
 		cfg.Dial = append(cfg.Dial, grpc.WithKeepaliveParams(ka))
 	}
-	// grpcio's agent is "<primary> grpc-python/<version> grpc-c/<version>
-	// (<os>; chttp2) <secondary>"; ours "<primary> grpc-python/<version>
-	// grpc-go/<version> <secondary>". grpc-go's WithUserAgent adds its own
-	// "grpc-go/<version>" at the end, unless (with grpcgo's change,
-	// core/metadata.go) the agent given holds it already.
-	if transportPatched && primaryUA+libraryUA+secondaryUA != "" {
+	// grpcio's agent, which a server may log or check: "<primary>
+	// grpc-python/<version> grpc-c/<core version> (<os>; chttp2)
+	// <secondary>" (libraryUA is the grpc-python part). grpc-go's
+	// WithUserAgent would add "grpc-go/<version>"; with grpcgo's change the
+	// agent goes out whole (userAgent, patched.go).
+	if userAgent != nil && primaryUA+libraryUA+secondaryUA != "" {
 		parts := []string{}
-		for _, p := range []string{primaryUA, libraryUA, "grpc-go/" + grpc.Version, secondaryUA} {
+		for _, p := range []string{primaryUA, libraryUA, grpcioCoreAgent(), secondaryUA} {
 			if p = strings.TrimSpace(p); p != "" {
 				parts = append(parts, p)
 			}
 		}
-		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(strings.Join(parts, " ")))
+		cfg.Dial = append(cfg.Dial, userAgent(strings.Join(parts, " ")))
 	} else if ua := strings.TrimSpace(primaryUA + " " + secondaryUA); ua != "" {
 		cfg.Dial = append(cfg.Dial, grpc.WithUserAgent(ua))
 	}
@@ -298,3 +299,27 @@ func ServerOptions(opts []Option) ServerConfig {
 	}
 	return cfg
 }
+
+// userAgent sets a channel's whole user agent (grpc.GrpcgoUserAgent, in
+// builds with grpcgo's change to grpc-go: patched.go); nil without it.
+var userAgent func(string) grpc.DialOption
+
+// grpcioCoreAgent is the part of grpcio's user agent its C core adds after
+// grpc-python's: "grpc-c/<core version> (<os>; chttp2)", as grpcio 1.85.1
+// sends it (its core is 58.0.0; tests/test_wire_headers.py). <os> is C
+// core's name for the platform (GPR_PLATFORM_STRING).
+func grpcioCoreAgent() string {
+	os := runtime.GOOS
+	switch os {
+	case "linux", "android", "ios", "windows":
+	case "darwin":
+		os = "osx"
+	default:
+		os = "posix"
+	}
+	return "grpc-c/" + grpcioCoreVersion + " (" + os + "; chttp2)"
+}
+
+// grpcioCoreVersion is the C core version of grpcio 1.85 (grpc-c/ in its
+// user agent).
+const grpcioCoreVersion = "58.0.0"

@@ -26,6 +26,7 @@ func init() {
 	destsOn, destsLive = mem.GrpcgoDestsOn, mem.GrpcgoDestsLive
 	ServerInlineWrites = grpc.GrpcgoServerInline // servercall.go
 	incomingMD = metadata.GrpcgoIncoming         // servercall.go
+	userAgent = grpc.GrpcgoUserAgent             // options.go
 }
 
 const patchedWriteBuffer = 512 << 10

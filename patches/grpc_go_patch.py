@@ -118,10 +118,6 @@ EDITS = [
          "\n"
          "func appendHeaderFieldsFromMDInMapOrder(headerFields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {\n"),
     ]),
-    ("dialoptions.go", [
-        ("\t\to.copts.UserAgent = s + \" \" + grpcUA\n",
-         "\t\to.copts.UserAgent = grpcgoUserAgent(s)\n"),
-    ]),
     # A method path without a leading '/', or without a service part, goes
     # to the unknown-service handler (grpcgo's, which serves every method)
     # with the path as sent, as grpcio hands it to generic handlers; grpc-go
@@ -369,6 +365,17 @@ EDITS.append(("internal/transport/controlbuf.go", [
      "\tstr, ok := l.estdStreams[df.streamID]\n\tif !ok {\n"
      "\t\tdf.data.Free() // grpcgo: the reference write() took for the frame\n"
      "\t\treturn\n\t}\n"),
+]))
+
+# A request's grpc-accept-encoding and grpc-timeout as grpcio's
+# (transport_grpcgo.go.in): "identity, deflate, gzip" (grpc-go: "gzip,deflate"),
+# and the timeout in C core's units (grpc-go: the finest unit that holds it,
+# "999020u" where grpcio sends "1S").
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\tregisteredCompressors := t.registeredCompressors\n",
+     "\tregisteredCompressors := grpcgoAcceptEncoding()\n"),
+    ("Value: grpcutil.EncodeDuration(timeout)})\n",
+     "Value: grpcgoEncodeTimeout(timeout)})\n"),
 ]))
 
 # A server stream's last frames wake the writer once (transport_grpcgo.go.in:

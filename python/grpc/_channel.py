@@ -312,8 +312,8 @@ class _StreamUnaryMultiCallable(_StreamMultiCallable, grpc.StreamUnaryMultiCalla
 
 
 # grpcio's name for the library's part of the user agent. The engine sends
-# "<primary> grpc-python/<version> grpc-go/<version> <secondary>", grpc-go
-# standing where grpcio has grpc-c.
+# grpcio's whole agent: "<primary> grpc-python/<version> grpc-c/<core
+# version> (<os>; chttp2) <secondary>" (core/options.go).
 _USER_AGENT = "grpc-python/{}".format(_grpcio_metadata.__version__)
 
 
