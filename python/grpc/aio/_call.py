@@ -38,6 +38,7 @@ from grpc import _common
 from . import _base_call
 from ._batches import SendBatches
 from ._metadata import Metadata
+from ._completion import quiet as _quiet
 from ._typing import EOF
 
 if typing.TYPE_CHECKING:
@@ -486,7 +487,7 @@ class _StreamCall(Call):
             self._request_style = "iter"
             self._req = SendBatches(self._loop, self._q, self._hot, self._hot.aio_stream_send_many,
                                     self._stream)
-            self._request_task = self._loop.create_task(self._consume_requests(request))
+            self._request_task = _quiet(self._loop.create_task(self._consume_requests(request)))
         else:
             self._request_style = "write"
 

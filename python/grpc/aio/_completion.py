@@ -92,6 +92,18 @@ def __getattr__(name):
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
+def quiet(task):
+    """task, which logs nothing if it is collected pending: the tasks
+    grpc.aio makes for its own work (a server's guard, a handler's, a
+    request iterator's, the interceptors') are pending when a program
+    leaves its loop with calls in flight, and grpcio's say nothing then."""
+    try:
+        task._log_destroy_pending = False
+    except AttributeError:  # a task factory's own kind of task
+        pass
+    return task
+
+
 def queue():
     """(the running loop, its completion queue), the queue made on first use."""
     loop = asyncio.get_running_loop()

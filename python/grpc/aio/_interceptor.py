@@ -9,6 +9,7 @@ import time
 import grpc
 
 from . import _base_call
+from ._completion import quiet as _quiet
 from ._typing import EOF
 
 
@@ -270,8 +271,8 @@ class _InterceptedStreamRequestMixin:
     async def _put(self, request, call):
         # Stops waiting for room if the call ends meanwhile.
         if self._status_task is None:
-            self._status_task = self._loop.create_task(call.code())
-        put = self._loop.create_task(self._write_queue.put(request))
+            self._status_task = _quiet(self._loop.create_task(call.code()))
+        put = _quiet(self._loop.create_task(self._write_queue.put(request)))
         await asyncio.wait((put, self._status_task), return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
             put.cancel()
@@ -323,8 +324,8 @@ class _Intercepted(InterceptedCall):
         # grpcio hands interceptors the method as bytes.
         details = ClientCallDetails(method.encode() if isinstance(method, str) else method,
                                     timeout, metadata, credentials, wait_for_ready)
-        task = self._loop.create_task(self._invoke(
-            list(interceptors), details, request, compression, channel, serializer, deserializer))
+        task = _quiet(self._loop.create_task(self._invoke(
+            list(interceptors), details, request, compression, channel, serializer, deserializer)))
         super().__init__(task)
 
     async def _invoke(self, interceptors, details, request, compression, channel, serializer,

@@ -43,6 +43,7 @@ from grpc import _runtime
 from grpc.aio import _base_server
 from grpc.aio import _completion
 from grpc.aio._batches import SendBatches
+from grpc.aio._completion import quiet as _quiet
 from grpc.aio._call import AbortError, InternalError, UsageError
 from grpc.aio._interceptor import ServerInterceptor
 from grpc.aio._typing import EOF
@@ -729,7 +730,7 @@ class Server(_base_server.Server):
             raise UsageError(str(error)) from None
         self._state = _RUNNING
         q.waiting[self._token] = self._acceptor
-        self._guard = loop.create_task(self._guard_loop(), name="grpc.aio server")
+        self._guard = _quiet(loop.create_task(self._guard_loop(), name="grpc.aio server"))
 
     async def _guard_loop(self):
         """Lives as long as the server runs. asyncio.run() cancels it when
@@ -842,10 +843,11 @@ class Server(_base_server.Server):
                     # per call).
                     if make is not None:
                         rpc.task = task = make(serve(rpc), loop=loop, context=_Context())
+                        task._log_destroy_pending = False  # _quiet, inline
                     elif _TASK_CONTEXT_ARG:
-                        rpc.task = task = loop.create_task(serve(rpc), context=_Context())
+                        rpc.task = task = _quiet(loop.create_task(serve(rpc), context=_Context()))
                     else:
-                        rpc.task = task = _task_in_fresh_context(loop, serve(rpc))
+                        rpc.task = task = _quiet(_task_in_fresh_context(loop, serve(rpc)))
                     rpcs[task] = rpc
                     rpc.token = base
                     waiting[base] = rpc
