@@ -7,7 +7,6 @@ package main
 import "C"
 
 import (
-	"runtime/cgo"
 	"time"
 	"unsafe"
 
@@ -38,11 +37,11 @@ func holdWait(t holdTarget) <-chan struct{} {
 //
 //export hotHoldTarget
 func hotHoldTarget(h C.uintptr_t) C.uintptr_t {
-	switch v := cgo.Handle(h).Value().(type) {
+	switch v := cgoHandle(h).Value().(type) {
 	case *core.Stream:
-		return C.uintptr_t(cgo.NewHandle(holdTarget(v)))
+		return C.uintptr_t(core.NewHandle(holdTarget(v)))
 	case *core.ServerCall:
-		return C.uintptr_t(cgo.NewHandle(holdTarget(v)))
+		return C.uintptr_t(core.NewHandle(holdTarget(v)))
 	}
 	return 0
 }
@@ -52,7 +51,7 @@ func hotHoldTarget(h C.uintptr_t) C.uintptr_t {
 //export hotHoldFree
 func hotHoldFree(target C.uintptr_t) {
 	if target != 0 {
-		cgo.Handle(target).Delete()
+		cgoHandle(target).Delete()
 	}
 }
 
@@ -98,7 +97,7 @@ func takeHeld(h *C.hot_hold) (msgs []core.Msg, busy bool) {
 //
 //export hotHoldSend
 func hotHoldSend(h *C.hot_hold) C.int {
-	t := cgo.Handle(h.target).Value().(holdTarget)
+	t := cgoHandle(C.uintptr_t(h.target)).Value().(holdTarget)
 	msgs, busy := takeHeld(h)
 	for busy {
 		withoutGIL(func() { C.hot_hold_wait_idle(h) })
@@ -157,7 +156,7 @@ func sendHeld(t holdTarget, msgs []core.Msg) (alive, interrupted bool) {
 //
 //export hotHoldFlush
 func hotHoldFlush(h *C.hot_hold) {
-	t := cgo.Handle(h.target).Value().(holdTarget)
+	t := cgoHandle(C.uintptr_t(h.target)).Value().(holdTarget)
 	msgs, _ := takeHeld(h)
 	if msgs == nil {
 		return // a taker was at it, or it took them all

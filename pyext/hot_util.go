@@ -8,7 +8,6 @@ import "C"
 import (
 	"fmt"
 	"math"
-	"runtime/cgo"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -166,16 +165,17 @@ func seconds(s C.double) time.Duration {
 // maxSeconds is the first float of seconds a Duration cannot hold.
 const maxSeconds = float64(math.MaxInt64) / float64(time.Second)
 
-// handles: every Go object Python holds travels as a cgo.Handle, most in a
-// capsule; hotRelease deletes them. core counts them for introspection.
+// handles: every Go object Python holds travels as a handle (core.NewHandle:
+// cgo.Handle's contract, cheaper), most in a capsule; hotRelease deletes
+// them. core counts them for introspection.
 func newHandle(v any) C.uintptr_t {
 	core.CountHandles(1)
-	return C.uintptr_t(cgo.NewHandle(v))
+	return C.uintptr_t(core.NewHandle(v))
 }
 
 func capsule(v any, kind C.int) pyObj { return C.hot_capsule(newHandle(v), kind) }
 
-func value[T any](h C.uintptr_t) T { return cgo.Handle(h).Value().(T) }
+func value[T any](h C.uintptr_t) T { return core.HandleValue(uintptr(h)).(T) }
 
 // goBytes copies a Python buffer into Go memory: grpc-go may still be
 // writing it after the call returns.
@@ -427,4 +427,10 @@ func mdToPy(md metadata.MD) pyObj {
 	return C.hot_complete(t)
 }
 
-func cgoHandle(h C.uintptr_t) cgo.Handle { return cgo.Handle(h) }
+// goHandle is a handle as cgo.Handle's methods read it.
+type goHandle uintptr
+
+func (h goHandle) Value() any { return core.HandleValue(uintptr(h)) }
+func (h goHandle) Delete()    { core.DeleteHandle(uintptr(h)) }
+
+func cgoHandle(h C.uintptr_t) goHandle { return goHandle(h) }
