@@ -97,3 +97,23 @@ def test_timeout_units_are_grpcios():
     assert _sent_timeout(1e9) == "27000H"  # C core's largest
     sent = _sent_timeout(90 * 60)
     assert sent == "90M", sent
+
+
+def test_aio_user_agent_is_grpcios():
+    # grpcio's aio channel names grpc-python-asyncio/ where the sync one
+    # names grpc-python/.
+    import asyncio
+
+    import grpc.aio
+    from grpc import _grpcio_metadata
+
+    async def call(port):
+        async with grpc.aio.insecure_channel(
+                "127.0.0.1:%d" % port, options=[("grpc.primary_user_agent", "prim/1")]) as ch:
+            await ch.unary_unary("/t.Raw/Call")(b"x", timeout=TIMEOUT)
+
+    with RawServer("status", status=0) as peer:
+        asyncio.run(call(peer.port))
+        agent = dict(peer.requests[0])["user-agent"]
+    assert agent == "prim/1 grpc-python-asyncio/%s grpc-c/58.0.0 (%s; chttp2)" % (
+        _grpcio_metadata.__version__, _platform())

@@ -16,6 +16,7 @@ import typing
 import weakref
 
 import grpc
+from grpc import _grpcio_metadata
 from grpc import _metrics
 
 from . import _base_channel
@@ -124,6 +125,10 @@ class StreamStreamMultiCallable(_MultiCallable, _base_channel.StreamStreamMultiC
                                       self._serializer, self._deserializer)
 
 
+# grpcio's name: the library's part of an aio channel's user agent.
+_USER_AGENT = "grpc-python-asyncio/{}".format(_grpcio_metadata.__version__)
+
+
 class Channel(_base_channel.Channel):
     """An asyncio channel on a grpc-go ClientConn."""
 
@@ -146,9 +151,10 @@ class Channel(_base_channel.Channel):
             for kind, cls in kinds.items():
                 if isinstance(interceptor, cls):
                     self._interceptors[kind].append(interceptor)
-        # The engine channel, made as grpc.Channel makes it.
-        self._engine = _sync_channel.Channel(target, () if options is None else options,
-                                             credentials, compression)
+        # The engine channel, made as grpc.Channel makes it, with grpcio's
+        # aio agent (grpc-python-asyncio/) in place of grpc-python/.
+        options = (("grpcgo.library_user_agent", _USER_AGENT),) + tuple(options or ())
+        self._engine = _sync_channel.Channel(target, options, credentials, compression)
         self._hot = self._engine._hot
         _install_unary_caller(self._hot)
         self._secure = credentials is not None  # call credentials need it
