@@ -86,13 +86,24 @@ func (ch *Channel) Unary(spec *CallSpec, req Msg) (resp Msg, header metadata.MD,
 // invoke performs a unary call under ctx: the response (empty when empty,
 // nil on failure), the initial metadata and the status.
 func (ch *Channel) invoke(ctx context.Context, spec *CallSpec, req Msg) (resp Msg, header metadata.MD, st *Status) {
-	var trailer metadata.MD
+	var md [2]metadata.MD
 	liveClientCalls.Add(1)
 	out := &outgoing{msg: req}
-	err := ch.cc.Invoke(ctx, spec.Method, out, &resp, ch.options(spec, grpc.Header(&header), grpc.Trailer(&trailer))...)
+	o1, o2 := mdOptions(&md)
+	err := ch.cc.Invoke(ctx, spec.Method, out, &resp, ch.options(spec, o1, o2)...)
 	out.freeUntaken() // the call failed before sending: give a lent buffer back now
 	liveClientCalls.Add(-1)
-	return ch.unaryOutcome(ctx, err, resp, header, trailer)
+	return ch.unaryOutcome(ctx, err, resp, md[0], md[1])
+}
+
+// mdOptions are the call options that set md[0] to a unary call's
+// response headers and md[1] to its trailers when it ends: grpc.Header and
+// grpc.Trailer, or in the patched build grpc.GrpcgoStreamMD, which sets
+// the transport stream's own MDs, not copies (patched.go). Either way the
+// engine only reads them (their size for the limits, then once into
+// Python), and they are nil or empty when none came.
+var mdOptions = func(md *[2]metadata.MD) (grpc.CallOption, grpc.CallOption) {
+	return grpc.Header(&md[0]), grpc.Trailer(&md[1])
 }
 
 // unaryOutcome is what a unary call that ended with err (nil: resp came)

@@ -57,8 +57,7 @@ type fastCall struct {
 	cs       grpc.ClientStream
 	notify   func(*UnaryCall)
 	unwatch  func() bool
-	header   metadata.MD
-	trailer  metadata.MD
+	md       [2]metadata.MD // the headers and trailers (mdOptions)
 }
 
 // startFast starts c on the calling goroutine inside around, and reports
@@ -74,8 +73,8 @@ func (ch *Channel) startFast(base context.Context, c *UnaryCall, spec *CallSpec,
 	around(func() {
 		liveClientCalls.Add(1)
 		out := &outgoing{msg: req}
-		cs, mayRetry, err := grpc.GrpcgoUnaryStream(fc.ctx, ch.cc, spec.Method,
-			ch.options(spec, grpc.Header(&fc.header), grpc.Trailer(&fc.trailer))...)
+		o1, o2 := mdOptions(&fc.md)
+		cs, mayRetry, err := grpc.GrpcgoUnaryStream(fc.ctx, ch.cc, spec.Method, ch.options(spec, o1, o2)...)
 		fc.gc.NoWait.Store(false)
 		if err != nil {
 			fc.gc.Flush()
@@ -166,7 +165,7 @@ func (fc *fastCall) finish(err error, resp Msg) {
 		fc.unwatch()
 	}
 	c := fc.c
-	c.Response, c.Header, c.Status = fc.ch.unaryOutcome(fc.ctx, err, resp, fc.header, fc.trailer)
+	c.Response, c.Header, c.Status = fc.ch.unaryOutcome(fc.ctx, err, resp, fc.md[0], fc.md[1])
 	liveClientCalls.Add(-1)
 	c.cancel(nil)
 	c.settled.Store(true)

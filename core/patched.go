@@ -27,6 +27,13 @@ func init() {
 	ServerInlineWrites = grpc.GrpcgoServerInline // servercall.go
 	incomingMD = metadata.GrpcgoIncoming         // servercall.go
 	userAgent = grpc.GrpcgoUserAgent             // options.go
+	mdOptions = patchedMDOptions                 // call.go
 }
 
 const patchedWriteBuffer = 512 << 10
+
+// patchedMDOptions: a unary call's header and trailer MDs without grpc-go's
+// copies (call.go's mdOptions).
+func patchedMDOptions(md *[2]metadata.MD) (grpc.CallOption, grpc.CallOption) {
+	return grpc.GrpcgoStreamMD(md), grpc.EmptyCallOption{}
+}

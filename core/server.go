@@ -412,6 +412,9 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error {
 	if awaited {
 		return nil
 	}
+	if c.detached == nil {
+		c.done = make(chan struct{}) // wait's; before anyone may finish c
+	}
 	if err := s.queue(c); err != nil {
 		return err
 	}

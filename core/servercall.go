@@ -75,8 +75,11 @@ type ServerCall struct {
 	out     *sender
 	trailer metadata.MD
 	final   *finish
-	done    chan struct{} // closed by Finish
-	unwatch []func()      // OnDone's watches, stopped by Finish
+	// done is closed by Finish; made (by Server.handle, before the call is
+	// queued) only for a call a handler goroutine waits for (wait): a
+	// detached call, the rule, costs no channel.
+	done    chan struct{}
+	unwatch []func() // OnDone's watches, stopped by Finish
 
 	// detached is grpc-go's stream when no handler goroutine waits for
 	// the call (Server.handle): whoever finishes the call ends it (end).
@@ -110,7 +113,7 @@ var incomingMD = metadata.FromIncomingContext
 
 func newServerCall(ss grpc.ServerStream) *ServerCall {
 	ctx := ss.Context()
-	c := &ServerCall{ctx: ctx, ss: ss, done: make(chan struct{})}
+	c := &ServerCall{ctx: ctx, ss: ss}
 	c.Method, _ = grpc.MethodFromServerStream(ss)
 	c.Metadata, _ = incomingMD(ctx)
 	c.Peer = peerString(ctx)
@@ -537,7 +540,9 @@ func (c *ServerCall) finish(code codes.Code, details string, last Msg, here bool
 	for _, stop := range unwatch {
 		stop()
 	}
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 	if c.detached != nil {
 		if here && out == nil {
 			// The response and the status wake grpc-go's writer once,

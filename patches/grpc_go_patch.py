@@ -150,6 +150,13 @@ EDITS = [
          "\t\tcpV0, cpV1 = nil, nil\n"
          "\t}\n"
          "\thdr, data, payload, pf, err := prepareMsg(m, ss.codec, cpV0, cpV1, ss.p.bufferPool)\n"),
+        # A client attempt's end copies the trailers only for a balancer's
+        # Done or a stats handler, its only readers (an allocation per
+        # call otherwise).
+        ("\t\ttr = a.transportStream.Trailer()\n",
+         "\t\tif a.pickResult.Done != nil || a.statsHandler != nil {\n"
+         "\t\t\ttr = a.transportStream.Trailer()\n"
+         "\t\t}\n"),
     ]),
 ]
 
@@ -507,6 +514,8 @@ NEW_FILES = [
     # grpcgo's tests of what it changed inside the transport (the copy has
     # none of grpc-go's own tests; the Makefile's test-go runs these).
     ("internal/transport/grpcgo_test.go", "transport_grpcgo_test.go.in"),
+    ("grpcgo_alloc.go", "grpc_alloc_grpcgo.go.in"),
+    ("internal/transport/grpcgo_alloc.go", "transport_alloc_grpcgo.go.in"),
 ]
 
 TAG = "grpcgo_patched"
