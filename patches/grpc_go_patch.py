@@ -13,8 +13,11 @@ requires) that keeps them, without forking grpc-go or touching go.mod:
 * applies EDITS there (each an exact, unique snippet of that version's
   source; any mismatch stops the build with a message) and adds NEW_FILES
   (grpcgo's own code, patches/grpc-go/*.go.in),
+* copies golang.org/x/net (XNET_VERSION) to OUT_DIR/xnet the same way and
+  applies XNET_EDITS there (one change to its HTTP/2 framer),
 * writes OUT_DIR/go.mod (ours plus `replace google.golang.org/grpc =>
-  OUT_DIR/grpc`) and OUT_DIR/go.sum (ours),
+  OUT_DIR/grpc` and `replace golang.org/x/net => OUT_DIR/xnet`) and
+  OUT_DIR/go.sum (ours),
 
 and returns the go flags that build with it: `-modfile=OUT_DIR/go.mod
 -tags=grpcgo_patched` (the tag tells grpcgo/core the change is there). A
