@@ -488,10 +488,21 @@ static PyTypeObject WaitIterType = {
  * future gets set_result(None) if not done. If that raises (a task woken
  * here let KeyboardInterrupt out), the tokens after it go back on the
  * queue, which wakes the loop again: none is lost. */
-static PyObject *m_cq_resolve(PyObject *self, PyObject *args) {
+static PyObject *m_cq_resolve(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    /* (cq, waiting[, owner]); owner: what the loop's reader keeps alive.
+     * The loop calls it once per wake-up: no argument tuple to parse. */
     hot_cq *q;
-    PyObject *waiting, *owner = NULL; /* owner: what the loop's reader keeps alive */
-    if (!PyArg_ParseTuple(args, "O&O!|O", cq_arg, &q, &PyDict_Type, &waiting, &owner)) return NULL;
+    if (nargs < 2 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "cq_resolve() takes 2 or 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!cq_arg(args[0], &q)) return NULL;
+    PyObject *waiting = args[1];
+    if (!PyDict_Check(waiting)) {
+        PyErr_Format(PyExc_TypeError, "cq_resolve() argument 2 must be dict, not %.100s",
+                     Py_TYPE(waiting)->tp_name);
+        return NULL;
+    }
     if (forked) Py_RETURN_NONE; /* see m_cq_drain */
     if (atomic_load(&exit_begun) && PyThread_get_thread_ident() != hot_main_ident) {
         PyEval_SaveThread();

@@ -1449,7 +1449,7 @@ static PyMethodDef methods[] = {
     {"cq_new", m_cq_new, METH_NOARGS, "cq_new() -> a completion queue for one event loop"},
     {"cq_fd", m_cq_fd, METH_VARARGS, "cq_fd(cq) -> the fd that becomes readable when tokens completed"},
     {"cq_drain", m_cq_drain, METH_VARARGS, "cq_drain(cq) -> tuple of completed tokens"},
-    {"cq_resolve", m_cq_resolve, METH_VARARGS,
+    {"cq_resolve", (PyCFunction)(void (*)(void))m_cq_resolve, METH_FASTCALL,
      "cq_resolve(cq, waiting[, owner]): resolves the future waiting on each completed token (a Wait at once)"},
     {"aio_unary_setup", m_aio_unary_setup, METH_O, "aio_unary_setup(config): see pyext/aio_unary.h"},
     {"aio_result", m_aio_result, METH_VARARGS, "aio_result(op) -> what the completed operation gives"},

@@ -342,6 +342,20 @@ def test_a_waits_one_callback_and_its_arguments():
     asyncio.run(main())
 
 
+def test_the_drains_arguments_are_checked():
+    # cq_resolve is the loop's reader (no argument tuple: METH_FASTCALL);
+    # wrong arguments are a TypeError, never a crash.
+    from grpc import _runtime
+
+    hot = _runtime.hot()
+    cq = hot.cq_new()
+    for args in [(), (cq,), (cq, {}, None, None), ("not a queue", {}), (cq, [])]:
+        with pytest.raises(TypeError):
+            hot.cq_resolve(*args)
+    assert hot.cq_resolve(cq, {}) is None
+    assert hot.cq_resolve(cq, {}, object()) is None
+
+
 def test_a_failing_callback_of_a_wait_goes_to_the_loops_handler():
     async def main():
         loop = asyncio.get_running_loop()
