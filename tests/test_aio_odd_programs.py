@@ -8,11 +8,16 @@ on purpose") says so.
 
 Programs that end the interpreter run in a child process, bounded."""
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
+
+import grpc
+from grpc import aio
 
 BOUND = 60  # seconds: only a hang reaches it
 
@@ -97,3 +102,84 @@ def test_a_loop_left_with_calls_in_flight_warns_of_no_pending_task_at_exit(loop_
     assert out.split() == ["leaving"], (out, err)
     assert "Task was destroyed but it is pending" not in err, err
     assert "Traceback" not in err, err
+
+
+# -- in-process cases ---------------------------------------------------------
+
+async def _slow(request, context):
+    await asyncio.sleep(60)
+    return b""
+
+
+async def _slow_stream(request, context):
+    yield b"first"
+    await asyncio.sleep(60)
+
+
+async def _count(requests, context):
+    return b"%d" % len([r async for r in requests])
+
+
+async def _echo(requests, context):
+    async for request in requests:
+        yield request
+
+
+_HANDLERS = grpc.method_handlers_generic_handler("t", {
+    "uu": grpc.unary_unary_rpc_method_handler(_slow),
+    "us": grpc.unary_stream_rpc_method_handler(_slow_stream),
+    "su": grpc.stream_unary_rpc_method_handler(_count),
+    "ss": grpc.stream_stream_rpc_method_handler(_echo)})
+
+SHAPES = ["uu", "us", "su", "ss"]
+
+
+@pytest.fixture(scope="module")
+def target():
+    """An aio server on a loop of its own, in a thread: its target."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start():
+        server = aio.server()
+        server.add_generic_rpc_handlers((_HANDLERS,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(BOUND)
+    yield f"127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(BOUND)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(BOUND)
+    loop.close()
+
+
+def _start(channel, shape, **kwargs):
+    """A call of shape on channel, its requests never ending."""
+    async def forever():
+        yield b"a"
+        await asyncio.sleep(60)
+
+    method = {"uu": channel.unary_unary, "us": channel.unary_stream,
+              "su": channel.stream_unary, "ss": channel.stream_stream}[shape]("/t/" + shape)
+    return method(b"x" if shape in ("uu", "us") else forever(), **kwargs)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_call_refused_when_made_leaves_the_channel_closable(target, shape):
+    """A streaming call refused when made (metadata of a wrong type: grpcio
+    raises the same TypeError/ValueError) stayed in the channel's registry
+    half made, and close() then raised AttributeError ('_stream')."""
+    async def main():
+        channel = aio.insecure_channel(target)
+        refused = []
+        for metadata in ([(1, "v")], [("k-bin", "v")], [("k", 1)], {"k": "v"}):
+            with pytest.raises((TypeError, ValueError)) as info:
+                _start(channel, shape, metadata=metadata)
+            refused.append(info.value)  # its traceback keeps the call alive
+        assert not channel._calls
+        await asyncio.wait_for(channel.close(), BOUND)
+
+    asyncio.run(main())

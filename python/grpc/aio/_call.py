@@ -479,10 +479,18 @@ class _StreamCall(Call):
         self._serializer = serializer
         self._deserializer = deserializer
         self._buffer = collections.deque()
-        self._stream = self._hot.stream_start(
-            handle, method, _common.timeout_arg(timeout), metadata,
-            _common.wait_for_ready_arg(wait_for_ready), _common.compression_arg(compression), creds,
-            self._server_streams, self._client_streams, first, not self._client_streams)
+        try:
+            self._stream = self._hot.stream_start(
+                handle, method, _common.timeout_arg(timeout), metadata,
+                _common.wait_for_ready_arg(wait_for_ready), _common.compression_arg(compression),
+                creds, self._server_streams, self._client_streams, first, not self._client_streams)
+        except BaseException:
+            # Refused (metadata of a wrong type, ...): a call that never
+            # started leaves the channel's registry, where close() would
+            # find it half made.
+            channel._calls.pop(self._ref, None)
+            self._ref = None
+            raise
         if self._client_streams and request is not None:
             self._request_style = "iter"
             self._req = SendBatches(self._loop, self._q, self._hot, self._hot.aio_stream_send_many,
