@@ -183,3 +183,69 @@ def test_a_call_refused_when_made_leaves_the_channel_closable(target, shape):
         await asyncio.wait_for(channel.close(), BOUND)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_cancelling_calls_whose_loop_was_closed(target, loop_kind):
+    """Calls of every shape left in flight on a loop that was then closed:
+    cancel() ends each (True, as grpcio), where the stream-request ones
+    raised RuntimeError('Event loop is closed') (their request iterator's
+    task was cancelled on the closed loop). The channel then serves another
+    loop."""
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    channel = aio.insecure_channel(target)
+
+    async def start():
+        calls = [_start(channel, shape) for shape in SHAPES]
+        await asyncio.sleep(0.2)
+        return calls
+
+    calls = loop.run_until_complete(start())
+    loop.close()
+    assert [call.cancel() for call in calls] == [True] * 4
+    assert [call.cancelled() for call in calls] == [True] * 4
+
+    async def again():
+        try:
+            return await asyncio.wait_for(channel.unary_unary("/t/uu")(b"", timeout=0.2), BOUND)
+        except aio.AioRpcError as error:
+            return error.code()
+
+    assert asyncio.run(again()) == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_stopping_a_server_whose_loop_was_closed_from_another_loop(loop_kind):
+    """A server started on a loop that was then closed (never stopped):
+    stop() from another loop stops it (its calls then fail UNAVAILABLE
+    rather than wait on a loop that is gone); it raised RuntimeError('Event
+    loop is closed'). grpcio raises RuntimeError (a future of another loop)."""
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+
+    async def start():
+        server = aio.server()
+        server.add_generic_rpc_handlers((_HANDLERS,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = loop.run_until_complete(start())
+    loop.close()
+
+    async def stop():
+        await asyncio.wait_for(server.stop(None), BOUND)
+        assert await asyncio.wait_for(server.wait_for_termination(), BOUND) is False
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(aio.AioRpcError) as info:
+                await asyncio.wait_for(channel.unary_unary("/t/uu")(b""), BOUND)
+            return info.value.code()
+
+    assert asyncio.run(stop()) == grpc.StatusCode.UNAVAILABLE

@@ -524,8 +524,9 @@ class _StreamCall(Call):
 
     def _stop(self):
         self._hot.stream_cancel(self._stream)
-        if self._request_task is not None and not self._request_task.done():
-            self._request_task.cancel()
+        task = self._request_task
+        if task is not None and not task.done() and not self._loop.is_closed():
+            task.cancel()  # (a closed loop will never run it again)
 
     # -- status -------------------------------------------------------------
     def _watch(self):

@@ -784,7 +784,7 @@ class Server(_base_server.Server):
             # loop stopped right after (run_until_complete users) leaves
             # no task behind.
             await asyncio.sleep(0)
-        else:
+        elif not self._loop.is_closed():  # (a closed loop runs nothing more)
             self._loop.call_soon_threadsafe(self._wake_waiters)
             if guard is not None:
                 self._loop.call_soon_threadsafe(guard.cancel)
