@@ -97,6 +97,23 @@ def test_a_task_factory_still_makes_the_calls_tasks():
     assert all(any(task is s for task in made) for s in seen)
 
 
+def test_a_task_factory_whose_tasks_keep_their_destroy_warning():
+    # A factory's task may not let grpc.aio turn off its "destroyed but
+    # pending" log (here a read-only attribute; _completion.quiet): its
+    # calls are served all the same.
+    class StrictTask(asyncio.Task):
+        @property
+        def _log_destroy_pending(self):
+            return True
+
+    def factory(loop, coro, **kwargs):
+        return StrictTask(coro, loop=loop, **kwargs)
+
+    frames, seen = _frames_per_call("asyncio", factory=factory)
+    assert len(seen) == CALLS
+    assert all(isinstance(s, StrictTask) for s in seen)
+
+
 def test_a_handler_that_aborts_or_sets_a_code_still_ends_its_way():
     # The inline OK path is taken only when nothing else was set.
     async def coded(request, context):
