@@ -247,6 +247,45 @@ class _InterceptedStreamResponseMixin:
             return EOF
 
 
+class _Slot:
+    """write()'s hand-off to the request iterator the interceptors see, one
+    request at a time (grpcio: an asyncio.Queue(maxsize=1)). Its waits are
+    plain futures with no cleanup: a loop left with the call in flight is
+    collected with them, where an asyncio.Queue's wait, closed then, cancels
+    its future on the closed loop and logs "Event loop is closed"."""
+
+    __slots__ = ("_loop", "_item", "_getter", "_putters")
+    _EMPTY = object()
+
+    def __init__(self, loop):
+        self._loop = loop
+        self._item = self._EMPTY
+        self._getter = None  # the reader's wait for an item
+        self._putters = collections.deque()  # writers' waits for room
+
+    async def put(self, item):
+        while self._item is not self._EMPTY:
+            waiter = self._loop.create_future()
+            self._putters.append(waiter)
+            await waiter
+        self._item = item
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    async def get(self):
+        while self._item is self._EMPTY:
+            self._getter = getter = self._loop.create_future()
+            await getter
+        item, self._item = self._item, self._EMPTY
+        while self._putters:
+            putter = self._putters.popleft()
+            if not putter.done():
+                putter.set_result(None)
+                break
+        return item
+
+
 class _InterceptedStreamRequestMixin:
     _FINISHED = object()
 
@@ -254,7 +293,7 @@ class _InterceptedStreamRequestMixin:
         """The request iterator the interceptors see: the caller's, or one
         fed by write()/done_writing() when there is none."""
         if request_iterator is None:
-            self._write_queue = asyncio.Queue(maxsize=1)
+            self._write_queue = _Slot(self._loop)
             self._status_task = None
             return self._written_requests()
         self._write_queue = None
