@@ -98,6 +98,10 @@ EDITS = [
          "\t\tcase \":status\":\n"
          "\t\t\thttpStatus = hf.Value\n"
          "\t\tcase \"grpc-accept-encoding\": // grpcgo: not kept (see above)\n"),
+        # A stream's context holds its connection's one Peer, not a new
+        # copy per stream (transport_alloc_grpcgo.go.in).
+        ("\tctx = peer.NewContext(ctx, t.Peer())\n",
+         "\tctx = peer.NewContext(ctx, t.grpcgoPeer())\n"),
         # A trailer block's OK status is one shared status
         # (transport_alloc_grpcgo.go.in).
         ("\tstatus := istatus.NewWithProto(grpcStatusCode, grpcMessage, mdata[grpcStatusDetailsBinHeader])\n",
