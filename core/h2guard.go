@@ -62,6 +62,58 @@ type h2guard struct {
 	wvec    net.Buffers // GrpcgoWritev's pieces, for track
 	wdone   bool        // GOAWAY written: grpc-go writes nothing more
 	closing sync.Once
+
+	// The socket for GrpcgoTryWrite (nil: TLS or another kind of conn),
+	// made with the guard: SyscallConn makes a new one per call.
+	raw syscall.RawConn
+}
+
+// rawOf is c's socket for writes that must not wait: a TCP or unix
+// connection's; nil for any other (TLS).
+func rawOf(c net.Conn) syscall.RawConn {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// tryWrite is one GrpcgoTryWrite's loop over the socket, pooled: RawConn's
+// Write takes a func, and a closure over the caller's locals would be two
+// allocations per write (the closure and the count it updates).
+type tryWrite struct {
+	b     []byte
+	n     int
+	write func(fd uintptr) bool
+}
+
+var tryWrites = sync.Pool{New: func() any {
+	t := new(tryWrite)
+	t.write = t.loop
+	return t
+}}
+
+func (t *tryWrite) loop(fd uintptr) bool {
+	for t.n < len(t.b) {
+		k, e := syscall.Write(int(fd), t.b[t.n:])
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != nil || k <= 0 {
+			break
+		}
+		t.n += k
+	}
+	return true
 }
 
 // GuardLimits bounds what a peer may send (0: no bound).
@@ -95,10 +147,10 @@ func guardServerConn(c net.Conn, lim GuardLimits) net.Conn {
 	if lim.MaxContinuations == 0 && lim.MaxResetsPerSecond == 0 {
 		return c
 	}
-	return &h2guard{Conn: c, lim: lim, server: true, skip: clientPrefaceLen}
+	return &h2guard{Conn: c, lim: lim, server: true, skip: clientPrefaceLen, raw: rawOf(c)}
 }
 
-func guardClientConn(c net.Conn) net.Conn { return &h2guard{Conn: c} }
+func guardClientConn(c net.Conn) net.Conn { return &h2guard{Conn: c, raw: rawOf(c)} }
 
 func (g *h2guard) Read(p []byte) (int, error) {
 	if g.failed != nil {
@@ -392,17 +444,8 @@ func (c guardedCreds) Clone() credentials.TransportCredentials {
 // was written. A server's connection writes nothing here once it is sending
 // the peer away: the writer's Write places the GOAWAY.
 func (g *h2guard) GrpcgoTryWrite(b []byte) (n int, ok bool) {
-	var sc syscall.Conn
-	switch c := g.Conn.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
-	default:
-		return 0, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := g.raw
+	if rc == nil {
 		return 0, false
 	}
 	if g.server {
@@ -412,19 +455,12 @@ func (g *h2guard) GrpcgoTryWrite(b []byte) (n int, ok bool) {
 			return 0, true
 		}
 	}
-	rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			k, e := syscall.Write(int(fd), b[n:])
-			if e == syscall.EINTR {
-				continue
-			}
-			if e != nil || k <= 0 {
-				break
-			}
-			n += k
-		}
-		return true
-	})
+	t := tryWrites.Get().(*tryWrite)
+	t.b, t.n = b, 0
+	rc.Write(t.write)
+	n = t.n
+	t.b = nil
+	tryWrites.Put(t)
 	if g.server {
 		g.track(b[:n])
 	}

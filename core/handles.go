@@ -45,7 +45,7 @@ func NewHandle(v any) uintptr {
 	}
 	s := &handles.slots[i]
 	s.gen++
-	h := uintptr(i)+1 | uintptr(s.gen)<<handleGenShift
+	h := uintptr(i) + 1 | uintptr(s.gen)<<handleGenShift
 	s.gen = uint32(h >> handleGenShift) // 0 where uintptr has 32 bits
 	s.v, s.set = v, true
 	handles.mu.Unlock()
