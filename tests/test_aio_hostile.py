@@ -90,8 +90,9 @@ def test_handler_codes_that_are_not_status_codes_end_the_call(caplog):
 
 def test_handler_details_that_are_not_str_end_the_call(caplog):
     """set_details/abort with details that are not a str: the call ends with
-    the code the handler chose and a TypeError's details (grpcio: the same,
-    but UNKNOWN for abort), instead of hanging."""
+    the code the handler chose and a TypeError's details, instead of
+    hanging; abort() raises the TypeError before taking its code, so that
+    call ends UNKNOWN, as in grpcio (test_aio_parity.py)."""
     caplog.set_level(logging.CRITICAL)
 
     async def set_details(request, context):
@@ -124,7 +125,7 @@ def test_handler_details_that_are_not_str_end_the_call(caplog):
             code, details = await status_of(channel.unary_unary(f"/{SERVICE}/d")(b""))
             assert code is grpc.StatusCode.NOT_FOUND and "TypeError" in details
             code, details = await status_of(channel.unary_unary(f"/{SERVICE}/a")(b""))
-            assert code is grpc.StatusCode.NOT_FOUND and "TypeError" in details
+            assert code is grpc.StatusCode.UNKNOWN and "TypeError" in details
             code, details = await status_of(channel.unary_unary(f"/{SERVICE}/p")(b""))
             assert code is grpc.StatusCode.ABORTED and "TypeError" in details
             code, details = await status_of(channel.unary_unary(f"/{SERVICE}/u")(b""))

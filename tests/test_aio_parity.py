@@ -669,6 +669,33 @@ def test_invalid_trailing_metadata_is_a_type_error():
     assert outcomes == [True] * 10
 
 
+def test_abort_with_details_not_str_ends_the_call_unknown():
+    """grpcio: abort(code, details) with details that are not a str (bytes,
+    an int) ends the call UNKNOWN naming the TypeError, as any exception
+    from the handler; grpcgo ended it with the abort's code. None details
+    are empty details."""
+    async def aborts(request, context):
+        details = {b"bytes": b"details", b"int": 42, b"none": None}[request]
+        await context.abort(grpc.StatusCode.DATA_LOSS, details)
+
+    async def main():
+        server, target = await _serve(unary={"aborts": aborts})
+        async with grpc.aio.insecure_channel(target) as channel:
+            for request, kind in ((b"bytes", "bytes"), (b"int", "int")):
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await channel.unary_unary("/t/aborts")(request)
+                assert error.value.code() is grpc.StatusCode.UNKNOWN, request
+                assert error.value.details() == (
+                    "Unexpected <class 'TypeError'>: Argument 'details' has incorrect type "
+                    "(expected str, got %s)" % kind)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await channel.unary_unary("/t/aborts")(b"none")
+            assert (error.value.code(), error.value.details()) == (grpc.StatusCode.DATA_LOSS, "")
+        await server.stop(None)
+
+    run(main())
+
+
 @grpcio_differs
 def test_abort_takes_a_list_or_metadata_as_trailing_metadata():
     """grpcio's abort() refuses a list or a grpc.aio.Metadata (UNKNOWN

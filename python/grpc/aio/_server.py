@@ -385,6 +385,11 @@ class ServicerContext(_base_server.ServicerContext):
             # from the handler (UNKNOWN), as in grpcio.
             trailing_metadata = _trailing_metadata(trailing_metadata)
         rpc.abort_exception = AbortError("Locally aborted.")
+        if details is not None and not isinstance(details, str):
+            # Before the code is taken: the call ends UNKNOWN naming this
+            # TypeError, as any exception from the handler (grpcio's).
+            raise TypeError("Argument 'details' has incorrect type (expected str, got %s)"
+                            % type(details).__name__)
         if trailing_metadata == _EMPTY and rpc.trailing_metadata:
             trailing_metadata = rpc.trailing_metadata
         else:
