@@ -383,3 +383,73 @@ def test_rounds_of_asyncio_run_ended_by_keyboard_interrupt(loop_kind):
     assert eval(settled) <= eval(baseline), out
     assert "not interrupted" not in out, out
     assert "Fatal Python error" not in err and "Task was destroyed" not in err, err
+
+
+_ITERATOR_INTERRUPTS = r'''
+import asyncio, sys
+import grpc
+from grpc import aio
+
+style, loop_kind = sys.argv[1], sys.argv[2]
+if loop_kind == "uvloop":
+    import uvloop
+    uvloop.install()
+
+
+async def count(requests, context):
+    return b"%d" % len([r async for r in requests])
+
+
+async def serve():
+    server = aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "t", {"su": grpc.stream_unary_rpc_method_handler(count)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, aio.insecure_channel("127.0.0.1:%d" % port)
+
+
+def sync_requests(end):
+    yield b"a"
+    raise end
+
+
+async def async_requests(end):
+    yield b"a"
+    raise end
+
+
+async def main(end):
+    server, channel = await serve()
+    requests = (sync_requests if style == "sync" else async_requests)(end)
+    await channel.stream_unary("/t/su")(requests)
+
+
+for end in (KeyboardInterrupt, SystemExit(3)):
+    try:
+        asyncio.run(main(end))
+    except BaseException as error:
+        print(type(error).__name__, flush=True)
+
+
+async def again():
+    server, channel = await serve()
+    return await channel.stream_unary("/t/su")(iter([b"a", b"b"]))
+
+
+print(asyncio.run(again()).decode(), flush=True)
+'''
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("style", ["sync", "async"])
+def test_a_request_iterator_raising_keyboard_interrupt(style, loop_kind):
+    """A request iterator (sync or async) that raises KeyboardInterrupt or
+    SystemExit: asyncio.run() raises it (grpcio's call turns it into a
+    CancelledError), the next asyncio.run() serves, and the task that
+    consumed the iterator is not logged as "Task exception was never
+    retrieved" (it was)."""
+    code, out, err = _child(_ITERATOR_INTERRUPTS, style, loop_kind)
+    assert code == 0, err
+    assert out.split() == ["KeyboardInterrupt", "SystemExit", "2"], (out, err)
+    assert "never retrieved" not in err and "Traceback" not in err, err

@@ -197,6 +197,11 @@ def _cancelling():
     return bool(cancelling()) if cancelling is not None else False
 
 
+def _retrieve(task):
+    if not task.cancelled():
+        task.exception()
+
+
 def _deadline(timeout):
     return None if timeout is None else time.monotonic() + timeout
 
@@ -750,6 +755,14 @@ class _StreamCall(Call):
         except Exception:
             _LOGGER.debug("Client request_iterator raised exception", exc_info=True)
             self.cancel()
+        except (KeyboardInterrupt, SystemExit):
+            # It stops the loop (asyncio raises it from this task's step, and
+            # asyncio.run() raises it); this task's exception is taken when
+            # the loop next turns, so it is not logged as never retrieved.
+            task = self._request_task
+            if task is not None:
+                task.add_done_callback(_retrieve)
+            raise
 
     def _gather_request(self, request):
         """An async request iterator's request, kept for the next batch: an
