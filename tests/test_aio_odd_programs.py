@@ -453,3 +453,75 @@ def test_a_request_iterator_raising_keyboard_interrupt(style, loop_kind):
     assert code == 0, err
     assert out.split() == ["KeyboardInterrupt", "SystemExit", "2"], (out, err)
     assert "never retrieved" not in err and "Traceback" not in err, err
+
+
+def _new_loop(loop_kind):
+    if loop_kind == "uvloop":
+        return pytest.importorskip("uvloop").new_event_loop()
+    return asyncio.new_event_loop()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("grace", [None, 0.5])
+def test_a_handler_stopping_its_own_server(loop_kind, grace):
+    """A handler awaiting server.stop(): the stop cancels its call (the
+    client sees UNAVAILABLE, as grpcio's) and with it the handler's task,
+    which used to leave the server stopping for good:
+    wait_for_termination() never returned (grpcio's returns False)."""
+    stopped = []
+
+    async def stop_self(request, context):
+        try:
+            await stopped[0].stop(grace)
+        finally:
+            stopped.append(True)
+        return b""
+
+    async def main():
+        server = aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "t", {"stop": grpc.unary_unary_rpc_method_handler(stop_self)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        stopped.append(server)
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(aio.AioRpcError) as info:
+                await asyncio.wait_for(channel.unary_unary("/t/stop")(b""), BOUND)
+            assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert await asyncio.wait_for(server.wait_for_termination(), BOUND) is False
+        await asyncio.wait_for(server.stop(None), BOUND)
+
+    loop = _new_loop(loop_kind)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert stopped[1:] == [True]
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_stop_whose_caller_gave_up_still_stops_the_server(loop_kind):
+    """wait_for(server.stop(grace), shorter) gives up on the stop, not the
+    stop itself: the call in flight ends when the grace does, and
+    wait_for_termination() returns (it waited forever: the server stayed
+    stopping; grpcio 1.85.1 hangs in this program)."""
+    async def main():
+        server = aio.server()
+        server.add_generic_rpc_handlers((_HANDLERS,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/t/uu")(b"")
+            await asyncio.sleep(0.1)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(server.stop(0.5), 0.1)
+            assert await asyncio.wait_for(server.wait_for_termination(), BOUND) is False
+            with pytest.raises(aio.AioRpcError) as info:
+                await asyncio.wait_for(call, BOUND)
+            assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    loop = _new_loop(loop_kind)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

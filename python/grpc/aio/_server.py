@@ -764,16 +764,25 @@ class Server(_base_server.Server):
             return
         grace = 0.0 if grace is None else max(float(grace), 0.0)
         self._state = _STOPPING
+        # The stop runs in a task of its own: a caller cancelled while it
+        # waits (a handler stopping its own server is, when the stop cancels
+        # its call; a wait_for() around stop()) must not leave the server
+        # stopping for good, with wait_for_termination() waiting forever.
+        stopping = _quiet(asyncio.get_running_loop().create_task(
+            self._stop(grace, asyncio.current_task())))
+        await asyncio.shield(stopping)
+
+    async def _stop(self, grace, caller):
         loop, q = _completion.queue()
         token = next(q.tokens)
         op = self._hot.aio_server_stop(q.cq, token, self._handle, grace)
         # Go refuses new calls now, gives the calls in flight grace, then
         # cancels them (their watches cancel the handlers' tasks). Then
-        # every handler must have returned.
+        # every handler must have returned (but the one stopping its own
+        # server, if one is).
         await _wait(q, loop, token, op)
         if loop is self._loop:
-            current = asyncio.current_task()
-            tasks = [t for t in self._rpcs if t is not current]
+            tasks = [t for t in self._rpcs if t is not caller]
             if tasks:
                 await asyncio.wait(tasks)
         if self._state == _STOPPED:
