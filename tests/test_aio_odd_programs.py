@@ -525,3 +525,35 @@ def test_a_stop_whose_caller_gave_up_still_stops_the_server(loop_kind):
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_one_stream_read_and_written_from_several_tasks(target, loop_kind):
+    """Tasks sharing one call: concurrent write()s all go, concurrent
+    read()s each take a message (none lost, none twice), two async
+    iterations share the responses. grpcio 1.85.1 hangs on the reads, fails
+    the writes INTERNAL and raises RuntimeError on the iterations."""
+    async def main():
+        async with aio.insecure_channel(target) as channel:
+            echo = channel.stream_stream("/t/ss")
+            call = echo()
+            await asyncio.gather(*(call.write(b"%d" % i) for i in range(50)))
+            readers = [asyncio.ensure_future(call.read()) for _ in range(50)]
+            await call.done_writing()
+            got = await asyncio.wait_for(asyncio.gather(*readers), BOUND)
+            assert sorted(got) == sorted(b"%d" % i for i in range(50))
+            assert await call.read() is aio.EOF
+
+            call = echo(iter([b"%d" % i for i in range(20)]))
+
+            async def iterate():
+                return [response async for response in call]
+
+            first, second = await asyncio.wait_for(asyncio.gather(iterate(), iterate()), BOUND)
+            assert sorted(first + second) == sorted(b"%d" % i for i in range(20))
+
+    loop = _new_loop(loop_kind)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
