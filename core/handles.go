@@ -18,9 +18,8 @@ import "sync"
 const handleGenShift = 32
 
 type handleSlot struct {
-	v   any
+	v   any // nil: free (NewHandle refuses nil)
 	gen uint32
-	set bool
 }
 
 var handles struct {
@@ -47,7 +46,7 @@ func NewHandle(v any) uintptr {
 	s.gen++
 	h := uintptr(i) + 1 | uintptr(s.gen)<<handleGenShift
 	s.gen = uint32(h >> handleGenShift) // 0 where uintptr has 32 bits
-	s.v, s.set = v, true
+	s.v = v
 	handles.mu.Unlock()
 	return h
 }
@@ -60,7 +59,7 @@ func handleSlotOf(h uintptr) *handleSlot {
 		panic("grpcgo: misuse of an invalid handle")
 	}
 	s := &handles.slots[i]
-	if !s.set || s.gen != uint32(h>>handleGenShift) {
+	if s.v == nil || s.gen != uint32(h>>handleGenShift) {
 		handles.mu.Unlock()
 		panic("grpcgo: misuse of an invalid handle")
 	}
@@ -81,7 +80,7 @@ func HandleValue(h uintptr) any {
 func DeleteHandle(h uintptr) {
 	handles.mu.Lock()
 	s := handleSlotOf(h)
-	s.v, s.set = nil, false
+	s.v = nil
 	handles.free = append(handles.free, uint32(h)-1)
 	handles.mu.Unlock()
 }
