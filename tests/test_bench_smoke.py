@@ -127,3 +127,37 @@ def test_gc_tail_tags_calls(tmp_path, capsys):
     assert "overlapping server GC:     1 calls" in out
     assert "overlapping client GC:     1 calls" in out
     assert "overlapping none   GC:     2 calls" in out
+
+
+def test_bench_warms_each_kind_up_before_the_first_repeat(capsys):
+    """bench/run.py's warm-up pass: one unrecorded ping-pong and 8-thread
+    run of every kind in the bench, none in a smoke run or an --only run
+    (the plan's first run came right after the build: its slow one)."""
+    import importlib.util
+    import types
+    spec = importlib.util.spec_from_file_location("bench_run", os.path.join(REPO_ROOT, "bench", "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.join(REPO_ROOT, "bench"))
+    try:
+        spec.loader.exec_module(run)
+    finally:
+        sys.path.remove(os.path.join(REPO_ROOT, "bench"))
+
+    class Bench:
+        kinds = ["ours", "grpcio", "go", "ghz"]
+
+        def __init__(self):
+            self.runs = []
+
+        def client_run(self, ckind, skind, workloads, name):
+            self.runs.append((ckind, skind, workloads, name))
+            return {}
+
+    bench = Bench()
+    run.warm_up(bench, types.SimpleNamespace(smoke=False, only=[]))
+    assert bench.runs == [(k, k, "unary,unary8", "warmup-%s" % k) for k in ("ours", "grpcio", "go")]
+    assert capsys.readouterr().out.count("(not recorded)") == 3
+    for args in (types.SimpleNamespace(smoke=True, only=[]), types.SimpleNamespace(smoke=False, only=["aio"])):
+        skipped = Bench()
+        run.warm_up(skipped, args)
+        assert skipped.runs == []
