@@ -9,6 +9,7 @@ on purpose") says so.
 Programs that end the interpreter run in a child process, bounded."""
 
 import asyncio
+import signal
 import subprocess
 import sys
 import textwrap
@@ -272,6 +273,128 @@ def test_stopping_a_server_whose_loop_was_closed_from_another_loop(loop_kind):
             return info.value.code()
 
     assert asyncio.run(stop()) == grpc.StatusCode.UNAVAILABLE
+
+
+_ABANDONED_SERVER = r"""
+import asyncio, sys
+import grpc
+from grpc import aio
+
+loop_kind, how = sys.argv[1], sys.argv[2]
+if loop_kind == "uvloop":
+    import uvloop
+    uvloop.install()
+
+
+async def slow(request, context):
+    await asyncio.sleep(60)
+    return b"never"
+
+
+async def slow_stream(request, context):
+    yield b"first"
+    await asyncio.sleep(60)
+
+
+async def count(requests, context):
+    return b"%d" % len([r async for r in requests])
+
+
+async def echo(requests, context):
+    async for request in requests:
+        yield request
+
+
+async def main():
+    server = aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t", {
+        "uu": grpc.unary_unary_rpc_method_handler(slow),
+        "us": grpc.unary_stream_rpc_method_handler(slow_stream),
+        "su": grpc.stream_unary_rpc_method_handler(count),
+        "ss": grpc.stream_stream_rpc_method_handler(echo)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    if how == "sigint":
+        await server.wait_for_termination()
+    else:  # main() returns with the server running, once told to
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+try:
+    asyncio.run(main())
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def _abandon_with_calls_in_flight(program, loop_kind, how, drive):
+    """Runs program (an aio server in a child, printing its port) with
+    argv loop_kind, how; drive(target) starts calls, returns the coroutine
+    that ends the child (SIGINT, or a line on its stdin) and collects them.
+    Returns (what drive's calls saw, the child's stdout, its stderr)."""
+    proc = subprocess.Popen([sys.executable, "-c", program, loop_kind, how],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+
+        def end():
+            if how == "sigint":
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.stdin.write("return\n")
+                proc.stdin.flush()
+
+        seen = asyncio.run(asyncio.wait_for(drive(f"127.0.0.1:{port}", end), BOUND))
+        out, err = proc.communicate(timeout=BOUND)
+        return seen, out, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize("how", ["sigint", "returned"])
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_calls_in_flight_when_the_server_loop_ends_are_cancelled(loop_kind, how):
+    """An aio server whose asyncio.run() ends with calls of every shape in
+    flight (Ctrl-C, or main() returning with the server running): each
+    client sees CANCELLED "CANCELLED", as grpcio 1.85.1's clients do (its
+    handlers' tasks are cancelled and each call ends so). Ours stopped the
+    server without grace first, so the connections closed before the
+    statuses went out and the clients saw UNAVAILABLE (or, racing it,
+    CANCELLED "Cancelled")."""
+    async def forever():
+        yield b"a"
+        await asyncio.sleep(60)
+
+    async def drive(target, end):
+        async with aio.insecure_channel(target) as channel:
+            calls = {"uu": channel.unary_unary("/t/uu")(b"x"),
+                     "us": channel.unary_stream("/t/us")(b"x"),
+                     "su": channel.stream_unary("/t/su")(forever()),
+                     "ss": channel.stream_stream("/t/ss")(forever())}
+            assert await calls["us"].read() == b"first"
+            assert await calls["ss"].read() == b"a"
+            end()
+            seen = {}
+            for shape, call in calls.items():
+                try:
+                    while shape in ("us", "ss") and await call.read() is not aio.EOF:
+                        pass
+                    await call
+                    seen[shape] = "OK"
+                except aio.AioRpcError as error:
+                    seen[shape] = (error.code(), error.details())
+            return seen
+
+    seen, out, err = _abandon_with_calls_in_flight(_ABANDONED_SERVER, loop_kind, how, drive)
+    assert out.split() == ["interrupted" if how == "sigint" else "returned"], (out, err)
+    assert "Traceback" not in err, err
+    cancelled = (grpc.StatusCode.CANCELLED, "CANCELLED")
+    assert seen == {shape: cancelled for shape in SHAPES}, seen
 
 
 _ROUNDS = r'''

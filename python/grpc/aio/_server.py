@@ -89,6 +89,12 @@ def _recv_arm(hot):
 
 _READY, _RUNNING, _STOPPING, _STOPPED = range(4)
 
+# Seconds a server whose loop ends while it runs (asyncio.run() cancelling
+# its guard) gives the statuses of its calls in flight to reach their
+# clients before its connections close (a graceful stop: it ends sooner
+# once every connection has drained).
+_ABANDON_GRACE = 1.0
+
 _EMPTY = ()
 
 # What set_code(None) stores: the call ends UNKNOWN, code() says None.
@@ -740,17 +746,33 @@ class Server(_base_server.Server):
     async def _guard_loop(self):
         """Lives as long as the server runs. asyncio.run() cancels it when
         its loop ends (Ctrl-C, or main() returned with the server still
-        running): the server then stops at once, as nobody will serve it."""
+        running): the server then stops, as nobody will serve it. New calls
+        are refused at once; each call in flight ends CANCELLED, as in
+        grpcio, whose handlers' tasks asyncio.run() cancels too (their
+        _release sends it). The connections close once those statuses are
+        written (a graceful stop, _ABANDON_GRACE at most, awaited here, so
+        in asyncio.run()'s shutdown): a stop without grace closed them at
+        once and the clients saw UNAVAILABLE instead."""
         try:
             await self._loop.create_future()  # never resolved: only cancelled
         except asyncio.CancelledError:
             if self._state == _RUNNING:
                 self._state = _STOPPED
                 q = self._q
-                self._hot.aio_server_stop(q.cq, next(q.tokens), self._handle, 0.0)
+                token = next(q.tokens)
+                # (A graceful stop also waits, up to the grace, for clients
+                # that keep their connection open after its GOAWAY, as
+                # grpcio's do: none when no call is in flight.)
+                op = self._hot.aio_server_stop(q.cq, token, self._handle,
+                                               _ABANDON_GRACE if self._rpcs else 0.0)
                 for rpc in list(self._rpcs.values()):
                     self._cancel(rpc)
                 self._wake_waiters()
+                try:
+                    await _wait(q, self._loop, token, op)
+                except asyncio.CancelledError:
+                    # Cancelled again: no more waiting.
+                    self._hot.aio_server_stop(q.cq, next(q.tokens), self._handle, 0.0)
             raise
 
     def _wake_waiters(self):
@@ -887,8 +909,11 @@ class Server(_base_server.Server):
     def _release(self, rpc):
         """Ends a call the handler left unfinished and stops its watch."""
         if not rpc.status_sent:
-            # Cancelled: the call is over already, this only releases it.
-            rpc.finish(_CANCELLED, "Cancelled")
+            # Cancelled. The call died (it is over already, this only
+            # releases it), or its task was cancelled (asyncio.run() ending
+            # its loop: Ctrl-C, main() returned): the client sees
+            # CANCELLED, in grpcio's words.
+            rpc.finish(_CANCELLED, "CANCELLED")
         if not rpc.finished:
             rpc.finished = True
             self._q.forget(rpc.token)
