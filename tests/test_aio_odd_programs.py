@@ -329,12 +329,13 @@ except KeyboardInterrupt:
 """
 
 
-def _abandon_with_calls_in_flight(program, loop_kind, how, drive):
+def _abandon_with_calls_in_flight(program, loop_kind, how, drive, *args):
     """Runs program (an aio server in a child, printing its port) with
-    argv loop_kind, how; drive(target) starts calls, returns the coroutine
-    that ends the child (SIGINT, or a line on its stdin) and collects them.
-    Returns (what drive's calls saw, the child's stdout, its stderr)."""
-    proc = subprocess.Popen([sys.executable, "-c", program, loop_kind, how],
+    argv loop_kind, how, *args; drive(target, end) makes calls to it and
+    collects them, and may call end() to end the child (SIGINT, or a line
+    on its stdin). Returns (what drive returned, the child's stdout, its
+    stderr)."""
+    proc = subprocess.Popen([sys.executable, "-c", program, loop_kind, how, *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -395,6 +396,85 @@ def test_calls_in_flight_when_the_server_loop_ends_are_cancelled(loop_kind, how)
     assert "Traceback" not in err, err
     cancelled = (grpc.StatusCode.CANCELLED, "CANCELLED")
     assert seen == {shape: cancelled for shape in SHAPES}, seen
+
+
+_LAST_WORDS_SERVER = r"""
+import asyncio, os, signal, sys
+import grpc
+from grpc import aio
+
+loop_kind, how, style = sys.argv[1], sys.argv[2], sys.argv[3]
+if loop_kind == "uvloop":
+    import uvloop
+    uvloop.install()
+COUNT = 2000
+
+
+def interrupt():
+    if how == "sigint":  # Ctrl-C: asyncio.run() cancels the main task
+        os.kill(os.getpid(), signal.SIGINT)
+    else:  # Ctrl-C with no asyncio.run() handler, in the handler
+        raise KeyboardInterrupt
+
+
+async def by_yield(request, context):
+    for i in range(COUNT):
+        yield b"%d" % i
+    interrupt()
+    await asyncio.sleep(60)
+
+
+async def by_write(request, context):
+    for i in range(COUNT):
+        await context.write(b"%d" % i)
+    interrupt()
+    await asyncio.sleep(60)
+
+
+async def main():
+    server = aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t", {
+        "yield": grpc.unary_stream_rpc_method_handler(by_yield),
+        "write": grpc.unary_stream_rpc_method_handler(by_write)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("style", ["yield", "write"])
+@pytest.mark.parametrize("how", ["sigint", "raised"])
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_responses_written_before_ctrl_c_reach_the_client(loop_kind, how, style):
+    """A server-streaming handler writes 2,000 responses, then the process
+    is interrupted (SIGINT, which asyncio.run() turns into cancelling its
+    tasks, or a KeyboardInterrupt raised in the handler). grpcio 1.85.1's
+    client gets every response, then CANCELLED: a write there returned
+    once its response was in the engine. Ours kept the responses written
+    since the last hand-over in Python, and the cancelled call's status
+    went without them (the client got 834 of 1,000 in one run)."""
+    async def drive(target, _end):
+        async with aio.insecure_channel(target) as channel:
+            call = channel.unary_stream("/t/" + style)(b"")
+            got = []
+            try:
+                while (message := await call.read()) is not aio.EOF:
+                    got.append(message)
+                return len(got), "OK"
+            except aio.AioRpcError as error:
+                return len(got), error.code(), error.details()
+
+    seen, out, err = _abandon_with_calls_in_flight(
+        _LAST_WORDS_SERVER, loop_kind, how, drive, style)
+    assert out.split() == ["interrupted"], (out, err)
+    assert seen == (2000, grpc.StatusCode.CANCELLED, "CANCELLED"), (seen, err)
 
 
 _ROUNDS = r'''

@@ -688,6 +688,7 @@ class Server(_base_server.Server):
         self._token = 0
         self._acceptor = _Acceptor(self._accept)
         self._rpcs = {}  # task -> _Rpc, of the calls being served
+        self._releasing = set()  # _Rpc whose status waits for its responses (_release)
         self._unary = set()  # methods whose requests the engine reads ahead
         self._plans = {}  # method handler -> how it runs (see _plan)
         self._guard = None
@@ -763,8 +764,9 @@ class Server(_base_server.Server):
                 # (A graceful stop also waits, up to the grace, for clients
                 # that keep their connection open after its GOAWAY, as
                 # grpcio's do: none when no call is in flight.)
-                op = self._hot.aio_server_stop(q.cq, token, self._handle,
-                                               _ABANDON_GRACE if self._rpcs else 0.0)
+                op = self._hot.aio_server_stop(
+                    q.cq, token, self._handle,
+                    _ABANDON_GRACE if self._rpcs or self._releasing else 0.0)
                 for rpc in list(self._rpcs.values()):
                     self._cancel(rpc)
                 self._wake_waiters()
@@ -909,6 +911,21 @@ class Server(_base_server.Server):
     def _release(self, rpc):
         """Ends a call the handler left unfinished and stops its watch."""
         if not rpc.status_sent:
+            context = rpc.context
+            replies = None if context is None else context._replies
+            if replies is not None and not rpc.died:
+                # A KeyboardInterrupt or SystemExit from the handler (a
+                # cancelled one flushed in _serve): the responses it wrote
+                # go first. A batch still being queued is waited for (its
+                # completion hands over what was written meanwhile), then
+                # this runs again.
+                if replies.sending is None:
+                    replies.flush_now()
+                if replies.sending is not None:
+                    self._releasing.add(rpc)  # (a stop gives it grace: _guard_loop)
+                    replies.sending.add_done_callback(lambda _: self._release(rpc))
+                    return
+            self._releasing.discard(rpc)
             # Cancelled. The call died (it is over already, this only
             # releases it), or its task was cancelled (asyncio.run() ending
             # its loop: Ctrl-C, main() returned): the client sees
@@ -991,8 +1008,22 @@ class Server(_base_server.Server):
             else:
                 if rpc.abort_exception is not None:
                     _LOGGER.error("Abort error unexpectedly suppressed: %r", rpc.abort_exception)
-        except (asyncio.CancelledError, _CallOver):
+        except _CallOver:
             pass
+        except asyncio.CancelledError:
+            # The task was cancelled with the call alive (asyncio.run()
+            # ending the loop on Ctrl-C, or the program's own cancel()): the
+            # responses the handler wrote go out before the CANCELLED
+            # status (_release), as in grpcio, where a write() returned
+            # once its response was in the engine.
+            context = rpc.context
+            if (context is not None and not rpc.status_sent and not rpc.died
+                    and context._replies is not None
+                    and (context._replies.out or context._replies.sending is not None)):
+                try:
+                    await context._flush()
+                except (asyncio.CancelledError, _CallOver):
+                    pass
         except Exception as error:
             context = rpc.context
             if (context is not None and not rpc.status_sent and not rpc.died
