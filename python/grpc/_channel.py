@@ -41,13 +41,12 @@ _DESERIALIZE_FAILED = "Exception deserializing response!"
 
 
 def _check_call_args(credentials, compression):
-    """The engine's per-call credentials (or None), after checking types."""
-    if compression is not None and not isinstance(compression, int):
-        raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
+    """The engine's per-call credentials (or None), after checking them and
+    compression as grpcio does (its exceptions: _common)."""
+    _common.check_call_compression(compression)
     if credentials is None:
         return None
-    if not isinstance(credentials, grpc.CallCredentials):
-        raise TypeError("credentials must be grpc.CallCredentials, not %r" % (credentials,))
+    _common.check_call_credentials(credentials)
     return _credentials.capsule_of(credentials._credentials)
 
 

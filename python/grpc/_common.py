@@ -152,6 +152,30 @@ def check_bytes(data):
         )
 
 
+# grpcio's look-up of a call's compression (the metadata value of each
+# grpc.Compression, an IntEnum: its int finds it too).
+_CALL_COMPRESSIONS = {0: "identity", 1: "deflate", 2: "gzip"}
+
+
+def check_call_compression(compression):
+    """A call's compression, checked as grpcio checks it: anything false is
+    none, anything else is looked up among the grpc.Compression values, so
+    that anything else raises grpcio's KeyError (TypeError if unhashable)."""
+    if compression:
+        _CALL_COMPRESSIONS[compression]
+
+
+def check_call_credentials(credentials):
+    """A call's credentials (not None), checked as grpcio checks them: an
+    object without grpcio's _credentials raises its AttributeError, other
+    credentials (a grpc.ChannelCredentials) a TypeError."""
+    if not isinstance(credentials, grpc.CallCredentials):
+        if not hasattr(credentials, "_credentials"):
+            raise AttributeError("'%s' object has no attribute '_credentials'"
+                                 % type(credentials).__name__)
+        raise TypeError("credentials must be grpc.CallCredentials, not %r" % (credentials,))
+
+
 def compression_arg(compression):
     """The engine's convention for an optional grpc.Compression: -1 unset.
     NoCompression counts as unset, as in grpcio."""

@@ -178,15 +178,15 @@ def serialize_request(request, serializer):
 def call_credentials_arg(channel, credentials, compression):
     """The engine's per-call credentials (or None), after checking types. As
     grpcio, call credentials on a channel made by insecure_channel are
-    refused when the call is made."""
-    if compression is not None and not isinstance(compression, int):
-        raise TypeError("compression must be a grpc.Compression, not %r" % (compression,))
+    refused when the call is made, whatever they are (grpcio's order:
+    compression, the channel, then the credentials' type; its exceptions:
+    _common)."""
+    _common.check_call_compression(compression)
     if credentials is None:
         return None
-    if not isinstance(credentials, grpc.CallCredentials):
-        raise TypeError("credentials must be grpc.CallCredentials, not %r" % (credentials,))
     if not channel._secure:
         raise UsageError(CALL_CREDENTIALS_INSECURE)
+    _common.check_call_credentials(credentials)
     return credentials._credentials.capsule
 
 

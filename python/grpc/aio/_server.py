@@ -373,8 +373,11 @@ class ServicerContext(_base_server.ServicerContext):
         rpc.raise_for_termination()
         if rpc.metadata_sent:
             raise UsageError("Send initial metadata failed: already sent")
+        # None raises grpcio's TypeError ("'NoneType' object is not
+        # iterable"; its sync server's context takes None), sending nothing.
+        initial_metadata = tuple(initial_metadata)
         rpc.metadata_sent = True
-        sent = rpc.hot.aio_call_send_header(rpc.call, tuple(initial_metadata or ()))
+        sent = rpc.hot.aio_call_send_header(rpc.call, initial_metadata)
         if sent is None:
             # Metadata gRPC forbids: grpcio's core ends the call with INTERNAL.
             rpc.finish(_INTERNAL, "Invalid metadata")
