@@ -265,3 +265,99 @@ def test_intercepted_call_cancel_and_callbacks(target):
             assert call.time_remaining() is not None
 
     run(main())
+
+
+# -- write() through the interceptors' request iterator ---------------------------
+
+
+def test_the_write_slot_passes_on_the_room_a_cancelled_writer_was_given():
+    """write()'s hand-off (grpc.aio._interceptor._Slot) with two writers
+    waiting for room: the first is woken by the reader, then cancelled
+    before it runs. It puts nothing, and the second writer gets the room
+    (it waited for good: the wake-up went to the cancelled one). One that
+    stops waiting because the call ended puts nothing either."""
+    from grpc.aio._interceptor import _Slot
+
+    async def main():
+        slot = _Slot(asyncio.get_running_loop())
+        await slot.put("a")
+        first = asyncio.ensure_future(slot.put("b"))
+        second = asyncio.ensure_future(slot.put("c"))
+        await asyncio.sleep(0)
+        assert not first.done() and not second.done()
+        assert await slot.get() == "a"  # wakes the first, which has not run yet
+        first.cancel()
+        await asyncio.wait_for(second, 5)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert await slot.get() == "c"  # "b" was not put, nor anything twice
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(slot.get(), 0.05)
+
+        await slot.put("d")
+        ended = asyncio.get_running_loop().create_future()
+        waiting = asyncio.ensure_future(slot.put("e", ended))
+        await asyncio.sleep(0)
+        ended.set_result(None)
+        assert await asyncio.wait_for(waiting, 5) is False
+        assert await slot.get() == "d"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(slot.get(), 0.05)
+
+    run(main())
+
+
+class _Passing(grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):
+        return await continuation(details, request_iterator)
+
+
+def test_a_write_that_timed_out_is_not_sent():
+    """An intercepted stream-unary call written to until write() waits for
+    room (the server reads nothing yet); a write() cancelled there (a
+    wait_for timeout) has written nothing: the server gets every request
+    but that one, in order, as grpcio 1.85.1's does. Ours queued it in a
+    task of its own that went on after the write() was cancelled, so it
+    was sent all the same (twice for a caller that wrote it again)."""
+    size = 1 << 16
+
+    async def main():
+        go = asyncio.Event()
+
+        async def collect(requests, context):
+            await go.wait()
+            return b",".join([r[:8].rstrip(b".") async for r in requests])
+
+        async def release(request, context):
+            go.set()
+            return b""
+
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t", {
+            "collect": grpc.stream_unary_rpc_method_handler(collect),
+            "release": grpc.unary_unary_rpc_method_handler(release)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        target = f"127.0.0.1:{port}"
+        try:
+            async with grpc.aio.insecure_channel(target, interceptors=[_Passing()]) as channel, \
+                    grpc.aio.insecure_channel(target) as plain:
+                call = channel.stream_unary("/t/collect")()
+                timed_out = None
+                for i in range(5000):  # ~330 MiB at most; a few MiB fill the window
+                    request = (b"%d" % i).ljust(8, b".") + b"x" * size
+                    try:
+                        await asyncio.wait_for(call.write(request), 0.5)
+                    except asyncio.TimeoutError:
+                        timed_out = i
+                        break
+                assert timed_out is not None, "no write ever waited"
+                await plain.unary_unary("/t/release")(b"")
+                await call.write(b"%d" % (timed_out + 1))
+                await call.done_writing()
+                got = (await call).split(b",")
+                assert got == [b"%d" % i for i in range(timed_out)] + [b"%d" % (timed_out + 1)]
+        finally:
+            await server.stop(None)
+
+    run(main())

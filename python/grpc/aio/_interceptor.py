@@ -250,9 +250,14 @@ class _InterceptedStreamResponseMixin:
 class _Slot:
     """write()'s hand-off to the request iterator the interceptors see, one
     request at a time (grpcio: an asyncio.Queue(maxsize=1)). Its waits are
-    plain futures with no cleanup: a loop left with the call in flight is
-    collected with them, where an asyncio.Queue's wait, closed then, cancels
-    its future on the closed loop and logs "Event loop is closed"."""
+    plain futures that are never cancelled: a loop left with the call in
+    flight is collected with them, where an asyncio.Queue's wait, closed
+    then, cancels its future on the closed loop and logs "Event loop is
+    closed".
+
+    A put is all or nothing, in the writer's own task: cancelled, it has
+    put nothing (and a wake-up it got for room goes to the next writer, as
+    asyncio.Queue's does, or that writer would wait for good)."""
 
     __slots__ = ("_loop", "_item", "_getter", "_putters")
     _EMPTY = object()
@@ -263,26 +268,58 @@ class _Slot:
         self._getter = None  # the reader's wait for an item
         self._putters = collections.deque()  # writers' waits for room
 
-    async def put(self, item):
+    async def put(self, item, stop=None):
+        """Puts item once the slot has room; False, with nothing put, if
+        stop (a future: the call's end) is done first."""
         while self._item is not self._EMPTY:
+            if stop is not None and stop.done():
+                return False
             waiter = self._loop.create_future()
             self._putters.append(waiter)
-            await waiter
+
+            def wake(_, waiter=waiter):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+            if stop is not None:
+                stop.add_done_callback(wake)
+            try:
+                await waiter
+            except BaseException:
+                # Cancelled (or closed with a collected loop: then the
+                # waiter is pending, and nothing here touches the loop).
+                if waiter.done() and not waiter.cancelled():
+                    if self._item is self._EMPTY:
+                        self._wake_putter()  # room this writer will not take
+                else:
+                    try:
+                        self._putters.remove(waiter)
+                    except ValueError:
+                        pass
+                raise
+            finally:
+                if stop is not None:
+                    stop.remove_done_callback(wake)
         self._item = item
         getter = self._getter
         if getter is not None and not getter.done():
             getter.set_result(None)
+        return True
+
+    def _wake_putter(self):
+        putters = self._putters
+        while putters:
+            putter = putters.popleft()
+            if not putter.done():
+                putter.set_result(None)
+                return
 
     async def get(self):
         while self._item is self._EMPTY:
             self._getter = getter = self._loop.create_future()
             await getter
         item, self._item = self._item, self._EMPTY
-        while self._putters:
-            putter = self._putters.popleft()
-            if not putter.done():
-                putter.set_result(None)
-                break
+        self._wake_putter()
         return item
 
 
@@ -308,13 +345,13 @@ class _InterceptedStreamRequestMixin:
             yield request
 
     async def _put(self, request, call):
-        # Stops waiting for room if the call ends meanwhile.
+        # Stops waiting for room if the call ends meanwhile. In this task:
+        # a write() cancelled while it waits has written nothing (it went
+        # on in a task of its own, so a write that raised CancelledError
+        # was sent later all the same, twice if the caller wrote it again).
         if self._status_task is None:
             self._status_task = _quiet(self._loop.create_task(call.code()))
-        put = _quiet(self._loop.create_task(self._write_queue.put(request)))
-        await asyncio.wait((put, self._status_task), return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():
-            put.cancel()
+        await self._write_queue.put(request, self._status_task)
 
     async def write(self, request):
         calls = _calls()
