@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -142,6 +143,9 @@ func (s *Server) AddPort(addr string, creds *ServerCredentials) (int, error) {
 	if s.reusePort && network == "tcp" {
 		lc.Control = setReusePort
 	}
+	if network == "unix" {
+		unlinkIfSocket(address)
+	}
 	l, err := lc.Listen(context.Background(), network, address)
 	if err != nil {
 		return 0, fmt.Errorf("Failed to bind to address %s: %v", addr, err)
@@ -177,6 +181,20 @@ func splitAddress(addr string) (network, address string) {
 		return "tcp", "localhost:" + port
 	}
 	return "tcp", addr
+}
+
+// unlinkIfSocket removes a socket file left at path (by a server that did
+// not stop, or one still serving there), as C-core does before it binds a
+// unix address (UnlinkIfUnixDomainSocket), so the bind takes the path over
+// instead of failing "address already in use". Anything but a socket stays
+// and the bind fails on it; abstract names ("@...") have no file.
+func unlinkIfSocket(path string) {
+	if path == "" || path[0] == '@' {
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
 }
 
 func setReusePort(network, address string, c syscall.RawConn) error {

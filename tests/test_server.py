@@ -10,9 +10,11 @@ Every RPC has a timeout; every wait is bounded.
 
 import concurrent.futures
 import contextlib
+import os
 import queue
 import re
 import socket
+import stat
 import threading
 import time
 
@@ -272,6 +274,37 @@ def test_add_insecure_port_already_bound_raises_runtime_error(listen):
         finally:
             server.stop(None).wait(WAIT)
             pool.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("form", ["unix:{}", "unix://{}"])
+def test_unix_port_takes_over_a_socket_file_left_there(tmp_path, form):
+    # A server killed (or ended by Ctrl-C under grpcio) leaves its socket file;
+    # the next one binds the path as C-core does, removing the socket first.
+    path = str(tmp_path / "left.sock")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)
+    assert stat.S_ISSOCK(os.stat(path).st_mode)  # it outlives the closed socket
+    with serving(handlers=[echo_service.generic_handler()], address=form.format(path)) as (
+        server,
+        port,
+    ):
+        assert port == 1
+        with grpc.insecure_channel("unix:" + path) as ch:
+            assert echo_service.EchoStub(ch).UnaryEcho(msg("u"), timeout=RPC_TIMEOUT) == msg("u")
+
+
+def test_unix_port_on_a_file_that_is_no_socket_raises_and_leaves_it(tmp_path):
+    path = tmp_path / "plain"
+    path.write_text("keep me")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    server = grpc.server(pool)
+    try:
+        with pytest.raises(RuntimeError, match="Failed to bind to address unix:"):
+            server.add_insecure_port(f"unix:{path}")
+    finally:
+        server.stop(None).wait(WAIT)
+        pool.shutdown(wait=False)
+    assert path.read_text() == "keep me"
 
 
 # -- life cycle --------------------------------------------------------------------
