@@ -48,6 +48,11 @@ func formatPeer(addr net.Addr) string {
 		}
 		return "ipv6:%5B" + a.IP.String() + "%5D:" + strconv.Itoa(a.Port)
 	case *net.UnixAddr:
+		if a.Name == "@" {
+			// An unnamed socket (every client's): Go shows its empty
+			// name as an abstract one; C-core says "unix:".
+			return "unix:"
+		}
 		return "unix:" + a.Name
 	}
 	return addr.Network() + ":" + addr.String()

@@ -293,6 +293,23 @@ def test_unix_port_takes_over_a_socket_file_left_there(tmp_path, form):
             assert echo_service.EchoStub(ch).UnaryEcho(msg("u"), timeout=RPC_TIMEOUT) == msg("u")
 
 
+def test_peer_of_a_unix_socket_client_is_unix_colon(tmp_path):
+    # A client's unix socket has no name: grpcio's context.peer() is "unix:"
+    # (Go names it "@", which is no abstract socket).
+    seen = []
+
+    def peer(request, context):
+        seen.append(context.peer())
+        return request
+
+    path = str(tmp_path / "s.sock")
+    handlers = [generic({"Peer": grpc.unary_unary_rpc_method_handler(peer)})]
+    with serving(handlers=handlers, address="unix:" + path), \
+            grpc.insecure_channel("unix:" + path) as ch:
+        assert ch.unary_unary(method("Peer"))(b"p", timeout=RPC_TIMEOUT) == b"p"
+    assert seen == ["unix:"]
+
+
 def test_unix_port_on_a_file_that_is_no_socket_raises_and_leaves_it(tmp_path):
     path = tmp_path / "plain"
     path.write_text("keep me")
