@@ -52,9 +52,6 @@ func (ch *Channel) options(spec *CallSpec, extra ...grpc.CallOption) []grpc.Call
 	if spec.Credentials != nil {
 		opts = append(opts, grpc.PerRPCCredentials(spec.Credentials))
 	}
-	if o := ch.callMetricsOption(spec.Method); o != nil {
-		opts = append(opts, o)
-	}
 	return opts
 }
 

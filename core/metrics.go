@@ -15,7 +15,7 @@ import (
 // Per-call metrics, as grpcio's OpenTelemetry plugin records them (gRFC
 // A66): every channel and server carries a grpc-go stats.Handler that does
 // nothing but one atomic load per event until metrics are switched on
-// (SetMetrics). Then each client attempt, client call and server call
+// (SetMetrics). Then each client attempt and server call
 // leaves one MetricRecord in a bounded buffer, which the binding drains
 // (TakeMetrics) and hands to Python's OpenTelemetry instruments.
 
@@ -23,7 +23,7 @@ import (
 const (
 	MetricAttemptStarted = iota // client: an attempt began (grpc.client.attempt.started)
 	MetricAttemptEnded          // client: duration, sizes, status of one attempt
-	MetricCallEnded             // client: duration and status of the whole call
+	MetricCallEnded             // not produced: grpcio-observability 1.85 exports no grpc.client.call.duration
 	MetricServerStarted         // server: a call began (grpc.server.call.started)
 	MetricServerEnded           // server: duration, sizes, status of a call
 )
@@ -189,24 +189,4 @@ func serverMetricsHandler(xds bool) *metricsHandler {
 		h.target = "xds"
 	}
 	return h
-}
-
-// callMetricsOption is the call option that measures a whole client call
-// (all its attempts): nil while metrics are off.
-func (ch *Channel) callMetricsOption(method string) grpc.CallOption {
-	if ch.metricsTarget == "" || !metricsOn.Load() {
-		return nil
-	}
-	start := time.Now()
-	target := ch.metricsTarget
-	method = strings.TrimPrefix(method, "/")
-	return grpc.OnFinish(func(err error) {
-		putMetric(MetricRecord{
-			Kind:    MetricCallEnded,
-			Method:  method,
-			Target:  target,
-			Code:    int(status.Code(err)),
-			Seconds: time.Since(start).Seconds(),
-		})
-	})
 }

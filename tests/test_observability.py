@@ -117,14 +117,15 @@ def test_global_plugin_records_client_and_server_metrics():
         echo_ok = dict(grpc_method="obs.Svc/Echo", grpc_target=canonical, grpc_status="OK")
         seen = wait_for(reader, lambda s: (
             count(s, "grpc.server.call.duration", grpc_method="obs.Svc/Echo") >= 3
-            and count(s, "grpc.client.call.duration", **echo_ok) >= 3
+            and count(s, "grpc.client.attempt.duration", **echo_ok) >= 3
             and count(s, "grpc.server.call.duration", grpc_method="other") >= 1
-            and count(s, "grpc.client.call.duration", grpc_method="other") >= 1))
+            and count(s, "grpc.client.attempt.duration", grpc_method="other") >= 1))
 
         assert count(seen, "grpc.client.attempt.started", grpc_method="obs.Svc/Echo",
                      grpc_target=canonical) == 3
         assert count(seen, "grpc.client.attempt.duration", **echo_ok) == 3
-        assert count(seen, "grpc.client.call.duration", **echo_ok) == 3
+        # grpcio-observability 1.85 exports no whole-call duration
+        assert not any(name == "grpc.client.call.duration" for name, _ in seen)
         [sent] = _points_of(seen, "grpc.client.attempt.sent_total_compressed_message_size",
                             **echo_ok)
         assert sent.count == 3 and sent.sum == 300
@@ -146,12 +147,52 @@ def test_global_plugin_records_client_and_server_metrics():
                              grpc_method="obs.Svc/Sum")
         assert srcvd.sum == 2
         # durations are real durations
-        [duration] = _points_of(seen, "grpc.client.call.duration", **echo_ok)
+        [duration] = _points_of(seen, "grpc.client.attempt.duration", **echo_ok)
         assert duration.sum > 0
         names = {name for name, _ in seen}
         assert not any("obs.Generic" in str(attrs) for _, attrs in seen), names
     finally:
         plugin.deregister_global()
+
+
+def _names_in_order(reader, prefix):
+    data = reader.get_metrics_data()
+    return [metric.name for resource in data.resource_metrics
+            for scope in resource.scope_metrics for metric in scope.metrics
+            if metric.name.startswith(prefix)]
+
+
+def test_metrics_are_grpcio_observabilitys_in_its_order():
+    # grpcio-observability 1.85 exports its base_metrics() (no
+    # grpc.client.call.duration) and records the sizes before the duration
+    # at each end; a reader lists metrics in the order first recorded, which
+    # programs printing what was exported show.
+    reader = InMemoryMetricReader()
+    with grpc_observability.OpenTelemetryPlugin(
+            meter_provider=metrics_sdk.MeterProvider(metric_readers=[reader])):
+        server, port = _server()
+        try:
+            with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+                assert channel.unary_unary("/obs.Svc/Echo", _registered_method=True)(
+                    b"x", timeout=CALL_TIMEOUT) == b"x"
+            wait_for(reader, lambda s: count(s, "grpc.client.attempt.duration") >= 1
+                     and count(s, "grpc.server.call.duration") >= 1)
+        finally:
+            server.stop(None).wait(10)
+        client = _names_in_order(reader, "grpc.client.")
+        server_side = _names_in_order(reader, "grpc.server.")
+    assert client == [
+        "grpc.client.attempt.started",
+        "grpc.client.attempt.sent_total_compressed_message_size",
+        "grpc.client.attempt.rcvd_total_compressed_message_size",
+        "grpc.client.attempt.duration",
+    ]
+    assert server_side == [
+        "grpc.server.call.started",
+        "grpc.server.call.sent_total_compressed_message_size",
+        "grpc.server.call.rcvd_total_compressed_message_size",
+        "grpc.server.call.duration",
+    ]
 
 
 def test_filters_and_context_manager():
@@ -168,8 +209,8 @@ def test_filters_and_context_manager():
             assert channel.unary_unary("/obs.Generic/Echo")(b"g", timeout=CALL_TIMEOUT) == b"g"
         server.stop(None).wait(10)
         seen = wait_for(reader, lambda s: count(
-            s, "grpc.client.call.duration", grpc_method="obs.Generic/Echo") >= 1)
-    assert count(seen, "grpc.client.call.duration", grpc_method="obs.Generic/Echo",
+            s, "grpc.client.attempt.duration", grpc_method="obs.Generic/Echo") >= 1)
+    assert count(seen, "grpc.client.attempt.duration", grpc_method="obs.Generic/Echo",
                  grpc_target="other") == 1
 
 
@@ -237,7 +278,7 @@ def test_plugin_options_are_active_per_channel_and_per_server():
                 with grpc.insecure_channel(target) as channel:
                     assert channel.unary_unary("/obs.Svc/Echo", _registered_method=True)(
                         b"x", timeout=CALL_TIMEOUT) == b"x"
-            seen = wait_for(reader, lambda s: count(s, "grpc.client.call.duration") >= 2
+            seen = wait_for(reader, lambda s: count(s, "grpc.client.attempt.duration") >= 2
                             and count(s, "grpc.server.call.duration") >= 2)
         finally:
             server.stop(None).wait(10)
@@ -245,7 +286,7 @@ def test_plugin_options_are_active_per_channel_and_per_server():
     direct = "dns:///127.0.0.1:%d" % port
     # the option is active on the localhost channel only
     for name in ("grpc.client.attempt.started", "grpc.client.attempt.duration",
-                 "grpc.client.call.duration"):
+                 "grpc.client.attempt.sent_total_compressed_message_size"):
         assert count(seen, name, grpc_target=local, mesh_side="local") == 1, name
         assert count(seen, name, grpc_target=direct) == 1, name
         assert count(seen, name, grpc_target=direct, mesh_side="local") == 0, name

@@ -3,7 +3,8 @@
 ``OpenTelemetryPlugin(meter_provider=...)`` registered with
 ``register_global()`` (or used as a context manager) records grpcio's
 standard per-call metrics (gRFC A66) for every channel and server made
-while it is registered, from the engine's own per-call stats:
+while it is registered, from the engine's own per-call stats (the metrics
+grpcio-observability 1.85 exports: no ``grpc.client.call.duration``):
 
 =====================================================  =========  ==========================
 metric                                                 kind       attributes
@@ -12,7 +13,6 @@ grpc.client.attempt.started                            counter    method, target
 grpc.client.attempt.duration                           histogram  method, target, status
 grpc.client.attempt.sent_total_compressed_message_size histogram  method, target, status
 grpc.client.attempt.rcvd_total_compressed_message_size histogram  method, target, status
-grpc.client.call.duration                              histogram  method, target, status
 grpc.server.call.started                               counter    method
 grpc.server.call.duration                              histogram  method, status
 grpc.server.call.sent_total_compressed_message_size    histogram  method, status

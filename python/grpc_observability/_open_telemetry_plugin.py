@@ -26,8 +26,6 @@ _CLIENT_ATTEMPT_SENT = ("grpc.client.attempt.sent_total_compressed_message_size"
                         "Compressed message bytes sent per client call attempt")
 _CLIENT_ATTEMPT_RCVD = ("grpc.client.attempt.rcvd_total_compressed_message_size", "By",
                         "Compressed message bytes received per call attempt")
-_CLIENT_CALL_DURATION = ("grpc.client.call.duration", "s",
-                         "Time taken by gRPC to complete an RPC from application's perspective")
 _SERVER_STARTED = ("grpc.server.call.started", "{call}", "Number of server calls started")
 _SERVER_DURATION = ("grpc.server.call.duration", "s",
                     "Time taken to complete a call from server transport's perspective")
@@ -151,8 +149,10 @@ class OpenTelemetryPlugin:
             for spec in (_CLIENT_ATTEMPT_STARTED, _SERVER_STARTED):
                 recorders[spec[0]] = meter.create_counter(name=spec[0], unit=spec[1],
                                                           description=spec[2])
+            # grpcio-observability 1.85's base metrics: no grpc.client.call.duration
+            # ("not required yet" there).
             for spec in (_CLIENT_ATTEMPT_DURATION, _CLIENT_ATTEMPT_SENT, _CLIENT_ATTEMPT_RCVD,
-                         _CLIENT_CALL_DURATION, _SERVER_DURATION, _SERVER_SENT, _SERVER_RCVD):
+                         _SERVER_DURATION, _SERVER_SENT, _SERVER_RCVD):
                 recorders[spec[0]] = meter.create_histogram(name=spec[0], unit=spec[1],
                                                             description=spec[2])
         self._recorders = recorders
@@ -192,7 +192,7 @@ class OpenTelemetryPlugin:
             return
         kind, method, target, code, seconds, sent, received = record
         attributes: Dict[str, Any] = {}
-        client = kind in (_metrics.ATTEMPT_STARTED, _metrics.ATTEMPT_ENDED, _metrics.CALL_ENDED)
+        client = kind in (_metrics.ATTEMPT_STARTED, _metrics.ATTEMPT_ENDED)
         for option in self._active_options(client, target):
             injector = getattr(option, "get_label_injector", lambda: None)()
             if injector is not None and hasattr(injector, "get_additional_labels"):
@@ -207,16 +207,16 @@ class OpenTelemetryPlugin:
             recorders[_SERVER_STARTED[0]].add(1, attributes=attributes)
             return
         attributes[GRPC_STATUS_LABEL] = _CODE_NAMES.get(code, "UNKNOWN")
+        # Sizes first, then the duration, as grpcio's call tracers record them:
+        # an OpenTelemetry reader lists metrics in the order first recorded.
         if kind == _metrics.ATTEMPT_ENDED:
-            recorders[_CLIENT_ATTEMPT_DURATION[0]].record(seconds, attributes=attributes)
             recorders[_CLIENT_ATTEMPT_SENT[0]].record(sent, attributes=attributes)
             recorders[_CLIENT_ATTEMPT_RCVD[0]].record(received, attributes=attributes)
-        elif kind == _metrics.CALL_ENDED:
-            recorders[_CLIENT_CALL_DURATION[0]].record(seconds, attributes=attributes)
+            recorders[_CLIENT_ATTEMPT_DURATION[0]].record(seconds, attributes=attributes)
         elif kind == _metrics.SERVER_ENDED:
-            recorders[_SERVER_DURATION[0]].record(seconds, attributes=attributes)
             recorders[_SERVER_SENT[0]].record(sent, attributes=attributes)
             recorders[_SERVER_RCVD[0]].record(received, attributes=attributes)
+            recorders[_SERVER_DURATION[0]].record(seconds, attributes=attributes)
 
 
 def _asks(option: Any, question: str, arg: Any) -> bool:
