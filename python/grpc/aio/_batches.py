@@ -11,6 +11,8 @@ at the loop's next turn: a ping-pong would otherwise wait one more turn
 per message. One per stream end; used on the loop's thread only.
 """
 
+import asyncio
+
 BATCH = 256
 
 
@@ -81,14 +83,17 @@ class SendBatches:
         elif self.out:
             self.flush_now()
 
-    async def flush(self, ended=None):
+    async def flush(self, ended=None, shielded=False):
         """Waits until every message kept is queued in the engine; False if
-        the call takes no more (or ended(), if given, says it ended)."""
+        the call takes no more (or ended(), if given, says it ended).
+        shielded: a cancellation of the awaiting task leaves the batch being
+        queued alone (its completion still hands over the rest) instead of
+        dropping it with the call."""
         while True:
             sending = self.sending
             if sending is not None:
                 if not sending.done():
-                    await sending
+                    await (asyncio.shield(sending) if shielded else sending)
                 # Awaiting a future that is already done does not yield, so
                 # its callback may not have run yet (the task ran first in
                 # the loop's turn that completed it): take its outcome here,

@@ -361,11 +361,12 @@ class ServicerContext(_base_server.ServicerContext):
             replies.prompt = True
         return replies.put(data)
 
-    async def _flush(self):
+    async def _flush(self, shielded=False):
         """Waits until every response written is queued in the engine;
-        raises _CallOver if the call can take no more."""
+        raises _CallOver if the call can take no more (shielded:
+        SendBatches.flush)."""
         replies = self._replies
-        if replies is not None and not await replies.flush():
+        if replies is not None and not await replies.flush(shielded=shielded):
             raise _CallOver("the RPC has ended")
 
     async def send_initial_metadata(self, initial_metadata):
@@ -1018,13 +1019,16 @@ class Server(_base_server.Server):
             # ending the loop on Ctrl-C, or the program's own cancel()): the
             # responses the handler wrote go out before the CANCELLED
             # status (_release), as in grpcio, where a write() returned
-            # once its response was in the engine.
+            # once its response was in the engine. Shielded: asyncio.run()
+            # and the server's guard may both cancel the task, and a second
+            # cancel while the flush waits must not drop the batch being
+            # queued (_release then waits for it).
             context = rpc.context
             if (context is not None and not rpc.status_sent and not rpc.died
                     and context._replies is not None
                     and (context._replies.out or context._replies.sending is not None)):
                 try:
-                    await context._flush()
+                    await context._flush(shielded=True)
                 except (asyncio.CancelledError, _CallOver):
                     pass
         except Exception as error:
