@@ -693,6 +693,7 @@ class Server(_base_server.Server):
         self._acceptor = _Acceptor(self._accept)
         self._rpcs = {}  # task -> _Rpc, of the calls being served
         self._releasing = set()  # _Rpc whose status waits for its responses (_release)
+        self._cancelled_here = False  # a call was ended CANCELLED here (_release)
         self._unary = set()  # methods whose requests the engine reads ahead
         self._plans = {}  # method handler -> how it runs (see _plan)
         self._guard = None
@@ -768,9 +769,14 @@ class Server(_base_server.Server):
                 # (A graceful stop also waits, up to the grace, for clients
                 # that keep their connection open after its GOAWAY, as
                 # grpcio's do: none when no call is in flight.)
+                # asyncio.run() may have cancelled the handlers' tasks before
+                # this one, so that they are gone from _rpcs already: the
+                # statuses they sent may still be queued in the engine, and a
+                # stop without grace would close their connections first
+                # (the clients saw UNAVAILABLE).
+                busy = self._rpcs or self._releasing or self._cancelled_here
                 op = self._hot.aio_server_stop(
-                    q.cq, token, self._handle,
-                    _ABANDON_GRACE if self._rpcs or self._releasing else 0.0)
+                    q.cq, token, self._handle, _ABANDON_GRACE if busy else 0.0)
                 for rpc in list(self._rpcs.values()):
                     self._cancel(rpc)
                 self._wake_waiters()
@@ -930,6 +936,8 @@ class Server(_base_server.Server):
                     replies.sending.add_done_callback(lambda _: self._release(rpc))
                     return
             self._releasing.discard(rpc)
+            if not rpc.died:
+                self._cancelled_here = True  # (its status goes out: _guard_loop)
             # Cancelled. The call died (it is over already, this only
             # releases it), or its task was cancelled (asyncio.run() ending
             # its loop: Ctrl-C, main() returned): the client sees
