@@ -556,6 +556,14 @@ for how in ["sigint", "handler", "client"] * 3:
         print("not interrupted", how)
     except KeyboardInterrupt:
         pass
+    except RuntimeError as error:
+        # uvloop 0.23's bug, not ours: a KeyboardInterrupt that stops
+        # run_until_complete() in the turn where the awaited future
+        # completes leaves the stop pending, and asyncio.run()'s shutdown
+        # (its next run_until_complete) stops at once with this error.
+        # Plain asyncio does not; the loop is closed all the same.
+        if loop_kind != "uvloop" or "stopped before Future completed" not in str(error):
+            raise
     gc.collect()
     counts.append((len(os.listdir("/proc/self/fd")), threading.active_count()))
 # Connections close in Go a moment after their round: wait for them.
