@@ -32,7 +32,7 @@ func statusFrom(ctx context.Context, err error) *Status {
 	if ctx != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		err = status.FromContextError(err).Err()
 	}
-	st := status.Convert(err)
+	st := status.Convert(unwrapStatus(err))
 	out := &Status{Code: st.Code(), Details: st.Message()}
 	if out.Code > codes.Unauthenticated {
 		// A code gRPC does not define (a peer's grpc-status: 17, say):
@@ -55,6 +55,26 @@ func statusFrom(ctx context.Context, err error) *Status {
 		}
 	}
 	return out
+}
+
+// unwrapStatus returns the status error err wraps, if err is not one
+// itself: grpc-go words some endings around the status that caused them
+// ("max retries exhausted: failed after 3 attempts: rpc error: code =
+// Unavailable desc = ...", once a retry policy gives up), and status.Convert
+// would keep that whole text as the details; grpcio reports the last
+// attempt's status as it came.
+func unwrapStatus(err error) error {
+	type grpcStatus interface{ GRPCStatus() *status.Status }
+	if _, ok := err.(grpcStatus); ok {
+		return err
+	}
+	var inner grpcStatus
+	if errors.As(err, &inner) {
+		if e, ok := inner.(error); ok {
+			return e
+		}
+	}
+	return err
 }
 
 // deadlinePassed reports whether ctx's deadline has passed, even if its

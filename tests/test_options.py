@@ -13,6 +13,7 @@ a venv holding grpcio).
 Every RPC has a timeout; every wait is bounded.
 """
 
+import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -320,7 +321,29 @@ def test_retry_policy_gives_up_after_max_attempts():
             with pytest.raises(grpc.RpcError) as info:
                 ch.unary_unary(method("Flaky"))(b"", timeout=RPC_TIMEOUT)
             assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+            # the last attempt's status as the server sent it (grpc-go words
+            # it "max retries exhausted: failed after 2 attempts: ...")
+            assert info.value.details() == "try again"
             assert service.attempts == 2
+
+
+def test_aio_retry_policy_gives_up_with_the_last_attempts_status():
+    config = json.loads(RETRY_CONFIG)
+    config["methodConfig"][0]["retryPolicy"]["maxAttempts"] = 2
+    service = _Service()
+
+    async def call(port):
+        options = [("grpc.service_config", json.dumps(config))]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await ch.unary_unary(method("Flaky"))(b"", timeout=RPC_TIMEOUT)
+        return info.value
+
+    with serving(service) as port:
+        error = asyncio.run(call(port))
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert error.details() == "try again"
+    assert service.attempts == 2
 
 
 # -- load balancing -----------------------------------------------------------------------
