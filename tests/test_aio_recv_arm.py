@@ -309,7 +309,7 @@ def counting_inner_reads():
     from grpc.aio import _call, _server
 
     counts = {"_read_raw": 0, "_recv": 0}
-    originals = [(_call._StreamCall, "_read_raw"), (_server.ServicerContext, "_recv")]
+    originals = [(_call._StreamCall, "_read_raw"), (_server._ServicerContext, "_recv")]
 
     def wrap(name, original):
         async def counted(self):

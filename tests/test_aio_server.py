@@ -478,6 +478,23 @@ def test_context_accessors():
     asyncio.run(main())
 
 
+def test_abort_not_awaited_warns_as_grpcios_and_the_handler_goes_on():
+    # A common slip (grpc's examples/python/debug server has it): the
+    # coroutine is dropped, RuntimeWarning names it as grpcio's does (its
+    # context class is cygrpc's _ServicerContext), and the handler's reply
+    # goes out.
+    async def unary(request, context):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "never sent")
+        return b"reply"
+
+    async def main():
+        async with serving({"u": uu(unary)}) as (_, port):
+            return await blocking(lambda: rpc(port, "u", "uu", b"")[0])
+
+    with pytest.warns(RuntimeWarning, match=r"coroutine '_ServicerContext\.abort' was never awaited"):
+        assert asyncio.run(main()) == b"reply"
+
+
 def test_initial_metadata_once_and_compression_before_it():
     seen = {}
 

@@ -223,7 +223,7 @@ class _Acceptor:
         self.set_result = accept
 
 
-class ServicerContext(_base_server.ServicerContext):
+class _ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
@@ -989,7 +989,7 @@ class Server(_base_server.Server):
                 if plan[1] and not plan[2] and not plan[3] and rpc.first is not None:
                     # An async unary-unary handler whose request came with
                     # the call (the usual case), without _run's coroutine.
-                    context = rpc.context = ServicerContext(
+                    context = rpc.context = _ServicerContext(
                         rpc, self._q, self._loop, handler.request_deserializer,
                         handler.response_serializer)
                     request = rpc.first
@@ -1095,7 +1095,7 @@ class Server(_base_server.Server):
     async def _run(self, rpc, handler, plan):
         loop, q = self._loop, self._q
         behavior, is_async, streaming_request, streaming_response = plan
-        context = ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
+        context = _ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
         rpc.context = context
         if streaming_request:
             request = _RequestReceiver(context) if is_async else _sync_requests(context, loop)
