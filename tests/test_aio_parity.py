@@ -464,6 +464,39 @@ def test_first_write_on_a_call_that_failed_to_start_raises_its_status():
     run(main())
 
 
+class _PassThrough(grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):
+        return await continuation(details, request_iterator)
+
+
+def test_intercepted_writes_on_a_call_that_cannot_start_raise_invalid_state():
+    """grpcio's client_stream_unary_interceptor_test
+    (test_intercepts_request_iterator_rpc_error_using_write): an intercepted
+    call's write()s reach the call through an iterator; on a call that
+    cannot start (fail-fast, nothing listening) one of five raises
+    InvalidStateError and the call ends UNAVAILABLE. grpcio's iterator
+    consumer takes one request and waits for its send, so its third write
+    raises at the latest; ours took every request before the stream opened,
+    and all five writes "went" in about three tries of four."""
+    async def main():
+        async with grpc.aio.insecure_channel("127.0.0.1:1",
+                                             interceptors=[_PassThrough()]) as channel:
+            method = channel.stream_unary("/t/sum")
+            for _ in range(40):
+                call = method(timeout=BOUND)
+                written = 0
+                with pytest.raises(asyncio.InvalidStateError):
+                    for _ in range(5):
+                        await call.write(b"\0" * 7)
+                        written += 1
+                assert written <= 2
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await call
+                assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    run(main())
+
+
 def test_read_after_the_responses_ended_is_eof_whatever_the_style():
     """grpcio: read() on a call that ended returns EOF, also after the
     responses were iterated (the style check comes after)."""

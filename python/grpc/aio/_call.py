@@ -764,6 +764,18 @@ class _StreamCall(Call):
                 task.add_done_callback(_retrieve)
             raise
 
+    async def _wait_opened(self):
+        """Waits for the stream to open; False if it could not (the call
+        ended). For an intercepted call's write()s (_interceptor,
+        _written_requests)."""
+        opened, future = self._op(self._hot.aio_stream_opened, self._stream)
+        if future is not None:
+            opened = await self._op_result(opened, future)
+        if not opened:
+            return False
+        self._opened = True
+        return True
+
     def _gather_request(self, request):
         """An async request iterator's request, kept for the next batch: an
         awaitable of whether the call still takes requests. The batch goes

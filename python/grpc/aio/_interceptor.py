@@ -338,11 +338,24 @@ class _InterceptedStreamRequestMixin:
 
     async def _written_requests(self):
         await self._interceptors_task
+        first = True
         while True:
             request = await self._write_queue.get()
             if request is self._FINISHED:
                 return
             yield request
+            if first:
+                # No second request before the stream opened: grpcio's
+                # consumer waits for each send, so on a call that cannot
+                # start write() takes two requests (one sent, one queued)
+                # and the next raises InvalidStateError once the call
+                # ended. Without this wait every write() "went" while the
+                # stream was still opening.
+                first = False
+                call = self._last_call
+                wait_opened = getattr(call, "_wait_opened", None)
+                if wait_opened is not None and not await wait_opened():
+                    return
 
     async def _put(self, request, call):
         # Stops waiting for room if the call ends meanwhile. In this task:
