@@ -184,7 +184,7 @@ if how == "future":  # the server's threads count too
     server, port = serve()
 else:  # the server's threads would count: in a process of its own
     import subprocess
-    me = sys.orig_argv[sys.orig_argv.index("-c") + 1]  # this script
+    me = os.environ["GRPCGO_GO_PROCS_SCRIPT"]  # this script (sys.orig_argv is 3.10+)
     child = subprocess.Popen([sys.executable, "-c", me, "server"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     port = int(child.stdout.readline())
@@ -219,7 +219,7 @@ print(peak, low, base, gi.live().return_mode)
 
 
 def _go_procs_run(how, **env_set):
-    env = dict(os.environ, **env_set)
+    env = dict(os.environ, GRPCGO_GO_PROCS_SCRIPT=_GO_PROCS_SCRIPT, **env_set)
     env.pop("GOMAXPROCS", None)
     out = subprocess.run([sys.executable, "-c", _GO_PROCS_SCRIPT, how], capture_output=True,
                          text=True, timeout=120, env=env)
