@@ -18,11 +18,20 @@ import glob
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import time
 import types
 
 import pytest
+
+# Started with SIGINT ignored (nohup, or `make test-py &` from a script: a
+# non-interactive shell's background jobs ignore it), Python installs no
+# KeyboardInterrupt handler and every child the tests start inherits SIG_IGN:
+# each Ctrl-C test then waits out its timeout (180 s) and fails. Ctrl-C is
+# what they test, so they get it back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)

@@ -246,3 +246,23 @@ def test_ctrl_c_interrupts_a_blocked_main_thread(served, case):
         # The interrupted call was cancelled: its handler saw the call end.
         assert service.event(key + ":ended").wait(WAIT), "the server never saw the call end"
         assert service.ended[key] == "cancelled"
+
+
+def test_ctrl_c_tests_work_when_pytest_was_started_with_sigint_ignored():
+    # nohup or `make test-py &` in a script start pytest with SIGINT ignored;
+    # children inherit that, and Ctrl-C never reaches them. conftest.py puts
+    # the KeyboardInterrupt handler back, so that the children get it too.
+    probe = ("import signal, subprocess, sys\n"
+             "import conftest\n"
+             "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+             "sys.stdout.flush()\n"
+             "subprocess.run([sys.executable, '-c', 'import signal; "
+             "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)'])\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = TESTS_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, "-c", probe], stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=60, env=env, cwd=TESTS_DIR,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr
