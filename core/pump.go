@@ -32,6 +32,11 @@ const (
 	smallMsgMax     = 128
 )
 
+// wakeBatch bounds how many messages a receiver queues before it wakes
+// its reader while more are already received whole (see run): the reader
+// then starts on them while the rest are read.
+const wakeBatch = 64
+
 // StreamDeep reports whether deep queues are on (GRPCGO_STREAM_DEEP).
 var StreamDeep = os.Getenv("GRPCGO_STREAM_DEEP") != "0"
 
@@ -104,9 +109,18 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 		if r.fits(m) {
 			// Only run sends on q, so there is room.
 			r.q <- m
-			r.wake()
+			// The next message already here whole (the rest of a frame
+			// that held several: a batch the peer sent at once) is
+			// queued before the reader is woken, up to wakeBatch: one
+			// wake-up per batch rather than per message. A message that
+			// came alone (a ping-pong) wakes it at once, as before.
+			if len(r.q) >= wakeBatch || !nextBuffered(s) {
+				r.wake()
+			}
 			continue
 		}
+		// The reader must see what is queued before this waits for room.
+		r.wake()
 		// A reader that calls took: wait until half was taken (a large
 		// message in a deep queue: half of queueDepth).
 		ok := !r.coop.Load() || r.waitRoom(m)
