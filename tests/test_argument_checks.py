@@ -24,6 +24,8 @@ import pytest
 import grpc
 from grpc import aio
 
+from serving import generic_server
+
 WAIT = 10
 LOCAL_TCP = grpc.LocalConnectionType.LOCAL_TCP
 
@@ -226,14 +228,8 @@ def test_send_initial_metadata_none():
     assert seen == {"async": "'NoneType' object is not iterable",
                     "pool": "'NoneType' object is not iterable"}
 
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t", {
-        "sync": grpc.unary_unary_rpc_method_handler(sync_handler)}),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    with generic_server("t", {"sync": grpc.unary_unary_rpc_method_handler(sync_handler)},
+                        workers=2) as port:
         with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
             assert channel.unary_unary("/t/sync")(b"x", timeout=WAIT) == b"x"
-    finally:
-        server.stop(None)
     assert seen["sync"] == "taken"
