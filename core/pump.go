@@ -32,6 +32,12 @@ const (
 	smallMsgMax     = 128
 )
 
+// A sender's queue is deep the same way (StreamDeep): queueDepth messages
+// of any size, small ones beyond that up to smallQueueDepth. A batch of
+// small messages written at once (a grpc.aio writer's, up to 256) is then
+// queued whole, with no operation left waiting for room, and the writer
+// goes on while the goroutine writes; large ones still wait at 64.
+
 // wakeBatch bounds how many messages a receiver queues before it wakes
 // its reader while more are already received whole (see run): the reader
 // then starts on them while the rest are read.
@@ -236,6 +242,10 @@ type sender struct {
 	// inline, if set, brackets direct writes: a client stream's messages
 	// go out to the socket on the sending thread (streaminline.go).
 	inline directInline
+	// room, if set, is closed by the goroutine when it next takes from the
+	// queue: a large message waits on it while queueDepth are queued and
+	// the channel still has room (for small ones only; see fits).
+	room atomic.Pointer[chan struct{}]
 }
 
 // directInline brackets one or more direct writes made under the
@@ -247,7 +257,40 @@ type directInline interface {
 }
 
 func newSender() *sender {
-	return &sender{q: make(chan Msg, queueDepth), done: make(chan struct{}), stop: make(chan struct{})}
+	depth := queueDepth
+	if StreamDeep {
+		depth = smallQueueDepth
+	}
+	return &sender{q: make(chan Msg, depth), done: make(chan struct{}), stop: make(chan struct{})}
+}
+
+// fits reports whether m may be queued now (as receiver.fits): below
+// queueDepth any message, beyond it only a small one.
+func (w *sender) fits(m Msg) bool {
+	n := len(w.q)
+	return n < queueDepth || n < cap(w.q) && m.Len() <= smallMsgMax
+}
+
+// roomSignal returns the channel the goroutine closes when it next takes
+// from the queue.
+func (w *sender) roomSignal() <-chan struct{} {
+	for {
+		if p := w.room.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if w.room.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// tookSome tells a large message waiting for room (put) that the
+// goroutine took from the queue.
+func (w *sender) tookSome() {
+	if p := w.room.Swap(nil); p != nil {
+		close(*p)
+	}
 }
 
 // start runs the writing goroutine. open waits for the stream to exist and
@@ -294,6 +337,7 @@ func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 					}
 					break
 				}
+				w.tookSome()
 				if batch[0] != nil {
 					w.writing.Lock()
 					if !w.failed.Load() {
@@ -382,6 +426,9 @@ func (w *sender) dropQueued() {
 func (w *sender) offer(m Msg) (queued, alive bool) {
 	if w.dead() {
 		return false, false
+	}
+	if !w.fits(m) {
+		return false, true
 	}
 	w.queued.Add(1)
 	select {
@@ -492,6 +539,23 @@ func (w *sender) sendNowMany(ms []Msg) (sent int, alive bool) {
 func (w *sender) put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 	if queued, alive = w.offer(m); queued || !alive {
 		return queued, alive
+	}
+	// A large message waits until fewer than queueDepth are queued (the
+	// channel itself may have room for small ones). The signal is taken
+	// before looking again, so a take between the look and the wait
+	// closes it.
+	for m.Len() > smallMsgMax && len(w.q) >= queueDepth {
+		room := w.roomSignal()
+		if len(w.q) < queueDepth {
+			break
+		}
+		select {
+		case <-room:
+		case <-w.stop:
+			return false, false
+		case <-wait:
+			return false, true
+		}
 	}
 	w.queued.Add(1)
 	select {

@@ -301,12 +301,13 @@ func TestSender(t *testing.T) {
 	lastCalled := make(chan struct{})
 	w.start(func() msgStream { return f }, func() error { close(lastCalled); return nil })
 
-	// Fill: one message in SendMsg, queueDepth queued, then full.
-	w.offer(BytesMsg([]byte{0}))
+	// Fill with large messages: one in SendMsg, queueDepth queued, then
+	// full (small ones go deeper: TestSenderDeepSmall).
+	w.offer(bigMsg(0))
 	recvChan(t, "the first send", f.entered)
 	n := 1
 	for {
-		q, alive := w.offer(BytesMsg([]byte{byte(n)}))
+		q, alive := w.offer(bigMsg(byte(n)))
 		if !alive {
 			t.Fatal("not alive")
 		}
@@ -318,11 +319,11 @@ func TestSender(t *testing.T) {
 	if n != queueDepth+1 {
 		t.Fatalf("queued %d before full, want %d", n, queueDepth+1)
 	}
-	if q, alive := w.put(BytesMsg([]byte("x")), closedChan); q || !alive {
+	if q, alive := w.put(bigMsg('x'), closedChan); q || !alive {
 		t.Fatalf("put(fired wait) = %v, %v", q, alive)
 	}
 	putDone := run(func() {
-		if q, alive := w.put(BytesMsg([]byte("late")), nil); !q || !alive {
+		if q, alive := w.put(bigMsg('l'), nil); !q || !alive {
 			t.Errorf("put = %v, %v; want queued", q, alive)
 		}
 	})
@@ -349,6 +350,83 @@ func TestSender(t *testing.T) {
 		t.Fatalf("offer after end = %v, %v", q, alive)
 	}
 	w.end() // twice: no-op
+}
+
+// bigMsg is a message larger than smallMsgMax, filled with b.
+func bigMsg(b byte) Msg { return BytesMsg(bytes.Repeat([]byte{b}, smallMsgMax+1)) }
+
+// A deep sender's queue takes small messages up to its capacity (a batch
+// of a grpc.aio writer's is queued whole), a large one only while fewer
+// than queueDepth are queued: offered, it is refused; put, it waits until
+// the goroutine took enough, and everything is written in order.
+func TestSenderDeepSmall(t *testing.T) {
+	if !StreamDeep {
+		t.Skip("GRPCGO_STREAM_DEEP=0")
+	}
+	f := &fakeStream{gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	w := newSender()
+	w.start(func() msgStream { return f }, nil)
+	var want [][]byte
+	offer := func(m Msg) bool {
+		b := m.Materialize()
+		q, alive := w.offer(m)
+		if !alive {
+			t.Fatal("not alive")
+		}
+		if q {
+			want = append(want, b)
+		}
+		return q
+	}
+	offer(BytesMsg([]byte{0}))
+	recvChan(t, "the first send", f.entered)
+	n := 1
+	for offer(BytesMsg([]byte{byte(n)})) {
+		n++
+	}
+	if n != smallQueueDepth+1 {
+		t.Fatalf("queued %d small messages before full, want %d", n, smallQueueDepth+1)
+	}
+	// Let the goroutine take all but queueDepth of them.
+	for len(w.q) > queueDepth {
+		f.gate <- struct{}{}
+		recvChan(t, "a send", f.entered)
+	}
+	if offer(bigMsg('a')) {
+		t.Fatalf("a large message was queued behind %d", len(w.q))
+	}
+	if !offer(BytesMsg([]byte("small"))) {
+		t.Fatal("a small message was refused with room for small ones")
+	}
+	want = append(want, bigMsg('b').Materialize())
+	putDone := run(func() {
+		if q, alive := w.put(bigMsg('b'), nil); !q || !alive {
+			t.Errorf("put = %v, %v; want queued", q, alive)
+		}
+	})
+	notYet(t, "put of a large message with queueDepth queued", putDone)
+	go func() {
+		for {
+			select {
+			case f.gate <- struct{}{}:
+			case <-w.done:
+				return
+			}
+		}
+	}()
+	closed(t, "put", putDone)
+	w.end()
+	closed(t, "sender goroutine", w.done)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sent) != len(want) {
+		t.Fatalf("sent %d messages, want %d", len(f.sent), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(f.sent[i], want[i]) {
+			t.Fatalf("message %d: sent %q, want %q", i, f.sent[i], want[i])
+		}
+	}
 }
 
 func TestSenderSendNow(t *testing.T) {

@@ -551,8 +551,10 @@ def test_async_iterator_raising_after_yielding(loop_kind):
 
         async with serving({"Count": grpc.stream_unary_rpc_method_handler(count)}) as port:
             async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                # More than the engine's queue takes at once (256 small
+                # messages): the call is open on the wire before the raise.
                 async def requests():
-                    for i in range(300):
+                    for i in range(1000):
                         yield b"r%d" % i
                     raise ValueError("no more")
 

@@ -243,7 +243,9 @@ def test_slow_reader_holds_the_producer_back(served):
 
 def test_request_iterator_raising_after_yielding(served):
     service, ch = served
-    n = 300
+    # More than the sender's queue takes (256 small messages): the call is
+    # open on the wire before the raise, so the server sees it end.
+    n = 1000
 
     def requests():
         for i in range(n):
