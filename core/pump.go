@@ -309,6 +309,7 @@ func (w *sender) start(open func() msgStream, last func() error) {
 func (w *sender) startWith(open func() func(Msg) error, last func() error) {
 	go func() {
 		defer close(w.done)
+		defer w.tookSome() // a large message waiting for room looks again
 		defer w.dropQueued()
 		send := open()
 		if send == nil {
@@ -551,6 +552,9 @@ func (w *sender) put(m Msg, wait <-chan struct{}) (queued, alive bool) {
 		}
 		select {
 		case <-room:
+			if w.dead() { // the goroutine failed and dropped the queue
+				return false, false
+			}
 		case <-w.stop:
 			return false, false
 		case <-wait:

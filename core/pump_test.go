@@ -352,6 +352,39 @@ func TestSender(t *testing.T) {
 	w.end() // twice: no-op
 }
 
+// A large message waiting for room in a sender whose stream never opens
+// is told when the goroutine gives up: put returns, not alive.
+func TestSenderLargeWaitStreamNeverOpens(t *testing.T) {
+	w := newSender()
+	release := make(chan struct{})
+	w.start(func() msgStream { <-release; return nil }, nil)
+	for i := 0; i < queueDepth; i++ {
+		if q, _ := w.offer(bigMsg(byte(i))); !q {
+			t.Fatalf("large message %d refused below queueDepth", i)
+		}
+	}
+	putDone := make(chan [2]bool, 1)
+	go func() {
+		q, alive := w.put(bigMsg('w'), nil)
+		putDone <- [2]bool{q, alive}
+	}()
+	select {
+	case r := <-putDone:
+		t.Fatalf("put returned %v with queueDepth queued", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case r := <-putDone:
+		if r[0] || r[1] {
+			t.Fatalf("put = %v, %v; want not queued, not alive", r[0], r[1])
+		}
+	case <-time.After(longWait):
+		t.Fatal("put still waiting after the sender gave up")
+	}
+	closed(t, "sender goroutine", w.done)
+}
+
 // bigMsg is a message larger than smallMsgMax, filled with b.
 func bigMsg(b byte) Msg { return BytesMsg(bytes.Repeat([]byte{b}, smallMsgMax+1)) }
 
