@@ -604,6 +604,15 @@ class _RequestReceiver:
         if rpc.abort_exception is not None or rpc.status_sent:
             rpc.raise_for_termination()
         batch = context._batch
+        if batch is not None:
+            # A request of the batch taken last: no coroutine (_recv's)
+            # per request of a stream.
+            i = context._next
+            if i < len(batch):
+                context._next = i + 1
+                data = batch[i]
+                deserializer = context._deserializer
+                return data if deserializer is None else deserializer(data)
         armed = context._armed
         if armed is not None and (batch is None or context._next >= len(batch)):
             context._armed = None
