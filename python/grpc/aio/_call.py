@@ -737,17 +737,22 @@ class _StreamCall(Call):
         try:
             if hasattr(requests, "__aiter__") and _REQUEST_BATCHES:
                 async for request in requests:
-                    if not await self._gather_request(request):
+                    # True / False without waiting (no awaitable a request),
+                    # else an awaitable of it.
+                    sent = self._gather_request(request)
+                    if sent is not True and (sent is False or not await sent):
                         return
                 if not await self._flush_requests():
                     return
             elif hasattr(requests, "__aiter__"):
                 async for request in requests:
-                    if not await self._send_from_iterator(request):
+                    sent = self._send_from_iterator(request)
+                    if sent is not True and (sent is False or not await sent):
                         return
             else:
                 for request in requests:
-                    if not await self._send_from_iterator(request):
+                    sent = self._send_from_iterator(request)
+                    if sent is not True and (sent is False or not await sent):
                         return
             await self._done_writing()
         except asyncio.CancelledError:
@@ -777,8 +782,9 @@ class _StreamCall(Call):
         return True
 
     def _gather_request(self, request):
-        """An async request iterator's request, kept for the next batch: an
-        awaitable of whether the call still takes requests. The batch goes
+        """An async request iterator's request, kept for the next batch:
+        whether the call still takes requests (True / False), or an
+        awaitable of that when it must wait. The batch goes
         to the engine in one crossing (aio_stream_send_many) at the loop's
         next turn, so as soon as the iterator waits for anything, or at
         _BATCH requests (then waiting for room); the first request after a
@@ -803,7 +809,7 @@ class _StreamCall(Call):
             req.prompt = True  # this request answers a response: its batch goes at once
         if not req.put(payload):
             return self._flush_requests()
-        return _FALSE if req.failed else _TRUE
+        return not req.failed
 
     async def _flush_then_write(self, request):
         if not await self._flush_requests():
@@ -824,9 +830,9 @@ class _StreamCall(Call):
         return self._status is not None
 
     def _send_from_iterator(self, request):
-        """An awaitable of whether the request was queued (False: the call
-        ended, stop iterating). Queued at once when the engine has room,
-        without a coroutine; otherwise through _write_one."""
+        """Whether the request was queued (False: the call ended, stop
+        iterating), or an awaitable of that. Queued at once when the engine
+        has room, without a coroutine; otherwise through _write_one."""
         if self._status is None and not self._done_writing_flag:
             serializer = self._serializer
             if serializer is None and request.__class__ is bytes:
@@ -840,10 +846,8 @@ class _StreamCall(Call):
                 q = self._q
                 token = next(q.tokens)
                 result = self._hot.aio_stream_send(q.cq, token, self._stream, payload)
-                if result is True:
-                    return _TRUE
-                if result is False:
-                    return _FALSE
+                if result is True or result is False:
+                    return result
                 future = self._loop.create_future()
                 q.waiting[token] = future
                 return self._op_result(result, future)
@@ -993,23 +997,6 @@ class _StreamResponseMixin:
             await self._after_eof()
             return EOF
         return self._deserialize(data)
-
-
-class _Ready:
-    """An awaitable that is already done."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __await__(self):
-        return self.value
-        yield  # pragma: no cover - makes __await__ a generator
-
-
-_TRUE = _Ready(True)
-_FALSE = _Ready(False)
 
 
 class _Responses:
