@@ -86,11 +86,12 @@ func newReceiverFor(deep bool) *receiver {
 	return r
 }
 
-// fits reports whether m may be queued now: below queueDepth any message,
-// beyond it (up to the channel's capacity) only a small one.
-func (r *receiver) fits(m Msg) bool {
-	n := len(r.q)
-	return n < queueDepth || n < cap(r.q) && m.Len() <= smallMsgMax
+// fits reports whether m may be queued on q now, a receiver's or a
+// sender's: below queueDepth any message, beyond it (up to the channel's
+// capacity) only a small one.
+func fits(q chan Msg, m Msg) bool {
+	n := len(q)
+	return n < queueDepth || n < cap(q) && m.Len() <= smallMsgMax
 }
 
 // run reads until the stream ends, on the calling goroutine. before runs
@@ -112,7 +113,7 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 			return
 		}
 		m = emptyIfNil(m)
-		if r.fits(m) {
+		if fits(r.q, m) {
 			// Only run sends on q, so there is room.
 			r.q <- m
 			// The next message already here whole (the rest of a frame
@@ -262,13 +263,6 @@ func newSender() *sender {
 		depth = smallQueueDepth
 	}
 	return &sender{q: make(chan Msg, depth), done: make(chan struct{}), stop: make(chan struct{})}
-}
-
-// fits reports whether m may be queued now (as receiver.fits): below
-// queueDepth any message, beyond it only a small one.
-func (w *sender) fits(m Msg) bool {
-	n := len(w.q)
-	return n < queueDepth || n < cap(w.q) && m.Len() <= smallMsgMax
 }
 
 // roomSignal returns the channel the goroutine closes when it next takes
@@ -428,7 +422,7 @@ func (w *sender) offer(m Msg) (queued, alive bool) {
 	if w.dead() {
 		return false, false
 	}
-	if !w.fits(m) {
+	if !fits(w.q, m) {
 		return false, true
 	}
 	w.queued.Add(1)

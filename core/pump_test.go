@@ -331,15 +331,7 @@ func TestSender(t *testing.T) {
 	f.gate <- struct{}{} // one send: room for one
 	closed(t, "put", putDone)
 	endDone := run(w.end)
-	go func() {
-		for {
-			select {
-			case f.gate <- struct{}{}:
-			case <-w.done:
-				return
-			}
-		}
-	}()
+	releaseSends(f, w)
 	closed(t, "end", endDone)
 	closed(t, "last()", lastCalled)
 	closed(t, "sender goroutine", w.done)
@@ -383,6 +375,19 @@ func TestSenderLargeWaitStreamNeverOpens(t *testing.T) {
 		t.Fatal("put still waiting after the sender gave up")
 	}
 	closed(t, "sender goroutine", w.done)
+}
+
+// releaseSends lets every send of f through until w's goroutine exits.
+func releaseSends(f *fakeStream, w *sender) {
+	go func() {
+		for {
+			select {
+			case f.gate <- struct{}{}:
+			case <-w.done:
+				return
+			}
+		}
+	}()
 }
 
 // bigMsg is a message larger than smallMsgMax, filled with b.
@@ -438,15 +443,7 @@ func TestSenderDeepSmall(t *testing.T) {
 		}
 	})
 	notYet(t, "put of a large message with queueDepth queued", putDone)
-	go func() {
-		for {
-			select {
-			case f.gate <- struct{}{}:
-			case <-w.done:
-				return
-			}
-		}
-	}()
+	releaseSends(f, w)
 	closed(t, "put", putDone)
 	w.end()
 	closed(t, "sender goroutine", w.done)
