@@ -34,7 +34,7 @@ $(VENV)/.deps: $(VENV)/bin/python Makefile
 	touch $@
 
 # pip install . builds the Go engine into the wheel and installs it, as the
-# distribution `grpcio` (version 1.85.3+grpcgo.*; see pyproject.toml). A venv
+# distribution `grpcio` (version 1.85.4+grpcgo.*; see pyproject.toml). A venv
 # made before that held it as `grpcgo`: that record goes first, so that no two
 # distributions claim the files of grpc/.
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)

@@ -78,8 +78,8 @@ def test_all_is_grpcio_1_85():
 
 
 def test_version_and_logger():
-    # grpcio 1.85.3's Python API (its code is 1.85.1's but for the version).
-    assert grpc.__version__ == "1.85.3"
+    # grpcio 1.85.4's Python API (its code is 1.85.1's but for the version).
+    assert grpc.__version__ == "1.85.4"
     assert not _utilities.first_version_is_lower(grpc.__version__, "1.85.1")
     handlers = logging.getLogger("grpc").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)

@@ -1,4 +1,4 @@
-"""grpcgo installs like grpcio: its distribution is `grpcio` 1.85.3+grpcgo.*.
+"""grpcgo installs like grpcio: its distribution is `grpcio` 1.85.4+grpcgo.*.
 
 Companion packages (grpcio-tools, -health-checking, -reflection, -status,
 opentelemetry-instrumentation-grpc) require `grpcio`; with plain pip they find
@@ -82,7 +82,7 @@ def test_fresh_venv_plain_pip_companions_keep_our_grpc(tmp_path):
     assert version == importlib.metadata.version("grpcio")
     assert conflicts == "None"
 
-    # `grpcio==1.85.3` is satisfied by 1.85.3+grpcgo.*: pip keeps us.
+    # `grpcio==1.85.4` is satisfied by 1.85.4+grpcgo.*: pip keeps us.
     out = _ok(pip + ["install", f"grpcio=={grpc.__version__}"])
     assert "Requirement already satisfied" in out, out
     assert not_grpcgo(grpc_dir) is None
