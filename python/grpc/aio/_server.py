@@ -187,6 +187,9 @@ class _Rpc:
         """Ends the call with a status (once); whatever the handler gave, the
         call ends here (a call left unfinished would hang its client)."""
         self.status_sent = True
+        context = self.context
+        if context is not None and context._reqs is not None:
+            context._reqs.ended = True  # the request iterator's next step raises
         self.metadata_sent = True
         if code.__class__ is not _StatusCode:
             code = _status_code(code)
@@ -226,7 +229,7 @@ class _Acceptor:
 class _ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
-    __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_batch", "_next",
+    __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_reqs",
                  "_eof", "_auth", "_replies", "_waited", "_arm", "_armed")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
@@ -235,8 +238,10 @@ class _ServicerContext(_base_server.ServicerContext):
         self._loop = loop
         self._deserializer = deserializer
         self._serializer = serializer
-        self._batch = None
-        self._next = 0
+        # The requests taken last and the next one's index, in the C request
+        # iterator (hot.AioRequests: .batch, .next) that read() shares; made
+        # by the first take or the iterator.
+        self._reqs = None
         self._eof = False
         self._auth = None
         self._replies = None  # SendBatches, made by the first write
@@ -251,11 +256,13 @@ class _ServicerContext(_base_server.ServicerContext):
         takes one also arms the next read's wait (aio_call_recv's next
         token, _arm), so that read awaits it without calling into the
         engine only to learn that nothing came yet."""
-        batch = self._batch
-        if batch is not None and self._next < len(batch):
-            data = batch[self._next]
-            self._next += 1
-            return data
+        reqs = self._reqs
+        if reqs is not None:
+            batch = reqs.batch
+            if batch is not None and reqs.next < len(batch):
+                data = batch[reqs.next]
+                reqs.next += 1
+                return data
         if self._eof:
             return None
         rpc, q, loop = self._rpc, self._q, self._loop
@@ -301,8 +308,25 @@ class _ServicerContext(_base_server.ServicerContext):
         if not got:
             self._eof = True
             return None
-        self._batch, self._next = got, 1
+        self._keep(got)
         return got[0]
+
+    def _keep(self, got):
+        """Keeps the batch just taken, its first request handed out."""
+        reqs = self._reqs
+        if reqs is None:
+            reqs = self._requests()
+        reqs.batch, reqs.next = got, 1
+
+    def _requests(self):
+        """The call's request iterator (hot.AioRequests), made once."""
+        reqs = self._reqs
+        if reqs is not None:
+            return reqs
+        rpc = self._rpc
+        reqs = self._reqs = rpc.hot.AioRequests(self._next_request, self._deserializer)
+        reqs.ended = rpc.abort_exception is not None or rpc.status_sent
+        return reqs
 
     def _take(self, token):
         """One receive (token: the wait's if nothing is queued): the
@@ -320,6 +344,54 @@ class _ServicerContext(_base_server.ServicerContext):
                 self._armed = (following, future)
             return got
         return hot.aio_call_recv(q.cq, token, rpc.call, _BATCH)
+
+    async def _next_request(self):
+        """The request iterator's step when its C part (hot.AioRequests)
+        has no request of the batch at hand or the call ended: a
+        ping-pong's request without _recv's coroutine (the wait the last
+        take armed, then one take), else _recv."""
+        rpc = self._rpc
+        if rpc.abort_exception is not None or rpc.status_sent:
+            rpc.raise_for_termination()
+        reqs = self._reqs
+        batch = reqs.batch
+        if batch is not None and reqs.next < len(batch):
+            data = batch[reqs.next]  # (the C step takes these itself)
+            reqs.next += 1
+        else:
+            armed = self._armed
+            if armed is not None:
+                self._armed = None
+                token, future = armed
+                if future.done():
+                    self._arm = False  # it came without waiting: stop arming
+                else:
+                    replies = self._replies
+                    if replies is not None and replies.out:
+                        replies.flush_now()  # the responses written go out before this waits
+                    try:
+                        await future
+                    except BaseException:
+                        self._q.forget(token)
+                        raise
+                    self._waited = True
+                got = self._take(next(self._q.tokens))
+                if got:
+                    reqs.batch, reqs.next = got, 1
+                    data = got[0]
+                elif got is None:
+                    data = await self._recv()  # nothing queued after all: wait
+                else:
+                    self._eof = True
+                    data = None
+            else:
+                data = await self._recv()
+        if rpc.abort_exception is not None or rpc.status_sent:
+            rpc.raise_for_termination()
+        if data is None:
+            raise StopAsyncIteration()
+        deserializer = self._deserializer
+        return data if deserializer is None else deserializer(data)
 
     async def read(self):
         rpc = self._rpc
@@ -395,6 +467,8 @@ class _ServicerContext(_base_server.ServicerContext):
             # from the handler (UNKNOWN), as in grpcio.
             trailing_metadata = _trailing_metadata(trailing_metadata)
         rpc.abort_exception = AbortError("Locally aborted.")
+        if self._reqs is not None:
+            self._reqs.ended = True  # its next step raises it
         if details is not None and not isinstance(details, str):
             # Before the code is taken: the call ends UNKNOWN naming this
             # TypeError, as any exception from the handler (grpcio's).
@@ -581,71 +655,6 @@ class _SyncServicerContext:
 
     def time_remaining(self):
         return self._context.time_remaining()
-
-
-class _RequestReceiver:
-    """The request iterator an async streaming-request handler gets (it
-    reads through the context, so the two can be mixed)."""
-
-    __slots__ = ("_context",)
-
-    def __init__(self, context):
-        self._context = context
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        # context.read() without its coroutine (one fewer a request), and a
-        # ping-pong's request without _recv's: the wait the last take
-        # armed, then one take.
-        context = self._context
-        rpc = context._rpc
-        if rpc.abort_exception is not None or rpc.status_sent:
-            rpc.raise_for_termination()
-        batch = context._batch
-        if batch is not None:
-            # A request of the batch taken last: no coroutine (_recv's)
-            # per request of a stream.
-            i = context._next
-            if i < len(batch):
-                context._next = i + 1
-                data = batch[i]
-                deserializer = context._deserializer
-                return data if deserializer is None else deserializer(data)
-        armed = context._armed
-        if armed is not None and (batch is None or context._next >= len(batch)):
-            context._armed = None
-            token, future = armed
-            if future.done():
-                context._arm = False  # it came without waiting: stop arming
-            else:
-                replies = context._replies
-                if replies is not None and replies.out:
-                    replies.flush_now()  # the responses written go out before this waits
-                try:
-                    await future
-                except BaseException:
-                    context._q.forget(token)
-                    raise
-                context._waited = True
-            got = context._take(next(context._q.tokens))
-            if got:
-                context._batch, context._next = got, 1
-                data = got[0]
-            elif got is None:
-                data = await context._recv()  # nothing queued after all: wait
-            else:
-                context._eof = True
-                data = None
-        else:
-            data = await context._recv()
-        if rpc.abort_exception is not None or rpc.status_sent:
-            rpc.raise_for_termination()
-        if data is None:
-            raise StopAsyncIteration()
-        deserializer = context._deserializer
-        return data if deserializer is None else deserializer(data)
 
 
 def _sync_requests(context, loop):
@@ -1107,7 +1116,7 @@ class Server(_base_server.Server):
         context = _ServicerContext(rpc, q, loop, handler.request_deserializer, handler.response_serializer)
         rpc.context = context
         if streaming_request:
-            request = _RequestReceiver(context) if is_async else _sync_requests(context, loop)
+            request = context._requests() if is_async else _sync_requests(context, loop)
         else:
             data = rpc.first
             rpc.first = None
