@@ -1013,7 +1013,7 @@ static PyObject *m_aio_unary(PyObject *self, PyObject *args) {
 }
 
 #include "aio_unary.h" /* grpc.aio's unary call in C: Wait, cq_resolve, AioUnaryCall */
-#include "aio_requests.h" /* grpc.aio's server-side request iterator: AioRequests */
+#include "aio_iterators.h" /* grpc.aio's stream iterators: AioRequests, AioResponses */
 
 /* (cq, token, handle, max[, next]) for receives; next: a token armed after
  * a take (pyext/hot_aio.go aioRecv), 0 for none */
@@ -1510,7 +1510,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
     }
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && aio_unary_add_types(m) < 0) Py_CLEAR(m);
-    if (m != NULL && aio_requests_add_types(m) < 0) Py_CLEAR(m);
+    if (m != NULL && aio_iterators_add_types(m) < 0) Py_CLEAR(m);
     return m;
 }
 

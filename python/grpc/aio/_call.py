@@ -966,8 +966,46 @@ class _StreamResponseMixin:
         self._style("iter")
         iterator = getattr(self, "_aiter", None)
         if iterator is None:
-            iterator = self._aiter = _Responses(self)
+            # C (pyext/aio_iterators.h): a response already buffered comes
+            # back with no coroutine; the rest is _next_response.
+            iterator = self._aiter = self._hot.AioResponses(
+                self, self._next_response, self._deserializer, self._buffer)
         return iterator
+
+    async def _next_response(self):
+        """The response iterator's step when its C part (hot.AioResponses)
+        found no response buffered or the call cancelled here: a ping-pong's
+        response without an inner coroutine (the wait the last take armed,
+        then one take), else _read_raw."""
+        buffer = self._buffer
+        status = self._status
+        if buffer and (status is None or not status.local):
+            self._answered = True
+            data = buffer.popleft()
+        elif status is None and self._recv_armed:
+            # A ping-pong's response (read()'s path).
+            future = self._armed_wait()
+            if future is not None:
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    if not self.done():
+                        self.cancel()
+                    raise
+            data = self._armed_take()
+            if data is None:
+                data = await self._read_raw()
+                if data is EOF:
+                    await self._after_eof()
+                    raise StopAsyncIteration
+        else:
+            data = await self._read_raw()
+            if data is EOF:
+                await self._after_eof()
+                raise StopAsyncIteration
+        if self._deserializer is None:
+            return data
+        return self._deserialize(data)
 
     async def read(self):
         status = self._status
@@ -997,51 +1035,6 @@ class _StreamResponseMixin:
             await self._after_eof()
             return EOF
         return self._deserialize(data)
-
-
-class _Responses:
-    """The async iterator of a call's responses: a message already received
-    is returned without a receive operation or an inner coroutine."""
-
-    __slots__ = ("_call",)
-
-    def __init__(self, call):
-        self._call = call
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        call = self._call
-        buffer = call._buffer
-        status = call._status
-        if buffer and (status is None or not status.local):
-            call._answered = True
-            data = buffer.popleft()
-        elif status is None and call._recv_armed:
-            # A ping-pong's response (read()'s path).
-            future = call._armed_wait()
-            if future is not None:
-                try:
-                    await future
-                except asyncio.CancelledError:
-                    if not call.done():
-                        call.cancel()
-                    raise
-            data = call._armed_take()
-            if data is None:
-                data = await call._read_raw()
-                if data is EOF:
-                    await call._after_eof()
-                    raise StopAsyncIteration
-        else:
-            data = await call._read_raw()
-            if data is EOF:
-                await call._after_eof()
-                raise StopAsyncIteration
-        if call._deserializer is None:
-            return data
-        return call._deserialize(data)
 
 
 class _UnaryResponseMixin:
