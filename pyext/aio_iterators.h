@@ -132,21 +132,7 @@ static int ready_step(ReadyObject *self, PyObject *arg, PyObject **out) {
 static PyObject *ready_iter_result(int r, PyObject *v) {
     if (r == 1) return v;
     if (r < 0) return NULL;
-    if (v == Py_None) {
-        Py_DECREF(v);
-        return NULL; /* StopIteration(None) */
-    }
-    if (!PyTuple_Check(v) && !PyExceptionInstance_Check(v)) {
-        PyErr_SetObject(PyExc_StopIteration, v);
-    } else {
-        /* A tuple or an exception would be taken as the exception's args
-         * or the exception itself: wrap it. */
-        PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, v);
-        if (e != NULL) {
-            PyErr_SetObject(PyExc_StopIteration, e);
-            Py_DECREF(e);
-        }
-    }
+    stop_with(v);
     Py_DECREF(v);
     return NULL;
 }
@@ -195,13 +181,7 @@ static PyObject *ready_throw(ReadyObject *self, PyObject *args) {
     self->state = 2;
     PyObject *typ, *val = NULL, *tb = NULL;
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return NULL;
-    if (PyExceptionInstance_Check(typ)) {
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    } else if (PyExceptionClass_Check(typ)) {
-        PyErr_SetObject(typ, val);
-    } else {
-        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
-    }
+    raise_thrown(typ, val);
     return NULL;
 }
 

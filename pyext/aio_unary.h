@@ -1109,22 +1109,42 @@ static int ucall_result(UCallObject *self, PyObject **value) {
     return -1;
 }
 
+/* Raises StopIteration(value) as a generator's return of value (borrowed)
+ * does; None raises nothing (the iterator protocol's plain end). A tuple
+ * or an exception is wrapped, not taken as the exception's args or the
+ * exception itself. NULL always. Also pyext/aio_iterators.h's. */
+static PyObject *stop_with(PyObject *value) {
+    if (value == Py_None) return NULL;
+    if (!PyTuple_Check(value) && !PyExceptionInstance_Check(value)) {
+        PyErr_SetObject(PyExc_StopIteration, value);
+        return NULL;
+    }
+    PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (e != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+/* Raises what throw(typ[, val]) was given, as a generator does: 0, or -1
+ * with a TypeError when typ is no exception. Also pyext/aio_iterators.h's. */
+static int raise_thrown(PyObject *typ, PyObject *val) {
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *ucall_finish(UCallObject *self) {
     PyObject *value;
     if (ucall_result(self, &value) < 0) return NULL;
-    {
-        if (value == Py_None) return NULL; /* StopIteration(None) */
-        if (!PyTuple_Check(value) && !PyExceptionInstance_Check(value)) {
-            PyErr_SetObject(PyExc_StopIteration, value);
-            return NULL;
-        }
-        PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, value);
-        if (e != NULL) {
-            PyErr_SetObject(PyExc_StopIteration, e);
-            Py_DECREF(e);
-        }
-        return NULL;
-    }
+    return stop_with(value);
 }
 
 typedef struct {
@@ -1230,14 +1250,7 @@ static PyObject *uawait_throw(UAwaitObject *it, PyObject *args) {
     if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb)) return NULL;
     int waiting = it->phase == 1;
     it->phase = 2;
-    if (PyExceptionInstance_Check(typ)) {
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    } else if (PyExceptionClass_Check(typ)) {
-        PyErr_SetObject(typ, val);
-    } else {
-        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
-        return NULL;
-    }
+    if (raise_thrown(typ, val) < 0) return NULL;
     PyObject *t, *v, *tbo;
     PyErr_Fetch(&t, &v, &tbo);
     PyErr_NormalizeException(&t, &v, &tbo);

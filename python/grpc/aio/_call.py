@@ -977,12 +977,7 @@ class _StreamResponseMixin:
         found no response buffered or the call cancelled here: a ping-pong's
         response without an inner coroutine (the wait the last take armed,
         then one take), else _read_raw."""
-        buffer = self._buffer
-        status = self._status
-        if buffer and (status is None or not status.local):
-            self._answered = True
-            data = buffer.popleft()
-        elif status is None and self._recv_armed:
+        if self._status is None and self._recv_armed:
             # A ping-pong's response (read()'s path).
             future = self._armed_wait()
             if future is not None:

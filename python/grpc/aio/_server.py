@@ -347,45 +347,39 @@ class _ServicerContext(_base_server.ServicerContext):
 
     async def _next_request(self):
         """The request iterator's step when its C part (hot.AioRequests)
-        has no request of the batch at hand or the call ended: a
+        found no request of the batch at hand or the call ended: a
         ping-pong's request without _recv's coroutine (the wait the last
         take armed, then one take), else _recv."""
         rpc = self._rpc
         if rpc.abort_exception is not None or rpc.status_sent:
             rpc.raise_for_termination()
-        reqs = self._reqs
-        batch = reqs.batch
-        if batch is not None and reqs.next < len(batch):
-            data = batch[reqs.next]  # (the C step takes these itself)
-            reqs.next += 1
-        else:
-            armed = self._armed
-            if armed is not None:
-                self._armed = None
-                token, future = armed
-                if future.done():
-                    self._arm = False  # it came without waiting: stop arming
-                else:
-                    replies = self._replies
-                    if replies is not None and replies.out:
-                        replies.flush_now()  # the responses written go out before this waits
-                    try:
-                        await future
-                    except BaseException:
-                        self._q.forget(token)
-                        raise
-                    self._waited = True
-                got = self._take(next(self._q.tokens))
-                if got:
-                    reqs.batch, reqs.next = got, 1
-                    data = got[0]
-                elif got is None:
-                    data = await self._recv()  # nothing queued after all: wait
-                else:
-                    self._eof = True
-                    data = None
+        armed = self._armed
+        if armed is not None:
+            self._armed = None
+            token, future = armed
+            if future.done():
+                self._arm = False  # it came without waiting: stop arming
             else:
-                data = await self._recv()
+                replies = self._replies
+                if replies is not None and replies.out:
+                    replies.flush_now()  # the responses written go out before this waits
+                try:
+                    await future
+                except BaseException:
+                    self._q.forget(token)
+                    raise
+                self._waited = True
+            got = self._take(next(self._q.tokens))
+            if got:
+                self._keep(got)
+                data = got[0]
+            elif got is None:
+                data = await self._recv()  # nothing queued after all: wait
+            else:
+                self._eof = True
+                data = None
+        else:
+            data = await self._recv()
         if rpc.abort_exception is not None or rpc.status_sent:
             rpc.raise_for_termination()
         if data is None:
