@@ -2,7 +2,7 @@
 
 * ``grpc_is_ours`` (autouse, session): fails every test loudly unless
   ``import grpc`` gives grpcgo's package (it ships ``grpc/_engine*.so`` next
-  to ``grpc/__init__.py``; grpcio ships ``grpc/_cython/`` instead). Set GRPCGO_TEST_ALLOW_GRPCIO=1 to
+  to ``grpc/__init__.py``; grpcio ships ``grpc/_cython/cygrpc*.so`` instead). Set GRPCGO_TEST_ALLOW_GRPCIO=1 to
   run the suite against another ``grpc`` on purpose (for example grpcio, to
   check the tests themselves).
 * ``gopeer_bin``: the Go test peers from tests/gopeer, built once per session.
@@ -14,7 +14,6 @@ Everything listens on 127.0.0.1 only.
 """
 
 import concurrent.futures
-import glob
 import os
 import selectors
 import shutil
@@ -24,6 +23,8 @@ import time
 import types
 
 import pytest
+
+import grpc_impl
 
 # Started with SIGINT ignored (nohup, or `make test-py &` from a script: a
 # non-interactive shell's background jobs ignore it), Python installs no
@@ -44,14 +45,15 @@ PROCESS_STOP_TIMEOUT = 10
 def not_grpcgo(grpc_dir):
     """Why the ``grpc`` package in grpc_dir is not grpcgo's, or None if it is.
 
-    grpcgo ships grpc/_engine*.so; grpcio ships grpc/_cython/. PyPI's grpcio
-    installed over us (pip uninstalls our `grpcio` distribution first) leaves
-    no engine; grpcio's files written beside ours leave _cython/.
+    grpcgo ships grpc/_engine*.so; grpcio ships grpc/_cython/cygrpc*.so.
+    PyPI's grpcio installed over us (pip uninstalls our `grpcio`
+    distribution first) leaves no engine; grpcio's files written beside
+    ours leave its compiled core.
     """
-    if not glob.glob(os.path.join(grpc_dir, "_engine*.so")):
+    if not grpc_impl.has_engine(grpc_dir):
         return "no grpc/_engine*.so in it"
-    if os.path.isdir(os.path.join(grpc_dir, "_cython")):
-        return "grpcio's grpc/_cython/ is in it"
+    if grpc_impl.has_grpcio_core(grpc_dir):
+        return "grpcio's grpc/_cython/cygrpc*.so is in it"
     return None
 
 

@@ -8,19 +8,20 @@ Each test runs an aio server with raw-bytes handlers in this process, on
 loopback."""
 
 import asyncio
-import os
 
 import pytest
 
 import grpc
 import grpc.aio
 
+import grpc_impl
+
 BOUND = 60  # seconds: only a hang reaches it
 
 # Run with grpcio (pytest --noconftest in grpcio's venv) every test passes
 # but those marked here: where grpcio is plainly wrong, and we are not.
 grpcio_differs = pytest.mark.skipif(
-    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    grpc_impl.on_grpcio(),
     reason="grpcio's bug, not copied")
 
 

@@ -18,6 +18,7 @@ import grpc
 import pytest
 from grpc import aio
 
+import grpc_impl
 from serving import aio_generic_server, run_loop
 
 SERVICE = "grpcgo.testing.AioRecvArm"
@@ -25,7 +26,7 @@ WAIT = 20
 ROUNDS = 200
 
 pytestmark = pytest.mark.skipif(
-    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    grpc_impl.on_grpcio(),
     reason="grpcgo's engine crossings")
 
 LOOPS = ["asyncio", "uvloop"]

@@ -18,13 +18,13 @@ Every RPC has a timeout; every wait is bounded.
 """
 
 import asyncio
-import os
 import time
 
 import grpc
 import pytest
 from grpc import aio
 
+import grpc_impl
 import h2peer
 from serving import aio_generic_server, run_loop
 
@@ -33,7 +33,7 @@ WAIT = 20
 # grpcio 1.85.1 hangs there: its call does not end at its deadline while
 # the socket is full (as its sync client, tests/test_stream_inline.py).
 grpcio_differs = pytest.mark.skipif(
-    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    grpc_impl.on_grpcio(),
     reason="grpcio's bug, not copied")
 
 

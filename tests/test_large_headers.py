@@ -30,11 +30,12 @@ import time
 import grpc
 import pytest
 
+import grpc_impl
 import h2peer
 
 # grpcio 1.85.1's call stays blocked past its deadline there.
 grpcio_differs = pytest.mark.skipif(
-    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    grpc_impl.on_grpcio(),
     reason="grpcio's bug, not copied")
 SERVICE = "grpcgo.testing.LargeHeaders"
 WAIT = 20

@@ -15,7 +15,6 @@ with grpcio 1.85.1 passes every test here but the one marked
 grpcio_differs). Every RPC has a timeout; every wait is bounded.
 """
 
-import os
 import queue
 import threading
 import time
@@ -23,6 +22,7 @@ import time
 import grpc
 import pytest
 
+import grpc_impl
 import h2peer
 from serving import generic_server
 
@@ -30,7 +30,7 @@ from serving import generic_server
 # the socket is full (as for a unary call, tests/test_unary_fastpath.py),
 # and its handler stays blocked after the client reset the stream.
 grpcio_differs = pytest.mark.skipif(
-    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    grpc_impl.on_grpcio(),
     reason="grpcio's bug, not copied")
 RPC_TIMEOUT = 10
 WAIT = 10

@@ -16,7 +16,6 @@ Every RPC has a timeout; every wait is bounded.
 import asyncio
 import concurrent.futures
 import json
-import os
 import threading
 import time
 
@@ -24,6 +23,7 @@ import grpc
 import grpc.aio
 import pytest
 
+import grpc_impl
 import h2peer
 from serving import run_loop
 
@@ -33,7 +33,7 @@ WAIT = 10
 # grpcio 1.85.1 passes every test here but those marked: there it is
 # plainly wrong (a call's deadline waits for a blocked socket write).
 grpcio_differs = pytest.mark.skipif(
-    os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+    grpc_impl.on_grpcio(),
     reason="grpcio's bug, not copied")
 MiB = 1 << 20
 SERVICE = "grpcgo.testing.FastPath"
@@ -350,7 +350,7 @@ def test_a_peer_that_stops_reading_holds_no_caller():
                 assert time.monotonic() - start < 5
 
 
-@pytest.mark.skipif(os.path.isdir(os.path.join(os.path.dirname(grpc.__file__), "_cython")),
+@pytest.mark.skipif(grpc_impl.on_grpcio(),
                     reason="counts the engine's own starts")
 @pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
 def test_aio_unary_alone_starts_on_the_loops_thread(served, loop_kind):

@@ -20,6 +20,7 @@ from ._interceptor import (ClientCallDetails, ClientInterceptor, InterceptedUnar
 from ._metadata import Metadata
 from ._server import server
 from ._typing import EOF
+from grpc._cython.cygrpc import init_grpc_aio, shutdown_grpc_aio
 
 __all__ = (
     "init_grpc_aio", "shutdown_grpc_aio", "AioRpcError", "RpcContext", "Call",
@@ -33,11 +34,3 @@ __all__ = (
     "UsageError", "InternalError", "Metadata",
 )
 
-
-def init_grpc_aio():
-    """Kept for compatibility: grpc.aio needs no global set-up (each event
-    loop gets its completion queue on first use)."""
-
-
-def shutdown_grpc_aio():
-    """Kept for compatibility: nothing global to shut down."""

@@ -34,6 +34,7 @@ from weakref import ref as _weakref
 
 import grpc
 from grpc import _common
+from grpc._cython.cygrpc import AbortError, BaseError, InternalError, UsageError  # noqa: F401
 
 from . import _base_call
 from ._batches import SendBatches
@@ -76,22 +77,6 @@ RPC_ALREADY_FINISHED_DETAILS = "RPC already finished."
 RPC_HALF_CLOSED_DETAILS = 'RPC is half closed after calling "done_writing".'
 API_STYLE_ERROR = "The iterator and read/write APIs may not be mixed on a single RPC."
 CALL_CREDENTIALS_INSECURE = "Call credentials are only valid on secure channels"
-
-
-class BaseError(Exception):
-    """The base of grpc.aio's own exceptions."""
-
-
-class UsageError(BaseError):
-    """The API was used in a way it does not support."""
-
-
-class AbortError(BaseError):
-    """Raised inside a handler that aborted its RPC."""
-
-
-class InternalError(BaseError):
-    """An internal error of the runtime."""
 
 
 class AioRpcError(grpc.RpcError):

@@ -3,6 +3,8 @@
 from typing import (TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Sequence, Tuple,
                     TypeVar, Union)
 
+from grpc._cython.cygrpc import EOF, _EOF  # noqa: F401 (grpc.aio's EOF, defined as in grpcio)
+
 if TYPE_CHECKING:
     from ._metadata import Metadata
 
@@ -20,17 +22,4 @@ RequestIterableType = Union[Iterable[Any], AsyncIterable[Any]]
 ResponseIterableType = AsyncIterable[Any]
 
 
-class _EOFType:
-    """The type of grpc.aio.EOF: what read() returns at the end of a stream."""
-
-    __slots__ = ()
-
-    def __repr__(self):
-        return "<grpc.aio.EOF>"
-
-    def __bool__(self):
-        return False
-
-
-EOFType = _EOFType
-EOF = _EOFType()
+EOFType = _EOF  # grpcio's name for it

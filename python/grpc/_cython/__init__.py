@@ -1,0 +1,2 @@
+"""grpcio keeps its Cython core here; grpcgo keeps the names of it that
+programs import (cygrpc)."""
