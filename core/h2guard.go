@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,7 +68,71 @@ type h2guard struct {
 	// The socket for GrpcgoTryWrite (nil: TLS or another kind of conn),
 	// made with the guard: SyscallConn makes a new one per call.
 	raw syscall.RawConn
+
+	// An event loop reads the connection itself for a while (loopread.go):
+	// noWait makes Read return EAGAIN instead of waiting (set around the
+	// loop's reads); loopFd, that the socket was handed out (the loop
+	// holds a dup of it, so Close shuts it down first: the peer sees the
+	// end now, not when the loop lets go of its dup).
+	noWait atomic.Bool
+	loopFd atomic.Bool
 }
+
+// GrpcgoNoWait makes Read return EAGAIN instead of waiting (on) or not.
+func (g *h2guard) GrpcgoNoWait(on bool) { g.noWait.Store(on) }
+
+// GrpcgoLoopFd is the socket, for a loop to watch (-1: none, TLS).
+func (g *h2guard) GrpcgoLoopFd() int {
+	fd := -1
+	if g.raw != nil {
+		g.raw.Control(func(f uintptr) { fd = int(f) })
+	}
+	if fd >= 0 {
+		g.loopFd.Store(true)
+	}
+	return fd
+}
+
+// readNoWait reads what the socket has now, EAGAIN if nothing.
+func (g *h2guard) readNoWait(p []byte) (int, error) {
+	t := noWaitReads.Get().(*noWaitRead)
+	t.p, t.n, t.err = p, 0, nil
+	err := g.raw.Read(t.read)
+	n, rerr := t.n, t.err
+	t.p = nil
+	noWaitReads.Put(t)
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// noWaitRead is readNoWait's callback and its results, pooled (no closure
+// per read).
+type noWaitRead struct {
+	p    []byte
+	n    int
+	err  error
+	read func(fd uintptr) bool
+}
+
+var noWaitReads = sync.Pool{New: func() any {
+	t := &noWaitRead{}
+	t.read = func(fd uintptr) bool {
+		for {
+			t.n, t.err = syscall.Read(int(fd), t.p)
+			if t.err != syscall.EINTR {
+				return true // EAGAIN included: no waiting
+			}
+		}
+	}
+	return t
+}}
 
 // rawOf is c's socket for writes that must not wait: a TCP or unix
 // connection's; nil for any other (TLS).
@@ -156,7 +222,13 @@ func (g *h2guard) Read(p []byte) (int, error) {
 	if g.failed != nil {
 		return 0, g.failed
 	}
-	n, err := g.Conn.Read(p)
+	var n int
+	var err error
+	if g.noWait.Load() && g.raw != nil {
+		n, err = g.readNoWait(p)
+	} else {
+		n, err = g.Conn.Read(p)
+	}
 	if n > 0 {
 		if bad := g.inspect(p[:n]); bad != nil {
 			g.failed = bad
@@ -393,6 +465,14 @@ func (g *h2guard) Close() error {
 						break
 					}
 				}
+			}
+		}
+		if g.loopFd.Load() {
+			if cr, ok := g.Conn.(interface{ CloseRead() error }); ok {
+				cr.CloseRead()
+			}
+			if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
 			}
 		}
 		err = g.Conn.Close()

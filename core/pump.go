@@ -66,9 +66,13 @@ type receiver struct {
 	// lets run, once the queue is full, wait until half of it was taken
 	// (waitRoom) instead of being woken for every message taken.
 	coop atomic.Bool
-	full atomic.Bool   // run waits in waitRoom
-	low  atomic.Int32  // ... until this many are queued at most
-	room chan struct{} // took's signal to waitRoom (1 deep)
+	// handoff, if set, is asked after each message queued: true ends run
+	// there, the queue left open, the reading handed to the stream's
+	// reader itself (a grpc.aio client stream's ping-pong, loopread.go).
+	handoff func() bool
+	full    atomic.Bool   // run waits in waitRoom
+	low     atomic.Int32  // ... until this many are queued at most
+	room    chan struct{} // took's signal to waitRoom (1 deep)
 }
 
 func newReceiver() *receiver { return newReceiverFor(StreamDeep && ReadersTake) }
@@ -97,9 +101,13 @@ func fits(q chan Msg, m Msg) bool {
 // run reads until the stream ends, on the calling goroutine. before runs
 // first; after runs once the stream ended, before the queue closes, so
 // whatever it sets is visible to whoever sees the close.
-func (r *receiver) run(s msgStream, before func(), after func(error)) {
+func (r *receiver) run(s msgStream, before func(), after func(error)) (handedOff bool) {
 	defer r.wake()
-	defer close(r.q)
+	defer func() {
+		if !handedOff {
+			close(r.q)
+		}
+	}()
 	if before != nil {
 		before()
 	}
@@ -126,6 +134,11 @@ func (r *receiver) run(s msgStream, before func(), after func(error)) {
 			// takes its lock, ~10% of a sync reader's messages/s.
 			if r.waiter.Load() != nil && (len(r.q) >= wakeBatch || !nextBuffered(s)) {
 				r.wake()
+			}
+			if r.handoff != nil && r.handoff() {
+				// The stream's reader reads on directly (loopread.go):
+				// this returns between messages, the queue left open.
+				return true
 			}
 			continue
 		}

@@ -59,6 +59,9 @@ type ServerCall struct {
 	rdN   int
 	rdErr error
 	sent  atomic.Bool
+	// A grpc.aio handler's direct reads, and its loop's reading of the
+	// connection (loopread.go), under rd.
+	dr directReader
 
 	// mu guards writes to the stream against the handler's return: writers
 	// (which run without the GIL) hold it shared and check over; the handler

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -32,6 +33,19 @@ type Stream struct {
 	// Status is set before ended and the response queue close.
 	Status *Status
 	ended  chan struct{}
+	finish func(error) // sets Status and closes ended (the receiver's end)
+
+	// A grpc.aio stream's ping-pong read directly (loopread.go): on a
+	// stream of requests (bidi), a read after a write (aioSent) counts as
+	// a ping-pong, and the second asks the receiver (toDirect) to hand
+	// the reading over (dr on); resume hands it back.
+	bidi      bool
+	aioSent   atomic.Bool
+	pingPongs int // the loop's thread only
+	toDirect  atomic.Bool
+	rd        sync.Mutex
+	dr        directReader
+	resume    chan struct{} // 1 deep
 }
 
 // StartStream opens a streaming call. If first is non-nil it is queued as
@@ -52,7 +66,10 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		in:          newReceiver(),
 		opened:      make(chan struct{}),
 		ended:       make(chan struct{}),
+		resume:      make(chan struct{}, 1),
+		bidi:        clientStreams,
 	}
+	s.in.handoff = s.handOff
 	liveClientCalls.Add(1)
 	if sendMsgs != nil {
 		s.out.many = func(ms []Msg) (int, error) { return sendMsgs(s.cs, msgsAny(ms)) }
@@ -95,7 +112,7 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 		s.cs = cs
 		close(s.opened)
 		var over *Status // headers over the metadata limits
-		s.in.run(cs, func() {
+		before := func() {
 			s.Header, _ = cs.Header()
 			if over = ch.overLimit(s.Header); over != nil {
 				s.Header = nil
@@ -103,7 +120,8 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 				s.in.abandon()
 			}
 			close(s.HeaderReady)
-		}, func(err error) {
+		}
+		s.finish = func(err error) {
 			switch {
 			case over != nil:
 				s.Status = over
@@ -119,7 +137,29 @@ func (ch *Channel) StartStream(spec *CallSpec, serverStreams, clientStreams bool
 			}
 			close(s.ended)
 			s.out.abandon()
-		})
+		}
+		for s.in.run(cs, before, s.finish) {
+			// The receiver handed the reading to the loop's direct reads
+			// (loopread.go): until they end the stream, hand it back, or
+			// the stream is over with nobody reading it.
+			before = nil
+			select {
+			case <-s.ended:
+				return
+			case <-s.resume:
+			case <-streamDone(cs):
+			case <-s.in.stop:
+			}
+			s.rd.Lock()
+			if s.dr.err != nil {
+				s.rd.Unlock()
+				return // the direct reads met the end (directEnd)
+			}
+			if s.dr.on.Load() {
+				s.resumeReceiver()
+			}
+			s.rd.Unlock()
+		}
 	}()
 	return s
 }

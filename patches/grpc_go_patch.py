@@ -525,6 +525,186 @@ EDITS.append(("internal/transport/http2_server.go", [
      "\tt.framer.grpcgoFind = t.grpcgoTrackOf\n"),
 ]))
 
+# An event loop's thread reads the connection of its one ping-pong stream
+# (transport_loopread_grpcgo.go.in): each reader loop parks while the loop
+# reads, and its body is a method the loop's pump shares; a stream tells a
+# direct reader what was queued for it.
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\tlastRead        int64 // Keep this field 64-bit aligned. Accessed atomically.\n"
+     "\tdone            chan struct{}\n",
+     "\tlastRead        int64 // Keep this field 64-bit aligned. Accessed atomically.\n"
+     "\tdone            chan struct{}\n"
+     "\tgrpcgoLR        grpcgoLoopRead          // grpcgo: the loop's reading\n"
+     "\tgrpcgoCtx       context.Context         // grpcgo: HandleStreams's, for the loop's reading\n"
+     "\tgrpcgoHandle    func(*ServerStream)     // grpcgo: the same\n"),
+    ("\t\treaderDone:        make(chan struct{}),\n",
+     "\t\treaderDone:        make(chan struct{}),\n"
+     "\t\tgrpcgoLR:          newGrpcgoLoopRead(),\n"),
+    ("\tfor {\n"
+     "\t\tt.controlBuf.throttle()\n"
+     "\t\tframe, err := t.framer.readFrame()\n"
+     "\t\tatomic.StoreInt64(&t.lastRead, time.Now().UnixNano())\n"
+     "\t\tif err != nil {\n",
+     "\tt.grpcgoServeContext(ctx, handle)\n"
+     "\tfor {\n"
+     "\t\tif t.grpcgoLR.wanted.Load() && !t.framer.grpcgoFrameBuffered() {\n"
+     "\t\t\tt.grpcgoLR.park(t.done)\n"
+     "\t\t\tcontinue\n"
+     "\t\t}\n"
+     "\t\tt.controlBuf.throttle()\n"
+     "\t\tframe, err := t.framer.readFrame()\n"
+     "\t\tatomic.StoreInt64(&t.lastRead, time.Now().UnixNano())\n"
+     "\t\tif t.grpcgoHandleFrame(ctx, frame, err, handle) {\n"
+     "\t\t\treturn\n"
+     "\t\t}\n"
+     "\t}\n"
+     "}\n"
+     "\n"
+     "// grpcgoHandleFrame is the body of HandleStreams's loop, which the loop's\n"
+     "// pump shares (grpcgo_loopread.go): true once the transport is closed.\n"
+     "func (t *http2Server) grpcgoHandleFrame(ctx context.Context, frame any, err error, handle func(*ServerStream)) bool {\n"
+     "\t{\n"
+     "\t\tif err != nil {\n"),
+    ("\t\t\t\t}\n"
+     "\t\t\t\tcontinue\n"
+     "\t\t\t}\n"
+     "\t\t\tt.Close(err)\n"
+     "\t\t\treturn\n"
+     "\t\t}\n",
+     "\t\t\t\t}\n"
+     "\t\t\t\treturn false\n"
+     "\t\t\t}\n"
+     "\t\t\tt.Close(err)\n"
+     "\t\t\treturn true\n"
+     "\t\t}\n"),
+    ("\t\t\t\t\tcloseConn: err,\n"
+     "\t\t\t\t})\n"
+     "\t\t\t\tcontinue\n",
+     "\t\t\t\t\tcloseConn: err,\n"
+     "\t\t\t\t})\n"
+     "\t\t\t\treturn false\n"),
+    ("\t\t\t\tt.logger.Infof(\"Received unsupported frame type %T\", frame)\n"
+     "\t\t\t}\n"
+     "\t\t}\n"
+     "\t}\n"
+     "}\n",
+     "\t\t\t\tt.logger.Infof(\"Received unsupported frame type %T\", frame)\n"
+     "\t\t\t}\n"
+     "\t\t}\n"
+     "\t}\n"
+     "\treturn false\n"
+     "}\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\tlastRead  int64 // Keep this field 64-bit aligned. Accessed atomically.\n"
+     "\tctx       context.Context\n",
+     "\tlastRead  int64 // Keep this field 64-bit aligned. Accessed atomically.\n"
+     "\tgrpcgoLR  grpcgoLoopRead // grpcgo: the loop's reading\n"
+     "\tctx       context.Context\n"),
+    ("\t\treaderDone:            make(chan struct{}),\n",
+     "\t\treaderDone:            make(chan struct{}),\n"
+     "\t\tgrpcgoLR:              newGrpcgoLoopRead(),\n"),
+    ("\t// Loop to keep reading incoming messages on this transport.\n"
+     "\tfor {\n",
+     "\t// Loop to keep reading incoming messages on this transport.\n"
+     "\tfor {\n"
+     "\t\tif t.grpcgoLR.wanted.Load() && !t.framer.grpcgoFrameBuffered() {\n"
+     "\t\t\tt.grpcgoLR.park(t.ctx.Done())\n"
+     "\t\t\tcontinue\n"
+     "\t\t}\n"),
+    ("\t\tframe, err := t.framer.readFrame()\n"
+     "\t\tif t.keepaliveEnabled {\n"
+     "\t\t\tatomic.StoreInt64(&t.lastRead, time.Now().UnixNano())\n"
+     "\t\t}\n"
+     "\t\tif err != nil {\n",
+     "\t\tframe, err := t.framer.readFrame()\n"
+     "\t\tif t.keepaliveEnabled {\n"
+     "\t\t\tatomic.StoreInt64(&t.lastRead, time.Now().UnixNano())\n"
+     "\t\t}\n"
+     "\t\tif e, stop := t.grpcgoHandleFrame(frame, err); e != nil {\n"
+     "\t\t\terrClose = e\n"
+     "\t\t\tif stop {\n"
+     "\t\t\t\treturn\n"
+     "\t\t\t}\n"
+     "\t\t}\n"
+     "\t}\n"
+     "}\n"
+     "\n"
+     "// grpcgoHandleFrame is the body of reader's loop, which the loop's pump\n"
+     "// shares (grpcgo_loopread.go): errClose is what to close the transport\n"
+     "// with, stop whether reading ends.\n"
+     "func (t *http2Client) grpcgoHandleFrame(frame any, err error) (errClose error, stop bool) {\n"
+     "\t{\n"
+     "\t\tif err != nil {\n"),
+    ("\t\t\t\t\tt.closeStream(s, status.Error(code, msg), true, http2.ErrCodeProtocol, status.New(code, msg), nil, false)\n"
+     "\t\t\t\t}\n"
+     "\t\t\t\tcontinue\n",
+     "\t\t\t\t\tt.closeStream(s, status.Error(code, msg), true, http2.ErrCodeProtocol, status.New(code, msg), nil, false)\n"
+     "\t\t\t\t}\n"
+     "\t\t\t\treturn nil, false\n"),
+    ("\t\t\terrClose = connectionErrorf(true, err, \"error reading from server: %v\", err)\n"
+     "\t\t\treturn\n",
+     "\t\t\treturn connectionErrorf(true, err, \"error reading from server: %v\", err), true\n"),
+    ("\t\t\terrClose = t.handleGoAway(frame)\n",
+     "\t\t\treturn t.handleGoAway(frame), false\n"),
+    ("\t\t\t\tlogger.Errorf(\"transport: http2Client.reader got unhandled frame type %v.\", frame)\n"
+     "\t\t\t}\n"
+     "\t\t}\n"
+     "\t}\n"
+     "}\n",
+     "\t\t\t\tlogger.Errorf(\"transport: http2Client.reader got unhandled frame type %v.\", frame)\n"
+     "\t\t\t}\n"
+     "\t\t}\n"
+     "\t}\n"
+     "\treturn nil, false\n"
+     "}\n"),
+]))
+EDITS.append(("internal/transport/http2_server.go", [
+    ("\t\tdelete(t.activeStreams, s.id)\n"
+     "\t\tif len(t.activeStreams) == 0 {\n",
+     "\t\tdelete(t.activeStreams, s.id)\n"
+     "\t\tif len(t.activeStreams) == 0 {\n"
+     "\t\t\tt.grpcgoLR.streamsGone()\n"),
+]))
+EDITS.append(("internal/transport/http2_client.go", [
+    ("\t\t\t\tdelete(t.activeStreams, s.id)\n"
+     "\t\t\t}\n",
+     "\t\t\t\tdelete(t.activeStreams, s.id)\n"
+     "\t\t\t\tif len(t.activeStreams) == 0 {\n"
+     "\t\t\t\t\tt.grpcgoLR.streamsGone()\n"
+     "\t\t\t\t}\n"
+     "\t\t\t}\n"),
+]))
+EDITS.append(("internal/transport/transport.go", [
+    ("\tgrpcgoTrk grpcgoTrack // its message boundaries (the reader goroutine only)\n}\n",
+     "\tgrpcgoTrk grpcgoTrack // its message boundaries (the reader goroutine only)\n"
+     "\tgrpcgoDirect grpcgoDirect // what a direct reader needs (grpcgo_loopread.go)\n}\n"),
+    ("func (s *Stream) write(m recvMsg) {\n"
+     "\ts.buf.put(m)\n"
+     "}\n",
+     "func (s *Stream) write(m recvMsg) {\n"
+     "\ts.buf.put(m)\n"
+     "\ts.grpcgoDirect.noteWrite(m)\n"
+     "}\n"),
+    # Whoever reads a message's prefix (RecvMsg, on any goroutine) takes
+    # one whole message from the count.
+    ("\t\t\treturn err\n"
+     "\t\t}\n"
+     "\t}\n"
+     "\treturn nil\n"
+     "}\n"
+     "\n"
+     "// ceil returns the ceil",
+     "\t\t\treturn err\n"
+     "\t\t}\n"
+     "\t}\n"
+     "\ts.grpcgoDirect.took()\n"
+     "\treturn nil\n"
+     "}\n"
+     "\n"
+     "// ceil returns the ceil"),
+]))
+
 # (file added to the grpc-go module, source in patches/grpc-go/)
 NEW_FILES = [
     ("internal/transport/grpcgo.go", "transport_grpcgo.go.in"),
@@ -545,6 +725,8 @@ NEW_FILES = [
     ("internal/transport/grpcgo_test.go", "transport_grpcgo_test.go.in"),
     ("grpcgo_alloc.go", "grpc_alloc_grpcgo.go.in"),
     ("internal/transport/grpcgo_alloc.go", "transport_alloc_grpcgo.go.in"),
+    ("internal/transport/grpcgo_loopread.go", "transport_loopread_grpcgo.go.in"),
+    ("grpcgo_loopread.go", "grpc_loopread_grpcgo.go.in"),
 ]
 
 # golang.org/x/net, whose http2 framer grpc-go reads frames with, is

@@ -313,6 +313,9 @@ func hotAioStreamRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_s
 	defer guard(&ret)
 	s := value[*core.Stream](h)
 	s.AioRead()
+	if r, ok := aioRecvDirect(s, cq, token, next); ok {
+		return r
+	}
 	return aioRecv(s.Responses(), s.TookResponses, s.SetResponseWaiter, s.ClearResponseWaiter, int(maxN), cq, token, next)
 }
 
@@ -321,6 +324,7 @@ func hotAioStreamSend(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, p unsafe.Po
 	obj pyObj) (ret pyObj) {
 	defer guard(&ret)
 	s := value[*core.Stream](h)
+	s.AioSent()
 	msg := goMsg(p, n, obj)
 	if sent, alive := s.SendNowNoWait(msg); sent || !alive {
 		if !sent {
@@ -456,6 +460,9 @@ func hotAioCallRecv(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, maxN C.Py_ssi
 	defer guard(&ret)
 	c := value[*core.ServerCall](h)
 	c.AioRead()
+	if r, ok := aioRecvDirect(c, cq, token, next); ok {
+		return r
+	}
 	return aioRecv(c.Requests(), c.TookRequests, c.SetRequestWaiter, c.ClearRequestWaiter, int(maxN), cq, token, next)
 }
 
@@ -619,7 +626,9 @@ func hotAioCallSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *uns
 func hotAioStreamSendMany(cq *C.hot_cq, token C.uint64_t, h C.uintptr_t, ptrs *unsafe.Pointer,
 	lens *C.Py_ssize_t, objs *pyObj, n C.Py_ssize_t) (ret pyObj) {
 	defer guard(&ret)
-	return aioSendMany(value[*core.Stream](h), cq, token, ptrs, lens, objs, n)
+	s := value[*core.Stream](h)
+	s.AioSent()
+	return aioSendMany(s, cq, token, ptrs, lens, objs, n)
 }
 
 // aioManySender is a server call or a client stream, for aioSendMany.

@@ -1162,6 +1162,69 @@ static PyObject *m_aio_call_set_compression(PyObject *self, PyObject *args) {
     return GO(hotAioCallSetCompression(h, algorithm));
 }
 
+/* The loop's reading of a ping-pong's connection (core/loopread.go).
+ * aio_call_loop_read(call, on) / aio_stream_loop_read(stream, on): on, a
+ * dup of the connection's socket for loop.add_reader (the caller closes
+ * it), or -1 (not now); off, -1.
+ * aio_call_pump(call, cq, waiting) / aio_stream_pump(stream, cq, waiting):
+ * the loop's reader callback. The frames the socket has are read and
+ * handled here; what they complete on cq is drained right after, as the
+ * queue's own reader would (cq_resolve), with no eventfd round: the queue
+ * counts as woken meanwhile. True while the loop reads the connection. */
+static PyObject *loop_read(PyObject *args, int (*conv)(PyObject *, void *),
+                           PyObject *(*go)(uintptr_t, int)) {
+    uintptr_t h;
+    int on;
+    if (!PyArg_ParseTuple(args, "O&p", conv, &h, &on)) return NULL;
+    FORK_GUARD();
+    return GO(go(h, on));
+}
+
+static PyObject *loop_pump(PyObject *self, PyObject *args, int (*conv)(PyObject *, void *),
+                           PyObject *(*go)(uintptr_t)) {
+    uintptr_t h;
+    PyObject *cqo, *waiting;
+    hot_cq *q;
+    if (!PyArg_ParseTuple(args, "O&O&O!", conv, &h, cq_arg, &q, &PyDict_Type, &waiting)) return NULL;
+    FORK_GUARD();
+    cqo = PyTuple_GET_ITEM(args, 1);
+    pthread_mutex_lock(&q->mu);
+    q->signalled = 1; /* the drain below takes what the pump completes */
+    pthread_mutex_unlock(&q->mu);
+    PyObject *reading = GO(go(h));
+    /* Drained whatever happened: the queue counts as woken until then. */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *a[2] = {cqo, waiting};
+    PyObject *r = m_cq_resolve(self, a, 2);
+    if (r == NULL) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+        Py_XDECREF(reading);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, tb);
+    return reading;
+}
+
+static PyObject *m_aio_loop_read_counts(PyObject *self, PyObject *unused) {
+    return GO(hotAioLoopReadCounts());
+}
+static PyObject *m_aio_call_loop_read(PyObject *self, PyObject *args) {
+    return loop_read(args, call_h, hotAioCallLoopRead);
+}
+static PyObject *m_aio_stream_loop_read(PyObject *self, PyObject *args) {
+    return loop_read(args, stream_h, hotAioStreamLoopRead);
+}
+static PyObject *m_aio_call_pump(PyObject *self, PyObject *args) {
+    return loop_pump(self, args, call_h, hotAioCallPump);
+}
+static PyObject *m_aio_stream_pump(PyObject *self, PyObject *args) {
+    return loop_pump(self, args, stream_h, hotAioStreamPump);
+}
+
 static PyObject *m_aio_channel_watch(PyObject *self, PyObject *args) {
     hot_cq *q;
     unsigned long long token;
@@ -1492,6 +1555,16 @@ static PyMethodDef methods[] = {
      "aio_stream_send_many(cq, token, stream, list of bytes) -> all queued | op"},
     {"aio_call_send_header", m_aio_call_send_header, METH_VARARGS,
      "aio_call_send_header(call, metadata) -> sent | None (invalid), never waits"},
+    {"aio_loop_read_counts", m_aio_loop_read_counts, METH_NOARGS,
+     "aio_loop_read_counts() -> (messages read directly, loop pumps) so far"},
+    {"aio_call_loop_read", m_aio_call_loop_read, METH_VARARGS,
+     "aio_call_loop_read(call, on) -> a dup of the connection's socket for the loop to read | -1"},
+    {"aio_stream_loop_read", m_aio_stream_loop_read, METH_VARARGS,
+     "aio_stream_loop_read(stream, on) -> a dup of the connection's socket for the loop to read | -1"},
+    {"aio_call_pump", m_aio_call_pump, METH_VARARGS,
+     "aio_call_pump(call, cq, waiting) -> the loop still reads the connection; drains cq"},
+    {"aio_stream_pump", m_aio_stream_pump, METH_VARARGS,
+     "aio_stream_pump(stream, cq, waiting) -> the loop still reads the connection; drains cq"},
     {"aio_call_set_compression", m_aio_call_set_compression, METH_VARARGS,
      "aio_call_set_compression(call, algorithm), never waits"},
     {NULL, NULL, 0, NULL},

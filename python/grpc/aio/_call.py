@@ -46,6 +46,10 @@ if typing.TYPE_CHECKING:
     from typing import Optional
 
 _LOGGER = logging.getLogger(__name__)
+# How many times a stream asks for its loop to read its connection (a
+# refusal costs a crossing; the engine refuses until the stream
+# ping-pongs, and while it is not alone on its connection or plain TCP).
+_SOCKET_ASKS = 8
 
 _OK = grpc.StatusCode.OK
 _CODES = _common.CODES
@@ -454,6 +458,11 @@ class _StreamCall(Call):
     # An async request iterator's requests, sent in batches (_gather_request).
     _req = None
     _answered = False  # a response was taken since the last batch went
+    # The loop reads the connection itself while the call ping-pongs
+    # (_watch_socket): the dup of its socket the loop watches, and how many
+    # times the engine was asked.
+    _socket = -1
+    _asks = 0
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
@@ -517,6 +526,44 @@ class _StreamCall(Call):
         task = self._request_task
         if task is not None and not task.done() and not self._loop.is_closed():
             task.cancel()  # (a closed loop will never run it again)
+
+    # -- the loop reading the connection --------------------------------------
+    def _watch_socket(self):
+        """While the responses are read directly (a ping-pong), the loop
+        reads the call's connection itself: woken by the socket, the frames
+        it has are handled on the loop's thread, with no goroutine woken
+        between (core/loopread.go). Asked a few times at most: the engine
+        says no until the stream ping-pongs, and while it is not alone on
+        its connection or not plain TCP."""
+        self._asks += 1
+        fd = self._hot.aio_stream_loop_read(self._stream, True)
+        if fd >= 0:
+            self._socket = fd
+            self._loop.add_reader(fd, self._pump)
+
+    def _pump(self):
+        """The loop's reader of the call's socket."""
+        q = self._q
+        if not self._hot.aio_stream_pump(self._stream, q.cq, q.waiting):
+            self._unwatch_socket(False)
+
+    def _unwatch_socket(self, give_back=True):
+        fd = self._socket
+        if fd < 0:
+            return
+        self._socket = -1
+        if give_back:
+            self._hot.aio_stream_loop_read(self._stream, False)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(fd)
+        os.close(fd)
+
+    def _end(self, status):
+        if not super()._end(status):
+            return False
+        if self._socket >= 0:
+            self._unwatch_socket()
+        return True
 
     # -- status -------------------------------------------------------------
     def _watch(self):
@@ -661,8 +708,12 @@ class _StreamCall(Call):
                     future = self._recv_future = self._hot.Wait(self._loop)
                     q.waiting[armed] = future
                     self._recv_armed = True
+                    if self._socket < 0 and self._asks < _SOCKET_ASKS and self._client_streams:
+                        self._watch_socket()
             else:
                 self._eof = True
+                if self._socket >= 0:
+                    self._unwatch_socket()
             return None
         # A Wait, not an asyncio.Future: the drain wakes the reading task
         # in the turn of the loop its response arrived in, not one turn

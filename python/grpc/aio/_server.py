@@ -32,6 +32,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import os
 import sys
 import time
 import typing
@@ -230,7 +231,7 @@ class _ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_reqs",
-                 "_eof", "_auth", "_replies", "_waited", "_arm", "_armed")
+                 "_eof", "_auth", "_replies", "_waited", "_arm", "_armed", "_socket", "_asks")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -248,6 +249,43 @@ class _ServicerContext(_base_server.ServicerContext):
         self._waited = False  # the last read waited for its request (see _put)
         self._arm = False  # the last read waited: the next take arms the next read's wait
         self._armed = None  # (token, Wait) that take armed, not awaited yet
+        # The loop reads the connection itself while this call ping-pongs
+        # (_watch_socket): the dup of its socket the loop watches, and how
+        # many times the engine was asked.
+        self._socket = -1
+        self._asks = 0
+
+    def _watch_socket(self):
+        """While the handler reads directly (a ping-pong), its loop reads
+        the call's connection itself: woken by the socket, the frames it
+        has are handled on the loop's thread, with no goroutine woken
+        between (core/loopread.go). Asked a few times at most: the engine
+        says no while the call is not alone on its connection, not plain
+        TCP, or not reading directly."""
+        self._asks += 1
+        rpc = self._rpc
+        fd = rpc.hot.aio_call_loop_read(rpc.call, True)
+        if fd >= 0:
+            self._socket = fd
+            self._loop.add_reader(fd, self._pump)
+
+    def _pump(self):
+        """The loop's reader of the call's socket."""
+        rpc, q = self._rpc, self._q
+        if not rpc.hot.aio_call_pump(rpc.call, q.cq, q.waiting):
+            self._unwatch_socket(False)
+
+    def _unwatch_socket(self, give_back=True):
+        fd = self._socket
+        if fd < 0:
+            return
+        self._socket = -1
+        if give_back:
+            rpc = self._rpc
+            rpc.hot.aio_call_loop_read(rpc.call, False)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(fd)
+        os.close(fd)
 
     async def _recv(self):
         """The next request's bytes, or None at the end.
@@ -342,6 +380,8 @@ class _ServicerContext(_base_server.ServicerContext):
                 future = hot.Wait(self._loop)
                 q.waiting[following] = future
                 self._armed = (following, future)
+                if self._socket < 0 and self._asks < _SOCKET_ASKS:
+                    self._watch_socket()
             return got
         return hot.aio_call_recv(q.cq, token, rpc.call, _BATCH)
 
@@ -1067,6 +1107,9 @@ class Server(_base_server.Server):
                 rpc.finish(code, "Unexpected %s: %s" % (type(error), error), rpc.trailing_metadata)
         finally:
             try:
+                context = rpc.context
+                if context is not None and context._socket >= 0:
+                    context._unwatch_socket()
                 if not rpc.status_sent:
                     self._release(rpc)
                 elif not rpc.finished:  # _release, inline: the usual end
@@ -1191,6 +1234,12 @@ class Server(_base_server.Server):
         rpc.raise_for_termination()
         code = rpc.code if rpc.code is not None else _OK
         rpc.finish(code, rpc.details, rpc.trailing_metadata)
+
+
+# How many times a call asks for its loop to read its connection (a refusal
+# costs a crossing; the engine refuses while the call is not alone on its
+# connection, not plain TCP or not reading directly).
+_SOCKET_ASKS = 4
 
 
 def _send_unary(rpc, response, serializer):
