@@ -683,8 +683,9 @@ EDITS.append(("internal/transport/transport.go", [
      "\ts.buf.put(m)\n"
      "}\n",
      "func (s *Stream) write(m recvMsg) {\n"
+     "\twhole := s.grpcgoDirect.isWhole(m)\n"
      "\ts.buf.put(m)\n"
-     "\ts.grpcgoDirect.noteWrite(m)\n"
+     "\ts.grpcgoDirect.noteWrite(m, whole)\n"
      "}\n"),
     # Whoever reads a message's prefix (RecvMsg, on any goroutine) takes
     # one whole message from the count.
