@@ -25,9 +25,11 @@ import (
 // responses come through its receiver goroutine (which reads the headers,
 // and after which the stream is committed: RecvMsg can no longer retry on
 // another attempt), which hands the reading over between two messages.
-// Two reads with no write between (a stream of messages), or a message
-// split over frames, end direct reading for good: the read-ahead
-// goroutine, which batches and may wait, takes over.
+// A message already queued when a read comes with no write since the
+// previous read (a stream of messages: a ping-pong's next message comes
+// only after the write), or a message split over frames, ends direct
+// reading for good: the read-ahead goroutine, which batches and may wait,
+// takes over.
 //
 // Loop reading: while the stream reads directly and is alone on its
 // connection (plaintext TCP or unix), the loop may take the connection's
@@ -51,21 +53,21 @@ var directReads, loopPumps atomic.Int64
 // times an event loop read a connection (Pump), so far.
 func LoopReadCounts() (direct, pumps int64) { return directReads.Load(), loopPumps.Load() }
 
-// directReader is a stream's direct reading state.
+// directReader is a stream's direct reading state; its owner's rd mutex
+// (ServerCall.rd, Stream.rd) is held around a direct read and the
+// hand-overs ("rd held" below).
 type directReader struct {
-	mu     sync.Mutex // held around a direct read and the hand-overs
 	on     atomic.Bool
 	hook   func()                 // the transport's hook (runs waiter)
 	waiter atomic.Pointer[func()] // the read's wait, run once
-	reads  int                    // direct reads so far (under mu)
-	err    error                  // how the messages ended (under mu)
+	reads  int                    // direct reads so far (rd held)
+	err    error                  // how the messages ended (rd held)
 
 	ctx     context.Context // the stream's
 	unwatch func() bool     // stops the context's watch (init)
 
-	lr     *grpc.GrpcgoLoopRead // the connection's loop reading, once asked
-	lrOn   bool                 // the loop reads (under mu)
-	lrDups []int                // fds given to the loop (closed by it)
+	lr   *grpc.GrpcgoLoopRead // the connection's loop reading, once asked
+	lrOn bool                 // the loop reads (rd held)
 }
 
 func (d *directReader) init(ctx context.Context, s any) bool {
@@ -93,7 +95,7 @@ func (d *directReader) ready(s any) (ready, split bool) {
 }
 
 // arm sets w to run once after the next thing queued, or at once if
-// something is (ready): a wait armed after a take (mu held).
+// something is (ready): a wait armed after a take (rd held).
 func (d *directReader) arm(s any, w *func()) (fired bool) {
 	dropCqWaiterFunc(d.waiter.Swap(w))
 	if ready, split := d.ready(s); !ready && !split {
@@ -105,7 +107,7 @@ func (d *directReader) arm(s any, w *func()) (fired bool) {
 	return true
 }
 
-// stop ends direct reading (mu held): the hook goes, a wait armed fires
+// stop ends direct reading (rd held): the hook goes, a wait armed fires
 // (its reader then reads the queue), the loop's reading goes back.
 func (d *directReader) stop(s any) {
 	d.on.Store(false)
@@ -119,7 +121,7 @@ func (d *directReader) stop(s any) {
 	d.loopOff()
 }
 
-// take is a direct read (mu held): got a message, or the end (err), or
+// take is a direct read (rd held): got a message, or the end (err), or
 // nothing whole queued yet (then w, if set, runs once something is).
 func (d *directReader) take(s msgStream, w *func()) (m Msg, err error, got bool) {
 	if d.err != nil {
@@ -145,7 +147,7 @@ func (d *directReader) take(s msgStream, w *func()) (m Msg, err error, got bool)
 }
 
 // loopOn turns the connection's loop reading on: a dup of its socket for
-// the loop to watch (the loop closes it), or -1 (mu held).
+// the loop to watch (the loop closes it), or -1 (rd held).
 func (d *directReader) loopOn(s any) int {
 	if !aioLoopRead || d.lrOn {
 		return -1
@@ -169,7 +171,7 @@ func (d *directReader) loopOn(s any) int {
 	return fd
 }
 
-// loopOff gives the connection's reading back to its goroutine (mu held).
+// loopOff gives the connection's reading back to its goroutine (rd held).
 func (d *directReader) loopOff() {
 	if d.lrOn {
 		d.lrOn = false
@@ -178,11 +180,12 @@ func (d *directReader) loopOff() {
 }
 
 // pump is the loop's turn (the socket readable): false once the reading
-// went back to the goroutine (the loop stops watching).
-func (d *directReader) pump() bool {
-	d.mu.Lock()
+// went back to the goroutine (the loop stops watching). rd is the owner's
+// (not held: the frames handled may end the stream, whose end takes it).
+func (d *directReader) pump(rd *sync.Mutex) bool {
+	rd.Lock()
 	on := d.lrOn
-	d.mu.Unlock()
+	rd.Unlock()
 	if !on {
 		return false
 	}
@@ -190,9 +193,9 @@ func (d *directReader) pump() bool {
 	if d.lr.Pump() {
 		return true
 	}
-	d.mu.Lock()
+	rd.Lock()
 	d.lrOn = false
-	d.mu.Unlock()
+	rd.Unlock()
 	return false
 }
 
@@ -282,7 +285,7 @@ func (c *ServerCall) AioLoopRead(on bool) int {
 // AioPump reads and handles the frames the call's connection has (the
 // loop's thread, its socket readable): false once the reading went back to
 // the connection's goroutine.
-func (c *ServerCall) AioPump() bool { return c.dr.pump() }
+func (c *ServerCall) AioPump() bool { return c.dr.pump(&c.rd) }
 
 // ---- client streams ---------------------------------------------------------
 
@@ -357,7 +360,7 @@ func (s *Stream) AioLoopRead(on bool) int {
 }
 
 // AioPump: ServerCall.AioPump for a client stream.
-func (s *Stream) AioPump() bool { return s.dr.pump() }
+func (s *Stream) AioPump() bool { return s.dr.pump(&s.rd) }
 
 // handOff is the receiver's question after each response it queued
 // (receiver.handoff): true, and the reading is the loop's from now on.
