@@ -40,6 +40,7 @@ from . import _base_call
 from ._batches import SendBatches
 from ._metadata import Metadata
 from ._completion import quiet as _quiet
+from ._loop_read import SocketWatch
 from ._typing import EOF
 
 if typing.TYPE_CHECKING:
@@ -459,10 +460,8 @@ class _StreamCall(Call):
     _req = None
     _answered = False  # a response was taken since the last batch went
     # The loop reads the connection itself while the call ping-pongs
-    # (_watch_socket): the dup of its socket the loop watches, and how many
-    # times the engine was asked.
-    _socket = -1
-    _asks = 0
+    # (_loop_read.SocketWatch, made by the first read that armed a wait).
+    _socket = None
 
     def __init__(self, channel, method, request, timeout, metadata, credentials, wait_for_ready,
                  compression, serializer, deserializer):
@@ -527,42 +526,11 @@ class _StreamCall(Call):
         if task is not None and not task.done() and not self._loop.is_closed():
             task.cancel()  # (a closed loop will never run it again)
 
-    # -- the loop reading the connection --------------------------------------
-    def _watch_socket(self):
-        """While the responses are read directly (a ping-pong), the loop
-        reads the call's connection itself: woken by the socket, the frames
-        it has are handled on the loop's thread, with no goroutine woken
-        between (core/loopread.go). Asked a few times at most: the engine
-        says no until the stream ping-pongs, and while it is not alone on
-        its connection or not plain TCP."""
-        self._asks += 1
-        fd = self._hot.aio_stream_loop_read(self._stream, True)
-        if fd >= 0:
-            self._socket = fd
-            self._loop.add_reader(fd, self._pump)
-
-    def _pump(self):
-        """The loop's reader of the call's socket."""
-        q = self._q
-        if not self._hot.aio_stream_pump(self._stream, q.cq, q.waiting):
-            self._unwatch_socket(False)
-
-    def _unwatch_socket(self, give_back=True):
-        fd = self._socket
-        if fd < 0:
-            return
-        self._socket = -1
-        if give_back:
-            self._hot.aio_stream_loop_read(self._stream, False)
-        if not self._loop.is_closed():
-            self._loop.remove_reader(fd)
-        os.close(fd)
-
     def _end(self, status):
         if not super()._end(status):
             return False
-        if self._socket >= 0:
-            self._unwatch_socket()
+        if self._socket is not None:
+            self._socket.stop()
         return True
 
     # -- status -------------------------------------------------------------
@@ -708,12 +676,18 @@ class _StreamCall(Call):
                     future = self._recv_future = self._hot.Wait(self._loop)
                     q.waiting[armed] = future
                     self._recv_armed = True
-                    if self._socket < 0 and self._asks < _SOCKET_ASKS and self._client_streams:
-                        self._watch_socket()
+                    if self._client_streams:
+                        watch = self._socket
+                        if watch is None:
+                            watch = self._socket = SocketWatch(
+                                self._loop, q, self._stream, self._hot.aio_stream_loop_read,
+                                self._hot.aio_stream_pump, _SOCKET_ASKS)
+                        if watch.fd < 0 and watch.asks:
+                            watch.ask()
             else:
                 self._eof = True
-                if self._socket >= 0:
-                    self._unwatch_socket()
+                if self._socket is not None:
+                    self._socket.stop()
             return None
         # A Wait, not an asyncio.Future: the drain wakes the reading task
         # in the turn of the loop its response arrived in, not one turn

@@ -32,7 +32,6 @@ import contextvars
 import functools
 import inspect
 import logging
-import os
 import sys
 import time
 import typing
@@ -47,6 +46,7 @@ from grpc.aio._batches import SendBatches
 from grpc.aio._completion import quiet as _quiet
 from grpc.aio._call import AbortError, InternalError, UsageError
 from grpc.aio._interceptor import ServerInterceptor
+from grpc.aio._loop_read import SocketWatch
 from grpc.aio._typing import EOF
 
 if typing.TYPE_CHECKING:
@@ -231,7 +231,7 @@ class _ServicerContext(_base_server.ServicerContext):
     """The context an async handler gets (grpc.aio.ServicerContext)."""
 
     __slots__ = ("_rpc", "_q", "_loop", "_deserializer", "_serializer", "_reqs",
-                 "_eof", "_auth", "_replies", "_waited", "_arm", "_armed", "_socket", "_asks")
+                 "_eof", "_auth", "_replies", "_waited", "_arm", "_armed", "_socket")
 
     def __init__(self, rpc, q, loop, deserializer, serializer):
         self._rpc = rpc
@@ -250,42 +250,8 @@ class _ServicerContext(_base_server.ServicerContext):
         self._arm = False  # the last read waited: the next take arms the next read's wait
         self._armed = None  # (token, Wait) that take armed, not awaited yet
         # The loop reads the connection itself while this call ping-pongs
-        # (_watch_socket): the dup of its socket the loop watches, and how
-        # many times the engine was asked.
-        self._socket = -1
-        self._asks = 0
-
-    def _watch_socket(self):
-        """While the handler reads directly (a ping-pong), its loop reads
-        the call's connection itself: woken by the socket, the frames it
-        has are handled on the loop's thread, with no goroutine woken
-        between (core/loopread.go). Asked a few times at most: the engine
-        says no while the call is not alone on its connection, not plain
-        TCP, or not reading directly."""
-        self._asks += 1
-        rpc = self._rpc
-        fd = rpc.hot.aio_call_loop_read(rpc.call, True)
-        if fd >= 0:
-            self._socket = fd
-            self._loop.add_reader(fd, self._pump)
-
-    def _pump(self):
-        """The loop's reader of the call's socket."""
-        rpc, q = self._rpc, self._q
-        if not rpc.hot.aio_call_pump(rpc.call, q.cq, q.waiting):
-            self._unwatch_socket(False)
-
-    def _unwatch_socket(self, give_back=True):
-        fd = self._socket
-        if fd < 0:
-            return
-        self._socket = -1
-        if give_back:
-            rpc = self._rpc
-            rpc.hot.aio_call_loop_read(rpc.call, False)
-        if not self._loop.is_closed():
-            self._loop.remove_reader(fd)
-        os.close(fd)
+        # (_loop_read.SocketWatch, made by the first take that armed a wait).
+        self._socket = None
 
     async def _recv(self):
         """The next request's bytes, or None at the end.
@@ -380,8 +346,13 @@ class _ServicerContext(_base_server.ServicerContext):
                 future = hot.Wait(self._loop)
                 q.waiting[following] = future
                 self._armed = (following, future)
-                if self._socket < 0 and self._asks < _SOCKET_ASKS:
-                    self._watch_socket()
+                watch = self._socket
+                if watch is None:
+                    watch = self._socket = SocketWatch(
+                        self._loop, q, rpc.call, hot.aio_call_loop_read, hot.aio_call_pump,
+                        _SOCKET_ASKS)
+                if watch.fd < 0 and watch.asks:
+                    watch.ask()
             return got
         return hot.aio_call_recv(q.cq, token, rpc.call, _BATCH)
 
@@ -1108,8 +1079,8 @@ class Server(_base_server.Server):
         finally:
             try:
                 context = rpc.context
-                if context is not None and context._socket >= 0:
-                    context._unwatch_socket()
+                if context is not None and context._socket is not None:
+                    context._socket.stop()
                 if not rpc.status_sent:
                     self._release(rpc)
                 elif not rpc.finished:  # _release, inline: the usual end
