@@ -76,6 +76,9 @@ type h2guard struct {
 	// end now, not when the loop lets go of its dup).
 	noWait atomic.Bool
 	loopFd atomic.Bool
+	// Go's poller's interest in the socket's input, dropped while the
+	// loop reads (pollmute_linux.go).
+	mute pollMute
 }
 
 // GrpcgoNoWait makes Read return EAGAIN instead of waiting (on) or not.
@@ -91,6 +94,14 @@ func (g *h2guard) GrpcgoLoopFd() int {
 		g.loopFd.Store(true)
 	}
 	return fd
+}
+
+// GrpcgoPollRead drops (false) or restores Go's poller's interest in the
+// socket's input (grpc-go's reader goroutine, around its parking).
+func (g *h2guard) GrpcgoPollRead(on bool) {
+	if g.raw != nil {
+		g.raw.Control(func(fd uintptr) { g.mute.setRead(int(fd), on) })
+	}
 }
 
 // readNoWait reads what the socket has now, EAGAIN if nothing.
@@ -467,6 +478,7 @@ func (g *h2guard) Close() error {
 				}
 			}
 		}
+		g.mute.close() // before the descriptor can be another socket's
 		if g.loopFd.Load() {
 			if cr, ok := g.Conn.(interface{ CloseRead() error }); ok {
 				cr.CloseRead()

@@ -127,10 +127,11 @@ func (l *testLoop) recv(direct func(*func()) (Msg, error, bool, bool), queue fun
 	}
 }
 
-func TestLoopReadPingPongBothEnds(t *testing.T) {
-	const n = 300
-	serverDone := make(chan error, 1)
-	_, target := newTestServer(t, func(c *ServerCall) {
+// loopEchoServer answers each request of a bidi call with it, reading as
+// grpc.aio's server does; serverDone gets the handler's end.
+func loopEchoServer(t *testing.T) (target string, serverDone chan error) {
+	serverDone = make(chan error, 1)
+	_, target = newTestServer(t, func(c *ServerCall) {
 		l := newTestLoop(t)
 		for {
 			c.AioRead()
@@ -150,22 +151,34 @@ func TestLoopReadPingPongBothEnds(t *testing.T) {
 		}
 		serverDone <- c.Finish(codes.OK, "", nil)
 	})
+	return target, serverDone
+}
+
+// pingPong sends m and reads it back on the loop, then lets the loop read
+// the socket.
+func pingPong(t *testing.T, l *testLoop, s *Stream, want []byte) {
+	t.Helper()
+	s.AioSent()
+	if sent, _ := s.SendNowNoWait(BytesMsg(want)); !sent {
+		sendAll(t, s, want)
+	}
+	s.AioRead()
+	got, err := l.recv(s.AioRecvDirect, s.Responses)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("round trip: %q, %v; want %q", got, err, want)
+	}
+	l.watch(s.AioLoopRead(true), s.AioPump)
+}
+
+func TestLoopReadPingPongBothEnds(t *testing.T) {
+	const n = 300
+	target, serverDone := loopEchoServer(t)
 	ch := dial(t, target)
 	s := ch.StartStream(spec(mBidi), true, true, nil, false)
 	l := newTestLoop(t)
 	before, _ := LoopReadCounts()
 	for i := 0; i < n; i++ {
-		want := []byte(fmt.Sprintf("m%d", i))
-		s.AioSent()
-		if sent, _ := s.SendNowNoWait(BytesMsg(want)); !sent {
-			sendAll(t, s, want)
-		}
-		s.AioRead()
-		got, err := l.recv(s.AioRecvDirect, s.Responses)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("round trip %d: %q, %v; want %q", i, got, err, want)
-		}
-		l.watch(s.AioLoopRead(true), s.AioPump)
+		pingPong(t, l, s, []byte(fmt.Sprintf("m%d", i)))
 	}
 	s.CloseSend()
 	if _, err := l.recv(s.AioRecvDirect, s.Responses); err != io.EOF && err != nil {
@@ -191,4 +204,44 @@ func TestLoopReadPingPongBothEnds(t *testing.T) {
 	if pumps == 0 {
 		t.Error("no loop read the connection")
 	}
+}
+
+// While the loop reads a connection, Go's poller has no interest in its
+// input (no Go thread woken a packet for nothing); the reading given back
+// (here: the stream's end), the interest is back and the goroutine reads.
+func TestLoopReadMutesGoPollerInput(t *testing.T) {
+	target, serverDone := loopEchoServer(t)
+	ch := dial(t, target)
+	s := ch.StartStream(spec(mBidi), true, true, nil, false)
+	l := newTestLoop(t)
+	for i := 0; i < 10; i++ {
+		pingPong(t, l, s, []byte(fmt.Sprintf("m%d", i)))
+	}
+	if l.fd < 0 {
+		t.Fatal("no loop read the connection")
+	}
+	fd := s.dr.lr.Fd
+	goInput := func() bool {
+		ev, _, ok := epollEntry(int(goEpoll.Load()), fd)
+		if !ok {
+			t.Fatalf("Go's epoll registration of socket %d not found", fd)
+		}
+		return ev&syscall.EPOLLIN != 0
+	}
+	waitFor(t, "Go's interest in the input to go", func() bool { return goEpoll.Load() >= 0 && !goInput() })
+	for i := 10; i < 20; i++ {
+		pingPong(t, l, s, []byte(fmt.Sprintf("m%d", i)))
+	}
+	s.CloseSend()
+	if _, err := l.recv(s.AioRecvDirect, s.Responses); err != io.EOF && err != nil {
+		t.Fatalf("after the half-close: %v", err)
+	}
+	if err, _ := recvChan(t, "the handler's end", serverDone); err != nil {
+		t.Fatal(err)
+	}
+	<-s.Ended()
+	waitFor(t, "Go's interest in the input to come back", goInput)
+	// The goroutine reads again: a second call on the connection.
+	u := ch.StartUnary(spec(mBidi), BytesMsg([]byte("q")))
+	closed(t, "a call after the loop's reading", u.Done)
 }

@@ -548,7 +548,7 @@ EDITS.append(("internal/transport/http2_server.go", [
      "\tt.grpcgoServeContext(ctx, handle)\n"
      "\tfor {\n"
      "\t\tif t.grpcgoLR.wanted.Load() && !t.framer.grpcgoFrameBuffered() {\n"
-     "\t\t\tt.grpcgoLR.park(t.done)\n"
+     "\t\t\tt.grpcgoLR.park(t.done, t.conn)\n"
      "\t\t\tcontinue\n"
      "\t\t}\n"
      "\t\tt.controlBuf.throttle()\n"
@@ -609,7 +609,7 @@ EDITS.append(("internal/transport/http2_client.go", [
      "\t// Loop to keep reading incoming messages on this transport.\n"
      "\tfor {\n"
      "\t\tif t.grpcgoLR.wanted.Load() && !t.framer.grpcgoFrameBuffered() {\n"
-     "\t\t\tt.grpcgoLR.park(t.ctx.Done())\n"
+     "\t\t\tt.grpcgoLR.park(t.ctx.Done(), t.conn)\n"
      "\t\t\tcontinue\n"
      "\t\t}\n"),
     ("\t\tframe, err := t.framer.readFrame()\n"
