@@ -333,7 +333,8 @@ func (s *Server) Refuse() {
 }
 
 // Stop refuses new calls at once (Refuse), gives calls in flight grace to
-// finish (grace < 0: wait for them indefinitely; 0: cancel them now), then
+// finish (grace < 0: wait for them indefinitely; 0: end them now, with
+// UNAVAILABLE "Cancelling all calls" as grpcio's server does), then
 // closes every connection. It returns when the server has stopped;
 // concurrent and repeated calls are fine, and the smallest grace wins.
 func (s *Server) Stop(grace time.Duration) {
@@ -344,11 +345,39 @@ func (s *Server) Stop(grace time.Duration) {
 		select {
 		case <-s.stopped:
 		case <-t.C:
-			s.gs.Stop()
+			s.endCalls()
 		}
 	}
 	<-s.stopped
 }
+
+// endFlushWait bounds how long the calls' ending statuses may take to
+// leave before the connections are closed under them.
+const endFlushWait = 500 * time.Millisecond
+
+// endCalls ends the calls that outlived the grace, then the server. Their
+// statuses are queued on their streams; the drain Refuse began then
+// closes each connection once they are written (and its client answered
+// the GOAWAY's ping). A connection that cannot drain by endFlushWait (a
+// client that stopped reading) is closed anyway.
+func (s *Server) endCalls() {
+	if e, ok := s.gs.(streamsEnder); ok {
+		e.GrpcgoEndStreams(status.New(codes.Unavailable, "Cancelling all calls"))
+		t := time.NewTimer(endFlushWait)
+		defer t.Stop()
+		select {
+		case <-s.stopped:
+			return
+		case <-t.C:
+		}
+	}
+	s.gs.Stop()
+}
+
+// streamsEnder is a grpc-go server that can end every stream of its
+// connections with a status (the patched grpc-go's; not the xDS server's,
+// whose connections Stop closes under their calls).
+type streamsEnder interface{ GrpcgoEndStreams(*status.Status) }
 
 // cancelKey is the context key of a call's own cancel function.
 type cancelKey struct{}

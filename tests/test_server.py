@@ -353,6 +353,19 @@ def test_stop_with_grace_lets_running_calls_finish():
         assert event.wait(WAIT)
 
 
+def test_a_call_that_outlives_the_grace_ends_with_grpcios_status():
+    recorder = _Recorder()
+    with serving(handlers=[recorder.handler()]) as (server, port), channel_to(port) as ch:
+        future = ch.unary_unary(method("Hold")).future(b"held", timeout=RPC_TIMEOUT)
+        assert recorder.event("hold_started").wait(WAIT)
+        event = server.stop(0.2)
+        error = future.exception(timeout=WAIT)
+        recorder.event("hold_release").set()
+        assert error.code() is grpc.StatusCode.UNAVAILABLE
+        assert error.details() == "Cancelling all calls"
+        assert event.wait(WAIT)
+
+
 def test_stop_without_grace_cancels_running_calls():
     recorder = _Recorder()
     with serving(handlers=[recorder.handler()]) as (server, port), channel_to(port) as ch:
@@ -362,7 +375,10 @@ def test_stop_without_grace_cancels_running_calls():
         with pytest.raises(grpc.RpcError) as info:
             for _ in call:
                 pass
+        # As grpcio's server ends them: a status on the stream, not the
+        # connection closed under it ("Stream removed" at a grpcio client).
         assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert info.value.details() == "Cancelling all calls"
         assert event.wait(WAIT)
         # The handler saw its call end.
         assert recorder.event("ticks_ended").wait(WAIT)
