@@ -196,7 +196,7 @@ def test_dropped_servers_leave_nothing_behind():
         gc.collect()
         time.sleep(0.5)  # dropped servers are released on goroutines
         os.write(2, b"CHURNED\\n")
-        for _ in range(3000):  # Go garbage, so that Go collects
+        for _ in range(10000):  # Go garbage, so that Go collects (one P: 3000 made none)
             grpc.insecure_channel("127.0.0.1:1").close()
         time.sleep(0.3)
     """)
@@ -208,7 +208,9 @@ def test_dropped_servers_leave_nothing_behind():
     live = [int(line.split("->")[2].split()[0]) for line in after.splitlines()
             if line.startswith("gc ") and "->" in line]
     assert live, "Go did not collect after the churn:\n" + after[-2000:]
-    assert live[-1] < 25, "%d MB of Go heap live after 500 servers were dropped" % live[-1]
+    # The leak was ~67 MB at 500 servers. The churn's own channels, closed
+    # but not yet torn down, count too: ~5 MB on two CPUs, 20-25 MB on one.
+    assert live[-1] < 40, "%d MB of Go heap live after 500 servers were dropped" % live[-1]
 
 
 @grpcgo_only

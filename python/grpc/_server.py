@@ -218,9 +218,11 @@ class _Server(grpc.Server):
             # New calls are refused before stop() returns, as in grpcio,
             # though the grace is waited out on another thread.
             self._hot.server_refuse(self._handle)
-        if grace == 0.0:
+        if grace == 0.0 and not self._active:
             # Without grace, stopping does not wait for anyone: do it now, so
-            # an idle server's Event is set on return, as grpcio's is.
+            # an idle server's Event is set on return, as grpcio's is. (With
+            # handlers running, their calls' statuses drain on a thread:
+            # stop() never waits for a client, as grpcio's does not.)
             self._stop(grace)
         else:
             _start_or_run(self._stop, grace, name="grpcgo-server-stop")
