@@ -410,8 +410,9 @@ func TestServerInlinePeerStopsReading(t *testing.T) {
 	}
 	// Until the socket filled, the finishers wrote; then the writer
 	// (which may meet the full socket first, with a frame of its own)
-	// or a finisher's partial write left the rest to it.
-	if inline2, left2 := grpc.GrpcgoServerInline(); inline2 == inline {
+	// or a finisher's partial write left the rest to it. (On one P a
+	// finisher rarely finds the writer idle: see the test above.)
+	if inline2, left2 := grpc.GrpcgoServerInline(); inline2 == inline && runtime.GOMAXPROCS(0) >= 2 {
 		t.Fatal("no finisher wrote its call's frames")
 	} else {
 		t.Logf("%d calls written whole by their finishers, %d partly or not", inline2-inline, left2-left)
