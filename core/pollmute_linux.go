@@ -48,9 +48,6 @@ var goEpoll atomic.Int32
 
 func init() { goEpoll.Store(-1) }
 
-// pollMutes counts the mutes done (tests).
-var pollMutes atomic.Int64
-
 // setRead drops (false) or restores Go's interest in fd's input.
 func (m *pollMute) setRead(fd int, read bool) {
 	if fd < 0 || !pollMuteOn {
@@ -84,9 +81,6 @@ func (m *pollMute) setRead(fd int, read bool) {
 		return
 	}
 	m.muted = !read
-	if !read {
-		pollMutes.Add(1)
-	}
 }
 
 // close: the socket is about to close; no MOD after this.
