@@ -128,9 +128,10 @@ func (l *testLoop) recv(direct func(*func()) (Msg, error, bool, bool), queue fun
 }
 
 // loopEchoServer answers each request of a bidi call with it, reading as
-// grpc.aio's server does; serverDone gets the handler's end.
-func loopEchoServer(t *testing.T) (target string, serverDone chan error) {
-	serverDone = make(chan error, 1)
+// grpc.aio's server does; serverDone gets the handler's end, serverFd the
+// call's socket once its loop reads it.
+func loopEchoServer(t *testing.T) (target string, serverDone chan error, serverFd chan int) {
+	serverDone, serverFd = make(chan error, 1), make(chan int, 1)
 	_, target = newTestServer(t, func(c *ServerCall) {
 		l := newTestLoop(t)
 		for {
@@ -148,10 +149,16 @@ func loopEchoServer(t *testing.T) (target string, serverDone chan error) {
 				return
 			}
 			l.watch(c.AioLoopRead(true), c.AioPump)
+			if l.fd >= 0 {
+				select {
+				case serverFd <- c.dr.lr.Fd:
+				default:
+				}
+			}
 		}
 		serverDone <- c.Finish(codes.OK, "", nil)
 	})
-	return target, serverDone
+	return target, serverDone, serverFd
 }
 
 // pingPong sends m and reads it back on the loop, then lets the loop read
@@ -172,7 +179,7 @@ func pingPong(t *testing.T, l *testLoop, s *Stream, want []byte) {
 
 func TestLoopReadPingPongBothEnds(t *testing.T) {
 	const n = 300
-	target, serverDone := loopEchoServer(t)
+	target, serverDone, _ := loopEchoServer(t)
 	ch := dial(t, target)
 	s := ch.StartStream(spec(mBidi), true, true, nil, false)
 	l := newTestLoop(t)
@@ -210,7 +217,7 @@ func TestLoopReadPingPongBothEnds(t *testing.T) {
 // input (no Go thread woken a packet for nothing); the reading given back
 // (here: the stream's end), the interest is back and the goroutine reads.
 func TestLoopReadMutesGoPollerInput(t *testing.T) {
-	target, serverDone := loopEchoServer(t)
+	target, serverDone, serverFd := loopEchoServer(t)
 	ch := dial(t, target)
 	s := ch.StartStream(spec(mBidi), true, true, nil, false)
 	l := newTestLoop(t)
@@ -220,15 +227,21 @@ func TestLoopReadMutesGoPollerInput(t *testing.T) {
 	if l.fd < 0 {
 		t.Fatal("no loop read the connection")
 	}
-	fd := s.dr.lr.Fd
-	goInput := func() bool {
-		ev, _, ok := epollEntry(int(goEpoll.Load()), fd)
-		if !ok {
-			t.Fatalf("Go's epoll registration of socket %d not found", fd)
+	srvFd, _ := recvChan(t, "the server's loop to read its socket", serverFd)
+	// Either end's socket, in this process's (Go's one) epoll.
+	input := func(fd int) func() bool {
+		return func() bool {
+			ev, _, ok := epollEntry(int(goEpoll.Load()), fd)
+			if !ok {
+				t.Fatalf("Go's epoll registration of socket %d not found", fd)
+			}
+			return ev&syscall.EPOLLIN != 0
 		}
-		return ev&syscall.EPOLLIN != 0
 	}
-	waitFor(t, "Go's interest in the input to go", func() bool { return goEpoll.Load() >= 0 && !goInput() })
+	goInput, srvInput := input(s.dr.lr.Fd), input(srvFd)
+	waitFor(t, "Go's interest in the input to go", func() bool {
+		return goEpoll.Load() >= 0 && !goInput() && !srvInput()
+	})
 	for i := 10; i < 20; i++ {
 		pingPong(t, l, s, []byte(fmt.Sprintf("m%d", i)))
 	}
@@ -240,7 +253,7 @@ func TestLoopReadMutesGoPollerInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-s.Ended()
-	waitFor(t, "Go's interest in the input to come back", goInput)
+	waitFor(t, "Go's interest in the input to come back", func() bool { return goInput() && srvInput() })
 	// The goroutine reads again: a second call on the connection.
 	u := ch.StartUnary(spec(mBidi), BytesMsg([]byte("q")))
 	closed(t, "a call after the loop's reading", u.Done)
