@@ -375,8 +375,7 @@ func (s *Server) endCalls() {
 }
 
 // streamsEnder is a grpc-go server that can end every stream of its
-// connections with a status (the patched grpc-go's; not the xDS server's,
-// whose connections Stop closes under their calls).
+// connections with a status (the patched grpc-go's, plain or xDS).
 type streamsEnder interface{ GrpcgoEndStreams(*status.Status) }
 
 // cancelKey is the context key of a call's own cancel function.

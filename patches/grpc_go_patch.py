@@ -728,6 +728,7 @@ NEW_FILES = [
     ("internal/transport/grpcgo_alloc.go", "transport_alloc_grpcgo.go.in"),
     ("internal/transport/grpcgo_loopread.go", "transport_loopread_grpcgo.go.in"),
     ("grpcgo_loopread.go", "grpc_loopread_grpcgo.go.in"),
+    ("xds/grpcgo.go", "xds_grpcgo.go.in"),
 ]
 
 # golang.org/x/net, whose http2 framer grpc-go reads frames with, is

@@ -64,9 +64,14 @@ for line in sys.stdin:
 # connection is secured and who the client is. argv: the fallback server
 # credentials ("insecure", or "KEY,CERT" files for TLS).
 XDS_SERVER = r"""
-import json, sys
+import json, sys, time
 from concurrent import futures
 import grpc
+
+def hold(request, context):  # a call still running when the server stops
+    yield b"held"
+    while context.is_active():
+        time.sleep(0.05)
 
 def who(request, context):
     auth = context.auth_context()
@@ -82,7 +87,8 @@ else:
     fallback = grpc.ssl_server_credentials([(key, cert)])
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), xds=True)
 server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-    "xds.Echo", {"Who": grpc.unary_unary_rpc_method_handler(who)})])
+    "xds.Echo", {"Who": grpc.unary_unary_rpc_method_handler(who),
+                 "Hold": grpc.unary_stream_rpc_method_handler(hold)})])
 port = server.add_secure_port("127.0.0.1:0", grpc.xds_server_credentials(fallback))
 server.start()
 print("port %d" % port, flush=True)
@@ -418,6 +424,23 @@ def test_a_server_serves_only_while_its_listener_is_there(secure_mesh):
                 break
             assert time.monotonic() < deadline, "still serving without its Listener"
             time.sleep(0.1)
+
+
+def test_an_xds_servers_stop_ends_its_calls_as_grpcios(secure_mesh):
+    # A call that outlives the stop's grace ends UNAVAILABLE "Cancelling
+    # all calls" on its stream, as on a plain server (and grpcio's).
+    control = secure_mesh["control"]
+    server = secure_mesh["server"] = XDSServer(control.port, "insecure")
+    control.publish([], servers=[server.resource()])
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_stream("/xds.Echo/Hold")(b"", timeout=WAIT, wait_for_ready=True)
+        assert next(call) == b"held"
+        server.stop()  # stop(None)
+        with pytest.raises(grpc.RpcError) as caught:
+            next(call)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value
+        assert caught.value.details() == "Cancelling all calls", caught.value
+    secure_mesh["server"] = None
 
 
 def test_an_xds_server_without_bootstrap_serves_plainly():
