@@ -251,8 +251,8 @@ def test_go_procs_do_not_follow_threads_blocked_in_unary_calls(gi, setting):
     if setting == "1":
         assert peak >= 12, (peak, low, base)
     else:
-        # (On one CPU, Go's default of 1 P: the main thread's own engine
-        # calls may count for a period, hence 2.)
+        # (On one CPU, a 1-P default, a run peaked at 2: one thread more
+        # for a period, nothing like the twelve callers.)
         assert peak <= max(base, 2), (peak, low, base)
     assert low == base, (peak, low, base)
 
