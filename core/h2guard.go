@@ -466,6 +466,11 @@ func (g *h2guard) track(b []byte) {
 func (g *h2guard) Close() error {
 	var err error
 	g.closing.Do(func() {
+		// Go's poller back on the input (the drain below reads), and no
+		// change to it after: the descriptor may soon be another socket's.
+		if g.raw == nil || g.raw.Control(func(fd uintptr) { g.mute.close(int(fd)) }) != nil {
+			g.mute.close(-1)
+		}
 		if g.server && g.failed != nil {
 			if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
@@ -478,7 +483,6 @@ func (g *h2guard) Close() error {
 				}
 			}
 		}
-		g.mute.close() // before the descriptor can be another socket's
 		if g.loopFd.Load() {
 			if cr, ok := g.Conn.(interface{ CloseRead() error }); ok {
 				cr.CloseRead()

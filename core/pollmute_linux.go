@@ -55,6 +55,10 @@ func (m *pollMute) setRead(fd int, read bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.setReadLocked(fd, read)
+}
+
+func (m *pollMute) setReadLocked(fd int, read bool) {
 	if m.closed || m.muted == !read || m.known < 0 {
 		return
 	}
@@ -83,11 +87,16 @@ func (m *pollMute) setRead(fd int, read bool) {
 	m.muted = !read
 }
 
-// close: the socket is about to close; no MOD after this.
-func (m *pollMute) close() {
+// close: socket fd (-1: gone already) is about to close; its interest
+// comes back (a last read before the close, the guard's, may wait for
+// input) and no MOD comes after this.
+func (m *pollMute) close(fd int) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if fd >= 0 {
+		m.setReadLocked(fd, true)
+	}
 	m.closed = true
-	m.mu.Unlock()
 }
 
 // goEpollKind: what tells Go's registrations (netpollopen) from an event

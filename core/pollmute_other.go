@@ -7,4 +7,4 @@ package core
 type pollMute struct{}
 
 func (m *pollMute) setRead(fd int, read bool) {}
-func (m *pollMute) close()                    {}
+func (m *pollMute) close(fd int)              {}
