@@ -171,6 +171,35 @@ func (d *directReader) loopOn(s any) int {
 	return fd
 }
 
+// armNext arms w for the message after the one just taken directly (rd
+// the owner's, not held): fired, it ran at once (something is queued
+// already, or reading is no longer direct: the next read finds out).
+func (d *directReader) armNext(rd *sync.Mutex, s any, w *func()) (fired bool) {
+	rd.Lock()
+	defer rd.Unlock()
+	if !d.on.Load() {
+		(*w)()
+		return true
+	}
+	return d.arm(s, w)
+}
+
+// loopSwitch turns the loop's reading on (a dup of the socket, or -1: not
+// now; only while reading directly and, if set, may says so) or off (rd
+// the owner's, not held).
+func (d *directReader) loopSwitch(rd *sync.Mutex, s any, on bool, may func() bool) int {
+	rd.Lock()
+	defer rd.Unlock()
+	if !on {
+		d.loopOff()
+		return -1
+	}
+	if !d.on.Load() || may != nil && !may() {
+		return -1
+	}
+	return d.loopOn(s)
+}
+
 // loopOff gives the connection's reading back to its goroutine (rd held).
 func (d *directReader) loopOff() {
 	if d.lrOn {
@@ -257,29 +286,12 @@ func (c *ServerCall) leaveDirect() {
 
 // AioArmDirect arms w for the request after the one just taken directly:
 // fired, it ran at once (something is queued already).
-func (c *ServerCall) AioArmDirect(w *func()) (fired bool) {
-	c.rd.Lock()
-	defer c.rd.Unlock()
-	if !c.dr.on.Load() {
-		(*w)() // no longer direct: the next read finds out
-		return true
-	}
-	return c.dr.arm(c.ss, w)
-}
+func (c *ServerCall) AioArmDirect(w *func()) (fired bool) { return c.dr.armNext(&c.rd, c.ss, w) }
 
 // AioLoopRead turns the loop's reading of the call's connection on (a dup
 // of its socket, which the caller watches and closes; -1: not now) or off.
 func (c *ServerCall) AioLoopRead(on bool) int {
-	c.rd.Lock()
-	defer c.rd.Unlock()
-	if !on {
-		c.dr.loopOff()
-		return -1
-	}
-	if !c.dr.on.Load() || c.in.Load() != nil {
-		return -1
-	}
-	return c.dr.loopOn(c.ss)
+	return c.dr.loopSwitch(&c.rd, c.ss, on, func() bool { return c.in.Load() == nil })
 }
 
 // AioPump reads and handles the frames the call's connection has (the
@@ -335,29 +347,10 @@ func (s *Stream) AioRecvDirect(w *func()) (m Msg, err error, got, direct bool) {
 }
 
 // AioArmDirect: ServerCall.AioArmDirect for a client stream.
-func (s *Stream) AioArmDirect(w *func()) (fired bool) {
-	s.rd.Lock()
-	defer s.rd.Unlock()
-	if !s.dr.on.Load() {
-		(*w)()
-		return true
-	}
-	return s.dr.arm(s.cs, w)
-}
+func (s *Stream) AioArmDirect(w *func()) (fired bool) { return s.dr.armNext(&s.rd, s.cs, w) }
 
 // AioLoopRead: ServerCall.AioLoopRead for a client stream.
-func (s *Stream) AioLoopRead(on bool) int {
-	s.rd.Lock()
-	defer s.rd.Unlock()
-	if !on {
-		s.dr.loopOff()
-		return -1
-	}
-	if !s.dr.on.Load() {
-		return -1
-	}
-	return s.dr.loopOn(s.cs)
-}
+func (s *Stream) AioLoopRead(on bool) int { return s.dr.loopSwitch(&s.rd, s.cs, on, nil) }
 
 // AioPump: ServerCall.AioPump for a client stream.
 func (s *Stream) AioPump() bool { return s.dr.pump(&s.rd) }
